@@ -1,0 +1,85 @@
+"""Give build.py its own pinned environment on first use, then run inside it.
+
+Standard library only: this runs before any dependency is importable. The venv lives in
+`.venv/` beside build.py; a stamp file holds the hash of requirements.txt so that a changed
+pin re-installs, and an unchanged one costs a single stat and read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = Path(os.environ.get("GLIBC_BUILD_VENV", ROOT / ".venv"))
+REQUIREMENTS = ROOT / "requirements.txt"
+STAMP = VENV / ".requirements.sha256"
+MIN_PYTHON = (3, 9)
+# Set inside the re-executed process, so that a broken venv can never loop.
+REEXEC_MARK = "GLIBC_BUILD_IN_VENV"
+
+
+def _fail(message: str) -> None:
+    sys.stderr.write(f"error: {message}\n")
+    raise SystemExit(3)
+
+
+def _wanted_stamp() -> str:
+    return hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
+
+
+def _venv_python() -> Path:
+    return VENV / "bin" / "python"
+
+
+def _inside_venv() -> bool:
+    return Path(sys.prefix).resolve() == VENV.resolve()
+
+
+def _install() -> None:
+    """(Re)create the venv. The stamp is written last, so an interrupted install is redone."""
+    sys.stderr.write(f"setting up {VENV} (first use: installing pinned dependencies)...\n")
+    shutil.rmtree(VENV, ignore_errors=True)
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True,
+                       stdout=subprocess.DEVNULL)
+        subprocess.run([str(_venv_python()), "-m", "pip", "install", "--quiet",
+                        "--disable-pip-version-check", "-r", str(REQUIREMENTS)], check=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        shutil.rmtree(VENV, ignore_errors=True)
+        _fail(f"could not set up {VENV} ({exc}); check that python3-venv and pip work "
+              "and that the Python package index is reachable, then run again")
+    STAMP.write_text(_wanted_stamp())
+
+
+def ensure_environment() -> None:
+    """Re-execute build.py inside `.venv/`, creating or refreshing it when needed.
+
+    GLIBC_BUILD_NO_VENV=1 skips this and uses the running interpreter as it is (for packagers
+    and for environments that already hold the dependencies).
+    """
+    if sys.version_info < MIN_PYTHON:
+        _fail(f"Python {'.'.join(map(str, MIN_PYTHON))} or newer is needed; this is "
+              f"{sys.version.split()[0]}")
+    if os.environ.get("GLIBC_BUILD_NO_VENV") == "1":
+        return
+    fresh = STAMP.is_file() and STAMP.read_text().strip() == _wanted_stamp()
+    if _inside_venv() and fresh:
+        return
+    if os.environ.get(REEXEC_MARK) == "1" and fresh:
+        return
+    if not fresh:
+        import fcntl  # POSIX only, like the rest of the tool
+
+        VENV.parent.mkdir(parents=True, exist_ok=True)
+        with open(VENV.parent / ".venv.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # a second build.py waits for the first install
+            if not (STAMP.is_file() and STAMP.read_text().strip() == _wanted_stamp()):
+                _install()
+    env = dict(os.environ, **{REEXEC_MARK: "1"})
+    python = str(_venv_python())
+    os.execve(python, [python, *sys.argv], env)

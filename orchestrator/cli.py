@@ -1,0 +1,103 @@
+"""Command line: the bare form builds; `check`, `render`, `fetch`, ... are subcommands.
+
+Each command only parses options and hands over to its stage module, imported lazily so that
+`check` never pays for docker-py and `--help` stays fast. `main` turns every failure into one
+line and a documented exit code (see errors.py).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import EXIT_CODES, OrchestratorError
+from .logger import error
+
+EXIT_CODE_HELP = "\b\nExit codes:\n" + "\n".join(
+    f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES.items())
+
+
+class DefaultToBuild(click.Group):
+    """`build.py [OPTIONS] CRATE_DIR` means `build.py build [OPTIONS] CRATE_DIR`."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h",
+                                                                     "--version"):
+            args = ["build", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=DefaultToBuild, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog=EXIT_CODE_HELP)
+@click.version_option(__version__, prog_name="build.py")
+def cli() -> None:
+    """Build Rust cdylib plugins that load on an old glibc, check them, and prove they load.
+
+    \b
+    python3 build.py [OPTIONS] CRATE_DIR    build (see `build.py build --help`)
+    python3 build.py COMMAND [ARGS]...      one stage on its own
+    """
+
+
+GLIBC_HELP = "Highest glibc the output may need, MAJOR.MINOR (default 2.17)."
+
+
+@cli.command(epilog=EXIT_CODE_HELP)
+@click.option("--glibc", default=None, metavar="X.Y", help=GLIBC_HELP)
+@click.option("--target", default=None, metavar="TRIPLE",
+              help="Rust target triple (default x86_64-unknown-linux-gnu).")
+@click.option("--backend", type=click.Choice(["zig", "docker"]), default=None,
+              help="zig: link against zig's glibc stubs (no Docker); docker: build inside an "
+                   "old-distro image made from --recipe. Default zig.")
+@click.option("--recipe", default=None, metavar="NAME|PATH",
+              help="Recipe for the docker backend (see recipes/).")
+@click.option("--profile", type=click.Choice(["release", "debug"]), default=None,
+              help="Cargo profile (default release).")
+@click.option("--package", "-p", default=None, metavar="NAME",
+              help="Workspace member to build (default: every cdylib under CRATE_DIR).")
+@click.option("--features", default=None, metavar="LIST", help="Cargo features to enable.")
+@click.option("--out", default=None, type=click.Path(path_type=Path),
+              help="Where the libraries go (default CRATE_DIR/dist).")
+@click.option("--json", "json_output", is_flag=True,
+              help="Print one JSON summary on stdout.")
+@click.argument("crate_dir", type=click.Path(path_type=Path))
+def build(**options: object) -> int:
+    """Build every cdylib of CRATE_DIR for an old glibc, then check it."""
+    from .build import BuildRequest, run_build
+
+    return run_build(BuildRequest.from_cli(**options))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the process exit code. Never lets a traceback reach the user."""
+    try:
+        result = cli.main(args=argv, prog_name="build.py", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        error("interrupted")
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return 2 if isinstance(exc, click.UsageError) else exc.exit_code
+    except OrchestratorError as exc:
+        error(exc.message, exc.details)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        error("interrupted")
+        return 130
+    except BrokenPipeError:
+        sys.stderr.close()  # stdout went away (e.g. `| head`): not an error worth a message
+        return 0
+    except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
+        if os.environ.get("GLIBC_BUILD_DEBUG") == "1":
+            traceback.print_exc()
+        error(f"internal error: {type(exc).__name__}: {exc}; this is a bug, please report it "
+              "with the output of the same command run with GLIBC_BUILD_DEBUG=1")
+        return 70
+    return result if isinstance(result, int) else 0

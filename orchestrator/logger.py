@@ -1,0 +1,41 @@
+"""Human-facing output on stderr (stdout is kept for --json and `render`).
+
+Colour and progress only on a terminal: a CI log or a pipe gets plain lines.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+
+from rich.console import Console
+
+
+@functools.cache
+def console() -> Console:
+    quiet = os.environ.get("GLIBC_BUILD_QUIET") == "1"
+    return Console(stderr=True, highlight=False, quiet=quiet,
+                   no_color="NO_COLOR" in os.environ)
+
+
+def step(message: str) -> None:
+    """A stage starting: `==> building crate plugin (zig, glibc 2.17)`."""
+    console().print(f"[bold blue]==>[/] {message}")
+
+
+def info(message: str) -> None:
+    console().print(f"    {message}", markup=False)
+
+
+def warn(message: str) -> None:
+    console().print(f"[yellow]warning:[/] {message}")
+
+
+def error(message: str, details: str = "") -> None:
+    """Always printed (even when quiet): the one line that says what failed and what to do."""
+    text = f"error: {message}"
+    if details:
+        text += "\n" + details.rstrip()
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()

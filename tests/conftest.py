@@ -1,0 +1,56 @@
+"""Shared test helpers: run build.py as a user would, and find the real tools it needs.
+
+Tests talk to the real thing (cargo, zig, gpg, Docker, debootstrap roots); nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "examples"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def run_tool(*args: str | os.PathLike, cwd: Path | None = None, env: dict | None = None,
+             timeout: float = 900) -> subprocess.CompletedProcess:
+    """Run `python build.py ARGS` as a separate process, the way a user does."""
+    full_env = dict(os.environ, GLIBC_BUILD_NO_VENV="1", NO_COLOR="1")
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, str(REPO / "build.py"), *map(str, args)],
+                          cwd=cwd, env=full_env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def assert_clean_failure(proc: subprocess.CompletedProcess, code: int, *needles: str) -> None:
+    """A bad input: the documented exit code, one `error:` line naming the culprit, no traceback."""
+    assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert "error:" in proc.stderr or "Error:" in proc.stderr, proc.stderr
+    for needle in needles:
+        assert needle in proc.stderr, (needle, proc.stderr)
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    """The real Docker engine. In CI a missing engine fails the run instead of skipping."""
+    import docker
+
+    try:
+        client = docker.from_env()
+        client.ping()
+    except Exception as exc:  # noqa: BLE001
+        if IN_CI:
+            pytest.fail(f"CI=true and no Docker engine answers: {exc}")
+        pytest.skip(f"no Docker engine: {exc}")
+    return client
+
+
+def have(tool: str) -> bool:
+    return shutil.which(tool) is not None

@@ -1,0 +1,11 @@
+#!/bin/sh
+# The test command (README and .ci/run): installs what the tests need, then runs them.
+set -eu
+cd "$(dirname "$0")/.."
+if ! command -v debootstrap >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap gpg gpgv >/dev/null
+fi
+python3 build.py --version >/dev/null          # creates .venv/ with the pinned runtime deps
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-test.txt
+.venv/bin/python -m ruff check orchestrator tests bench build.py
+exec .venv/bin/python -m pytest -q "$@"
