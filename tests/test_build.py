@@ -1,0 +1,223 @@
+"""Issue 2, the spine: `build.py --glibc 2.17 crate/` builds plugins that load on an old glibc.
+
+Everything is real: cargo, zig from the ziglang package, readelf from binutils as the
+independent judge of the output, and bullseye's own dynamic loader (glibc 2.31) as the proof.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .conftest import EXAMPLES, assert_clean_failure, run_tool
+
+pytestmark = pytest.mark.slow
+
+
+def glibc_needs(lib: Path) -> list[tuple[int, ...]]:
+    """Every GLIBC_x.y version `readelf -V` lists as needed by lib (binutils, not our reader)."""
+    out = subprocess.run(["readelf", "-V", "--wide", str(lib)], capture_output=True, text=True,
+                         check=True).stdout
+    needs = out.split("Version needs section", 1)[-1]
+    return [tuple(map(int, v.split("."))) for v in re.findall(r"Name: GLIBC_([\d.]+)", needs)]
+
+
+def copy_crate(name: str, dest: Path) -> Path:
+    """A private copy of an example crate (tests must not write into the repository)."""
+    crate = dest / name
+    shutil.copytree(EXAMPLES / name, crate, ignore=shutil.ignore_patterns("target", "dist"))
+    return crate
+
+
+def cargo_build_plain(crate: Path) -> Path:
+    """What a user gets without this tool: `cargo build --release` on this (glibc 2.36) host."""
+    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=crate, check=True)
+    return next((crate / "target" / "release").glob("lib*.so"))
+
+
+@pytest.fixture(scope="session")
+def plugin_2_17(tmp_path_factory) -> dict:
+    """The example plugin built once by build.py for glibc 2.17; shared by several tests."""
+    crate = copy_crate("plugin", tmp_path_factory.mktemp("zig217"))
+    proc = run_tool("--glibc", "2.17", "--json", crate)
+    assert proc.returncode == 0, proc.stderr
+    return {"crate": crate, "proc": proc, "summary": json.loads(proc.stdout)}
+
+
+def test_build_puts_a_2_17_library_in_dist(plugin_2_17):
+    summary = plugin_2_17["summary"]
+    assert summary["ok"] is True and summary["glibc"] == "2.17"
+    (artifact,) = [Path(p) for p in summary["artifacts"]]
+    assert artifact == plugin_2_17["crate"] / "dist" / "libexample_plugin.so"
+    needs = glibc_needs(artifact)
+    assert needs, "a Rust cdylib always needs some GLIBC version"
+    assert max(needs) <= (2, 17)
+    assert summary["check"]["files"][0]["required"]["GLIBC"] == ".".join(map(str, max(needs)))
+
+
+def test_gc_sections_and_zig_linker_were_used(plugin_2_17):
+    # zig links Rust's libgcc_s needs to its own libunwind: libgcc_s must not be needed.
+    lib = plugin_2_17["crate"] / "dist" / "libexample_plugin.so"
+    dynamic = subprocess.run(["readelf", "-d", str(lib)], capture_output=True, text=True,
+                             check=True).stdout
+    assert "libgcc_s" not in dynamic
+    comment = subprocess.run(["readelf", "-p", ".comment", str(lib)], capture_output=True,
+                             text=True).stdout
+    assert "Linker: LLD" in comment or "lld" in comment.lower(), comment
+
+
+def test_plugin_loads_and_runs_on_glibc_2_31(plugin_2_17, bullseye_root):
+    lib = plugin_2_17["crate"] / "dist" / "libexample_plugin.so"
+    proc = run_tool("verify-load", "--rootfs", bullseye_root, "--call", "plugin_entry", lib)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "hello from the plugin, thread computed 896" in proc.stdout + proc.stderr
+
+
+def test_plain_cargo_build_is_refused_by_glibc_2_31(tmp_path, bullseye_root):
+    """The problem, side by side with the fix above: glibc's own refusal message."""
+    lib = cargo_build_plain(copy_crate("plugin", tmp_path))
+    assert max(glibc_needs(lib)) > (2, 31)
+    proc = run_tool("verify-load", "--rootfs", bullseye_root, "--call", "plugin_entry", lib)
+    assert proc.returncode == 1
+    assert re.search(r"version `GLIBC_2\.3[2-9]' not found", proc.stdout + proc.stderr), \
+        proc.stdout + proc.stderr
+
+
+def test_c_part_is_compiled_for_the_target_glibc_too(tmp_path, bullseye_root):
+    crate = copy_crate("plugin-c", tmp_path)
+    proc = run_tool("--glibc", "2.17", crate)
+    assert proc.returncode == 0, proc.stderr
+    lib = crate / "dist" / "libexample_plugin_c.so"
+    assert max(glibc_needs(lib)) <= (2, 17)
+    syms = subprocess.run(["readelf", "--dyn-syms", "-W", str(lib)], capture_output=True,
+                          text=True, check=True).stdout
+    assert "fcntl@GLIBC_2.2.5" in syms and "fcntl64" not in syms
+    loaded = run_tool("verify-load", "--rootfs", bullseye_root, "--call", "plugin_entry", lib)
+    assert loaded.returncode == 0, loaded.stdout + loaded.stderr
+    assert "fcntl said" in loaded.stdout + loaded.stderr
+
+
+def test_c_part_built_by_the_host_compiler_needs_fcntl64(tmp_path):
+    """Without zig as CC, the same C code binds fcntl64@GLIBC_2.28 on this host."""
+    lib = cargo_build_plain(copy_crate("plugin-c", tmp_path))
+    syms = subprocess.run(["readelf", "--dyn-syms", "-W", str(lib)], capture_output=True,
+                          text=True, check=True).stdout
+    assert "fcntl64@GLIBC_2.28" in syms
+
+
+WORKSPACE = {
+    "Cargo.toml": '[workspace]\nmembers = ["plug", "util"]\nresolver = "2"\n',
+    "util/Cargo.toml": '[package]\nname = "util"\nversion = "0.1.0"\nedition = "2021"\n',
+    "util/src/lib.rs": "pub fn answer() -> i32 { 42 }\n",
+    "plug/Cargo.toml": ('[package]\nname = "plug"\nversion = "0.2.0"\nedition = "2021"\n'
+                        '[lib]\ncrate-type = ["cdylib"]\n'
+                        '[dependencies]\nutil = { path = "../util" }\n'),
+    "plug/src/lib.rs": ('#[no_mangle]\npub extern "C" fn plugin_entry() -> i32 '
+                        '{ if util::answer() == 42 { 0 } else { 1 } }\n'
+                        '#[cfg(extra_export)]\n#[no_mangle]\n'
+                        'pub extern "C" fn built_with_user_flags() -> i32 { 7 }\n'),
+}
+
+
+@pytest.fixture
+def workspace(tmp_path) -> Path:
+    for rel, text in WORKSPACE.items():
+        path = tmp_path / "ws" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return tmp_path / "ws"
+
+
+def dyn_symbols(lib: Path) -> str:
+    return subprocess.run(["readelf", "--dyn-syms", "-W", str(lib)], capture_output=True,
+                          text=True, check=True).stdout
+
+
+def test_workspace_root_member_dir_and_package(workspace, tmp_path):
+    # From the workspace root: the one cdylib member is found; the rlib member is not built out.
+    out_root = tmp_path / "out-root"
+    proc = run_tool("--out", out_root, workspace)
+    assert proc.returncode == 0, proc.stderr
+    assert [p.name for p in out_root.iterdir()] == ["libplug.so"]
+    # From the member's own folder, and with --package from the root: same library.
+    proc = run_tool("--out", tmp_path / "out-member", workspace / "plug")
+    assert proc.returncode == 0, proc.stderr
+    proc = run_tool("--package", "plug", "--out", tmp_path / "out-pkg", workspace)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "out-pkg" / "libplug.so").is_file()
+    # --package naming the member without a cdylib is refused with a clear line.
+    proc = run_tool("--package", "util", workspace)
+    assert_clean_failure(proc, 2, "util", "cdylib")
+
+
+def test_user_rustflags_are_kept(workspace, tmp_path):
+    """Our --gc-sections is added to the user's flags, from the environment or .cargo/config."""
+    proc = run_tool("--out", tmp_path / "env", workspace, env={"RUSTFLAGS": "--cfg extra_export"})
+    assert proc.returncode == 0, proc.stderr
+    assert "built_with_user_flags" in dyn_symbols(tmp_path / "env" / "libplug.so")
+
+    (workspace / ".cargo").mkdir()
+    (workspace / ".cargo" / "config.toml").write_text(
+        '[build]\nrustflags = ["--cfg", "extra_export"]\n')
+    proc = run_tool("--out", tmp_path / "config", workspace)
+    assert proc.returncode == 0, proc.stderr
+    assert "built_with_user_flags" in dyn_symbols(tmp_path / "config" / "libplug.so")
+
+
+def test_output_failing_the_check_exits_1_and_is_not_copied(workspace, tmp_path):
+    """An executable stack is refused by dlopen on glibc >= 2.41: the check must fail the build."""
+    out = tmp_path / "out"
+    proc = run_tool("--out", out, workspace,
+                    env={"RUSTFLAGS": "-C link-arg=-Wl,-z,execstack"})
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "stack" in proc.stderr.lower()
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_cargo_failure_exits_3_with_cargos_own_error(workspace):
+    (workspace / "plug" / "src" / "lib.rs").write_text("pub fn broken() -> i32 { \"no\" }\n")
+    proc = run_tool(workspace)
+    assert_clean_failure(proc, 3, "cargo failed", "mismatched types")
+
+
+@pytest.mark.parametrize("args, code, needles", [
+    (["--glibc", "2.x"], 2, ["--glibc", "2.x"]),
+    (["--glibc", "2.5"], 2, ["--glibc 2.5", "2.17"]),
+    (["--glibc", "2.99"], 2, ["--glibc 2.99", "newest"]),
+    (["--target", "sparc-sun-solaris"], 2, ["--target", "sparc-sun-solaris"]),
+    (["--profile", "fast"], 2, ["--profile"]),
+    (["--package", "nope"], 2, ["--package", "nope"]),
+    (["--recipe", "debian-bullseye", "--backend", "zig"], 2, ["--recipe"]),
+    (["--no-such-option"], 2, ["--no-such-option"]),
+])
+def test_bad_options(args, code, needles):
+    assert_clean_failure(run_tool(*args, EXAMPLES / "plugin"), code, *needles)
+
+
+def test_bad_crate_dirs(tmp_path):
+    assert_clean_failure(run_tool(tmp_path / "missing"), 2, "missing", "no such folder")
+    assert_clean_failure(run_tool(tmp_path), 2, "no Cargo.toml")
+    lib_only = tmp_path / "rlib"
+    (lib_only / "src").mkdir(parents=True)
+    (lib_only / "Cargo.toml").write_text('[package]\nname = "rlib"\nversion = "0.1.0"\n')
+    (lib_only / "src" / "lib.rs").write_text("")
+    assert_clean_failure(run_tool(lib_only), 2, "no cdylib target", "crate-type")
+    (lib_only / "Cargo.toml").write_text("[package\nname = ")
+    assert_clean_failure(run_tool(lib_only), 2, "Cargo.toml", "cargo cannot read it")
+
+
+def test_help_documents_exit_codes():
+    proc = run_tool("--help")
+    assert proc.returncode == 0
+    for code in ("0 ", "1 ", "2 ", "3 "):
+        assert f"\n    {code}" in proc.stdout
+    build_help = run_tool("build", "--help")
+    for option in ("--glibc", "--target", "--backend", "--recipe", "--profile", "--package",
+                   "--features", "--out", "--json"):
+        assert option in build_help.stdout
