@@ -1,8 +1,8 @@
 """The main job: build a crate's cdylibs for an old glibc, check them, put them in --out.
 
-recipe/render/fetch (docker only) -> backend -> check -> copy out -> report. Only libraries
-that pass the check are copied to --out, so that folder never holds a file that would fail
-to load on the target.
+backend -> check -> (prove on a real root) -> (rebuild elsewhere and compare) -> copy out +
+manifest -> report. Only libraries that pass every requested stage are copied to --out, so
+that folder never holds a file that would fail to load on the target.
 """
 
 from __future__ import annotations
@@ -11,60 +11,119 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from . import cargo, logger, targets
+from . import cargo, logger, manifest, reproducible, targets
 from .abilist import newest_glibc
-from .backends import BuildContext, backend
-from .errors import CheckFailed, UsageError
+from .backends import GC_SECTIONS, BuildContext, backend
+from .errors import CheckFailed, LoadRefused, NotReproducible, UsageError
 from .glibc import GlibcVersion
 
 DEFAULT_GLIBC = "2.17"
+# Keys a crate may set in [package.metadata.glibc-build]; command-line flags win over them.
+SETTINGS = ("glibc", "target", "backend", "recipe", "profile", "features", "verify-on",
+            "verify-reproducible")
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """What the command line said; None means "not given" (a crate default may apply)."""
+
+    crate_dir: Path
+    glibc: str | None = None
+    target: str | None = None
+    backend: str | None = None
+    recipe: str | None = None
+    profile: str | None = None
+    package: str | None = None
+    features: str | None = None
+    out: Path | None = None
+    verify_on: Path | None = None
+    verify_reproducible: bool | None = None
+    json_output: bool = False
 
 
 @dataclass(frozen=True)
 class BuildRequest:
-    crate_dir: Path
+    """Validated options, after crate defaults were applied."""
+
+    crate: cargo.Crate
     glibc: GlibcVersion
     target: targets.Target
     backend: str
     recipe: str | None
     profile: str
-    package: str | None
     features: str | None
     out: Path
+    verify_on: Path | None
+    verify_reproducible: bool
     json_output: bool
 
-    @classmethod
-    def from_cli(cls, *, crate_dir: Path, glibc: str | None, target: str | None,
-                 backend: str | None, recipe: str | None, profile: str | None,
-                 package: str | None, features: str | None, out: Path | None,
-                 json_output: bool) -> BuildRequest:
-        """Validate what the user typed; every bad value is a UsageError naming the option."""
-        tgt = targets.lookup(target or targets.DEFAULT_TARGET)
-        version = validate_glibc(GlibcVersion.parse(glibc or DEFAULT_GLIBC), tgt)
-        chosen_backend = backend or ("docker" if recipe else "zig")
-        if recipe and chosen_backend != "docker":
-            raise UsageError("--recipe only applies to --backend docker; drop it or add "
-                             "--backend docker")
-        if chosen_backend == "docker" and not recipe:
-            raise UsageError("--backend docker needs --recipe NAME (see recipes/)")
-        return cls(crate_dir=crate_dir, glibc=version, target=tgt, backend=chosen_backend,
-                   recipe=recipe, profile=profile or "release", package=package,
-                   features=features, out=out or crate_dir / "dist", json_output=json_output)
 
-
-def validate_glibc(version: GlibcVersion, target: targets.Target) -> GlibcVersion:
+def validate_glibc(version: GlibcVersion, target: targets.Target,
+                   what: str = "--glibc") -> GlibcVersion:
     """Refuse versions Rust cannot target or zig's glibc database does not know."""
     if version < target.glibc_floor:
-        raise UsageError(f"--glibc {version} is older than {target.glibc_floor}, the oldest glibc "
+        raise UsageError(f"{what} {version} is older than {target.glibc_floor}, the oldest glibc "
                          f"Rust's std supports on {target.rust}; use {target.glibc_floor} or newer")
     newest = newest_glibc()
     if version > newest:
-        raise UsageError(f"--glibc {version} is newer than the newest glibc this tool knows "
+        raise UsageError(f"{what} {version} is newer than the newest glibc this tool knows "
                          f"({newest}); use {newest} or older")
     return version
+
+
+def _check_cli_values(options: BuildOptions) -> None:
+    """Fail fast on bad flag values, before cargo is even asked about the crate."""
+    target = targets.lookup(options.target or targets.DEFAULT_TARGET)
+    if options.glibc is not None:
+        validate_glibc(GlibcVersion.parse(options.glibc), target)
+
+
+def resolve(options: BuildOptions, crate: cargo.Crate) -> BuildRequest:
+    """Command-line flags, else the crate's [package.metadata.glibc-build], else defaults."""
+    settings = crate.settings
+    unknown = sorted(set(settings) - set(SETTINGS))
+    if unknown:
+        raise UsageError(f"unknown key {unknown[0]!r} in [package.metadata.{cargo.SETTINGS_KEY}] "
+                         f"of {crate.manifest}; known keys: {', '.join(SETTINGS)}")
+
+    def pick(flag: object, key: str) -> tuple[object, str]:
+        if flag is not None:
+            return flag, f"--{key}"
+        return settings.get(key), f"{key} in [package.metadata.{cargo.SETTINGS_KEY}]"
+
+    target_name, _ = pick(options.target, "target")
+    target = targets.lookup(str(target_name or targets.DEFAULT_TARGET))
+    glibc_text, glibc_source = pick(options.glibc, "glibc")
+    glibc = validate_glibc(GlibcVersion.parse(str(glibc_text or DEFAULT_GLIBC), what=glibc_source),
+                           target, glibc_source)
+    recipe, _ = pick(options.recipe, "recipe")
+    chosen, backend_source = pick(options.backend, "backend")
+    chosen = chosen or ("docker" if recipe else "zig")
+    if chosen not in ("zig", "docker"):
+        raise UsageError(f"{backend_source} {chosen!r} is not a backend; use zig or docker")
+    if recipe and chosen != "docker":
+        raise UsageError("--recipe only applies to --backend docker; drop it or add "
+                         "--backend docker")
+    if chosen == "docker" and not recipe:
+        raise UsageError("--backend docker needs --recipe NAME (see recipes/)")
+    profile, profile_source = pick(options.profile, "profile")
+    if profile not in (None, "release", "debug"):
+        raise UsageError(f"{profile_source} {profile!r} is not a profile; use release or debug")
+    features, _ = pick(options.features, "features")
+    verify_on, _ = pick(options.verify_on, "verify-on")
+    if verify_on is not None and options.verify_on is None:
+        verify_on = crate.manifest.parent / str(verify_on)  # relative to the crate, like cargo
+    repro, _ = pick(options.verify_reproducible, "verify-reproducible")
+    return BuildRequest(
+        crate=crate, glibc=glibc, target=target, backend=str(chosen),
+        recipe=str(recipe) if recipe else None, profile=str(profile or "release"),
+        features=str(features) if features else None,
+        out=options.out or options.crate_dir / "dist",
+        verify_on=Path(verify_on) if verify_on else None, verify_reproducible=bool(repro),
+        json_output=options.json_output)
 
 
 def copy_out(files: list[Path], out: Path) -> list[Path]:
@@ -85,30 +144,143 @@ def copy_out(files: list[Path], out: Path) -> list[Path]:
     return copied
 
 
-def run_build(request: BuildRequest) -> int:
-    crate = cargo.locate(request.crate_dir, request.package)
+def context(request: BuildRequest, crate: cargo.Crate) -> BuildContext:
+    """The backend's inputs, with the path remapping that makes the output reproducible."""
     ctx = BuildContext(crate=crate, target=request.target, glibc=request.glibc,
                        profile=request.profile, features=request.features,
-                       recipe=request.recipe)
+                       recipe=request.recipe, rustflags=list(GC_SECTIONS))
+    remaps = reproducible.path_remaps(crate, dict(os.environ))
+    ctx.rustflags += reproducible.remap_rustflags(remaps)
+    ctx.env.update(reproducible.environment(crate, request.target, dict(os.environ), remaps))
+    return ctx
+
+
+def rebuild_elsewhere(request: BuildRequest, ctx: BuildContext, scratch: Path) -> list[Path]:
+    """Build the same workspace again from a copy at another depth, with its own target dir."""
+    crate = request.crate
+    copy_root = scratch / "a" / "second" / "checkout" / crate.workspace_root.name
+    shutil.copytree(crate.workspace_root, copy_root, symlinks=True,
+                    ignore=shutil.ignore_patterns("target", ".git", "dist"))
+    member = crate.manifest.parent.relative_to(crate.workspace_root)
+    second = replace(cargo.locate(copy_root / member), packages=crate.packages)
+    ctx2 = context(request, second)
+    if "SOURCE_DATE_EPOCH" in ctx.env:  # the copy is not in git: keep the first build's time
+        ctx2.env["SOURCE_DATE_EPOCH"] = ctx.env["SOURCE_DATE_EPOCH"]
+    return backend(request.backend)(ctx2)
+
+
+def run_build(options: BuildOptions) -> int:
+    _check_cli_values(options)
+    crate = cargo.locate(options.crate_dir, options.package)
+    request = resolve(options, crate)
+    ctx = context(request, crate)
     built = backend(request.backend)(ctx)
 
     from .check import check_paths
 
-    logger.step(f"checking {len(built)} librar{'y' if len(built) == 1 else 'ies'} against "
-                f"glibc {request.glibc}")
+    plural = "y" if len(built) == 1 else "ies"
+    logger.step(f"checking {len(built)} librar{plural} against glibc {request.glibc}")
     report = check_paths(built, request.glibc, request.target)
     logger.console().print(report.render_text(), markup=False, highlight=False)
-    artifacts = copy_out(built, request.out) if report.ok else []
-    for path in artifacts:
-        logger.info(f"-> {path}")
-    if request.json_output:
-        print(json.dumps({
-            "ok": report.ok, "glibc": str(request.glibc), "target": request.target.rust,
-            "backend": request.backend, "artifacts": [str(p) for p in artifacts],
-            "check": report.to_json(),
-        }, indent=2))
+    summary: dict = {"ok": report.ok, "glibc": str(request.glibc), "target": request.target.rust,
+                     "backend": request.backend, "artifacts": [], "manifest": None,
+                     "check": report.to_json()}
+    failure: Exception | None = None
     if not report.ok:
-        raise CheckFailed(f"the built librar{'y' if len(built) == 1 else 'ies'} need more than "
-                          f"glibc {request.glibc} (see the report above); nothing was copied to "
-                          f"{request.out}; the files are in {built[0].parent}")
+        failure = CheckFailed(f"the built librar{plural} need more than glibc {request.glibc} "
+                              f"(see the report above); nothing was copied to {request.out}; "
+                              f"the files are in {built[0].parent}")
+    loads = None
+    if failure is None and request.verify_on is not None:
+        loads, failure = prove(request, built)
+        summary["verify_load"] = loads
+    if failure is None and request.verify_reproducible:
+        failure = verify_reproducible(request, ctx, built)
+        summary["reproducible"] = failure is None
+    if failure is None:
+        artifacts = copy_out(built, request.out)
+        summary["artifacts"] = [str(p) for p in artifacts]
+        summary["manifest"] = str(write_manifest(request, ctx, artifacts, report, loads))
+        for path in artifacts:
+            logger.info(f"-> {path}")
+    summary["ok"] = failure is None
+    if request.json_output:
+        print(json.dumps(summary, indent=2))
+    if failure is not None:
+        raise failure
     return 0
+
+
+def prove(request: BuildRequest, built: list[Path]) -> tuple[list[dict], Exception | None]:
+    """Load every library with the real dynamic loader of the --verify-on root."""
+    from .prove import verify_load
+    from .rootfs import resolve_root
+
+    assert request.verify_on is not None
+    root = resolve_root(request.verify_on)
+    logger.step(f"loading {len(built)} librar{'y' if len(built) == 1 else 'ies'} with the glibc "
+                f"of {request.verify_on}")
+    results = verify_load(root, built, call=None, target=request.target)
+    loads = []
+    for result in results:
+        logger.info(f"{result.lib.name}: {'loaded' if result.ok else 'REFUSED'} "
+                    f"{result.message}".rstrip())
+        loads.append({"name": result.lib.name, "ok": result.ok, "message": result.message})
+    refused = [r for r in results if not r.ok]
+    if refused:
+        return loads, LoadRefused(f"{refused[0].lib.name} does not load on "
+                                  f"{request.verify_on}: {refused[0].message}")
+    return loads, None
+
+
+def verify_reproducible(request: BuildRequest, ctx: BuildContext,
+                        built: list[Path]) -> Exception | None:
+    logger.step("building a second time from another folder to compare the bytes")
+    scratch = Path(tempfile.mkdtemp(prefix="glibc-build-repro-"))
+    try:
+        differences = reproducible.compare(built, rebuild_elsewhere(request, ctx, scratch))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    if not differences:
+        logger.info("reproducible: both builds are byte-identical")
+        return None
+    lines = [f"{d.name}: sections that differ: {', '.join(d.sections)}" for d in differences]
+    details = "\n".join(lines + [d.diffoscope for d in differences if d.diffoscope])
+    return NotReproducible(f"{differences[0].name} differs between two builds from different "
+                           "folders; something embeds a path, a time or randomness (see the "
+                           "sections below)", details=details)
+
+
+def write_manifest(request: BuildRequest, ctx: BuildContext, artifacts: list[Path], report,
+                   loads: list[dict] | None) -> Path:
+    crate = request.crate
+    toolchain: dict = {"rustc": manifest.rustc_version_verbose()}
+    if request.backend == "zig":
+        from .zig import zig_version
+
+        toolchain["zig"] = zig_version()
+    else:
+        from .recipe import load_recipe
+
+        recipe = load_recipe(str(request.recipe))
+        toolchain["recipe"] = {"name": recipe.name, "sha256": recipe.digest()}
+    check = report.to_json()
+    for entry in check.get("files", []):
+        entry["path"] = Path(entry["path"]).name
+    return manifest.write(request.out, {
+        "crate": {"name": crate.packages[0], "packages": list(crate.packages),
+                  "version": crate.version},
+        "target": request.target.rust,
+        "glibc": str(request.glibc),
+        "backend": request.backend,
+        "profile": request.profile,
+        "toolchain": toolchain,
+        "rustflags": [f for f in cargo.user_rustflags(crate.root.resolve(), request.target.rust,
+                                                      dict(os.environ)) + ctx.rustflags
+                      if not f.startswith("--remap-path-prefix")],
+        "source_date_epoch": ctx.env.get("SOURCE_DATE_EPOCH"),
+        "cargo_lock_sha256": reproducible.sha256_file(crate.lockfile) if crate.lockfile else None,
+        "artifacts": manifest.artifact_entries(artifacts),
+        "check": {"ok": check["ok"], "files": check.get("files", [])},
+        "verify_load": loads,
+    })

@@ -25,6 +25,8 @@ else:  # pragma: no cover - exercised on older Pythons only
     import tomli as tomllib
 
 ERROR_TAIL_LINES = 25
+# Build defaults a crate can carry: [package.metadata.glibc-build] (or [workspace.metadata...]).
+SETTINGS_KEY = "glibc-build"
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class Crate:
     packages: tuple[str, ...]    # package names with a cdylib target, in build order
     version: str                 # version of the first package (for reports and manifests)
     lockfile: Path | None        # the workspace's Cargo.lock, when there is one
+    settings: dict               # [workspace|package.metadata.glibc-build], package wins
 
 
 def cargo_binary() -> str:
@@ -81,10 +84,12 @@ def locate(crate_dir: Path, package: str | None = None) -> Crate:
                        "in its Cargo.toml")
     workspace_root = Path(meta["workspace_root"])
     lock = workspace_root / "Cargo.lock"
+    settings = dict((meta.get("metadata") or {}).get(SETTINGS_KEY) or {})
+    settings.update((cdylibs[0].get("metadata") or {}).get(SETTINGS_KEY) or {})
     return Crate(root=crate_dir, manifest=manifest, workspace_root=workspace_root,
                  target_dir=Path(meta["target_directory"]),
                  packages=tuple(p["name"] for p in cdylibs), version=cdylibs[0]["version"],
-                 lockfile=lock if lock.is_file() else None)
+                 lockfile=lock if lock.is_file() else None, settings=settings)
 
 
 def profile_args(profile: str) -> list[str]:

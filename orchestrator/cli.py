@@ -63,14 +63,25 @@ GLIBC_HELP = "Highest glibc the output may need, MAJOR.MINOR (default 2.17)."
 @click.option("--features", default=None, metavar="LIST", help="Cargo features to enable.")
 @click.option("--out", default=None, type=click.Path(path_type=Path),
               help="Where the libraries go (default CRATE_DIR/dist).")
+@click.option("--verify-on", default=None, type=click.Path(path_type=Path),
+              metavar="ROOT|ARCHIVE",
+              help="After the check, dlopen each library with the glibc of this root folder or "
+                   "image archive (see `verify-load`).")
+@click.option("--verify-reproducible/--no-verify-reproducible", default=None,
+              help="Build a second time from another folder and compare the bytes.")
 @click.option("--json", "json_output", is_flag=True,
-              help="Print one JSON summary on stdout.")
+              help="Print one JSON summary on stdout (artifacts, check, manifest).")
 @click.argument("crate_dir", type=click.Path(path_type=Path))
 def build(**options: object) -> int:
-    """Build every cdylib of CRATE_DIR for an old glibc, then check it."""
-    from .build import BuildRequest, run_build
+    """Build every cdylib of CRATE_DIR for an old glibc, then check it.
 
-    return run_build(BuildRequest.from_cli(**options))
+    Defaults can also come from the crate's Cargo.toml, [package.metadata.glibc-build]
+    (keys: glibc, target, backend, recipe, profile, features, verify-on,
+    verify-reproducible); flags win.
+    """
+    from .build import BuildOptions, run_build
+
+    return run_build(BuildOptions(**options))  # type: ignore[arg-type]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -81,6 +81,13 @@ class DownloadFailed(OrchestratorError):
     exit_code = 6
 
 
+# -- 7: reproducibility -------------------------------------------------------------
+class NotReproducible(OrchestratorError):
+    """--verify-reproducible: a second build from another folder gave different bytes."""
+
+    exit_code = 7
+
+
 class Interrupted(OrchestratorError):
     """Ctrl-C: everything half-done has been cleaned up."""
 
@@ -95,6 +102,7 @@ EXIT_CODES: dict[int, str] = {
     4: "a download did not verify (sha256 or GPG signature)",
     5: "no Docker engine could be reached",
     6: "a download failed after retries",
+    7: "--verify-reproducible: a second build gave different bytes",
     70: "internal error (a bug: please report it with GLIBC_BUILD_DEBUG=1 output)",
     130: "interrupted",
 }

@@ -19,7 +19,7 @@ class Target:
 
     @property
     def env_suffix(self) -> str:
-        """The triple as cargo and cc-rs spell it in variable names (CC_x86_64_unknown_linux_gnu)."""
+        """The triple as cc-rs spells it in variable names (CC_x86_64_unknown_linux_gnu)."""
         return self.rust.replace("-", "_").replace(".", "_")
 
 

@@ -13,6 +13,8 @@ from ..glibc import GlibcVersion
 from ..targets import Target
 
 BACKENDS = ("zig", "docker")
+# Fewer sections kept, fewer glibc symbols needed: every backend links with it.
+GC_SECTIONS = ["-C", "link-arg=-Wl,--gc-sections"]
 
 
 @dataclass
@@ -24,6 +26,7 @@ class BuildContext:
     features: str | None = None
     recipe: str | None = None     # docker backend: recipe name or path
     rustflags: list[str] = field(default_factory=list)  # added to the user's RUSTFLAGS
+    # (--gc-sections and the path remapping, set by the build)
     env: dict[str, str] = field(default_factory=dict)   # extra environment for cargo
 
 

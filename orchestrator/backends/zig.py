@@ -19,7 +19,6 @@ from ..zig import zig_binary, zig_version
 from . import BuildContext
 
 ZIGWRAP = Path(__file__).resolve().parent.parent / "zigwrap.py"
-GC_SECTIONS = ["-C", "link-arg=-Wl,--gc-sections"]
 
 
 def zig_target(ctx: BuildContext) -> str:
@@ -63,7 +62,7 @@ def build_env(ctx: BuildContext, wrappers: dict[str, Path]) -> dict[str, str]:
     env[f"RANLIB_{triple}"] = str(wrappers["ranlib"])
     env.setdefault(f"CXXSTDLIB_{triple}", "c++")  # zig ships libc++, not libstdc++
     flags = cargo.user_rustflags(ctx.crate.root.resolve(), ctx.target.rust, env)
-    env["CARGO_ENCODED_RUSTFLAGS"] = cargo.encode_rustflags(flags + GC_SECTIONS + ctx.rustflags)
+    env["CARGO_ENCODED_RUSTFLAGS"] = cargo.encode_rustflags(flags + ctx.rustflags)
     env.update(ctx.env)
     return env
 

@@ -1,0 +1,135 @@
+"""Same commit, same bytes: the settings that make a build independent of where it ran, and the
+comparison that proves it (`--verify-reproducible`).
+
+Paths are what differ between two checkouts: rustc embeds them in debug info and panic
+messages, C compilers in debug info. Both get the same fixed names (`/build`, `/cargo`,
+`/rustc`), whatever folder the crate was in.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from .cargo import Crate
+from .targets import Target
+
+WORKSPACE_AS = "/build"
+CARGO_HOME_AS = "/cargo"
+TARGET_DIR_AS = "/build-target"
+SYSROOT_AS = "/rustc/sysroot"
+
+
+@functools.cache
+def rustc_sysroot() -> str | None:
+    try:
+        out = subprocess.run(["rustc", "--print", "sysroot"], capture_output=True, text=True,
+                             check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def path_remaps(crate: Crate, env: dict[str, str]) -> list[tuple[str, str]]:
+    """(host path, fixed path) pairs, most general first: rustc applies the last match."""
+    cargo_home = env.get("CARGO_HOME") or str(Path.home() / ".cargo")
+    remaps = [(cargo_home, CARGO_HOME_AS)]
+    sysroot = rustc_sysroot()
+    if sysroot:
+        remaps.append((sysroot, SYSROOT_AS))
+    remaps.append((str(crate.workspace_root), WORKSPACE_AS))
+    if not crate.target_dir.is_relative_to(crate.workspace_root):
+        remaps.append((str(crate.target_dir), TARGET_DIR_AS))
+    return remaps
+
+
+def remap_rustflags(remaps: list[tuple[str, str]]) -> list[str]:
+    return [f"--remap-path-prefix={src}={dst}" for src, dst in remaps]
+
+
+def _cc_flags(env: dict[str, str], target: Target, name: str) -> str:
+    """The flags cc-rs would take for `name` (CFLAGS...): it uses the first variable set."""
+    for key in (f"{name}_{target.rust}", f"{name}_{target.env_suffix}", f"TARGET_{name}", name):
+        if key in env:
+            return env[key]
+    return ""
+
+
+def environment(crate: Crate, target: Target, env: dict[str, str],
+                remaps: list[tuple[str, str]]) -> dict[str, str]:
+    """Variables for cargo: C/C++ path maps (kept with the user's flags), no incremental
+    state, and SOURCE_DATE_EPOCH from the last commit when the crate is in git."""
+    prefix_maps = " ".join(f"-ffile-prefix-map={src}={dst}" for src, dst in remaps)
+    out = {"CARGO_INCREMENTAL": "0"}
+    for name in ("CFLAGS", "CXXFLAGS"):
+        user = _cc_flags(env, target, name)
+        out[f"{name}_{target.env_suffix}"] = f"{user} {prefix_maps}".strip()
+    if "SOURCE_DATE_EPOCH" not in env:
+        epoch = last_commit_time(crate.root)
+        if epoch:
+            out["SOURCE_DATE_EPOCH"] = epoch
+    return out
+
+
+def last_commit_time(folder: Path) -> str | None:
+    git = shutil.which("git")
+    if not git:
+        return None
+    proc = subprocess.run([git, "-C", str(folder), "log", "-1", "--format=%ct"],
+                          capture_output=True, text=True)
+    value = proc.stdout.strip()
+    return value if proc.returncode == 0 and value.isdigit() else None
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Difference:
+    name: str                 # library file name
+    sections: list[str]       # sections whose bytes differ (or "<file layout>")
+    diffoscope: str = ""      # diffoscope's text output, when it is installed
+
+
+def differing_sections(a: Path, b: Path) -> list[str]:
+    """Names of the ELF sections whose contents differ between two builds of one library."""
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+
+    try:
+        with open(a, "rb") as fa, open(b, "rb") as fb:
+            ea, eb = ELFFile(fa), ELFFile(fb)
+            sa = {s.name: s for s in ea.iter_sections()}
+            sb = {s.name: s for s in eb.iter_sections()}
+            names = [n for n in sa if n not in sb or sa[n].data() != sb[n].data()]
+            names += [n for n in sb if n not in sa]
+    except (ELFError, OSError, ValueError) as exc:
+        return [f"<unreadable: {exc}>"]
+    return names or ["<file layout>"]
+
+
+def compare(first: list[Path], second: list[Path]) -> list[Difference]:
+    """Pair libraries by file name and list those whose bytes differ."""
+    by_name = {p.name: p for p in second}
+    differences = []
+    for a in first:
+        b = by_name.get(a.name)
+        if b is None:
+            differences.append(Difference(a.name, ["<missing from the second build>"]))
+        elif sha256_file(a) != sha256_file(b):
+            text = ""
+            if shutil.which("diffoscope"):
+                proc = subprocess.run(["diffoscope", "--text", "-", str(a), str(b)],
+                                      capture_output=True, text=True)
+                text = proc.stdout[-4000:]
+            differences.append(Difference(a.name, differing_sections(a, b), text))
+    return differences
