@@ -64,7 +64,7 @@ def locate(crate_dir: Path, package: str | None = None) -> Crate:
                            "--manifest-path", str(manifest)], capture_output=True, text=True)
     if proc.returncode != 0:
         raise BadInput(f"{manifest}: cargo cannot read it; fix the manifest",
-                       details=_tail(proc.stderr))
+                       details=tail_lines(proc.stderr))
     meta = json.loads(proc.stdout)
     members = {p["id"]: p for p in meta["packages"] if p["id"] in meta["workspace_members"]}
     here = [p for p in members.values() if Path(p["manifest_path"]) == manifest]
@@ -170,8 +170,34 @@ def encode_rustflags(flags: list[str]) -> str:
     return "\x1f".join(flags)
 
 
-def _tail(text: str, lines: int = ERROR_TAIL_LINES) -> str:
+def tail_lines(text: str, lines: int = ERROR_TAIL_LINES) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def cdylib_files(line: str) -> list[Path]:
+    """The .so files named by one line of cargo's JSON messages (none for other lines)."""
+    if not line.startswith("{"):
+        return []
+    try:
+        message = json.loads(line)
+    except json.JSONDecodeError:
+        return []
+    if message.get("reason") != "compiler-artifact" or \
+            "cdylib" not in message["target"]["crate_types"]:
+        return []
+    return [Path(f) for f in message["filenames"] if f.endswith(".so")]
+
+
+def check_finished(returncode: int, artifacts: list[Path], tail: deque[str], cmd: list[str],
+                   label: str) -> list[Path]:
+    """Turn cargo's end into artifacts or a ToolchainError carrying cargo's last lines."""
+    if returncode != 0:
+        raise ToolchainError(f"{label} failed (exit {returncode}); cargo's last lines:",
+                             details=tail_lines("\n".join(tail)))
+    if not artifacts:
+        raise ToolchainError(f"{label} finished but reported no cdylib file; run "
+                             f"`{shlex.join(cmd)}` by hand to see why")
+    return artifacts
 
 
 def run_build(cmd: list[str], *, env: dict[str, str], cwd: Path,
@@ -200,12 +226,7 @@ def run_build(cmd: list[str], *, env: dict[str, str], cwd: Path,
     pump.start()
     try:
         for line in proc.stdout:
-            if not line.startswith("{"):
-                continue
-            message = json.loads(line)
-            if message.get("reason") == "compiler-artifact" and \
-                    "cdylib" in message["target"]["crate_types"]:
-                artifacts += [Path(f) for f in message["filenames"] if f.endswith(".so")]
+            artifacts += cdylib_files(line)
         proc.wait()
     except BaseException:
         proc.kill()
@@ -213,10 +234,4 @@ def run_build(cmd: list[str], *, env: dict[str, str], cwd: Path,
         raise
     finally:
         pump.join(timeout=5)
-    if proc.returncode != 0:
-        raise ToolchainError(f"{label} failed (exit {proc.returncode}); cargo's last lines:",
-                             details=_tail("\n".join(tail)))
-    if not artifacts:
-        raise ToolchainError(f"{label} finished but reported no cdylib file; run "
-                             f"`{shlex.join(cmd)}` by hand to see why")
-    return artifacts
+    return check_finished(proc.returncode, artifacts, tail, cmd, label)

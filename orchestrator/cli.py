@@ -84,6 +84,34 @@ def build(**options: object) -> int:
     return run_build(BuildOptions(**options))  # type: ignore[arg-type]
 
 
+@cli.command(epilog=EXIT_CODE_HELP)
+@click.option("--recipe", required=True, metavar="NAME|PATH", help="Recipe (see recipes/).")
+@click.option("--glibc", default=None, metavar="X.Y",
+              help="The glibc the image must serve (default: the recipe's own).")
+@click.option("--base-archive", type=click.Path(path_type=Path), default=None,
+              help="Make the base image from this `docker save` tarball or OCI image layout "
+                   "instead of pulling it or using debootstrap.")
+@click.option("--rsrc", type=click.Path(path_type=Path), default=None,
+              help="Where the recipe's sources are kept (default rsrc/).")
+@click.option("--offline", is_flag=True, help="Use only what --rsrc already holds.")
+def image(recipe: str, glibc: str | None, base_archive: Path | None, rsrc: Path | None,
+          offline: bool) -> int:
+    """Make the Docker image of a recipe, air-gapped if need be; print its reference.
+
+    The base image is used when the engine has it, pulled when a registry answers, and
+    otherwise made locally: from --base-archive, or with debootstrap when the recipe says how.
+    """
+    from .glibc import GlibcVersion
+    from .image import build_image
+    from .recipe import load_recipe
+
+    loaded = load_recipe(recipe)
+    version = GlibcVersion.parse(glibc) if glibc else loaded.glibc
+    click.echo(build_image(loaded, version, rsrc=rsrc, offline=offline,
+                           base_archive=base_archive))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the process exit code. Never lets a traceback reach the user."""
     try:
