@@ -84,6 +84,56 @@ def build(**options: object) -> int:
     return run_build(BuildOptions(**options))  # type: ignore[arg-type]
 
 
+@cli.command("verify-load", epilog=EXIT_CODE_HELP)
+@click.option("--rootfs", type=click.Path(path_type=Path), default=None, metavar="DIR",
+              help="Root folder whose glibc loads the libraries (e.g. from `build.py rootfs`).")
+@click.option("--image", type=click.Path(path_type=Path), default=None, metavar="ARCHIVE",
+              help="`docker save` tarball or OCI image layout (folder or tar) to use as the "
+                   "root; unpacked once into the cache.")
+@click.option("--call", default=None, metavar="SYMBOL",
+              help="After loading, call `int SYMBOL(void)`; it must return 0.")
+@click.option("--target", default=None, metavar="TRIPLE",
+              help="Rust target triple (default: from the libraries' ELF machine).")
+@click.option("--timeout", default=60.0, type=float, show_default=True,
+              help="Seconds each library may take to load and run.")
+@click.option("--json", "json_output", is_flag=True, help="Print one JSON summary on stdout.")
+@click.argument("libs", nargs=-1, required=True, type=click.Path(path_type=Path),
+                metavar="LIB...")
+def verify_load_command(**options: object) -> int:
+    """Prove each LIB loads: dlopen it (RTLD_NOW) with the glibc of an old root.
+
+    The root's own dynamic loader runs a small test loader, so no root privileges or chroot
+    are needed. Exit 0 when all loaded (and each call returned 0), 1 when one was refused,
+    crashed or its call failed, 2 on bad input.
+    """
+    from .prove import run_verify_load
+
+    return run_verify_load(**options)  # type: ignore[arg-type]
+
+
+@cli.command(epilog=EXIT_CODE_HELP)
+@click.option("--debootstrap", "suite", default=None, metavar="SUITE",
+              help="Make the root with debootstrap (needs root; cached), e.g. bullseye.")
+@click.option("--image", type=click.Path(path_type=Path), default=None, metavar="ARCHIVE",
+              help="Unpack a `docker save` tarball or an OCI image layout (folder or tar).")
+@click.option("--arch", default=None, metavar="ARCH",
+              help="Debian architecture (default: this machine's); picks the image of an "
+                   "OCI index too.")
+@click.option("--variant", default="minbase", show_default=True,
+              help="debootstrap --variant.")
+@click.option("--include", default=None, metavar="PKG,...",
+              help="Extra packages for debootstrap.")
+@click.option("--mirror", default=None, metavar="URL",
+              help="Debian mirror for debootstrap (end-of-life suites: "
+                   "http://archive.debian.org/debian).")
+@click.argument("dest", type=click.Path(path_type=Path))
+def rootfs(**options: object) -> int:
+    """Make an old-glibc root folder in DEST for verify-load and --verify-on."""
+    from .rootfs import run_rootfs
+
+    return run_rootfs(**options)  # type: ignore[arg-type]
+
+
 @cli.command(epilog=EXIT_CODE_HELP)
 @click.option("--recipe", required=True, metavar="NAME|PATH", help="Recipe (see recipes/).")
 @click.option("--glibc", default=None, metavar="X.Y",

@@ -1,0 +1,502 @@
+"""Prove a library loads on an old glibc: dlopen it under a root's own dynamic loader.
+
+A symbol check models what the loader will do; this asks the loader itself. The root's
+`ld.so` runs a small test loader (resources/loader.c, built by zig for the target's oldest
+glibc) with `--library-path` pointing into the root, so no chroot or privileges are needed:
+
+    ROOT/lib/x86_64-linux-gnu/ld-2.31.so --inhibit-cache --library-path ROOT/... LOADER LIB
+
+Paths inside the root are resolved against the root (its `lib64 -> /lib/...` must not lead to
+the host's /lib). One gap remains without a chroot: ld.so still searches its built-in default
+folders (/lib, /usr/lib...) on the *host* for a dependency the root lacks, so every object
+that ends up in the process is listed, and one taken from the host makes the result a failure.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import re
+import signal
+import stat
+import subprocess
+import tempfile
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .cache import cache_dir
+from .errors import BadInput, LoadRefused, ToolchainError, UsageError
+from .logger import info, step
+from .targets import DEFAULT_TARGET, TARGETS, Target, by_elf_machine, lookup
+
+LOADER_SOURCE = Path(__file__).resolve().parent / "resources" / "loader.c"
+LOADER_FLAGS = ("-O2", "-Wall", "-Wextra")
+DEFAULT_TIMEOUT = 60.0
+MAX_OUTPUT = 256 * 1024  # what the library prints; the tail is kept
+MAX_SYMLINKS = 40  # as the kernel's ELOOP limit
+
+# Loader exit statuses (resources/loader.c).
+LOADER_REFUSED, LOADER_NO_SYMBOL, LOADER_CALL_FAILED = 10, 11, 12
+
+# The dynamic loader's file name per ELF machine, as glibc installs it.
+LD_SO_NAMES: dict[str, tuple[str, ...]] = {
+    "EM_X86_64": ("ld-linux-x86-64.so.2",),
+    "EM_AARCH64": ("ld-linux-aarch64.so.1",),
+    "EM_386": ("ld-linux.so.2",),
+    "EM_ARM": ("ld-linux-armhf.so.3", "ld-linux.so.3"),
+    "EM_PPC64": ("ld64.so.2",),
+    "EM_RISCV": ("ld-linux-riscv64-lp64d.so.1",),
+    "EM_S390": ("ld64.so.1",),
+}
+# Folders glibc searches by default; an object loaded from one on the host leaked in.
+HOST_DEFAULT_DIRS = ("/lib", "/lib32", "/lib64", "/libx32", "/usr/lib", "/usr/lib32",
+                     "/usr/lib64", "/usr/libx32", "/usr/local/lib")
+
+
+@dataclass
+class LoadResult:
+    """What the root's loader made of one library."""
+
+    lib: Path
+    loaded: bool
+    message: str  # glibc's own dlerror text when refused; otherwise what went wrong, or ""
+    called: bool = False
+    returned: int | None = None
+    output: str = ""  # what the library printed (stdout and stderr, interleaved)
+    ok: bool = False
+    signal: str | None = None  # SIGSEGV... when the process crashed
+    objects: list[str] = field(default_factory=list)  # every file mapped into the process
+
+    def to_json(self) -> dict:
+        return {"lib": str(self.lib), "loaded": self.loaded, "message": self.message,
+                "called": self.called, "returned": self.returned, "output": self.output,
+                "ok": self.ok, "signal": self.signal, "objects": self.objects}
+
+
+@dataclass(frozen=True)
+class RootInfo:
+    """Where a root's dynamic loader and libraries are, as host paths."""
+
+    root: Path
+    ld_so: Path
+    library_path: tuple[Path, ...]
+    glibc: str | None  # e.g. "2.31", read from the root's libc.so.6
+
+
+# -- paths inside a root ---------------------------------------------------------------------
+def resolve_in_root(root: Path, path: str) -> Path | None:
+    """Host path of PATH inside ROOT, following symlinks as a chroot would; None if missing.
+
+    Absolute symlink targets restart at ROOT and `..` stops at ROOT, so nothing resolves to
+    the host's own files.
+    """
+    pending = deque(part for part in path.split("/") if part not in ("", "."))
+    resolved: list[str] = []
+    links = 0
+    while pending:
+        part = pending.popleft()
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        candidate = root.joinpath(*resolved, part)
+        try:
+            mode = os.lstat(candidate).st_mode
+        except OSError:
+            return None
+        if stat.S_ISLNK(mode):
+            links += 1
+            if links > MAX_SYMLINKS:
+                return None
+            target = os.readlink(candidate)
+            if target.startswith("/"):
+                resolved = []
+            pending.extendleft(reversed([p for p in target.split("/") if p not in ("", ".")]))
+        else:
+            resolved.append(part)
+    return root.joinpath(*resolved)
+
+
+def _elf_header(path: Path) -> tuple[str, str, int] | None:
+    """(e_type, e_machine, class bits) of an ELF file, or None if it is not one."""
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+
+    try:
+        with open(path, "rb") as handle:
+            if handle.read(4) != b"\x7fELF":
+                return None
+            handle.seek(0)
+            elf = ELFFile(handle)
+            return elf.header["e_type"], elf.header["e_machine"], elf.elfclass
+    except (OSError, ELFError, ValueError):
+        return None
+
+
+def _search_dirs(root: Path) -> list[str]:
+    """Folders (root-relative) where ld.so and libraries live: multiarch first, like Debian."""
+    dirs: list[str] = []
+    for top in ("lib", "usr/lib"):
+        where = resolve_in_root(root, top)
+        if where is not None and where.is_dir():
+            dirs += sorted(f"{top}/{entry.name}" for entry in where.iterdir()
+                           if re.fullmatch(r"[a-z0-9_]+-linux-gnu\w*", entry.name))
+    return dirs + ["lib64", "usr/lib64", "lib", "usr/lib"]
+
+
+def _ld_so_conf_dirs(root: Path, conf: str = "etc/ld.so.conf", depth: int = 0) -> list[str]:
+    """The folders of the root's ld.so.conf (its ldconfig cache is what it would search)."""
+    path = resolve_in_root(root, conf)
+    if path is None or depth > 8 or not path.is_file():
+        return []
+    dirs: list[str] = []
+    for line in path.read_text(errors="replace").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line or line.startswith("hwcap"):
+            continue
+        if line.startswith("include"):
+            for pattern in line.split()[1:]:
+                folder, _, glob = pattern.lstrip("/").rpartition("/")
+                where = resolve_in_root(root, folder)
+                if where is not None and where.is_dir():
+                    for match in sorted(where.glob(glob)):
+                        dirs += _ld_so_conf_dirs(root, f"{folder}/{match.name}", depth + 1)
+            continue
+        dirs += [entry.lstrip("/") for entry in line.split() if entry.startswith("/")]
+    return dirs
+
+
+def _find_ld_so(root: Path, target: Target, search: list[str]) -> Path | None:
+    names = LD_SO_NAMES.get(target.elf_machine, ())
+    candidates = [f"{folder}/{name}" for name in names for folder in search]
+    for folder in search:  # any glibc ld.so of the right machine, whatever its name
+        where = resolve_in_root(root, folder)
+        if where is not None and where.is_dir():
+            candidates += sorted(f"{folder}/{entry.name}" for entry in where.iterdir()
+                                 if re.fullmatch(r"ld(-linux)?[-\w.]*\.so(\.\d+)*|ld64\.so\.\d",
+                                                 entry.name))
+    for candidate in candidates:
+        path = resolve_in_root(root, candidate)
+        if path is None or not path.is_file():
+            continue
+        header = _elf_header(path)
+        if header is not None and header[1] == target.elf_machine and \
+                header[2] == target.elf_class and header[0] == "ET_DYN":
+            return path
+    return None
+
+
+def _glibc_version(libc: Path) -> str | None:
+    """The version in libc's banner ("... stable release version 2.31.")."""
+    try:
+        data = libc.read_bytes()
+    except OSError:
+        return None
+    match = re.search(rb"release version (\d+\.\d+)", data)
+    return match.group(1).decode() if match else None
+
+
+def inspect_root(root: Path, target: Target) -> RootInfo:
+    """Find ROOT's dynamic loader and library folders for TARGET, or say why it is no root."""
+    if not root.is_dir():
+        raise BadInput(f"{root}: no such root folder")
+    root = root.resolve()
+    search = _search_dirs(root)
+    ld_so = _find_ld_so(root, target, search)
+    library_path: list[Path] = []
+    libc: Path | None = None
+    for folder in _ld_so_conf_dirs(root) + search:
+        where = resolve_in_root(root, folder)
+        if where is None or not where.is_dir() or where in library_path:
+            continue
+        library_path.append(where)
+        candidate = where / "libc.so.6"
+        if libc is None and candidate.exists():
+            real = resolve_in_root(root, str(candidate.relative_to(root)))
+            header = _elf_header(real) if real is not None else None
+            if header is not None and header[1] == target.elf_machine and \
+                    header[2] == target.elf_class:
+                libc = real
+    if ld_so is None or libc is None:
+        missing = "dynamic loader" if ld_so is None else "libc.so.6"
+        raise BadInput(f"{root} is not a glibc root for {target.rust}: no {target.elf_machine} "
+                       f"{missing} in lib/, lib64/ or usr/lib*; pass the folder of a Linux root "
+                       "filesystem (e.g. from `build.py rootfs`)")
+    return RootInfo(root, ld_so, tuple(library_path), _glibc_version(libc))
+
+
+# -- the loader ------------------------------------------------------------------------------
+def loader_binary(target: Target) -> Path:
+    """The test loader for TARGET, built by zig for its oldest glibc and cached."""
+    from .zig import zig_binary, zig_version
+
+    source = LOADER_SOURCE.read_bytes()
+    zig_target = f"{target.zig}.{target.glibc_floor}"
+    key = hashlib.sha256(b"\0".join([source, zig_version().encode(), zig_target.encode(),
+                                     " ".join(LOADER_FLAGS).encode()])).hexdigest()[:16]
+    folder = cache_dir("loader")
+    binary = folder / f"loader-{target.zig}-{key}"
+    if binary.is_file():
+        return binary
+    handle, partial = tempfile.mkstemp(prefix=f".{binary.name}.", dir=folder)
+    os.close(handle)
+    try:
+        proc = subprocess.run([str(zig_binary()), "cc", "-target", zig_target, *LOADER_FLAGS,
+                               "-o", partial, str(LOADER_SOURCE), "-ldl"],
+                              capture_output=True, text=True, errors="replace", timeout=600)
+        if proc.returncode != 0:
+            raise ToolchainError(f"zig could not build the test loader for {zig_target}",
+                                 details=(proc.stdout + proc.stderr)[-3000:])
+        os.chmod(partial, 0o755)
+        os.replace(partial, binary)
+    except subprocess.TimeoutExpired:
+        raise ToolchainError(f"zig took too long building the test loader for {zig_target}") \
+            from None
+    finally:
+        if os.path.exists(partial):
+            os.unlink(partial)
+    return binary
+
+
+# -- running it ------------------------------------------------------------------------------
+def _check_lib(lib: Path) -> str:
+    """The ELF machine of LIB, or BadInput when it is not a shared library."""
+    if not lib.exists():
+        raise BadInput(f"{lib}: no such file")
+    if not lib.is_file():
+        raise BadInput(f"{lib}: not a file; pass the .so itself")
+    header = _elf_header(lib)
+    if header is None:
+        raise BadInput(f"{lib}: not an ELF file; pass a shared library (.so)")
+    if header[0] != "ET_DYN":
+        raise BadInput(f"{lib}: an ELF {header[0]} file, not a shared library")
+    return header[1]
+
+
+def _run_env() -> dict[str, str]:
+    """A clean environment: no LD_PRELOAD/LD_LIBRARY_PATH from the host may bend the result."""
+    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "LC_ALL": "C",
+            "HOME": os.environ.get("HOME", "/")}
+
+
+def _host_object(path: str, info: RootInfo, lib: Path) -> bool:
+    """Did the loader take PATH from the host's system folders rather than the root?"""
+    if "/" not in path:  # linux-vdso.so.1
+        return False
+    real = Path(os.path.realpath(path))
+    if real.is_relative_to(info.root) or Path(path).is_relative_to(info.root) or \
+            real == lib.resolve():
+        return False
+    return any(path == d or path.startswith(d + "/") for d in HOST_DEFAULT_DIRS)
+
+
+def _signal_name(returncode: int) -> str:
+    try:
+        return signal.Signals(-returncode).name
+    except ValueError:
+        return f"signal {-returncode}"
+
+
+def _run_one(info: RootInfo, loader: Path, lib: Path, call: str | None, timeout: float,
+             target: Target) -> LoadResult:
+    with tempfile.TemporaryDirectory(prefix="verify-load-") as scratch:
+        report_path = Path(scratch) / "report"
+        command = [str(info.ld_so), "--inhibit-cache", "--library-path",
+                   ":".join(map(str, info.library_path)), str(loader), "--report",
+                   str(report_path)]
+        if call:
+            command += ["--call", call]
+        command.append(str(lib.resolve()))
+        try:
+            proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, env=_run_env(), cwd=scratch,
+                                    start_new_session=True)
+        except OSError as exc:
+            if exc.errno == errno.ENOEXEC:
+                raise ToolchainError(f"this machine cannot run the {target.rust} loader of "
+                                     f"{info.root}; install qemu-user-static (binfmt_misc) to "
+                                     "verify roots of another architecture") from None
+            raise ToolchainError(f"cannot run {info.ld_so}: {exc.strerror}") from None
+        timed_out = False
+        try:
+            raw, _ = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            os.killpg(proc.pid, signal.SIGKILL)  # the library may have started children
+            try:
+                raw, _ = proc.communicate(timeout=10)
+            except subprocess.TimeoutExpired:  # a grandchild still holds the pipe
+                proc.stdout.close()  # type: ignore[union-attr]
+                proc.wait()
+                raw = b""
+        except BaseException:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
+        try:
+            report = report_path.read_text(errors="replace")
+        except OSError:
+            report = ""
+    output = raw[-MAX_OUTPUT:].decode(errors="replace")
+    return _interpret(info, lib, call, proc.returncode, report, output, timed_out, timeout)
+
+
+def _interpret(info: RootInfo, lib: Path, call: str | None, returncode: int, report: str,
+               output: str, timed_out: bool, timeout: float) -> LoadResult:
+    """Turn the loader's report lines and exit status into a LoadResult."""
+    events: dict[str, str] = {}
+    objects: list[str] = []
+    for line in report.splitlines():
+        key, _, value = line.partition("\t")
+        if key == "object":
+            objects.append(value)
+        else:
+            events.setdefault(key, value)
+    if "start" not in events:  # the root's glibc could not even run the loader
+        if timed_out:
+            raise BadInput(f"{info.ld_so} did not start the test loader within {timeout:g}s")
+        raise BadInput(f"the glibc of {info.root} cannot run the test loader (status "
+                       f"{returncode}); is it older than 2.17 or broken?",
+                       details=output[-2000:])
+    result = LoadResult(lib=lib, loaded="loaded" in events, message="", output=output,
+                        objects=objects)
+    crashed = returncode < 0 and not timed_out
+    if crashed:
+        result.signal = _signal_name(returncode)
+    what = f"{call}()" if call else "the library"
+    if "refused" in events:
+        result.message = events["refused"]
+        return result
+    if not result.loaded:
+        result.message = (f"timed out after {timeout:g}s while loading" if timed_out else
+                          f"crashed with {result.signal} while loading (in a constructor)"
+                          if crashed else
+                          f"the process exited with status {returncode} while loading (a "
+                          "constructor ended it)")
+        return result
+    leaked = [obj for obj in objects if _host_object(obj, info, lib)]
+    if leaked:
+        result.loaded = False
+        names = ", ".join(f"{Path(obj).name} (found only on this host, as {obj})"
+                          for obj in leaked)
+        result.message = f"needs libraries the root does not have: {names}"
+    if "nosymbol" in events:
+        result.message = result.message or events["nosymbol"]
+        return result
+    if "calling" in events:
+        result.called = True
+        if "returned" in events:
+            result.returned = int(events["returned"])
+        elif not result.message:
+            result.message = (f"{what} did not return within {timeout:g}s" if timed_out else
+                              f"{what} crashed with {result.signal}" if crashed else
+                              f"{what} ended the process with status {returncode}")
+            return result
+    if not result.message:
+        if timed_out:
+            result.message = f"timed out after {timeout:g}s"
+        elif "done" not in events or crashed:
+            result.message = (f"crashed with {result.signal} at exit (in a destructor)"
+                              if crashed else f"the process ended with status {returncode}")
+        elif result.returned not in (None, 0):
+            result.message = f"{what} returned {result.returned}"
+        elif returncode != 0 and returncode != LOADER_CALL_FAILED:
+            result.message = f"the process ended with status {returncode} at exit"
+    result.ok = not result.message
+    return result
+
+
+def _verify(root: Path, libs: list[Path], call: str | None, target: Target | None,
+            timeout: float) -> tuple[RootInfo, list[LoadResult]]:
+    from .rootfs import resolve_root
+
+    if not libs:
+        raise BadInput("no library given; pass the .so files to load")
+    machines = {Path(lib): _check_lib(Path(lib)) for lib in libs}
+    if call is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", call):
+        raise BadInput(f"--call {call!r} is not a symbol name")
+    if target is None:
+        target = by_elf_machine(next(iter(machines.values()))) or TARGETS[DEFAULT_TARGET]
+    for lib, machine in machines.items():
+        if machine != target.elf_machine:
+            raise BadInput(f"{lib} is built for {machine}, not {target.rust} "
+                           f"({target.elf_machine}); verify each architecture in its own root")
+    info = inspect_root(resolve_root(Path(root)), target)
+    loader = loader_binary(target)
+    return info, [_run_one(info, loader, lib, call, timeout, target) for lib in machines]
+
+
+def verify_load(root: Path, libs: list[Path], call: str | None = None,
+                target: Target | None = None, *, timeout: float = DEFAULT_TIMEOUT
+                ) -> list[LoadResult]:
+    """dlopen each of LIBS under ROOT's own glibc (a root folder or an image archive).
+
+    Bad input (no such root, not a glibc root, a LIB missing or not a shared library) raises
+    BadInput before anything runs; refusals are results (ok=False), not exceptions.
+    """
+    return _verify(root, libs, call, target, timeout)[1]
+
+
+def describe_root(root: Path, target: Target | None = None) -> RootInfo:
+    """The RootInfo of a root folder or image archive (for messages: its glibc version)."""
+    from .rootfs import resolve_root
+
+    return inspect_root(resolve_root(Path(root)), target or TARGETS[DEFAULT_TARGET])
+
+
+# -- the verify-load command -----------------------------------------------------------------
+def _show(result: LoadResult, call: str | None) -> None:
+    name = result.lib.name
+    if not result.loaded:
+        info(f"{name}: REFUSED: {result.message}")
+    else:
+        info(f"{name}: loaded")
+    if result.called:
+        returned = "did not return" if result.returned is None else \
+            f"returned {result.returned}"
+        info(f"{name}: {call}() {returned}")
+    for line in result.output.rstrip().splitlines():
+        info(f"  | {line}")
+    if result.loaded and result.message:
+        info(f"{name}: FAILED: {result.message}")
+
+
+def run_verify_load(*, rootfs: Path | None, image: Path | None, libs: tuple[Path, ...],
+                    call: str | None, target: str | None, timeout: float,
+                    json_output: bool) -> int:
+    """`build.py verify-load`: 0 when every library loaded (and its call returned 0)."""
+    from .rootfs import is_image_archive
+
+    if (rootfs is None) == (image is None):
+        raise UsageError("pass exactly one of --rootfs DIR or --image ARCHIVE")
+    if rootfs is not None and not rootfs.is_dir():
+        hint = "; for an image archive use --image" if rootfs.is_file() else ""
+        raise BadInput(f"--rootfs {rootfs}: no such folder{hint}")
+    if image is not None and not is_image_archive(image):
+        hint = "; for a root folder use --rootfs" if image.is_dir() else ""
+        raise BadInput(f"--image {image}: not an image archive (a `docker save` tarball or an "
+                       f"OCI layout){hint}" if image.exists() else
+                       f"--image {image}: no such file")
+    if timeout <= 0:
+        raise UsageError("--timeout must be a positive number of seconds")
+    root_info, results = _verify(rootfs or image, list(libs), call,  # type: ignore[arg-type]
+                                 lookup(target) if target else None, timeout)
+    glibc = root_info.glibc or "unknown"
+    step(f"verify-load in {root_info.root} (glibc {glibc})")
+    for result in results:
+        _show(result, call)
+    failed = [r for r in results if not r.ok]
+    if json_output:
+        print(json.dumps({"root": str(root_info.root), "glibc": root_info.glibc,
+                          "ok": not failed, "results": [r.to_json() for r in results]},
+                         indent=2))
+    if failed:
+        # One unwrapped line that still carries glibc's own words about the first failure.
+        first = failed[0]
+        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+        raise LoadRefused(f"{first.lib} did not load cleanly with glibc {glibc} of "
+                          f"{root_info.root}{more}: {first.message}")
+    return 0
