@@ -54,3 +54,20 @@ def docker_client():
 
 def have(tool: str) -> bool:
     return shutil.which(tool) is not None
+
+
+@pytest.fixture(scope="session")
+def bullseye_root() -> Path:
+    """The cached debootstrap root of Debian bullseye (glibc 2.31), amd64 minbase.
+
+    Made once by orchestrator.rootfs (about 30 s; needs root and debootstrap), then reused by
+    every session. Tests must not modify it. In CI a missing debootstrap fails the run.
+    """
+    from orchestrator.rootfs import debootstrap_root
+
+    if not have("debootstrap") or os.geteuid() != 0:
+        reason = "debootstrap is not installed" if not have("debootstrap") else "not root"
+        if IN_CI:
+            pytest.fail(f"CI=true and no bullseye root can be made: {reason}")
+        pytest.skip(f"no bullseye root: {reason}")
+    return debootstrap_root("bullseye", arch="amd64", variant="minbase")
