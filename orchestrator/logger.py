@@ -15,7 +15,8 @@ from rich.console import Console
 @functools.cache
 def console() -> Console:
     quiet = os.environ.get("GLIBC_BUILD_QUIET") == "1"
-    return Console(stderr=True, highlight=False, quiet=quiet,
+    # soft_wrap: a long line (a path, glibc's message) stays one line in logs and pipes
+    return Console(stderr=True, highlight=False, quiet=quiet, soft_wrap=True,
                    no_color="NO_COLOR" in os.environ)
 
 
