@@ -309,8 +309,9 @@ class _HashingReader:
         self.size = len(prefix)
 
     def read(self, size: int = -1) -> bytes:
-        if self._prefix:
-            data, self._prefix = self._prefix, b""
+        if self._prefix:  # already hashed: replayed, at most SIZE bytes at a time
+            cut = len(self._prefix) if size is None or size < 0 else size
+            data, self._prefix = self._prefix[:cut], self._prefix[cut:]
             return data
         data = self._raw.read(size)
         self.hash.update(data)

@@ -1,0 +1,379 @@
+"""Image archives made here, in both formats, unpacked by the real applier onto a real disk.
+
+Each archive is built byte by byte with tarfile (docker save: manifest.json + config + layer
+tars; OCI: oci-layout + index.json + blobs), so the crafted ones are exactly what an attacker
+could send: `../` names, absolute names, writes through planted symlinks, bad digests.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import stat
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from orchestrator.errors import BadInput, UnsafeArchive
+from orchestrator.layers import LayerApplier
+from orchestrator.rootfs import is_image_archive, resolve_root, unpack_image
+from tests.conftest import assert_clean_failure, run_tool
+
+# -- making layers and archives ----------------------------------------------------------------
+Entry = tuple[tarfile.TarInfo, bytes]
+
+
+def file(name: str, data: bytes = b"x", mode: int = 0o644, uid: int = 0) -> Entry:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.uid, info.mtime = len(data), mode, uid, 1_600_000_000
+    return info, data
+
+
+def folder(name: str, mode: int = 0o755) -> Entry:
+    info = tarfile.TarInfo(name)
+    info.type, info.mode = tarfile.DIRTYPE, mode
+    return info, b""
+
+
+def symlink(name: str, target: str) -> Entry:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = tarfile.SYMTYPE, target
+    return info, b""
+
+
+def hardlink(name: str, target: str) -> Entry:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = tarfile.LNKTYPE, target
+    return info, b""
+
+
+def chardev(name: str) -> Entry:
+    info = tarfile.TarInfo(name)
+    info.type, info.devmajor, info.devminor = tarfile.CHRTYPE, 1, 3
+    return info, b""
+
+
+def layer(*entries: Entry) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for info, data in entries:
+            tar.addfile(info, io.BytesIO(data) if info.isreg() else None)
+    return buffer.getvalue()
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_tree(files: dict[str, bytes], dest: Path, as_tar: bool) -> Path:
+    """The archive's files as a folder, or as one tar of them."""
+    if as_tar:
+        with tarfile.open(dest, "w") as tar:
+            for name, data in files.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        return dest
+    for name, data in files.items():
+        (dest / name).parent.mkdir(parents=True, exist_ok=True)
+        (dest / name).write_bytes(data)
+    return dest
+
+
+def docker_save(dest: Path, layers: list[bytes], *, as_tar: bool = True,
+                diff_ids: list[str] | None = None) -> Path:
+    """The classic `docker save` layout: manifest.json, <config sha>.json, <id>/layer.tar."""
+    diff_ids = diff_ids or [f"sha256:{sha256(data)}" for data in layers]
+    config = json.dumps({"architecture": "amd64", "os": "linux",
+                         "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
+    files = {f"{sha256(config)}.json": config}
+    names = []
+    for number, data in enumerate(layers):
+        name = f"{sha256(data + bytes([number]))}/layer.tar"
+        files[name] = data
+        names.append(name)
+    files["manifest.json"] = json.dumps([{"Config": f"{sha256(config)}.json",
+                                          "RepoTags": ["test:latest"],
+                                          "Layers": names}]).encode()
+    return write_tree(files, dest, as_tar)
+
+
+def oci_layout(dest: Path, layers: list[bytes], *, as_tar: bool = False, gzipped: bool = False,
+               blob_digests: list[str] | None = None) -> Path:
+    """An OCI image layout: oci-layout, index.json -> manifest -> config + layer blobs."""
+    files: dict[str, bytes] = {"oci-layout": b'{"imageLayoutVersion": "1.0.0"}'}
+    descriptors = []
+    for number, data in enumerate(layers):
+        blob = gzip.compress(data, mtime=0) if gzipped else data
+        digest = blob_digests[number] if blob_digests else f"sha256:{sha256(blob)}"
+        files[f"blobs/sha256/{digest.split(':')[1]}"] = blob  # a forged digest names the file
+        media = "application/vnd.oci.image.layer.v1.tar" + ("+gzip" if gzipped else "")
+        descriptors.append({"mediaType": media, "digest": digest, "size": len(blob)})
+    config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {
+        "type": "layers", "diff_ids": [f"sha256:{sha256(data)}" for data in layers]}}).encode()
+    files[f"blobs/sha256/{sha256(config)}"] = config
+    manifest = json.dumps({"schemaVersion": 2,
+                           "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                      "digest": f"sha256:{sha256(config)}",
+                                      "size": len(config)},
+                           "layers": descriptors}).encode()
+    files[f"blobs/sha256/{sha256(manifest)}"] = manifest
+    files["index.json"] = json.dumps({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": f"sha256:{sha256(manifest)}", "size": len(manifest),
+        "platform": {"architecture": "amd64", "os": "linux"}}]}).encode()
+    return write_tree(files, dest, as_tar)
+
+
+FORMATS = ["docker-save-tar", "docker-save-folder", "oci-folder", "oci-tar", "oci-gzip-tar"]
+
+
+def make_archive(kind: str, where: Path, layers: list[bytes]) -> Path:
+    if kind.startswith("docker-save"):
+        target = where / "image.tar" if kind.endswith("tar") else where / "image"
+        if not kind.endswith("tar"):
+            target.mkdir()
+        return docker_save(target, layers, as_tar=kind.endswith("tar"))
+    as_tar = kind.endswith("tar")
+    target = where / ("layout.tar" if as_tar else "layout")
+    if not as_tar:
+        target.mkdir()
+    return oci_layout(target, layers, as_tar=as_tar, gzipped="gzip" in kind)
+
+
+def tree(root: Path) -> dict[str, str]:
+    """Every path under ROOT with what it is: 'dir', 'file:<content>' or 'link:<target>'."""
+    found = {}
+    for path in sorted(root.rglob("*")):
+        rel = str(path.relative_to(root))
+        if path.is_symlink():
+            found[rel] = f"link:{os.readlink(path)}"
+        elif path.is_dir():
+            found[rel] = "dir"
+        else:
+            found[rel] = f"file:{path.read_bytes().decode()}"
+    return found
+
+
+@pytest.fixture
+def work(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """(archives folder, DEST, a folder outside DEST that must stay untouched)."""
+    archives, outside = tmp_path / "archives", tmp_path / "outside"
+    archives.mkdir()
+    outside.mkdir()
+    (outside / "victim").write_text("precious")
+    return archives, tmp_path / "unpacked" / "root", outside
+
+
+def assert_nothing_written(dest: Path, outside: Path) -> None:
+    assert tree(outside) == {"victim": "file:precious"}
+    assert not dest.exists()
+    assert list(dest.parent.iterdir()) == [], "a half-unpacked staging folder was left behind"
+
+
+# -- what must come out right ------------------------------------------------------------------
+@pytest.mark.parametrize("kind", FORMATS)
+def test_whiteouts_opaque_dirs_and_links_come_out_right(kind, work):
+    archives, dest, _ = work
+    lower = layer(
+        folder("etc"), file("etc/keep", b"keep"), file("etc/gone", b"gone"),
+        folder("opt"), file("opt/old", b"old"), folder("opt/sub"), file("opt/sub/deep", b"d"),
+        folder("usr"), folder("usr/lib"), file("usr/lib/libfoo.so.1", b"elf"),
+        symlink("usr/lib/libfoo.so", "libfoo.so.1"), symlink("lib64", "/usr/lib"),
+        folder("usr/bin"), file("usr/bin/python3.9", b"py"),
+        hardlink("usr/bin/python3", "usr/bin/python3.9"),
+        file("var/was-file", b"f"), folder("var/was-dir"), file("var/was-dir/x", b"x"),
+        symlink("var/was-link", "/nowhere"),
+    )
+    upper = layer(
+        file("etc/.wh.gone"),                      # removes a lower file
+        folder("opt"), file("opt/new", b"new"),    # written before the opaque marker...
+        file("opt/.wh..wh..opq"),                  # ...which must not remove it
+        folder("tmp"), file("tmp/mine", b"mine"), file("tmp/.wh.mine"),  # same layer: kept
+        file("var/.wh.not-there"),                 # hiding nothing is fine
+        folder("var/was-file"),                    # file -> folder
+        symlink("var/was-dir", "../etc"),          # folder -> symlink
+        file("var/was-link", b"now a file"),       # symlink -> file
+    )
+    unpack_image(make_archive(kind, archives, [lower, upper]), dest)
+    assert tree(dest) == {
+        "etc": "dir", "etc/keep": "file:keep",
+        "lib64": "link:/usr/lib",
+        "opt": "dir", "opt/new": "file:new",
+        "tmp": "dir", "tmp/mine": "file:mine",
+        "usr": "dir", "usr/bin": "dir", "usr/bin/python3": "file:py",
+        "usr/bin/python3.9": "file:py", "usr/lib": "dir",
+        "usr/lib/libfoo.so": "link:libfoo.so.1", "usr/lib/libfoo.so.1": "file:elf",
+        "var": "dir", "var/was-dir": "link:../etc", "var/was-file": "dir",
+        "var/was-link": "file:now a file",
+    }
+    python3, python39 = dest / "usr/bin/python3", dest / "usr/bin/python3.9"
+    assert python3.stat().st_ino == python39.stat().st_ino  # a real hard link
+    assert stat.S_IMODE(dest.stat().st_mode) == 0o755
+
+
+def test_devices_owners_and_setuid_are_not_applied(work):
+    archives, dest, _ = work
+    unpack_image(docker_save(archives / "a.tar", [layer(
+        folder("dev"), chardev("dev/null"), file("usr/bin/su", b"su", mode=0o4755, uid=1234),
+        file("etc/shadow", b"s", mode=0o640, uid=42))]), dest)
+    assert not (dest / "dev/null").exists()
+    su = (dest / "usr/bin/su").stat()
+    assert (su.st_uid, stat.S_IMODE(su.st_mode)) == (os.getuid(), 0o755)
+    assert stat.S_IMODE((dest / "etc/shadow").stat().st_mode) == 0o640
+
+
+def test_archive_files_are_recognised_and_resolve_root_caches_them(work, tmp_path, monkeypatch):
+    archives, _, _ = work
+    monkeypatch.setenv("GLIBC_BUILD_CACHE", str(tmp_path / "cache"))
+    archive = docker_save(archives / "a.tar", [layer(file("etc/os-release", b"ID=test"))])
+    assert is_image_archive(archive) and not is_image_archive(tmp_path / "outside")
+    root = resolve_root(archive)
+    assert (root / "etc/os-release").read_text() == "ID=test"
+    assert root.is_relative_to(tmp_path / "cache" / "images")
+    assert resolve_root(archive) == root  # the second use is the cached one
+    assert resolve_root(tmp_path / "outside") == tmp_path / "outside"  # a folder root as is
+
+
+# -- what must be refused, with nothing written ------------------------------------------------
+ESCAPES = {
+    "dot-dot": lambda out: [layer(folder("etc"), file("../../outside/evil", b"evil"))],
+    "dot-dot-inside": lambda out: [layer(file("etc/../../outside/evil", b"evil"))],
+    "absolute-name": lambda out: [layer(file(f"{out}/evil", b"evil"))],
+    "planted-symlink": lambda out: [layer(symlink("dir", str(out)), file("dir/evil", b"e"))],
+    "planted-relative-symlink": lambda out: [
+        layer(folder("a"), symlink("a/dir", "../../../outside"), file("a/dir/evil", b"e"))],
+    "planted-symlink-across-layers": lambda out: [
+        layer(symlink("dir", str(out))), layer(file("dir/evil", b"e"))],
+    "symlink-then-folder-entry": lambda out: [
+        layer(symlink("dir", str(out))), layer(folder("dir/sub"))],
+    "whiteout-through-symlink": lambda out: [
+        layer(symlink("dir", str(out))), layer(file("dir/.wh.victim"))],
+    "opaque-through-symlink": lambda out: [
+        layer(symlink("dir", str(out))), layer(file("dir/.wh..wh..opq"))],
+    "hardlink-outside": lambda out: [layer(hardlink("h", "../outside/victim"))],
+    "hardlink-absolute": lambda out: [layer(hardlink("h", f"{out}/victim"))],
+    "hardlink-to-planted-symlink": lambda out: [
+        layer(symlink("s", f"{out}/victim"), hardlink("h", "s"))],
+    "hardlink-through-planted-symlink": lambda out: [
+        layer(symlink("d", str(out)), hardlink("h", "d/victim"))],
+    "root-replaced-by-symlink": lambda out: [layer(symlink(".", str(out)), file("evil", b"e"))],
+}
+
+
+@pytest.mark.parametrize("kind", ["docker-save-tar", "oci-folder"])
+@pytest.mark.parametrize("attack", sorted(ESCAPES))
+def test_escapes_are_refused_and_nothing_lands_outside(attack, kind, work):
+    archives, dest, outside = work
+    victim_links = (outside / "victim").stat().st_nlink
+    archive = make_archive(kind, archives, ESCAPES[attack](outside))
+    with pytest.raises(UnsafeArchive, match="refus|absolute|outside") as caught:
+        unpack_image(archive, dest)
+    assert caught.value.exit_code == 2
+    assert_nothing_written(dest, outside)
+    assert (outside / "victim").stat().st_nlink == victim_links
+
+
+@pytest.mark.parametrize("kind", ["docker-save", "oci"])
+def test_digest_mismatch_is_refused(kind, work):
+    archives, dest, outside = work
+    good = layer(file("etc/ok", b"ok"))
+    forged = f"sha256:{sha256(b'something else')}"
+    if kind == "docker-save":
+        archive = docker_save(archives / "a.tar", [good], diff_ids=[forged])
+    else:
+        archive = oci_layout(archives / "layout", [good], blob_digests=[forged])
+    with pytest.raises(UnsafeArchive, match="digest"):
+        unpack_image(archive, dest)
+    assert_nothing_written(dest, outside)
+
+
+def test_tampered_config_and_truncated_layer_are_refused(work):
+    archives, dest, outside = work
+    archive = docker_save(archives / "image", [layer(file("etc/ok", b"ok"))], as_tar=False)
+    config = next(p for p in archive.glob("*.json") if p.name != "manifest.json")
+    config.write_bytes(config.read_bytes().replace(b"amd64", b"arm64"))
+    with pytest.raises(UnsafeArchive, match="digest"):
+        unpack_image(archive, dest)
+    assert_nothing_written(dest, outside)
+
+    truncated = archives / "t"
+    truncated.mkdir()
+    full = layer(file("etc/big", os.urandom(20000)))
+    docker_save(truncated, [full], as_tar=False)
+    tar_path = next(truncated.glob("*/layer.tar"))
+    tar_path.write_bytes(full[:6000])
+    with pytest.raises(UnsafeArchive):
+        unpack_image(truncated, dest)
+    assert_nothing_written(dest, outside)
+
+
+def test_size_cap_stops_a_bomb(tmp_path):
+    (tmp_path / "dest").mkdir()
+    with LayerApplier(tmp_path / "dest", max_bytes=1000) as applier:
+        with pytest.raises(UnsafeArchive, match="more than 1000 bytes"):
+            applier.apply(io.BytesIO(layer(file("big", b"x" * 5000))), "bomb")
+
+
+def test_not_an_archive_and_non_empty_dest_are_bad_input(work, tmp_path):
+    archives, dest, _ = work
+    junk = archives / "junk.tar"
+    junk.write_bytes(b"not a tar at all" * 100)
+    with pytest.raises(BadInput, match="tar"):
+        unpack_image(junk, dest)
+    empty_layout = archives / "empty"
+    empty_layout.mkdir()
+    with pytest.raises(BadInput, match="manifest.json|index.json"):
+        unpack_image(empty_layout, dest)
+    dest.mkdir(parents=True)
+    (dest / "something").write_text("mine")
+    with pytest.raises(BadInput, match="not empty"):
+        unpack_image(docker_save(archives / "ok.tar", [layer(file("a"))]), dest)
+    assert (dest / "something").read_text() == "mine"
+
+
+# -- the rootfs command ------------------------------------------------------------------------
+def test_rootfs_image_command_unpacks_and_refuses_escapes(work):
+    archives, dest, outside = work
+    good = docker_save(archives / "good.tar", [layer(file("etc/hostname", b"box"))])
+    proc = run_tool("rootfs", "--image", good, dest)
+    assert proc.returncode == 0, proc.stderr
+    assert (dest / "etc/hostname").read_text() == "box"
+
+    evil = make_archive("oci-tar", archives, ESCAPES["planted-symlink-across-layers"](outside))
+    proc = run_tool("rootfs", "--image", evil, dest.parent / "other")
+    assert_clean_failure(proc, 2, "symlink", "refusing")
+    assert tree(outside) == {"victim": "file:precious"}
+
+
+@pytest.mark.parametrize("args, code, needle", [
+    (["--image", "/no/such/archive.tar"], 2, "no such"),
+    (["--debootstrap", "no-such-suite"], 2, "does not know the suite 'no-such-suite'"),
+    (["--debootstrap", "bullseye", "--image", "x.tar"], 2, "exactly one"),
+    ([], 2, "exactly one"),
+])
+def test_rootfs_bad_input_is_one_clean_line(args, code, needle, tmp_path):
+    proc = run_tool("rootfs", *args, tmp_path / "dest")
+    assert_clean_failure(proc, code, needle)
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not (tmp_path / "dest").exists()
+
+
+def test_rootfs_without_debootstrap_says_what_to_install(tmp_path):
+    # debootstrap lives in /usr/sbin; an empty cache, so that no earlier root is reused
+    proc = run_tool("rootfs", "--debootstrap", "bullseye", tmp_path / "dest",
+                    env={"PATH": "/usr/bin:/bin", "GLIBC_BUILD_CACHE": str(tmp_path / "cache")})
+    assert_clean_failure(proc, 3, "debootstrap is not installed", "apt-get install debootstrap")
+
+
+def test_rootfs_dest_must_be_empty(tmp_path):
+    (tmp_path / "dest").mkdir()
+    (tmp_path / "dest" / "keep").write_text("mine")
+    proc = run_tool("rootfs", "--debootstrap", "bullseye", tmp_path / "dest")
+    assert_clean_failure(proc, 2, "not empty")
+    assert (tmp_path / "dest" / "keep").read_text() == "mine"
