@@ -90,7 +90,8 @@ def ensure_base(recipe, *, base_archive: Path | None = None) -> str:
     spec = dict(recipe.debootstrap)
     root = rootfs.debootstrap_root(spec["suite"], arch=spec.get("arch", "amd64"),
                                    variant=spec.get("variant", "minbase"),
-                                   include=tuple(spec.get("include", ())))
+                                   include=tuple(spec.get("include", ())),
+                                   mirror=spec.get("mirror"))
     return import_root(root, ref)
 
 

@@ -1,0 +1,102 @@
+"""Issue 5: the docker backend end to end, on the real engine, with no registry reachable.
+
+The debian-bullseye recipe's base image is made locally from a debootstrap root (air-gapped),
+the plugin is built in it by the host's own toolchain, and bullseye's loader proves the result.
+In CI (CI=true) a missing engine fails these tests instead of skipping them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from .conftest import REPO, assert_clean_failure, run_tool
+from .test_build import copy_crate, glibc_needs
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+
+def leftover_containers(client) -> list:
+    return client.containers.list(all=True, filters={"label": "org.glibc-build"})
+
+
+@pytest.fixture(scope="module")
+def docker_build(docker_client, tmp_path_factory) -> dict:
+    crate = copy_crate("plugin", tmp_path_factory.mktemp("docker"))
+    first = run_tool("--backend", "docker", "--recipe", "debian-bullseye", "--glibc", "2.31",
+                     "--json", crate, timeout=1800)
+    assert first.returncode == 0, first.stderr[-3000:]
+    return {"crate": crate, "first": first, "summary": json.loads(first.stdout)}
+
+
+def test_plugin_built_in_bullseye_image_needs_at_most_2_31(docker_build, docker_client):
+    (artifact,) = [Path(p) for p in docker_build["summary"]["artifacts"]]
+    assert artifact.parent == docker_build["crate"] / "dist"
+    assert max(glibc_needs(artifact)) <= (2, 31)
+    assert artifact.stat().st_uid == os.getuid() and artifact.stat().st_gid == os.getgid()
+    assert not leftover_containers(docker_client)
+    manifest = json.loads((artifact.parent / "build-manifest.json").read_text())
+    assert manifest["backend"] == "docker"
+    assert manifest["toolchain"]["recipe"]["name"] == "debian-bullseye"
+
+
+def test_docker_built_plugin_loads_on_bullseye(docker_build, bullseye_root):
+    lib = docker_build["crate"] / "dist" / "libexample_plugin.so"
+    proc = run_tool("verify-load", "--rootfs", bullseye_root, "--call", "plugin_entry", lib)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "hello from the plugin" in proc.stdout + proc.stderr
+
+
+def test_second_build_reuses_the_image(docker_build, docker_client):
+    images_before = {i.id for i in docker_client.images.list(name="glibc-build/debian-bullseye")}
+    again = run_tool("--backend", "docker", "--recipe", "debian-bullseye", "--glibc", "2.31",
+                     docker_build["crate"], timeout=900)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "building image" not in again.stderr
+    images_after = {i.id for i in docker_client.images.list(name="glibc-build/debian-bullseye")}
+    assert images_after == images_before
+    assert not leftover_containers(docker_client)
+
+
+def test_failing_recipe_gives_the_log_tail(docker_client, tmp_path):
+    recipe = tmp_path / "broken.toml"
+    template = tmp_path / "broken.Dockerfile.j2"
+    template.write_text("FROM {{ base_image }}\nRUN echo about to fail && exit 42\n")
+    text = (REPO / "recipes" / "debian-bullseye.toml").read_text()
+    text = text.replace('name = "debian-bullseye"', 'name = "broken"')
+    lines = [f'template = "{template}"' if line.startswith("template") else line
+             for line in text.splitlines()]
+    recipe.write_text("\n".join(lines) + "\n")
+    crate = copy_crate("plugin", tmp_path)
+    proc = run_tool("--backend", "docker", "--recipe", recipe, "--glibc", "2.31", crate,
+                    timeout=900)
+    assert_clean_failure(proc, 3, "recipe broken failed to build", "about to fail")
+    assert not (crate / "dist").exists()
+    assert not leftover_containers(docker_client)
+
+
+def test_recipe_newer_than_the_target_glibc_is_refused(docker_client):
+    proc = run_tool("--backend", "docker", "--recipe", "debian-bullseye", "--glibc", "2.17",
+                    REPO / "examples" / "plugin")
+    assert_clean_failure(proc, 2, "debian-bullseye", "2.31", "2.17")
+
+
+def test_no_engine_is_exit_5_with_one_line(tmp_path):
+    proc = run_tool("--backend", "docker", "--recipe", "debian-bullseye", "--glibc", "2.31",
+                    REPO / "examples" / "plugin",
+                    env={"DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"})
+    assert_clean_failure(proc, 5, "no Docker engine answers", "no-engine.sock")
+
+
+def test_cargo_failure_in_container_exits_3_and_removes_it(docker_client, tmp_path):
+    crate = copy_crate("plugin", tmp_path)
+    (crate / "src" / "lib.rs").write_text("pub fn broken() -> i32 { \"no\" }\n")
+    proc = run_tool("--backend", "docker", "--recipe", "debian-bullseye", "--glibc", "2.31",
+                    crate, timeout=900)
+    assert_clean_failure(proc, 3, "mismatched types")
+    assert not leftover_containers(docker_client)
+    shutil.rmtree(crate)
