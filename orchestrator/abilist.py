@@ -7,6 +7,7 @@ exist; the checker reads the symbol tables too.
 from __future__ import annotations
 
 import functools
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,3 +56,123 @@ def header() -> Header:
 def newest_glibc() -> GlibcVersion:
     major, minor, _ = header().versions[-1]
     return GlibcVersion(major, minor)
+
+
+# -- symbol tables ----------------------------------------------------------------------------
+# Per target: symbol -> {library: version strings ("2.2.5", "2.34"), ascending}. Walking the
+# 37,000 inclusions takes ~40 ms in Python, so each target's table is kept as JSON in the cache,
+# keyed by the database's sha256 (a new ziglang wheel makes a new key) and this format number.
+_TABLE_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class SymbolTable:
+    """What glibc provides on one target: which library has which version nodes of a symbol."""
+
+    target: str                                  # zig's name, e.g. "x86_64-linux-gnu"
+    symbols: dict[str, dict[str, list[str]]]     # name -> {"c": ["2.2.5", "2.14"], ...}
+    versions: tuple[str, ...]                    # every glibc version of the database, ascending
+
+    def providers(self, name: str) -> dict[str, list[str]] | None:
+        return self.symbols.get(name)
+
+    @functools.cached_property
+    def floor(self) -> str:
+        """The oldest version node this target has (x86_64 2.2.5, aarch64 2.17)."""
+        used = {v for libs in self.symbols.values() for vs in libs.values() for v in vs}
+        return min(used, key=version_key) if used else "2.0"
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    """ "2.2.5" -> (2, 2, 5); non-numeric parts sort as 0."""
+    return tuple(int(p) if p.isdigit() else 0 for p in version.split("."))
+
+
+def version_string(triple: tuple[int, int, int]) -> str:
+    major, minor, patch = triple
+    return f"{major}.{minor}.{patch}" if patch else f"{major}.{minor}"
+
+
+def _uleb128(data: bytes, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return result, pos
+
+
+def parse_symbols(data: bytes, target: str) -> dict[str, dict[str, list[str]]]:
+    """Walk every inclusion (functions, objects, TLS) and keep those that apply to `target`."""
+    head = parse_header(data)
+    if target not in head.targets:
+        raise ValueError(f"{target} is not in zig's glibc ABI database")
+    bit = 1 << head.targets.index(target)
+    versions = [version_string(v) for v in head.versions]   # type: ignore[arg-type]
+    table: dict[str, dict[str, list[str]]] = {}
+    pos = head.end
+    for sized in (False, True, True):   # functions, objects, TLS (absent in older files)
+        if pos >= len(data):
+            break
+        count = int.from_bytes(data[pos:pos + 2], "little")
+        pos += 2
+        name = ""
+        new_symbol = True
+        for _ in range(count):
+            if new_symbol:
+                end = data.index(b"\0", pos)
+                name = data[pos:end].decode("ascii")
+                pos = end + 1
+            targets, pos = _uleb128(data, pos)
+            if sized:
+                _size, pos = _uleb128(data, pos)
+            lib_byte = data[pos]
+            pos += 1
+            new_symbol = bool(lib_byte & 0x80)
+            start = pos
+            while not data[pos] & 0x80:
+                pos += 1
+            pos += 1
+            if targets & bit:
+                nodes = [versions[b & 0x7F] for b in data[start:pos]]
+                library = head.libraries[lib_byte & 0x1F]
+                libs = table.setdefault(name, {})
+                merged = set(libs.get(library, ())) | set(nodes)
+                libs[library] = sorted(merged, key=version_key)
+    return table
+
+
+@functools.cache
+def symbol_table(target: str, path: Path | None = None) -> SymbolTable:
+    """The table of `target` (zig's triple), parsed once and cached on disk."""
+    import hashlib
+    import json
+
+    from .cache import cache_dir
+
+    data = load_bytes(path)
+    versions = tuple(version_string(v) for v in parse_header(data).versions)  # type: ignore[arg-type]
+    key = hashlib.sha256(data).hexdigest()[:24]
+    try:
+        cache_file: Path | None = (cache_dir("abilists")
+                                   / f"{key}-{target}-v{_TABLE_FORMAT}.json")
+    except OSError:   # no writable cache: parse every time, still correct
+        cache_file = None
+    if cache_file is not None:
+        try:
+            cached = json.loads(cache_file.read_text())
+            if isinstance(cached, dict):
+                return SymbolTable(target, cached, versions)
+        except (OSError, ValueError):
+            pass
+    table = parse_symbols(data, target)
+    if cache_file is not None:
+        tmp = cache_file.with_name(f"{cache_file.name}.{os.getpid()}.tmp")
+        try:   # write beside, then rename: a reader never sees half a file
+            tmp.write_text(json.dumps(table, separators=(",", ":")))
+            os.replace(tmp, cache_file)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+    return SymbolTable(target, table, versions)
