@@ -84,6 +84,45 @@ def build(**options: object) -> int:
     return run_build(BuildOptions(**options))  # type: ignore[arg-type]
 
 
+@cli.command(epilog=EXIT_CODE_HELP)
+@click.option("--glibc", default="2.17", show_default=True, metavar="X.Y",
+              help="Oldest glibc the files must load on.")
+@click.option("--target", default=None, metavar="TRIPLE",
+              help="Expected Rust target triple (default: each file's own architecture).")
+@click.option("--json", "json_output", is_flag=True,
+              help="Print one JSON object on stdout instead of the text report.")
+@click.option("--host-symbols", default=None, type=click.Path(path_type=Path), metavar="FILE",
+              help="Symbols the host program provides, one per line (# comments).")
+@click.option("--policy", default=None, type=click.Path(path_type=Path), metavar="FILE",
+              help="JSON merged over the built-in policy (ceilings, markers, hints).")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+def check(glibc: str, target: str | None, json_output: bool, host_symbols: Path | None,
+          policy: Path | None, paths: tuple[Path, ...]) -> int:
+    """Check that ELF files (or folders of them) load with dlopen on glibc X.Y.
+
+    \b
+    Exit 0: every file loads on the target; 1: a violation; 2: an input could not be
+    analysed (missing, not ELF, truncated, malformed); the other files are still reported.
+    """
+    import json
+
+    from .check import check_paths, read_host_symbols
+    from .glibc import GlibcVersion
+    from .targets import lookup
+
+    report = check_paths(list(paths), GlibcVersion.parse(glibc),
+                         lookup(target) if target else None,
+                         read_host_symbols(host_symbols) if host_symbols else frozenset(),
+                         policy)
+    if json_output:
+        sys.stdout.write(json.dumps(report.to_json(), indent=2) + "\n")
+    else:
+        sys.stdout.write(report.render_text(with_errors=False) + "\n")
+    for err in report.errors:
+        error(f"{err.path}: {err.message}")
+    return report.exit_code
+
+
 @cli.command("verify-load", epilog=EXIT_CODE_HELP)
 @click.option("--rootfs", type=click.Path(path_type=Path), default=None, metavar="DIR",
               help="Root folder whose glibc loads the libraries (e.g. from `build.py rootfs`).")
