@@ -221,3 +221,50 @@ def test_help_documents_exit_codes():
     for option in ("--glibc", "--target", "--backend", "--recipe", "--profile", "--package",
                    "--features", "--out", "--json"):
         assert option in build_help.stdout
+
+
+def test_verify_on_proves_the_build_and_refuses_a_too_new_one(tmp_path, bullseye_root):
+    crate = copy_crate("plugin", tmp_path)
+    proc = run_tool("--glibc", "2.17", "--verify-on", bullseye_root, "--json", crate)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout)
+    assert summary["verify_load"] == [{"name": "libexample_plugin.so", "ok": True,
+                                       "message": summary["verify_load"][0]["message"]}]
+    manifest = json.loads(Path(summary["manifest"]).read_text())
+    assert manifest["verify_load"][0]["ok"] is True
+
+    # Built for 2.34, the check passes (2.34 is what was asked) but bullseye's 2.31 refuses it.
+    out = tmp_path / "too-new"
+    proc = run_tool("--glibc", "2.34", "--verify-on", bullseye_root, "--out", out, crate)
+    assert_clean_failure(proc, 1, "libexample_plugin.so", "GLIBC_2.34' not found")
+    assert not out.exists()
+
+
+CPP_CRATE = {
+    "Cargo.toml": ('[package]\nname = "cppplug"\nversion = "0.1.0"\nedition = "2021"\n'
+                   '[lib]\ncrate-type = ["cdylib"]\n[build-dependencies]\ncc = "1"\n'),
+    "build.rs": 'fn main() { cc::Build::new().cpp(true).file("c/part.cpp").compile("part"); }\n',
+    "c/part.cpp": ('#include <string>\n#include <vector>\n'
+                   'extern "C" int cpp_part(int x) { std::vector<std::string> v;\n'
+                   '  v.push_back(std::to_string(x)); return (int)v[0].size(); }\n'),
+    "src/lib.rs": ('extern "C" { fn cpp_part(x: i32) -> i32; }\n#[no_mangle]\n'
+                   'pub extern "C" fn plugin_entry() -> i32 '
+                   '{ if unsafe { cpp_part(42) } == 2 { 0 } else { 1 } }\n'),
+}
+
+
+def test_cpp_part_links_zigs_libcxx_and_loads(tmp_path, bullseye_root):
+    """C++ through the cc crate: zig's libc++ is linked in, so no GLIBCXX need at all."""
+    crate = tmp_path / "cpp"
+    for rel, text in CPP_CRATE.items():
+        (crate / rel).parent.mkdir(parents=True, exist_ok=True)
+        (crate / rel).write_text(text)
+    proc = run_tool("--glibc", "2.17", crate)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lib = crate / "dist" / "libcppplug.so"
+    assert max(glibc_needs(lib)) <= (2, 17)
+    versions = subprocess.run(["readelf", "-V", "-W", str(lib)], capture_output=True,
+                              text=True, check=True).stdout
+    assert "GLIBCXX" not in versions and "libstdc++" not in versions
+    loaded = run_tool("verify-load", "--rootfs", bullseye_root, "--call", "plugin_entry", lib)
+    assert loaded.returncode == 0, loaded.stdout + loaded.stderr
