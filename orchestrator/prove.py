@@ -271,9 +271,29 @@ def _check_lib(lib: Path) -> str:
     header = _elf_header(lib)
     if header is None:
         raise BadInput(f"{lib}: not an ELF file; pass a shared library (.so)")
-    if header[0] != "ET_DYN":
-        raise BadInput(f"{lib}: an ELF {header[0]} file, not a shared library")
+    if header[0] != "ET_DYN" or _is_pie_executable(lib):
+        kind = "a position-independent executable" if header[0] == "ET_DYN" else \
+            f"an ELF {header[0]} file"
+        raise BadInput(f"{lib}: {kind}, not a shared library; pass the .so")
     return header[1]
+
+
+def _is_pie_executable(lib: Path) -> bool:
+    """PIEs are ET_DYN too; the linker marks them DF_1_PIE (glibc refuses to dlopen them)."""
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.dynamic import DynamicSection
+    from elftools.elf.elffile import ELFFile
+
+    df_1_pie = 0x08000000
+    try:
+        with open(lib, "rb") as handle:
+            for section in ELFFile(handle).iter_sections():
+                if isinstance(section, DynamicSection):
+                    return any(tag.entry.d_tag == "DT_FLAGS_1" and tag.entry.d_val & df_1_pie
+                               for tag in section.iter_tags())
+    except (OSError, ELFError, ValueError):
+        return False
+    return False
 
 
 def _run_env() -> dict[str, str]:
@@ -409,8 +429,9 @@ def _interpret(info: RootInfo, lib: Path, call: str | None, returncode: int, rep
     return result
 
 
-def _verify(root: Path, libs: list[Path], call: str | None, target: Target | None,
-            timeout: float) -> tuple[RootInfo, list[LoadResult]]:
+def _prepare(root: Path, libs: list[Path], call: str | None, target: Target | None
+             ) -> tuple[RootInfo, Target, list[Path]]:
+    """Every check of the input, before anything runs: BadInput names what is wrong."""
     from .rootfs import resolve_root
 
     if not libs:
@@ -424,9 +445,13 @@ def _verify(root: Path, libs: list[Path], call: str | None, target: Target | Non
         if machine != target.elf_machine:
             raise BadInput(f"{lib} is built for {machine}, not {target.rust} "
                            f"({target.elf_machine}); verify each architecture in its own root")
-    info = inspect_root(resolve_root(Path(root)), target)
+    return inspect_root(resolve_root(Path(root)), target), target, list(machines)
+
+
+def _run_all(root_info: RootInfo, target: Target, libs: list[Path], call: str | None,
+             timeout: float) -> list[LoadResult]:
     loader = loader_binary(target)
-    return info, [_run_one(info, loader, lib, call, timeout, target) for lib in machines]
+    return [_run_one(root_info, loader, lib, call, timeout, target) for lib in libs]
 
 
 def verify_load(root: Path, libs: list[Path], call: str | None = None,
@@ -437,7 +462,8 @@ def verify_load(root: Path, libs: list[Path], call: str | None = None,
     Bad input (no such root, not a glibc root, a LIB missing or not a shared library) raises
     BadInput before anything runs; refusals are results (ok=False), not exceptions.
     """
-    return _verify(root, libs, call, target, timeout)[1]
+    root_info, target, paths = _prepare(root, libs, call, target)
+    return _run_all(root_info, target, paths, call, timeout)
 
 
 def describe_root(root: Path, target: Target | None = None) -> RootInfo:
@@ -454,12 +480,12 @@ def _show(result: LoadResult, call: str | None) -> None:
         info(f"{name}: REFUSED: {result.message}")
     else:
         info(f"{name}: loaded")
+    for line in result.output.rstrip().splitlines():
+        info(f"  | {line}")
     if result.called:
         returned = "did not return" if result.returned is None else \
             f"returned {result.returned}"
         info(f"{name}: {call}() {returned}")
-    for line in result.output.rstrip().splitlines():
-        info(f"  | {line}")
     if result.loaded and result.message:
         info(f"{name}: FAILED: {result.message}")
 
@@ -482,10 +508,12 @@ def run_verify_load(*, rootfs: Path | None, image: Path | None, libs: tuple[Path
                        f"--image {image}: no such file")
     if timeout <= 0:
         raise UsageError("--timeout must be a positive number of seconds")
-    root_info, results = _verify(rootfs or image, list(libs), call,  # type: ignore[arg-type]
-                                 lookup(target) if target else None, timeout)
+    root_info, target_, paths = _prepare(rootfs or image,  # type: ignore[arg-type]
+                                         list(libs), call, lookup(target) if target else None)
     glibc = root_info.glibc or "unknown"
-    step(f"verify-load in {root_info.root} (glibc {glibc})")
+    step(f"loading {len(paths)} librar{'y' if len(paths) == 1 else 'ies'} with glibc {glibc} "
+         f"of {root_info.root}")
+    results = _run_all(root_info, target_, paths, call, timeout)
     for result in results:
         _show(result, call)
     failed = [r for r in results if not r.ok]

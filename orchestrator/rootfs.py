@@ -77,6 +77,20 @@ def _remove_tree(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def _unmount_below(path: Path) -> None:
+    """Undo mounts a killed debootstrap left in its target (/proc, /sys) before removing it."""
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return
+    prefix = str(path.resolve())
+    points = [re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split()[4])
+              for line in lines if len(line.split()) > 4]
+    for point in sorted((p for p in points if p == prefix or p.startswith(prefix + "/")),
+                        key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True, check=False)
+
+
 def host_debian_arch() -> str:
     return _HOST_DEBIAN_ARCH.get(platform.machine(), platform.machine())
 
@@ -129,7 +143,7 @@ def _explain_debootstrap_failure(suite: str, mirror: str | None, log: str) -> No
     if "Failed getting release file" in log or "Release signed by unknown key" in log:
         raise UsageError(f"debootstrap could not get suite {suite!r} from {where}: it is not "
                          f"on that mirror (end-of-life Debian suites are on {ARCHIVE_MIRROR}) "
-                         "or the mirror is unreachable; pass a mirror that has it",
+                         "or the mirror is unreachable; pass --mirror URL of one that has it",
                          details=tail)
     raise ToolchainError(f"debootstrap failed making the {suite} root", details=tail)
 
@@ -170,6 +184,7 @@ def debootstrap_root(suite: str, *, arch: str = "amd64", variant: str = "minbase
                 deb.unlink()
             _move_into_place(staging, final)
         except BaseException:
+            _unmount_below(staging)
             _remove_tree(staging)
             raise
     info(f"root ready: {final}")

@@ -69,37 +69,51 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def write_tree(files: dict[str, bytes], dest: Path, as_tar: bool) -> Path:
-    """The archive's files as a folder, or as one tar of them."""
+def write_tree(files: dict[str, bytes], dest: Path, as_tar: bool,
+               links: dict[str, str] | None = None) -> Path:
+    """The archive's files as a folder, or as one tar of them (LINKS: symlinks in it)."""
     if as_tar:
         with tarfile.open(dest, "w") as tar:
             for name, data in files.items():
                 info = tarfile.TarInfo(name)
                 info.size = len(data)
                 tar.addfile(info, io.BytesIO(data))
+            for name, target in (links or {}).items():
+                tar.addfile(symlink(name, target)[0])
         return dest
     for name, data in files.items():
         (dest / name).parent.mkdir(parents=True, exist_ok=True)
         (dest / name).write_bytes(data)
+    for name, target in (links or {}).items():
+        (dest / name).parent.mkdir(parents=True, exist_ok=True)
+        (dest / name).symlink_to(target)
     return dest
 
 
 def docker_save(dest: Path, layers: list[bytes], *, as_tar: bool = True,
-                diff_ids: list[str] | None = None) -> Path:
-    """The classic `docker save` layout: manifest.json, <config sha>.json, <id>/layer.tar."""
+                diff_ids: list[str] | None = None, linked: bool = False) -> Path:
+    """The classic `docker save` layout: manifest.json, <config sha>.json, <id>/layer.tar.
+
+    LINKED: as Docker 25+ writes it, <id>/layer.tar is a symlink to ../blobs/sha256/<sha>.
+    """
     diff_ids = diff_ids or [f"sha256:{sha256(data)}" for data in layers]
     config = json.dumps({"architecture": "amd64", "os": "linux",
                          "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
     files = {f"{sha256(config)}.json": config}
+    links = {}
     names = []
     for number, data in enumerate(layers):
         name = f"{sha256(data + bytes([number]))}/layer.tar"
-        files[name] = data
+        if linked:
+            files[f"blobs/sha256/{sha256(data)}"] = data
+            links[name] = f"../blobs/sha256/{sha256(data)}"
+        else:
+            files[name] = data
         names.append(name)
     files["manifest.json"] = json.dumps([{"Config": f"{sha256(config)}.json",
                                           "RepoTags": ["test:latest"],
                                           "Layers": names}]).encode()
-    return write_tree(files, dest, as_tar)
+    return write_tree(files, dest, as_tar, links)
 
 
 def oci_layout(dest: Path, layers: list[bytes], *, as_tar: bool = False, gzipped: bool = False,
@@ -130,15 +144,16 @@ def oci_layout(dest: Path, layers: list[bytes], *, as_tar: bool = False, gzipped
     return write_tree(files, dest, as_tar)
 
 
-FORMATS = ["docker-save-tar", "docker-save-folder", "oci-folder", "oci-tar", "oci-gzip-tar"]
+FORMATS = ["docker-save-tar", "docker-save-folder", "docker-save-linked-tar", "oci-folder",
+           "oci-tar", "oci-gzip-tar"]
 
 
 def make_archive(kind: str, where: Path, layers: list[bytes]) -> Path:
     if kind.startswith("docker-save"):
-        target = where / "image.tar" if kind.endswith("tar") else where / "image"
+        target = where / ("image.tar" if kind.endswith("tar") else "image")
         if not kind.endswith("tar"):
             target.mkdir()
-        return docker_save(target, layers, as_tar=kind.endswith("tar"))
+        return docker_save(target, layers, as_tar=kind.endswith("tar"), linked="linked" in kind)
     as_tar = kind.endswith("tar")
     target = where / ("layout.tar" if as_tar else "layout")
     if not as_tar:
@@ -362,6 +377,16 @@ def test_rootfs_bad_input_is_one_clean_line(args, code, needle, tmp_path):
     assert_clean_failure(proc, code, needle)
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert not (tmp_path / "dest").exists()
+
+
+def test_rootfs_suite_missing_from_the_mirror_says_where_to_look(tmp_path):
+    """stretch has a debootstrap script but left deb.debian.org for archive.debian.org."""
+    proc = run_tool("rootfs", "--debootstrap", "stretch", tmp_path / "dest",
+                    env={"GLIBC_BUILD_CACHE": str(tmp_path / "cache")})
+    assert_clean_failure(proc, 2, "could not get suite 'stretch'", "archive.debian.org")
+    assert not (tmp_path / "dest").exists()
+    assert [p.name for p in (tmp_path / "cache" / "debootstrap").iterdir()] == \
+        [".stretch-amd64-minbase.lock"]  # no half-made root left behind
 
 
 def test_rootfs_without_debootstrap_says_what_to_install(tmp_path):
