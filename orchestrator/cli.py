@@ -201,6 +201,47 @@ def image(recipe: str, glibc: str | None, base_archive: Path | None, rsrc: Path 
     return 0
 
 
+@cli.command("render", epilog=EXIT_CODE_HELP)
+@click.option("--recipe", "recipe_name", required=True, metavar="NAME|PATH",
+              help="A recipe name from recipes/ or the path of a recipe .toml file.")
+@click.option("--glibc", default=None, metavar="X.Y",
+              help="Target glibc; a recipe whose base glibc is newer is refused "
+                   "(default: the recipe's own).")
+def render_command(recipe_name: str, glibc: str | None) -> int:
+    """Print the Dockerfile a recipe renders to (same recipe, same bytes)."""
+    from .recipe import load_recipe
+    from .render import render_dockerfile
+
+    click.echo(render_dockerfile(load_recipe(recipe_name), glibc), nl=False)
+    return 0
+
+
+@cli.command("fetch", epilog=EXIT_CODE_HELP)
+@click.option("--recipe", "recipe_name", required=True, metavar="NAME|PATH",
+              help="A recipe name from recipes/ or the path of a recipe .toml file.")
+@click.option("--rsrc", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Download folder (default: rsrc/ in the checkout).")
+@click.option("--offline", is_flag=True,
+              help="No network: verify what the folder holds, fail naming what is missing "
+                   "or altered.")
+@click.option("--mirror", "mirrors", multiple=True, metavar="URL|DIR",
+              help="Try this base URL (or local folder) first; files are looked up by name. "
+                   "Repeatable.")
+def fetch_command(recipe_name: str, rsrc: Path | None, offline: bool,
+                  mirrors: tuple[str, ...]) -> int:
+    """Download a recipe's sources and verify them (sha256, pinned GPG keys).
+
+    Prints the path of each verified source on stdout.
+    """
+    from .fetch import DEFAULT_RSRC, fetch_sources
+    from .recipe import load_recipe
+
+    recipe = load_recipe(recipe_name)
+    for path in fetch_sources(recipe, rsrc or DEFAULT_RSRC, offline=offline, mirrors=mirrors):
+        click.echo(str(path))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the process exit code. Never lets a traceback reach the user."""
     try:
