@@ -408,7 +408,7 @@ def _interpret(info: RootInfo, lib: Path, call: str | None, returncode: int, rep
         return result
     if "calling" in events:
         result.called = True
-        if "returned" in events:
+        if events.get("returned", "").lstrip("-").isdigit():
             result.returned = int(events["returned"])
         elif not result.message:
             result.message = (f"{what} did not return within {timeout:g}s" if timed_out else

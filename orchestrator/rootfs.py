@@ -113,8 +113,6 @@ def _check_debootstrap(suite: str, arch: str) -> str:
                              "owners and runs their scripts in a chroot); run this as root, or "
                              "make the root elsewhere and pass a folder or an image archive "
                              "(`docker save`) instead")
-    if not re.fullmatch(r"[a-z0-9][a-z0-9.+-]*", suite):
-        raise UsageError(f"{suite!r} is not a suite name (e.g. bullseye, buster, focal)")
     scripts = _debootstrap_scripts()
     if scripts.is_dir() and not (scripts / suite).exists():
         known = sorted(p.name for p in scripts.iterdir() if "." not in p.name)
@@ -151,6 +149,19 @@ def _explain_debootstrap_failure(suite: str, mirror: str | None, log: str) -> No
 def debootstrap_root(suite: str, *, arch: str = "amd64", variant: str = "minbase",
                      include: tuple[str, ...] = (), mirror: str | None = None) -> Path:
     """The cached root of SUITE (made by debootstrap on first use); never modify it."""
+    # These names become a cache folder name: nothing but plain words may pass.
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.+-]*", suite):
+        raise UsageError(f"{suite!r} is not a suite name (e.g. bullseye, buster, focal)")
+    if not re.fullmatch(r"[a-z0-9]+", arch):
+        raise UsageError(f"{arch!r} is not a Debian architecture (e.g. amd64, arm64)")
+    if variant not in ("minbase", "buildd", "fakechroot"):
+        raise UsageError(f"debootstrap has no variant {variant!r}; use minbase, buildd or "
+                         "fakechroot")
+    for package in include:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9.+-]*", package):
+            raise UsageError(f"--include: {package!r} is not a Debian package name")
+    if mirror is not None and not re.match(r"(https?|file):/", mirror):
+        raise UsageError(f"--mirror {mirror!r} is not a URL (http://, https:// or file:/)")
     base = cache_dir("debootstrap")
     key = _debootstrap_key(suite, arch, variant, tuple(include), mirror)
     final = base / key

@@ -369,6 +369,8 @@ def test_rootfs_image_command_unpacks_and_refuses_escapes(work):
 @pytest.mark.parametrize("args, code, needle", [
     (["--image", "/no/such/archive.tar"], 2, "no such"),
     (["--debootstrap", "no-such-suite"], 2, "does not know the suite 'no-such-suite'"),
+    (["--debootstrap", "../../escape"], 2, "not a suite name"),
+    (["--debootstrap", "bullseye", "--variant", "huge"], 2, "no variant 'huge'"),
     (["--debootstrap", "bullseye", "--image", "x.tar"], 2, "exactly one"),
     ([], 2, "exactly one"),
 ])
