@@ -187,7 +187,8 @@ def run_build(options: BuildOptions) -> int:
                      "check": report.to_json()}
     failure: Exception | None = None
     if not report.ok:
-        failure = CheckFailed(f"the built librar{plural} need more than glibc {request.glibc} "
+        failure = CheckFailed(f"the built librar{plural} {'needs' if len(built) == 1 else 'need'} "
+                              f"more than glibc {request.glibc} "
                               f"(see the report above); nothing was copied to {request.out}; "
                               f"the files are in {built[0].parent}")
     loads = None

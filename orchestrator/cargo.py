@@ -39,8 +39,14 @@ class Crate:
     target_dir: Path
     packages: tuple[str, ...]    # package names with a cdylib target, in build order
     version: str                 # version of the first package (for reports and manifests)
-    lockfile: Path | None        # the workspace's Cargo.lock, when there is one
     settings: dict               # [workspace|package.metadata.glibc-build], package wins
+
+
+    @property
+    def lockfile(self) -> Path | None:
+        """The workspace's Cargo.lock (cargo writes it on the first build), when there is one."""
+        lock = self.workspace_root / "Cargo.lock"
+        return lock if lock.is_file() else None
 
 
 def cargo_binary() -> str:
@@ -83,13 +89,12 @@ def locate(crate_dir: Path, package: str | None = None) -> Crate:
         raise BadInput(f"{which}: no cdylib target; add `crate-type = [\"cdylib\"]` under [lib] "
                        "in its Cargo.toml")
     workspace_root = Path(meta["workspace_root"])
-    lock = workspace_root / "Cargo.lock"
     settings = dict((meta.get("metadata") or {}).get(SETTINGS_KEY) or {})
     settings.update((cdylibs[0].get("metadata") or {}).get(SETTINGS_KEY) or {})
     return Crate(root=crate_dir, manifest=manifest, workspace_root=workspace_root,
                  target_dir=Path(meta["target_directory"]),
                  packages=tuple(p["name"] for p in cdylibs), version=cdylibs[0]["version"],
-                 lockfile=lock if lock.is_file() else None, settings=settings)
+                 settings=settings)
 
 
 def profile_args(profile: str) -> list[str]:

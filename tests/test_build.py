@@ -143,7 +143,7 @@ def test_workspace_root_member_dir_and_package(workspace, tmp_path):
     out_root = tmp_path / "out-root"
     proc = run_tool("--out", out_root, workspace)
     assert proc.returncode == 0, proc.stderr
-    assert [p.name for p in out_root.iterdir()] == ["libplug.so"]
+    assert sorted(p.name for p in out_root.iterdir()) == ["build-manifest.json", "libplug.so"]
     # From the member's own folder, and with --package from the root: same library.
     proc = run_tool("--out", tmp_path / "out-member", workspace / "plug")
     assert proc.returncode == 0, proc.stderr
@@ -170,14 +170,29 @@ def test_user_rustflags_are_kept(workspace, tmp_path):
 
 
 def test_output_failing_the_check_exits_1_and_is_not_copied(workspace, tmp_path):
-    """An executable stack is refused by dlopen on glibc >= 2.41: the check must fail the build."""
+    """C code that declares reallocarray (glibc 2.26) by hand links against the 2.17 stubs as an
+    unversioned undefined symbol; only the checker's existence check can catch that."""
+    plug = workspace / "plug"
+    (plug / "Cargo.toml").write_text((plug / "Cargo.toml").read_text()
+                                     + '[build-dependencies]\ncc = "1"\n')
+    (plug / "build.rs").write_text('fn main() { cc::Build::new().file("new.c").compile("new"); }\n')
+    (plug / "new.c").write_text(
+        "#include <stddef.h>\n#include <stdlib.h>\n"
+        "void *reallocarray(void *ptr, size_t nmemb, size_t size);\n"
+        "int grow(void) { void *p = reallocarray(NULL, 4, 8); free(p); return p == NULL; }\n")
+    (plug / "src" / "lib.rs").write_text(
+        'extern "C" { fn grow() -> i32; }\n'
+        '#[no_mangle]\npub extern "C" fn plugin_entry() -> i32 { unsafe { grow() } }\n')
     out = tmp_path / "out"
-    proc = run_tool("--out", out, workspace,
-                    env={"RUSTFLAGS": "-C link-arg=-Wl,-z,execstack"})
+    proc = run_tool("--out", out, "--json", workspace)
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr
-    assert "stack" in proc.stderr.lower()
-    assert not out.exists() or not any(out.iterdir())
+    assert "reallocarray" in proc.stderr and "2.26" in proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["ok"] is False and summary["artifacts"] == []
+    (violation,) = summary["check"]["files"][0]["violations"]
+    assert violation["symbol"] == "reallocarray"
+    assert not out.exists()
 
 
 def test_cargo_failure_exits_3_with_cargos_own_error(workspace):
@@ -236,7 +251,7 @@ def test_verify_on_proves_the_build_and_refuses_a_too_new_one(tmp_path, bullseye
     # Built for 2.34, the check passes (2.34 is what was asked) but bullseye's 2.31 refuses it.
     out = tmp_path / "too-new"
     proc = run_tool("--glibc", "2.34", "--verify-on", bullseye_root, "--out", out, crate)
-    assert_clean_failure(proc, 1, "libexample_plugin.so", "GLIBC_2.34' not found")
+    assert_clean_failure(proc, 1, "libexample_plugin.so", "version `GLIBC_2.3", "' not found")
     assert not out.exists()
 
 
