@@ -153,7 +153,8 @@ def _expected_sha256(source: Source, keyring: Keyring | None, listing: Path | No
         assert keyring is not None and listing is not None and listing_sig is not None
         keyring.verify(listing_sig, listing, source.fingerprints,
                        what=f"{source.name} ({source.checksums_filename})",
-                       allow_expired_key=source.sha256 is not None)
+                       allow_expired_key=source.sha256 is not None,
+                       signature_name=source.checksums_signature_filename)
         listed = read_checksum_list(listing, source.upstream_filename, what=source.name)
         if expected and listed != expected:
             raise VerificationFailed(f"{source.name}: the recipe pins sha256 {expected} but the "
@@ -170,7 +171,8 @@ def _verify_data(source: Source, data: Path, actual_sha256: str, expected: str |
     if source.signature:
         assert keyring is not None and signature is not None
         keyring.verify(signature, data, source.fingerprints, what=source.filename,
-                       allow_expired_key=source.sha256 is not None)
+                       allow_expired_key=source.sha256 is not None,
+                       signature_name=source.signature_filename)
 
 
 def _verify_in_place(source: Source, rsrc: Path, key_files: list[Path]) -> str:

@@ -47,6 +47,8 @@ _FILENAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+~-]*$")
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PACKAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+:~@=-]*$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # a newline would end a Dockerfile line early
 
 _TOP_KEYS = {"name", "description", "glibc", "template", "base", "env", "toolchain", "packages",
              "sources"}
@@ -241,12 +243,19 @@ class _Validator:
             return None
         if not isinstance(value, str) or not value.strip():
             raise self.fail(f"{where}{key} must be a non-empty string, not {value!r}")
+        self._single_line(value, f"{where}{key}")
         return value
+
+    def _single_line(self, value: str, where: str) -> None:
+        if _CONTROL.search(value):
+            raise self.fail(f"{where} must be one line without control characters: {value!r}")
 
     def _str_list(self, table: dict, key: str, where: str) -> list[str]:
         value = table.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
             raise self.fail(f"{where}{key} must be a list of non-empty strings")
+        for item in value:
+            self._single_line(item, f"{where}{key}")
         return list(value)
 
     def _table(self, data: dict, key: str, *, required: bool = False) -> dict:
@@ -281,6 +290,8 @@ class _Validator:
         base = self._table(data, "base", required=True)
         self._unknown(base, _BASE_KEYS, "[base]")
         base_image = self._str(base, "image", "base.")
+        if not _IMAGE.match(base_image):
+            raise self.fail(f"base.image {base_image!r} is not an image reference")
         debootstrap = self._debootstrap(base.get("debootstrap"))
 
         env = self._table(data, "env")
@@ -289,12 +300,14 @@ class _Validator:
                 raise self.fail(f"env key {key!r} is not a valid environment variable name")
             if not isinstance(value, str):
                 raise self.fail(f"env.{key} must be a string, not {value!r}")
+            self._single_line(value, f"env.{key}")
         toolchain = self._table(data, "toolchain")
         for key, value in toolchain.items():
             if not isinstance(value, str):
                 hint = (" (`packages` goes at the top level, before the first [table])"
                         if key == "packages" else "")
                 raise self.fail(f"toolchain.{key} must be a version string, not {value!r}{hint}")
+            self._single_line(value, f"toolchain.{key}")
         packages = self._str_list(data, "packages", "")
         for package in packages:
             if not _PACKAGE.match(package):

@@ -27,12 +27,12 @@ from .errors import ToolchainError, VerificationFailed
 STATUS_PREFIX = "[GNUPG:] "
 WEAK_HASH_ALGOS = {1: "MD5", 2: "SHA-1", 3: "RIPEMD-160"}
 DOCUMENT_CLASSES = {"00", "01"}  # binary and canonical-text document signatures
-_REFUSED = {
-    "BADSIG": "the signature does not match the file (altered or truncated)",
-    "ERRSIG": "the signature cannot be checked",
-    "NO_PUBKEY": "the signing key is not among the recipe's keys",
+_REFUSED = {  # most telling first: ERRSIG comes with NO_PUBKEY, which says why
     "REVKEYSIG": "the signing key has been revoked",
+    "BADSIG": "the signature does not match the file (altered or truncated)",
+    "NO_PUBKEY": "the signing key is not among the recipe's keys",
     "EXPSIG": "the signature itself has expired",
+    "ERRSIG": "the signature cannot be checked",
 }
 _HEX_FPR = re.compile(r"^(?:[0-9A-F]{40}|[0-9A-F]{64})$")
 _HEX_SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -162,12 +162,15 @@ class Keyring:
         return self._home / "keyring.gpg"
 
     def verify(self, signature: Path, data: Path, pinned: Sequence[str], *, what: str,
-               allow_expired_key: bool = False) -> SignatureStatus:
+               allow_expired_key: bool = False,
+               signature_name: str | None = None) -> SignatureStatus:
         """Check `signature` over `data`; return the accepted signature or raise.
 
-        `what` names the file for the user (e.g. `llvm-5.0.2.src.tar.xz`).
+        `what` names the file for the user (e.g. `llvm-5.0.2.src.tar.xz`), `signature_name`
+        the signature (when `signature` is a temporary file).
         `allow_expired_key`: the caller has pinned the data's sha256 (see module docstring).
         """
+        sig_name = signature_name or signature.name
         pinned_set = {normalize_fingerprint(f) or f for f in pinned}
         if not pinned_set & self.fingerprints:
             raise VerificationFailed(
@@ -181,15 +184,15 @@ class Keyring:
             capture_output=True, text=True, check=False)
         blocks = parse_status(proc.stdout)
         if not blocks or any("NODATA" in b.verdicts for b in blocks):
-            raise VerificationFailed(f"{what}: {signature.name} holds no OpenPGP signature")
+            raise VerificationFailed(f"{what}: {sig_name} holds no OpenPGP signature")
         accepted: SignatureStatus | None = None
         first_problem: VerificationFailed | None = None
         for block in blocks:
-            refused = [v for v in block.verdicts if v in _REFUSED]
+            refused = [v for v in _REFUSED if v in block.verdicts]
             if refused:  # anything gpgv could not vouch for stops us: never guess
                 raise VerificationFailed(
                     f"{what}: {_REFUSED[refused[0]]} ({refused[0]} from key {block.keyid or '?'},"
-                    f" signature {signature.name}); refusing it")
+                    f" signature {sig_name}); refusing it")
             try:
                 self._check_block(block, pinned_set, what=what,
                                   allow_expired_key=allow_expired_key)
@@ -199,9 +202,9 @@ class Keyring:
                 accepted = accepted or block
         if accepted is None:
             raise first_problem or VerificationFailed(f"{what}: no signature in "
-                                                      f"{signature.name}; refusing it")
+                                                      f"{sig_name}; refusing it")
         if proc.returncode != 0:
-            raise VerificationFailed(f"{what}: gpgv did not accept {signature.name} "
+            raise VerificationFailed(f"{what}: gpgv did not accept {sig_name} "
                                      f"(exit {proc.returncode}); refusing it")
         return accepted
 

