@@ -8,6 +8,7 @@ line and a documented exit code (see errors.py).
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -242,8 +243,14 @@ def fetch_command(recipe_name: str, rsrc: Path | None, offline: bool,
     return 0
 
 
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM (a CI job cancelled, `docker stop`...) cleans up like Ctrl-C does."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the process exit code. Never lets a traceback reach the user."""
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         result = cli.main(args=argv, prog_name="build.py", standalone_mode=False)
     except click.exceptions.Exit as exc:

@@ -100,3 +100,42 @@ def test_cargo_failure_in_container_exits_3_and_removes_it(docker_client, tmp_pa
     assert_clean_failure(proc, 3, "mismatched types")
     assert not leftover_containers(docker_client)
     shutil.rmtree(crate)
+
+
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_interrupt_removes_the_container(docker_client, tmp_path, signame):
+    """Ctrl-C (and a cancelled CI job's SIGTERM) mid-build: exit 130, no container left."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    crate = tmp_path / "slow"
+    (crate / "src").mkdir(parents=True)
+    (crate / "Cargo.toml").write_text('[package]\nname = "slow"\nversion = "0.1.0"\n'
+                                      'edition = "2021"\n[lib]\ncrate-type = ["cdylib"]\n')
+    (crate / "build.rs").write_text(
+        "fn main() { std::thread::sleep(std::time::Duration::from_secs(120)); }\n")
+    (crate / "src" / "lib.rs").write_text('#[no_mangle] pub extern "C" fn f() -> i32 { 0 }\n')
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "build.py"), "--backend", "docker", "--recipe",
+         "debian-bullseye", "--glibc", "2.31", str(crate)],
+        env=dict(os.environ, GLIBC_BUILD_NO_VENV="1"), stderr=subprocess.PIPE, text=True,
+        # A shell's background job ignores SIGINT; a terminal's foreground job does not.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 300
+        while not leftover_containers(docker_client):
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline, "the build never started a container"
+            time.sleep(0.2)
+        time.sleep(1)
+        proc.send_signal(getattr(signal, signame))
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "error: interrupted"
+    assert "Traceback" not in err
+    assert not leftover_containers(docker_client)
+    assert not (crate / "dist").exists()
