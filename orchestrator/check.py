@@ -58,8 +58,9 @@ DEFAULT_POLICY = Path(__file__).resolve().parent / "resources" / "policy.json"
 # and the PLT slot. ELF facts (psABI documents), not policy.
 _TLS_IE = {"EM_X86_64": {18, 23}, "EM_386": {14, 37}, "EM_AARCH64": {1030}, "EM_ARM": {19},
            "EM_PPC64": {73}, "EM_RISCV": {10, 11}, "EM_S390": {56}}
-_TLSDESC = {"EM_X86_64": {36}, "EM_386": {41}, "EM_AARCH64": {1031}, "EM_ARM": {13},
-            "EM_RISCV": {12}}
+# Only x86's TLS descriptors had the loader bugs (BZ #31372, #31501); on aarch64 they are the
+# default TLS dialect and fine.
+_TLSDESC = {"EM_X86_64": {36}, "EM_386": {41}}
 _X86_64_JUMP_SLOT = 7
 _BIG_ENDIAN_TARGETS = {"s390x-linux-gnu"}
 # e_flags the target's ABI requires: (mask, value, what it means).
@@ -273,6 +274,8 @@ def load_policy(path: Path | None = None) -> dict:
     merged = _merge(policy, override)
     try:
         _validate_policy(merged)
+    except UsageError as exc:
+        raise BadInput(f"--policy {path}: {exc.message}") from None
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise BadInput(f"--policy {path}: a key has the wrong shape ({type(exc).__name__}: "
                        f"{exc}); compare with {DEFAULT_POLICY}") from None

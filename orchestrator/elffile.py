@@ -169,7 +169,11 @@ class ElfFile:
             self.layout.ehdr, 16, "the ELF header")
         self.machine = MACHINES.get(self.machine_number, f"EM_{self.machine_number}")
         if phnum == 0xFFFF:   # PN_XNUM: the real count is in section 0's sh_info
-            phnum = self._section_headers(shentsize, limit=1)[0][7]
+            first = self._section_headers(shentsize, limit=1)
+            if not first:
+                raise ElfError("e_phnum is PN_XNUM (0xffff) but there is no section header 0 "
+                               "holding the real count")
+            phnum = first[0][7]
         if phnum and phentsize != self.layout.phdr.size:
             raise ElfError(f"e_phentsize is {phentsize}, expected {self.layout.phdr.size}")
         self._phnum = phnum
