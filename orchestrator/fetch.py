@@ -120,7 +120,11 @@ def _mirror_base(text: str) -> str:
 def _locked(rsrc: Path) -> Iterator[None]:
     """Hold rsrc/.fetch.lock (flock: released by the kernel even if we are killed)."""
     lock_path = rsrc / LOCK_NAME
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise BadInput(f"cannot write to the download folder {rsrc}: {exc.strerror}; pass "
+                       "--rsrc DIR with a folder you can write") from exc
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -279,7 +283,8 @@ class _Fetcher:
 
     # one source ---------------------------------------------------------------------------
     def fetch(self, source: Source) -> Path:
-        step(f"{source.name}: {source.filename}")
+        step(source.filename if source.name == source.filename
+             else f"{source.name}: {source.filename}")
         final = self.rsrc / source.filename
         key_files = [self.key(k, source) for k in source.keys]
         if final.exists():
@@ -484,7 +489,10 @@ class _Fetcher:
                                              f"({_describe(exc)})") from None
                         if not block:
                             break
-                        out.write(block)
+                        try:
+                            out.write(block)
+                        except OSError as exc:  # disk full: no other URL will help
+                            raise DownloadFailed(f"cannot write {part}: {exc.strerror}") from exc
                         hasher.update(block)
                         received += len(block)
                         if received > MAX_BYTES:

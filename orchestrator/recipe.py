@@ -53,7 +53,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # a newline would end a Dockerfile li
 _TOP_KEYS = {"name", "description", "glibc", "template", "base", "env", "toolchain", "packages",
              "sources"}
 _BASE_KEYS = {"image", "debootstrap"}
-_DEBOOTSTRAP_KEYS = {"suite", "variant", "include", "mirror", "components"}
+_DEBOOTSTRAP_KEYS = {"suite", "variant", "include", "mirror", "components", "arch"}
 _SOURCE_KEYS = {"name", "url", "mirrors", "filename", "sha256", "signature", "checksums",
                 "checksums_signature", "keys", "fingerprints"}
 
@@ -332,7 +332,7 @@ class _Validator:
             raise self.fail("base.debootstrap must be a table, e.g. { suite = \"bullseye\" }")
         self._unknown(value, _DEBOOTSTRAP_KEYS, "base.debootstrap")
         result: dict[str, Any] = {"suite": self._str(value, "suite", "base.debootstrap.")}
-        for key in ("variant", "mirror"):
+        for key in ("variant", "mirror", "arch"):
             if key in value:
                 result[key] = self._str(value, key, "base.debootstrap.")
         for key in ("include", "components"):

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -535,6 +536,38 @@ def test_two_fetches_into_one_rsrc_at_once(tmp_path, site, keys):
     assert leftovers(rsrc) == []
 
 
+def test_interrupted_fetch_leaves_nothing_final_and_resumes_next_time(tmp_path, site, keys):
+    data = payload(800_000, seed="ctrl-c")
+    entry = signed_source(site, keys, "slow.tar.gz", data)
+    site.state.delay[site.path("slow.tar.gz")] = 0.05  # ~2.5 s in all
+    recipe_path = write_recipe(tmp_path, entry)
+    rsrc = tmp_path / "rsrc"
+    env = dict(os.environ, GLIBC_BUILD_NO_VENV="1", NO_COLOR="1")
+    proc = subprocess.Popen([sys.executable, str(REPO / "build.py"), "fetch", "--recipe",
+                             str(recipe_path), "--rsrc", str(rsrc)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    part = rsrc / ".slow.tar.gz.part"
+    deadline = time.monotonic() + 30
+    while not (part.exists() and part.stat().st_size > 100_000):
+        assert time.monotonic() < deadline and proc.poll() is None, "download never started"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=30)
+
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "interrupted" in stderr
+    assert not (rsrc / "slow.tar.gz").exists()
+    kept = part.stat().st_size
+    assert 0 < kept < len(data)
+
+    site.state.delay.pop(site.path("slow.tar.gz"))
+    proc2 = run_tool("fetch", "--recipe", recipe_path, "--rsrc", rsrc)
+    assert proc2.returncode == 0, proc2.stderr
+    assert (rsrc / "slow.tar.gz").read_bytes() == data
+    assert site.state.gets(site.path("slow.tar.gz"))[-1][1] == f"bytes={kept}-"
+    assert leftovers(rsrc) == []
+
+
 # -- the command line, as a user meets it ---------------------------------------------------------
 def test_cli_fetch_prints_paths_and_exit_codes(tmp_path, site, keys):
     data = payload(seed="cli")
@@ -552,6 +585,14 @@ def test_cli_fetch_prints_paths_and_exit_codes(tmp_path, site, keys):
 
     proc = run_tool("fetch", "--recipe", good, "--rsrc", tmp_path / "empty", "--offline")
     assert_clean_failure(proc, 6, "--offline", "c.tar.gz")
+
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("x")
+    proc = run_tool("fetch", "--recipe", good, "--rsrc", not_a_folder / "rsrc")
+    assert_clean_failure(proc, 2, "download folder")
+
+    proc = run_tool("fetch", "--recipe", good, "--rsrc", tmp_path / "r3", "--mirror", "nowhere")
+    assert_clean_failure(proc, 2, "--mirror 'nowhere'")
 
 
 def test_cli_unreachable_source_exits_6(tmp_path):
