@@ -267,13 +267,15 @@ class _Fetcher:
             self.progress.stop()
 
     # candidates ---------------------------------------------------------------------------
-    def candidates(self, source: Source, url: str) -> list[str]:
-        """--mirror bases first, then the URL itself, then the same file name beside each of
-        the recipe's mirrors (so a mirror of the tarball also serves its .sig)."""
-        name = url_filename(url)
+    def candidates(self, source: Source, url: str, *, name: str | None = None,
+                   beside_mirrors: bool = True) -> list[str]:
+        """--mirror bases first (looked up by the name the file has in rsrc/, since such a
+        mirror is a copy of rsrc/), then the URL itself, then the same file name beside each
+        of the recipe's mirrors (so a mirror of the tarball also serves its .sig)."""
+        name = name or url_filename(url)
         found = [f"{base}/{quote(name)}" for base in self.mirror_bases]
         found.append(url)
-        for mirror in source.mirrors:
+        for mirror in source.mirrors if beside_mirrors else ():
             found.append(mirror.rsplit("/", 1)[0] + "/" + quote(name))
         unique: list[str] = []
         for candidate in found:
@@ -331,7 +333,12 @@ class _Fetcher:
         if path.is_file() or urlsplit(key).scheme not in ("http", "https", "file"):
             return path
         part = self.part_path(path.name)
-        self.first_of(self.candidates(source, key), part, what=f"key for {source.name}")
+        try:
+            self.first_of(self.candidates(source, key, name=path.name, beside_mirrors=False),
+                          part, what=f"key {key} for {source.name}")
+        except _AllNotFound as exc:
+            raise VerificationFailed(f"{source.name}: its signing key {key} is missing ({exc}); "
+                                     "without it nothing can be verified") from None
         _commit(part, path)
         return path
 

@@ -31,10 +31,7 @@ from orchestrator.errors import DownloadFailed, RecipeError, VerificationFailed
 from orchestrator.fetch import fetch_sources
 from orchestrator.recipe import load_recipe
 
-from .conftest import REPO, assert_clean_failure, have, run_tool
-
-pytestmark = pytest.mark.skipif(not (have("gpg") and have("gpgv")),
-                                reason="gpg and gpgv are needed (apt-get install gpg gpgv)")
+from .conftest import IN_CI, REPO, assert_clean_failure, have, run_tool
 
 FAST = {"retries": 3, "backoff": 0.05, "timeout": 10.0}
 
@@ -62,6 +59,9 @@ class Keys:
 
 @pytest.fixture(scope="session")
 def keys(tmp_path_factory: pytest.TempPathFactory):
+    if not (have("gpg") and have("gpgv") and have("gpgconf")):
+        message = "gpg, gpgv and gpgconf are needed (apt-get install gpg gpgv)"
+        pytest.fail(message) if IN_CI else pytest.skip(message)
     home = Path(tempfile.mkdtemp(prefix="gk"))  # short: gpg-agent's socket lives here
     home.chmod(0o700)
     made = Keys(home)
@@ -288,6 +288,11 @@ def test_key_given_by_url_is_fetched_once_and_held_to_the_fingerprint(tmp_path, 
     fetch_sources(load_recipe(write_recipe(tmp_path, entry)), rsrc, **FAST)
     assert (rsrc / "release-keys.asc").read_bytes() == keys.public["bundle"].read_bytes()
     assert (rsrc / "keyurl.tar.gz").read_bytes() == data
+
+    # A key URL that answers 404 everywhere: the source cannot be verified (exit 4).
+    entry["keys"] = [site.url("gone-key.asc")]
+    with pytest.raises(VerificationFailed, match="signing key .*gone-key.asc is missing"):
+        fetch_sources(load_recipe(write_recipe(tmp_path, entry)), tmp_path / "r2", **FAST)
 
 
 # -- refusals ----------------------------------------------------------------------------------
