@@ -281,11 +281,16 @@ class _Validator:
             raise self.fail(exc.message) from exc
         template = self._str(data, "template", "")
         if "/" in template or template.startswith("."):
-            raise self.fail(f"template {template!r} must be a file name in {TEMPLATES_DIR}")
-        template_path = TEMPLATES_DIR / template
+            raise self.fail(f"template {template!r} must be a file name (beside the recipe, or "
+                            f"in {TEMPLATES_DIR})")
+        # A recipe of the user's own may bring its template beside it; else dockerfiles/.
+        template_path = self.path.resolve().parent / template
+        if not template_path.is_file():
+            template_path = TEMPLATES_DIR / template
         if not template_path.is_file():
             known = ", ".join(sorted(p.name for p in TEMPLATES_DIR.glob("*.j2"))) or "none"
-            raise self.fail(f"template {template} is not in {TEMPLATES_DIR} (known: {known})")
+            raise self.fail(f"template {template} is neither beside the recipe nor in "
+                            f"{TEMPLATES_DIR} (known: {known})")
 
         base = self._table(data, "base", required=True)
         self._unknown(base, _BASE_KEYS, "[base]")

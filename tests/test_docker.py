@@ -68,7 +68,7 @@ def test_failing_recipe_gives_the_log_tail(docker_client, tmp_path):
     template.write_text("FROM {{ base_image }}\nRUN echo about to fail && exit 42\n")
     text = (REPO / "recipes" / "debian-bullseye.toml").read_text()
     text = text.replace('name = "debian-bullseye"', 'name = "broken"')
-    lines = [f'template = "{template}"' if line.startswith("template") else line
+    lines = [f'template = "{template.name}"' if line.startswith("template") else line
              for line in text.splitlines()]
     recipe.write_text("\n".join(lines) + "\n")
     crate = copy_crate("plugin", tmp_path)

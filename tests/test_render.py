@@ -166,7 +166,7 @@ def test_template_needing_what_the_recipe_lacks_is_a_recipe_error(tmp_path):
 @pytest.mark.parametrize("edit, needle", [
     (lambda t: t.replace('glibc = "2.17"', 'glibc = "two"'), "not a glibc version"),
     (lambda t: t.replace('template = "centos7.Dockerfile.j2"', 'template = "nope.j2"'),
-     "template nope.j2 is not in"),
+     "template nope.j2 is neither beside the recipe nor in"),
     (lambda t: t.replace('image = "centos:7"', 'image = "centos:7; rm -rf /"'),
      "not an image reference"),
     (lambda t: t.replace("[toolchain]", '[toolchain]\npackages = ["x"]'),

@@ -1,10 +1,12 @@
-"""Docker backend: cargo inside the recipe's old-distro image, linked against its real glibc.
+"""Docker backend: cargo inside the recipe's old-distro image, linked against its real glibc
+(or, for zig recipes, against zig's stubs for the target glibc).
 
-The crate's workspace is bind-mounted at /build, the host's Rust toolchain read-only at
-/opt/rust (so an air-gapped image needs no Rust download), and a cargo home kept between runs
-at /cargo. Crates are fetched on the host first and the container builds `--offline`, so the
-container needs no network either. cargo runs as the invoking user, so the output is theirs;
-the container is removed on success, error and Ctrl-C alike.
+The crate's workspace is bind-mounted at /build and a cargo home kept between runs at the
+recipe's CARGO_HOME (default /cargo). Recipes with `toolchain.rust = "host"` get the host's Rust
+toolchain read-only at `toolchain.rust_mount`, so an air-gapped image needs no Rust download;
+the others bring their own. Crates are fetched on the host first and the container builds
+`--offline`, so it needs no network either. cargo runs as the invoking user, so the output is
+theirs; the container is removed on success, error and Ctrl-C alike.
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ from ..errors import ToolchainError
 from . import BuildContext
 
 WORKSPACE = PurePosixPath("/build")
-TOOLCHAIN = PurePosixPath("/opt/rust")
-CARGO_HOME = PurePosixPath("/cargo")
-PATH = f"{TOOLCHAIN}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+DEFAULT_CARGO_HOME = "/cargo"
+DEFAULT_RUST_MOUNT = "/opt/rust"
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def host_toolchain() -> Path:
@@ -44,14 +46,36 @@ def fetch_crates(ctx: BuildContext, toolchain: Path, cargo_home: Path) -> None:
                              "cargo's last lines:", details=cargo.tail_lines(proc.stderr))
 
 
-def container_rustflags(ctx: BuildContext, recipe_env: dict[str, str]) -> list[str]:
+def container_rustflags(ctx: BuildContext, recipe_env: dict[str, str],
+                        rust_mount: str | None) -> list[str]:
     """Recipe flags, then the user's, then ours; host path remaps swapped for container ones."""
     recipe_flags = recipe_env.get("RUSTFLAGS", "").split()
     user = cargo.user_rustflags(ctx.crate.root.resolve(), ctx.target.rust, dict(os.environ))
     ours = [f for f in ctx.rustflags if not f.startswith("--remap-path-prefix")]
-    remaps = reproducible.remap_rustflags([(str(TOOLCHAIN), reproducible.SYSROOT_AS),
-                                           (str(WORKSPACE), reproducible.WORKSPACE_AS)])
-    return recipe_flags + user + ours + remaps
+    remaps = [(str(WORKSPACE), reproducible.WORKSPACE_AS)]
+    if rust_mount:
+        remaps.insert(0, (rust_mount, reproducible.SYSROOT_AS))
+    return recipe_flags + user + ours + reproducible.remap_rustflags(remaps)
+
+
+def container_env(ctx: BuildContext, recipe, target_dir: PurePosixPath,
+                  rust_mount: str | None) -> dict[str, str]:
+    """The recipe's environment, with what this backend must own set on top of it."""
+    env = {k: v for k, v in recipe.env.items() if k != "RUSTFLAGS"}
+    if rust_mount and "PATH" not in env:
+        env["PATH"] = f"{rust_mount}/bin:{SYSTEM_PATH}"
+    env.setdefault("CARGO_HOME", DEFAULT_CARGO_HOME)
+    env.update({
+        "HOME": "/tmp",
+        "CARGO_TARGET_DIR": str(target_dir),
+        "CARGO_INCREMENTAL": "0",
+        "CARGO_ENCODED_RUSTFLAGS": cargo.encode_rustflags(
+            container_rustflags(ctx, recipe.env, rust_mount)),
+        "ZIG_TARGET_GLIBC": str(ctx.glibc),  # zig recipes link for the target, not the base
+    })
+    if "SOURCE_DATE_EPOCH" in ctx.env:
+        env["SOURCE_DATE_EPOCH"] = ctx.env["SOURCE_DATE_EPOCH"]
+    return env
 
 
 def build(ctx: BuildContext) -> list[Path]:
@@ -60,7 +84,9 @@ def build(ctx: BuildContext) -> list[Path]:
 
     recipe = load_recipe(str(ctx.recipe))
     ref = build_image(recipe, ctx.glibc)
-    toolchain = host_toolchain()
+    toolchain = host_toolchain()  # the host's cargo fetches crates, whichever Rust builds
+    rust_mount = (recipe.toolchain.get("rust_mount", DEFAULT_RUST_MOUNT)
+                  if recipe.toolchain.get("rust") == "host" else None)
     cargo_home = cache_dir("docker-cargo-home")
     fetch_crates(ctx, toolchain, cargo_home)
 
@@ -69,21 +95,17 @@ def build(ctx: BuildContext) -> list[Path]:
     args = cargo.build_args(ctx.crate, ctx.target.rust, ctx.profile, ctx.features)
     args[args.index("--manifest-path") + 1] = str(WORKSPACE / member / "Cargo.toml")
     cmd = ["cargo", *args, "--offline"]
-    env = {k: v for k, v in recipe.env.items() if k != "RUSTFLAGS"}
-    env.update({
-        "HOME": "/tmp", "PATH": PATH, "CARGO_HOME": str(CARGO_HOME),
-        "CARGO_TARGET_DIR": str(target_dir), "CARGO_INCREMENTAL": "0",
-        "CARGO_ENCODED_RUSTFLAGS": cargo.encode_rustflags(container_rustflags(ctx, recipe.env)),
-    })
-    if "SOURCE_DATE_EPOCH" in ctx.env:
-        env["SOURCE_DATE_EPOCH"] = ctx.env["SOURCE_DATE_EPOCH"]
+    env = container_env(ctx, recipe, target_dir, rust_mount)
+    volumes = {
+        str(ctx.crate.workspace_root): {"bind": str(WORKSPACE), "mode": "rw"},
+        str(cargo_home): {"bind": env["CARGO_HOME"], "mode": "rw"},
+    }
+    if rust_mount:
+        volumes[str(toolchain)] = {"bind": rust_mount, "mode": "ro"}
     logger.step(f"building {', '.join(ctx.crate.packages)} in {ref} (glibc {recipe.glibc}, "
                 f"{ctx.target.rust}, {ctx.profile})")
-    built = run_in_container(ref, cmd, env, {
-        str(ctx.crate.workspace_root): {"bind": str(WORKSPACE), "mode": "rw"},
-        str(toolchain): {"bind": str(TOOLCHAIN), "mode": "ro"},
-        str(cargo_home): {"bind": str(CARGO_HOME), "mode": "rw"},
-    }, workdir=str(WORKSPACE / member), label=f"cargo in {ref}")
+    built = run_in_container(ref, cmd, env, volumes, workdir=str(WORKSPACE / member),
+                             label=f"cargo in {ref}")
     return [ctx.crate.workspace_root / PurePosixPath(p).relative_to(WORKSPACE) for p in built]
 
 
