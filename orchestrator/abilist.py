@@ -83,9 +83,16 @@ class SymbolTable:
         return min(used, key=version_key) if used else "2.0"
 
 
+_KEYS: dict[str, tuple[int, ...]] = {}
+
+
 def version_key(version: str) -> tuple[int, ...]:
-    """ "2.2.5" -> (2, 2, 5); non-numeric parts sort as 0."""
-    return tuple(int(p) if p.isdigit() else 0 for p in version.split("."))
+    """ "2.2.5" -> (2, 2, 5); non-numeric parts sort as 0. Memoised: the checker asks for the
+    same few dozen versions tens of thousands of times."""
+    key = _KEYS.get(version)
+    if key is None:
+        key = _KEYS[version] = tuple(int(p) if p.isdigit() else 0 for p in version.split("."))
+    return key
 
 
 def version_string(triple: tuple[int, int, int]) -> str:

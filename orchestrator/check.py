@@ -11,6 +11,7 @@ crash) on some glibc >= the target, a *warning* is a risk that depends on the ho
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import functools
 import json
@@ -68,6 +69,9 @@ _EFLAGS = {"arm-linux-gnueabihf": (0x400, 0x400, "the hard-float ABI (EF_ARM_ABI
            "riscv64-linux-gnu": (0x6, 0x4, "the lp64d double-float ABI")}
 _VERSION_NODE = re.compile(r"^([A-Za-z][A-Za-z0-9_]*?)_(\d+(?:\.\d+)*)$")
 _LIST_LIMIT = 12  # names shown per line group in text before "+N more"
+# zig target -> (symbol, version) -> libraries having that version node (None: not glibc's).
+# Shared by all files of a run: most libraries import the same few hundred symbols.
+_HAVING: dict[str, dict[tuple[str, str], tuple[str, ...] | None]] = {}
 
 
 # -- results ---------------------------------------------------------------------------------
@@ -404,11 +408,22 @@ def check_paths(paths: list[Path], glibc: GlibcVersion, target: Target | None = 
         raise UsageError(f"--glibc {glibc} is outside zig's glibc database (2.0 to {newest}); "
                          "pick a version in that range")
     report = Report(glibc)
+    done: dict[tuple[int, int, int, int], FileReport] = {}   # hard links are checked once
     for shown, path in _collect(paths, report.errors):
         try:
+            st = os.stat(path)
+            identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+            if identity in done:
+                same = done[identity]
+                report.files.append(dataclasses.replace(
+                    same, path=shown, required=dict(same.required),
+                    violations=list(same.violations), warnings=list(same.warnings),
+                    unresolved=list(same.unresolved), needed=list(same.needed)))
+                continue
             with open_elf(path) as elf:
                 report.files.append(_FileCheck(elf, shown, glibc, target, host_symbols,
                                                policy).run())
+            done[identity] = report.files[-1]
         except ElfError as exc:
             report.errors.append(InputError(shown, str(exc)))
         except _Unsupported as exc:
@@ -613,24 +628,40 @@ class _FileCheck:
         hints = self.policy["symbol_hints"]
         uses: dict[tuple[str | None, str], list[tuple[str, bool]]] = {}
         unresolved = self.report.unresolved
+        judged_files = covered & needed   # others: need-without-needed, or not glibc's
+        node_versions: dict[str, str | None] = {}   # node -> its version if <= target
+        having_memo = _HAVING.setdefault(self.zig, {})
         for name, weak, node, vfile in elf.undefined_symbols:
             if node is not None:
-                uses.setdefault((vfile, node), []).append((name, weak))
-                if (weak or not node.startswith("GLIBC_") or vfile not in covered
-                        or vfile not in needed):
+                users = uses.get((vfile, node))
+                if users is None:
+                    uses[(vfile, node)] = [(name, weak)]
+                else:
+                    users.append((name, weak))
+                if weak or vfile not in judged_files:
                     continue
-                version = node[6:]
-                if not version[:1].isdigit() or _key(version) > t:
-                    continue   # judged per version need below
-                providers = table.get(name)
-                if providers is None:
+                if node in node_versions:
+                    version = node_versions[node]
+                else:
+                    version = node[6:] if node.startswith("GLIBC_") else ""
+                    if not version[:1].isdigit() or _key(version) > t:
+                        version = None   # judged per version need below
+                    node_versions[node] = version
+                if version is None:
+                    continue
+                memo_key = (name, version)
+                if memo_key in having_memo:
+                    having = having_memo[memo_key]
+                else:
+                    providers = table.get(name)
+                    having = having_memo[memo_key] = None if providers is None else tuple(
+                        lib for lib, versions in providers.items() if version in versions)
+                if having is None:
                     unresolved.append(f"{name}@{node}")
-                    continue
-                having = [lib for lib, versions in providers.items() if version in versions]
-                if not having:
+                elif not having:
                     self.blocked = True
                     others = ", ".join(f"{name}@GLIBC_{v} ({sonames.get(lib, lib)})"
-                                       for lib, vs in providers.items() for v in vs)
+                                       for lib, vs in table[name].items() for v in vs)
                     self.violation("no-such-version",
                                    f"glibc never had this symbol version on {self.report.arch} "
                                    f"(it has {others}): the loader fails with \"undefined "
@@ -962,7 +993,8 @@ class _FileCheck:
     def check_tls(self) -> None:
         elf, loader = self.elf, self.policy["loader"]
         ie_types = frozenset(_TLS_IE.get(elf.machine, ()))
-        types = elf.relocation_types
+        tlsdesc = frozenset(_TLSDESC.get(elf.machine, ()))
+        types = elf.relocation_types_among(ie_types | tlsdesc) if elf.uses_tls else frozenset()
         uses_ie = bool(types & ie_types)
         if uses_ie or elf.dt_flags & DF_STATIC_TLS:
             tls = elf.segment(PT_TLS)
@@ -981,7 +1013,6 @@ class _FileCheck:
                 self.violation("static-tls", what)
             else:
                 self.warning("static-tls", what)
-        tlsdesc = frozenset(_TLSDESC.get(elf.machine, ()))
         fixed = loader["tlsdesc_fixed_in"]
         if types & tlsdesc and self.above(fixed):
             self.warning("tlsdesc",

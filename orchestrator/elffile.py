@@ -18,12 +18,10 @@ import os
 import struct
 import sys
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 
 class ElfError(Exception):
@@ -50,6 +48,7 @@ DF_1_NODELETE, DF_1_PIE = 0x8, 0x08000000
 VER_FLG_WEAK = 0x2
 SHT_DYNSYM = 11
 STB_LOCAL, STB_GLOBAL, STB_WEAK, STB_GNU_UNIQUE = 0, 1, 2, 10
+STT_TLS = 6
 NT_GNU_PROPERTY_TYPE_0 = 5
 GNU_PROPERTY_X86_ISA_1_NEEDED = 0xC0008002
 
@@ -63,8 +62,7 @@ _MAX_WALK = 1 << 16   # more version records than any real library has: a loop, 
 _MAX_CHAIN = 1 << 22  # a longer GNU hash chain is corruption, not a library
 
 
-@dataclass(frozen=True)
-class Segment:
+class Segment(NamedTuple):
     type: int
     flags: int
     offset: int
@@ -74,8 +72,7 @@ class Segment:
     align: int
 
 
-@dataclass(frozen=True)
-class VersionNeed:
+class VersionNeed(NamedTuple):
     """One vernaux: `name` (GLIBC_2.17) needed from `file` (libc.so.6), `index` = vna_other."""
 
     file: str
@@ -88,8 +85,7 @@ class VersionNeed:
         return bool(self.flags & VER_FLG_WEAK)
 
 
-@dataclass(frozen=True)
-class VersionDef:
+class VersionDef(NamedTuple):
     index: int
     flags: int
     name: str
@@ -105,6 +101,23 @@ class UndefinedSymbol(NamedTuple):
     weak: bool
     version: str | None
     file: str | None
+
+
+class cached_property:  # noqa: N801 - named like functools' one, which it replaces
+    """functools.cached_property without its per-access lock (Python <= 3.11 takes an RLock
+    on every access, which cost 2 µs x thousands of reads per run). Non-data descriptor: after
+    the first read the value sits in the instance __dict__ and is found there directly."""
+
+    def __init__(self, func: Callable[[Any], Any]) -> None:
+        self.func = func
+        self.name = func.__name__
+        self.__doc__ = func.__doc__
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        value = obj.__dict__[self.name] = self.func(obj)
+        return value
 
 
 class _Layout:
@@ -141,6 +154,7 @@ class _Layout:
 _LAYOUTS = {(is64, little): _Layout(is64, little) for is64 in (False, True)
             for little in (False, True)}
 # A st_info byte -> 1 if its binding is STB_GNU_UNIQUE: lets bytes.translate scan all symbols.
+_new_tuple = tuple.__new__   # builds an UndefinedSymbol without NamedTuple's Python __new__
 _UNIQUE_TABLE = bytes(1 if b >> 4 == STB_GNU_UNIQUE else 0 for b in range(256))
 
 
@@ -325,17 +339,17 @@ class ElfFile:
     # -- dynamic symbols ------------------------------------------------------------------
     @cached_property
     def symbol_count(self) -> int:
-        """Number of .dynsym entries: DT_HASH's nchain, the .dynsym section, or GNU hash chains."""
+        """Number of .dynsym entries: DT_HASH's nchain, the GNU hash chains, or the section."""
         u32 = self.layout.u32
         if DT_HASH in self._tags:
             off = self._offset_of(self._tags[DT_HASH], 8, "DT_HASH")
             return self._unpack(u32, off + 4, "DT_HASH")[0]
+        if DT_GNU_HASH in self._tags:   # every symbol from symoffset on is in one chain
+            return self._gnu_hash_count()
         symtab = self._tags.get(DT_SYMTAB)
         for sh in self._section_headers(self._shentsize):
             if sh[1] == SHT_DYNSYM and sh[3] == symtab and sh[9]:
                 return sh[5] // sh[9]
-        if DT_GNU_HASH in self._tags:
-            return self._gnu_hash_count()
         return 0
 
     def _gnu_hash_count(self) -> int:
@@ -422,8 +436,11 @@ class ElfFile:
         while index >= 0:   # C-speed scan: only st_shndx == SHN_UNDEF (0) reaches Python
             if high[index] == 0:
                 base = index * entsize
-                bind = table[base + info_at] >> 4
+                info = table[base + info_at]
+                bind = info >> 4
                 name_off = u32.unpack_from(table, base)[0]
+                if info & 0xF == STT_TLS:
+                    self._imports_tls = True
                 if name_off and bind != STB_LOCAL:
                     end = data.find(b"\0", str_start + name_off, str_end)
                     if name_off >= str_size or end < 0:
@@ -437,9 +454,21 @@ class ElfFile:
                                 raise ElfError(f"symbol {name} has version index {ndx}, which no "
                                                "version need or definition declares")
                             version, file = versions[ndx]
-                    out.append(UndefinedSymbol(name, bind == STB_WEAK, version, file))
+                    out.append(_new_tuple(UndefinedSymbol, (name, bind == STB_WEAK, version,
+                                                            file)))
             index = low.find(0, index + 1)
         return out
+
+    @property
+    def uses_tls(self) -> bool:
+        """Has its own TLS block (PT_TLS) or imports a TLS symbol. Without either there can be
+        no TLS relocation, so the relocation tables need not be scanned for them."""
+        if self.segment(PT_TLS) is not None:
+            return True
+        self.undefined_symbols   # noqa: B018 - sets _imports_tls while scanning
+        return self._imports_tls
+
+    _imports_tls = False
 
     @cached_property
     def has_gnu_unique(self) -> bool:
@@ -550,36 +579,68 @@ class ElfFile:
         return words[(2 if self.little else 3)::entsize // 4]
 
     @cached_property
-    def relocation_types(self) -> frozenset[int]:
-        """The r_type values used by the dynamic relocations."""
-        types: set[int] = set()
+    def _reloc_columns(self) -> list[tuple[bytes, bool, bytes, int]]:
+        """(raw table, is_rela, r_type column as bytes, bytes per type) of each table."""
+        out = []
         for raw, is_rela in self._relocation_tables():
-            types.update(self._types_column(raw, is_rela))
-        return frozenset(types)
+            column = self._types_column(raw, is_rela)
+            if isinstance(column, array):
+                out.append((raw, is_rela, column.tobytes(), column.itemsize))
+            else:
+                out.append((raw, is_rela, column, 1))
+        return out
+
+    def _type_positions(self, column: bytes, width: int, rtype: int) -> Iterator[int]:
+        """Entry indexes whose r_type is `rtype`, found with bytes.find (no per-entry loop)."""
+        if width == 1 and rtype > 0xFF:
+            return
+        needle = rtype.to_bytes(width, sys.byteorder)
+        pos = column.find(needle)
+        while pos >= 0:
+            if pos % width == 0:
+                yield pos // width
+            pos = column.find(needle, pos + 1)
+
+    def relocation_types_among(self, wanted: frozenset[int]) -> frozenset[int]:
+        """Which of the `wanted` r_type values the dynamic relocations use."""
+        found = set()
+        for _raw, _is_rela, column, width in self._reloc_columns:
+            for rtype in wanted - found:
+                if next(self._type_positions(column, width, rtype), None) is not None:
+                    found.add(rtype)
+        return frozenset(found)
 
     def relocations_of(self, wanted: frozenset[int]) -> list[tuple[int, int]]:
         """(r_type, symbol index) of the dynamic relocations whose type is in `wanted`."""
         shift = 32 if self.is64 else 8
-        mask = (1 << shift) - 1
         out = []
-        for raw, is_rela in self._relocation_tables():
+        for raw, is_rela, column, width in self._reloc_columns:
             st = self.layout.rela if is_rela else self.layout.rel
-            for fields in st.iter_unpack(raw):
-                if fields[1] & mask in wanted:
-                    out.append((fields[1] & mask, fields[1] >> shift))
-        return out
+            for rtype in wanted:
+                for index in self._type_positions(column, width, rtype):
+                    out.append((rtype, st.unpack_from(raw, index * st.size)[1] >> shift))
+        return sorted(out)
 
     def plt_addends_nonzero(self, jump_slot: int) -> bool:
         """Any JUMP_SLOT relocation with a non-zero addend (x86-64 `-z mark-plt`)."""
         if DT_JMPREL not in self._tags or self.tag(DT_PLTREL, DT_RELA) != DT_RELA:
             return False
-        mask = (1 << (32 if self.is64 else 8)) - 1
+        st = self.layout.rela
         size = self.tag(DT_PLTRELSZ)
-        size -= size % self.layout.rela.size
-        offset = self._offset_of(self._tags[DT_JMPREL], size, "DT_JMPREL")
-        raw = self._slice(offset, size, "DT_JMPREL")
+        size -= size % st.size
+        raw = self._slice(self._offset_of(self._tags[DT_JMPREL], size, "DT_JMPREL"), size,
+                          "DT_JMPREL")
+        if not any(self._addend_column(raw)):   # the usual case: no Python-level loop
+            return False
+        mask = (1 << (32 if self.is64 else 8)) - 1
         return any(info & mask == jump_slot and addend
-                   for _off, info, addend in self.layout.rela.iter_unpack(raw))
+                   for _off, info, addend in st.iter_unpack(raw))
+
+    def _addend_column(self, raw: bytes) -> array:
+        words = array("q" if self.is64 else "i", raw)
+        if self.little != _HOST_LITTLE:
+            words.byteswap()
+        return words[2::3]
 
     # -- notes ----------------------------------------------------------------------------
     @cached_property
