@@ -116,7 +116,7 @@ def check(glibc: str, target: str | None, json_output: bool, host_symbols: Path 
                          read_host_symbols(host_symbols) if host_symbols else frozenset(),
                          policy)
     if json_output:
-        sys.stdout.write(json.dumps(report.to_json(), indent=2) + "\n")
+        sys.stdout.write(json.dumps(report.to_json()) + "\n")   # compact: C encoder
     else:
         sys.stdout.write(report.render_text(with_errors=False) + "\n")
     for err in report.errors:
