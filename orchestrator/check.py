@@ -720,8 +720,18 @@ class _FileCheck:
                        f"({sonames.get(lib, lib)}); target {self.tstr}: the loader fails with "
                        "\"undefined symbol\" on older glibc. The link did not bind a version "
                        "(stub or linker script); avoid the function or "
-                       + self.rebuild_advice(),
+                       + self.rebuild_advice() + self.other_providers_note(sonames),
                        symbol=name, version=None, library=sonames.get(lib, lib), hint=hint)
+
+    def other_providers_note(self, sonames: dict[str, str]) -> str:
+        """An unversioned reference may also bind to a non-glibc library the file loads."""
+        glibc = set(sonames.values()) | set(
+            self.policy["glibc_libraries_not_in_database"]["sonames"])
+        others = [n for n in self.elf.needed if n not in glibc]
+        if not others:
+            return ""
+        return (f" (unless {', '.join(others[:3])}{' ...' if len(others) > 3 else ''} defines "
+                "it: then name it in --host-symbols)")
 
     def missing_library(self, name: str, node: str | None, soname: str, hint: str) -> None:
         merged = self.policy["merged_into_libc"]
