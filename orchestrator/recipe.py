@@ -185,7 +185,8 @@ def check_glibc(recipe: Recipe, glibc: GlibcVersion | str | None) -> GlibcVersio
     """The target glibc (default: the recipe's own); refuse a base newer than the target.
 
     A library linked against glibc 2.31 may need symbols a 2.17 system lacks, so a recipe
-    can only serve targets at or above its base's glibc.
+    can only serve targets at or above its base's glibc. Zig recipes (`toolchain.zig`) link
+    against zig's stubs for the target instead of the base's glibc, so they serve any target.
     """
     if glibc is None:
         return recipe.glibc
@@ -194,7 +195,7 @@ def check_glibc(recipe: Recipe, glibc: GlibcVersion | str | None) -> GlibcVersio
             glibc = GlibcVersion.parse(glibc)
         except UsageError as exc:
             raise RecipeError(exc.message) from exc
-    if recipe.glibc > glibc:
+    if recipe.glibc > glibc and "zig" not in recipe.toolchain:
         fitting = ", ".join(_recipes_serving(glibc)) or "none"
         raise RecipeError(
             f"recipe {recipe.name} builds on glibc {recipe.glibc}, newer than --glibc {glibc}: "

@@ -62,6 +62,20 @@ def test_second_build_reuses_the_image(docker_build, docker_client):
     assert not leftover_containers(docker_client)
 
 
+def test_zig_recipe_builds_for_2_17_on_a_2_31_base(docker_client, tmp_path, bullseye_root):
+    """The zig recipe, air-gapped: debootstrap base, verified ziglang wheel, host Rust; zig's
+    stubs make a 2.17 library (C part included) although the image's own glibc is 2.31."""
+    crate = copy_crate("plugin-c", tmp_path)
+    proc = run_tool("--backend", "docker", "--recipe", "debian-bullseye-zig", "--glibc", "2.17",
+                    crate, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lib = crate / "dist" / "libexample_plugin_c.so"
+    assert max(glibc_needs(lib)) <= (2, 17)
+    loaded = run_tool("verify-load", "--rootfs", bullseye_root, "--call", "plugin_entry", lib)
+    assert loaded.returncode == 0, loaded.stdout + loaded.stderr
+    assert not leftover_containers(docker_client)
+
+
 def test_failing_recipe_gives_the_log_tail(docker_client, tmp_path):
     recipe = tmp_path / "broken.toml"
     template = tmp_path / "broken.Dockerfile.j2"

@@ -95,17 +95,45 @@ def test_debian_bullseye_needs_no_network():
     assert recipe.toolchain["rust"] == "host" and recipe.toolchain["rust_mount"]
 
 
-def test_zig_wrappers_are_quoted_for_the_shell():
-    """Run the printf lines of the rendered RUN under sh: the wrapper scripts come out whole."""
+def test_zig_wrapper_in_the_image_rewrites_rustc_arguments(tmp_path):
+    """Run the rendered zig-cc script under sh, with the real zig in place of the image's, on
+    the arguments rustc passes that zig refuses (-lgcc_s, --target=, rust-lld's flags)."""
+    from orchestrator.zig import zig_binary
+
     text = render_dockerfile(load_recipe("centos7-zig"))
-    lines = [line.strip() for line in text.splitlines() if line.strip().startswith("printf")]
-    assert len(lines) == 2
-    for line, tool in zip(lines, ("cc", "c++")):
-        command = line.rstrip("\\").strip()
-        script = subprocess.run(["sh", "-c", command], capture_output=True, text=True,
-                                check=True).stdout
-        assert script == ("#!/bin/sh\nexec /usr/local/bin/zig " + tool + " -target "
-                          '"x86_64-linux-gnu.${ZIG_TARGET_GLIBC:-2.17}" "$@"\n')
+    line = next(line.strip() for line in text.splitlines()
+                if "> /usr/local/bin/zig-cc" in line)
+    command = line.split(" > /usr/local/bin/zig-cc")[0]
+    script = subprocess.run(["sh", "-c", command], capture_output=True, text=True,
+                            check=True).stdout
+    assert script.startswith("#!/bin/sh\n")
+    wrapper = tmp_path / "zig-cc"
+    wrapper.write_text(script.replace("/usr/local/bin/zig", str(zig_binary())))
+    wrapper.chmod(0o755)
+    (tmp_path / "lib.c").write_text("#include <fcntl.h>\nint f(int fd) "
+                                    "{ return fcntl(fd, F_GETFD); }\n")
+    out = tmp_path / "lib.so"
+    proc = subprocess.run(
+        [str(wrapper), "--target=x86_64-unknown-linux-gnu", "-shared", "-fPIC", "-o", str(out),
+         str(tmp_path / "lib.c"), "-lgcc_s", "-Wl,--no-undefined-version", "-fuse-ld=lld",
+         "-B/opt/rust/lib/rustlib/x86_64-unknown-linux-gnu/bin/gcc-ld"],
+        capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "ZIG_TARGET_GLIBC": "2.17",
+                                             "HOME": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    versions = subprocess.run(["readelf", "-V", "-W", str(out)], capture_output=True, text=True,
+                              check=True).stdout
+    assert "GLIBC_2.2.5" in versions and "GLIBC_2.28" not in versions  # fcntl, not fcntl64
+
+    # rustc passes long command lines in an @file, one argument a line: rewritten in place.
+    response = tmp_path / "linker-arguments"
+    response.write_text("\n".join(["-shared", "-o", str(out), str(tmp_path / "lib.c"),
+                                   "-lgcc_s", "--target=x86_64-unknown-linux-gnu",
+                                   "-fuse-ld=lld", "-B/opt/rust/gcc-ld/"]))
+    proc = subprocess.run([str(wrapper), f"@{response}"], capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    assert response.read_text().splitlines() == ["-shared", "-o", str(out),
+                                                  str(tmp_path / "lib.c"), "-lunwind"]
 
 
 def test_hostile_values_stay_literal(tmp_path):

@@ -102,7 +102,9 @@ def build(ctx: BuildContext) -> list[Path]:
     }
     if rust_mount:
         volumes[str(toolchain)] = {"bind": rust_mount, "mode": "ro"}
-    logger.step(f"building {', '.join(ctx.crate.packages)} in {ref} (glibc {recipe.glibc}, "
+    links_for = (f"zig, glibc {ctx.glibc}" if "zig" in recipe.toolchain
+                 else f"its glibc {recipe.glibc}")
+    logger.step(f"building {', '.join(ctx.crate.packages)} in {ref} ({links_for}, "
                 f"{ctx.target.rust}, {ctx.profile})")
     built = run_in_container(ref, cmd, env, volumes, workdir=str(WORKSPACE / member),
                              label=f"cargo in {ref}")
