@@ -118,7 +118,7 @@ def test_zig_wrapper_in_the_image_rewrites_rustc_arguments(tmp_path):
          str(tmp_path / "lib.c"), "-lgcc_s", "-Wl,--no-undefined-version", "-fuse-ld=lld",
          "-B/opt/rust/lib/rustlib/x86_64-unknown-linux-gnu/bin/gcc-ld"],
         capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "ZIG_TARGET_GLIBC": "2.17",
-                                             "HOME": str(tmp_path)})
+                                             "HOME": os.environ["HOME"]})
     assert proc.returncode == 0, proc.stderr
     versions = subprocess.run(["readelf", "-V", "-W", str(out)], capture_output=True, text=True,
                               check=True).stdout
@@ -130,7 +130,7 @@ def test_zig_wrapper_in_the_image_rewrites_rustc_arguments(tmp_path):
                                    "-lgcc_s", "--target=x86_64-unknown-linux-gnu",
                                    "-fuse-ld=lld", "-B/opt/rust/gcc-ld/"]))
     proc = subprocess.run([str(wrapper), f"@{response}"], capture_output=True, text=True,
-                          env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+                          env={"PATH": "/usr/bin:/bin", "HOME": os.environ["HOME"]})
     assert proc.returncode == 0, proc.stderr
     assert response.read_text().splitlines() == ["-shared", "-o", str(out),
                                                   str(tmp_path / "lib.c"), "-lunwind"]
