@@ -157,6 +157,35 @@ class Report:
                 "files": [f.to_json() for f in self.files],
                 "errors": [e.to_json() for e in self.errors]}
 
+    def to_junit(self) -> str:
+        """JUnit XML, the report format CI systems (GitLab, Jenkins, Azure, GitHub actions)
+        show natively: one test case per file, a failure per violating file, an error per
+        input that could not be analysed, warnings as the case's output."""
+        from xml.etree import ElementTree as ET
+
+        suite_name = f"glibc {self.glibc} compatibility"
+        failures = sum(not f.ok for f in self.files)
+        counts = {"tests": str(len(self.files) + len(self.errors)), "failures": str(failures),
+                  "errors": str(len(self.errors))}
+        suites = ET.Element("testsuites", name="glibc-build check", **counts)
+        suite = ET.SubElement(suites, "testsuite", name=suite_name, **counts)
+        for report in self.files:
+            case = ET.SubElement(suite, "testcase", classname=suite_name, name=report.path)
+            lines: list[str] = []
+            _render_file(report, self.glibc, lines)
+            if not report.ok:
+                failure = ET.SubElement(case, "failure", type="glibc-compatibility", message=(
+                    f"{len(report.violations)} violation(s) for glibc {self.glibc}; lowest "
+                    f"glibc it loads on: {report.min_glibc or 'none'}"))
+                failure.text = "\n".join(lines)
+            elif report.warnings:
+                ET.SubElement(case, "system-out").text = "\n".join(lines)
+        for err in self.errors:
+            case = ET.SubElement(suite, "testcase", classname=suite_name, name=err.path)
+            ET.SubElement(case, "error", type="unreadable", message=err.message)
+        ET.indent(suites)
+        return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
+
     def render_text(self, *, with_errors: bool = True) -> str:
         """The readable report; `with_errors=False` leaves the unreadable inputs out (the CLI
         prints those as `error:` lines on stderr)."""

@@ -96,9 +96,11 @@ def build(**options: object) -> int:
               help="Symbols the host program provides, one per line (# comments).")
 @click.option("--policy", default=None, type=click.Path(path_type=Path), metavar="FILE",
               help="JSON merged over the built-in policy (ceilings, markers, hints).")
+@click.option("--junit", default=None, type=click.Path(path_type=Path), metavar="FILE",
+              help="Also write a JUnit XML report (one test case per file) for CI to show.")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 def check(glibc: str, target: str | None, json_output: bool, host_symbols: Path | None,
-          policy: Path | None, paths: tuple[Path, ...]) -> int:
+          policy: Path | None, junit: Path | None, paths: tuple[Path, ...]) -> int:
     """Check that ELF files (or folders of them) load with dlopen on glibc X.Y.
 
     \b
@@ -115,6 +117,10 @@ def check(glibc: str, target: str | None, json_output: bool, host_symbols: Path 
                          lookup(target) if target else None,
                          read_host_symbols(host_symbols) if host_symbols else frozenset(),
                          policy)
+    if junit is not None:
+        from .manifest import write_atomically
+
+        write_atomically(junit, report.to_junit())
     if json_output:
         sys.stdout.write(json.dumps(report.to_json()) + "\n")   # compact: C encoder
     else:

@@ -34,18 +34,28 @@ def artifact_entries(files: list[Path]) -> list[dict]:
             for f in sorted(files)]
 
 
-def write(out: Path, data: dict) -> Path:
-    """Write the manifest atomically into `out` (a reader never sees half of it)."""
-    body = {"schema": SCHEMA, "tool": {"name": "glibc-build", "version": __version__}, **data}
-    path = out / MANIFEST_NAME
-    fd, tmp = tempfile.mkstemp(prefix=f".{MANIFEST_NAME}.", dir=out)
+def write_atomically(path: Path, text: str) -> None:
+    """Write a file through a temporary name beside it: a reader never sees half of it."""
+    from .errors import BadInput
+
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as exc:
+        raise BadInput(f"{path}: cannot write here ({exc.strerror}); give a writable "
+                       "folder") from None
     try:
         with os.fdopen(fd, "w") as handle:
-            json.dump(body, handle, indent=2, sort_keys=True)
-            handle.write("\n")
+            handle.write(text)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write(out: Path, data: dict) -> Path:
+    """Write the manifest into `out`."""
+    body = {"schema": SCHEMA, "tool": {"name": "glibc-build", "version": __version__}, **data}
+    path = out / MANIFEST_NAME
+    write_atomically(path, json.dumps(body, indent=2, sort_keys=True) + "\n")
     return path

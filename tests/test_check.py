@@ -343,6 +343,32 @@ def test_json_shape_and_exit_code_1(build: Builder):
     assert {"path", "ok", "arch", "required", "violations", "warnings"} <= set(second)
 
 
+def test_junit_report_for_ci(build: Builder, tmp_path: Path):
+    """--junit: one test case per file, a failure naming the symbol, an error per bad input."""
+    from xml.etree import ElementTree as ET
+
+    good, bad = build.zig("plain.so", "plain.c"), build.gcc("fcntl.so", "fcntl.c")
+    junk = tmp_path / "junk.so"
+    junk.write_bytes(b"not an elf")
+    report = tmp_path / "check.xml"
+    proc = run_tool("check", "--junit", report, good, bad, junk)
+    assert proc.returncode == 2, proc.stderr
+    suite = ET.parse(report).getroot().find("testsuite")
+    assert suite is not None
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("3", "1", "1")
+    cases = {case.get("name"): case for case in suite.findall("testcase")}
+    assert list(cases) == [str(good), str(bad), str(junk)]
+    assert cases[str(good)].find("failure") is None
+    failure = cases[str(bad)].find("failure")
+    assert failure is not None and "fcntl64" in (failure.text or "")
+    assert "2.28" in failure.get("message", "")
+    assert cases[str(junk)].find("error") is not None
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".check.xml")]
+
+    proc = run_tool("check", "--junit", tmp_path / "missing-dir" / "r.xml", good)
+    assert_clean_failure(proc, 2, "missing-dir", "cannot write")
+
+
 def test_text_report_groups_by_version(build: Builder):
     proc = run_tool("check", build.gcc("greet.so", "greet.cpp", compiler="g++"),
                     build.gcc("fcntl.so", "fcntl.c"))
