@@ -9,11 +9,16 @@ import functools
 import os
 import sys
 
-from rich.console import Console
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 @functools.cache
 def console() -> Console:
+    from rich.console import Console  # imported on first use: `check` starts faster without it
+
     quiet = os.environ.get("GLIBC_BUILD_QUIET") == "1"
     # soft_wrap: a long line (a path, glibc's message) stays one line in logs and pipes
     return Console(stderr=True, highlight=False, quiet=quiet, soft_wrap=True,
