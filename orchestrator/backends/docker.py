@@ -102,6 +102,9 @@ def build(ctx: BuildContext) -> list[Path]:
     }
     if rust_mount:
         volumes[str(toolchain)] = {"bind": rust_mount, "mode": "ro"}
+    if "ZIG_GLOBAL_CACHE_DIR" in env:  # zig builds libunwind & co. once, not on every run
+        volumes[str(cache_dir("docker-zig-cache", recipe.name))] = {
+            "bind": env["ZIG_GLOBAL_CACHE_DIR"], "mode": "rw"}
     links_for = (f"zig, glibc {ctx.glibc}" if "zig" in recipe.toolchain
                  else f"its glibc {recipe.glibc}")
     logger.step(f"building {', '.join(ctx.crate.packages)} in {ref} ({links_for}, "
