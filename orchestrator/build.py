@@ -17,6 +17,7 @@ from pathlib import Path
 from . import cargo, logger, manifest, reproducible, targets
 from .abilist import newest_glibc
 from .backends import GC_SECTIONS, BuildContext, backend
+from .digest import sha256_file
 from .errors import CheckFailed, LoadRefused, NotReproducible, UsageError
 from .glibc import GlibcVersion
 
@@ -280,7 +281,7 @@ def write_manifest(request: BuildRequest, ctx: BuildContext, artifacts: list[Pat
                                                       dict(os.environ)) + ctx.rustflags
                       if not f.startswith("--remap-path-prefix")],
         "source_date_epoch": ctx.env.get("SOURCE_DATE_EPOCH"),
-        "cargo_lock_sha256": reproducible.sha256_file(crate.lockfile) if crate.lockfile else None,
+        "cargo_lock_sha256": sha256_file(crate.lockfile) if crate.lockfile else None,
         "artifacts": manifest.artifact_entries(artifacts),
         "check": {"ok": check["ok"], "files": check.get("files", [])},
         "verify_load": loads,

@@ -39,6 +39,7 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 from . import __version__
+from .digest import sha256_file
 from .errors import BadInput, DownloadFailed, VerificationFailed
 from .logger import console, info, step, warn
 from .recipe import RSRC_DIR, Recipe, Source, url_filename
@@ -73,14 +74,6 @@ class FetchOptions:
     retries: int = 3
     backoff: float = 0.5
     timeout: float = 30.0
-
-
-def sha256_file(path: Path) -> str:
-    hasher = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            hasher.update(block)
-    return hasher.hexdigest()
 
 
 def fetch_sources(recipe: Recipe, rsrc: Path, *, offline: bool = False,

@@ -14,9 +14,9 @@ from collections import deque
 from pathlib import Path
 
 from . import engine, logger
+from .digest import sha256_file
 from .errors import ToolchainError
 from .glibc import GlibcVersion
-from .reproducible import sha256_file
 
 REPOSITORY = "glibc-build"
 LOG_TAIL = 30

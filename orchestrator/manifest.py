@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from . import __version__
-from .reproducible import sha256_file
+from .digest import sha256_file
 
 MANIFEST_NAME = "build-manifest.json"
 SCHEMA = 1

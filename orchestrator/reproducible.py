@@ -9,13 +9,13 @@ messages, C compilers in debug info. Both get the same fixed names (`/build`, `/
 from __future__ import annotations
 
 import functools
-import hashlib
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from .cargo import Crate
+from .digest import sha256_file
 from .targets import Target
 
 WORKSPACE_AS = "/build"
@@ -83,14 +83,6 @@ def last_commit_time(folder: Path) -> str | None:
                           capture_output=True, text=True)
     value = proc.stdout.strip()
     return value if proc.returncode == 0 and value.isdigit() else None
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

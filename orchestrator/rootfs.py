@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .cache import cache_dir
+from .digest import sha256_file
 from .errors import BadInput, ToolchainError, UnsafeArchive, UsageError
 from .logger import info, step
 
@@ -437,15 +438,12 @@ def unpack_image(archive: Path, dest: Path, *, arch: str | None = None) -> None:
 
 def _archive_key(archive: Path) -> str:
     """Content hash of an archive; for a layout folder its index (blobs are addressed by it)."""
+    if not archive.is_dir():
+        return sha256_file(archive)
     digest = hashlib.sha256()
-    if archive.is_dir():
-        for name in ("index.json", "manifest.json"):
-            with contextlib.suppress(OSError):
-                digest.update(name.encode() + b"\0" + (archive / name).read_bytes())
-    else:
-        with open(archive, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+    for name in ("index.json", "manifest.json"):
+        with contextlib.suppress(OSError):
+            digest.update(name.encode() + b"\0" + (archive / name).read_bytes())
     return digest.hexdigest()
 
 
