@@ -6,6 +6,10 @@ standard-library only and started with `python -I -S` by the scripts that `backe
 writes:
 
     zigwrap.py MODE ZIG_TARGET ZIG [ARGS...]     MODE is cc, c++, ar or ranlib
+
+Links run from `/`: zig compiles its support code (libunwind, glibc's nonshared objects) on the
+first link and records the working directory in their debug info, so linking from the crate's
+folder would put that folder in the library. Relative paths are made absolute first.
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ _DROP = {
     "-Wl,--no-undefined-version",  # rustc passes it since 1.80; zig's lld driver rejects it
     "-fuse-ld=lld",                # rustc's self-contained rust-lld: zig links with its own lld
 }
+# Any of these makes a call a compile, not a link.
+_NOT_A_LINK = {"-c", "-E", "-S", "-M", "-MM"}
+LINK_CWD = "/"
 
 
 def rewrite(arg: str, zig_target: str) -> str | None:
@@ -33,6 +40,21 @@ def rewrite(arg: str, zig_target: str) -> str | None:
     return arg
 
 
+def absolute(args: list[str]) -> list[str]:
+    """Relative paths among link arguments made absolute, so the link can run elsewhere."""
+    out, previous = [], ""
+    for arg in args:
+        if previous in ("-o", "-L") and arg and not os.path.isabs(arg):
+            arg = os.path.abspath(arg)
+        elif arg.startswith("-L") and len(arg) > 2 and not os.path.isabs(arg[2:]):
+            arg = "-L" + os.path.abspath(arg[2:])
+        elif arg and not arg.startswith("-") and not os.path.isabs(arg) and os.path.exists(arg):
+            arg = os.path.abspath(arg)
+        out.append(arg)
+        previous = arg
+    return out
+
+
 def _rewrite_response_file(arg: str, zig_target: str) -> str:
     """rustc passes long argument lists in an @file, one argument a line: rewrite it in place."""
     path = arg[1:]
@@ -40,8 +62,12 @@ def _rewrite_response_file(arg: str, zig_target: str) -> str:
         lines = handle.read().split("\n")
     kept = [new for line in lines if (new := rewrite(line, zig_target)) is not None]
     with open(path, "w", encoding="utf-8") as handle:
-        handle.write("\n".join(kept))
-    return arg
+        handle.write("\n".join(absolute(kept)))
+    return os.path.abspath(path)
+
+
+def is_link(args: list[str]) -> bool:
+    return not _NOT_A_LINK.intersection(args)
 
 
 def command(mode: str, zig_target: str, zig: str, args: list[str]) -> list[str]:
@@ -63,6 +89,9 @@ def main(argv: list[str]) -> None:
         raise SystemExit(2)
     mode, zig_target, zig = argv[1:4]
     cmd = command(mode, zig_target, zig, argv[4:])
+    if mode in ("cc", "c++") and is_link(cmd):
+        cmd = absolute(cmd)
+        os.chdir(LINK_CWD)
     os.execv(cmd[0], cmd)
 
 
