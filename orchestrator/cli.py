@@ -118,7 +118,7 @@ def check(glibc: str, target: str | None, json_output: bool, host_symbols: Path 
                          read_host_symbols(host_symbols) if host_symbols else frozenset(),
                          policy)
     if junit is not None:
-        from .manifest import write_atomically
+        from .files import write_atomically
 
         write_atomically(junit, report.to_junit())
     if json_output:

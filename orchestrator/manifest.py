@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import subprocess
-import tempfile
 from pathlib import Path
 
 from . import __version__
 from .digest import sha256_file
+from .files import write_atomically
 
 MANIFEST_NAME = "build-manifest.json"
 SCHEMA = 1
@@ -32,25 +31,6 @@ def rustc_version_verbose() -> str:
 def artifact_entries(files: list[Path]) -> list[dict]:
     return [{"name": f.name, "size": f.stat().st_size, "sha256": sha256_file(f)}
             for f in sorted(files)]
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write a file through a temporary name beside it: a reader never sees half of it."""
-    from .errors import BadInput
-
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    except OSError as exc:
-        raise BadInput(f"{path}: cannot write here ({exc.strerror}); give a writable "
-                       "folder") from None
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write(out: Path, data: dict) -> Path:
