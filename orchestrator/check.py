@@ -374,8 +374,9 @@ def _collect(paths: Iterable[Path], errors: list[InputError]) -> list[tuple[str,
             errors.append(InputError(shown, f"cannot read it ({exc.strerror})"))
             continue
         if stat.S_ISDIR(st.st_mode):
-            found = _search(path)
-            if not found:
+            errors_before = len(errors)
+            found = _search(path, errors)
+            if not found and len(errors) == errors_before:
                 errors.append(InputError(shown, "no ELF shared objects or executables in this "
                                                 "folder"))
             out.extend((str(p), p) for p in found)
@@ -386,12 +387,24 @@ def _collect(paths: Iterable[Path], errors: list[InputError]) -> list[tuple[str,
     return out
 
 
-def _search(folder: Path) -> list[Path]:
+def _search(folder: Path, errors: list[InputError]) -> list[Path]:
     """ELF files under `folder`, sorted; a file reached by several symlinks is listed once
-    (by its real name when that is inside the folder)."""
+    (by its real name when that is inside the folder).
+
+    A subfolder or file that cannot be read goes into `errors`: a CI gate must not pass
+    because a library it was pointed at was silently skipped. Dangling symlinks are skipped
+    (a lib folder often has `libfoo.so` dev links to packages that are not installed).
+    """
+    problems: list[InputError] = []
+
+    def unreadable(exc: OSError, fallback: Path, what: str) -> None:
+        where = exc.filename if isinstance(exc.filename, str) else str(fallback)
+        problems.append(InputError(where, f"cannot read {what} ({exc.strerror or exc})"))
+
     regular: list[Path] = []
     links: list[Path] = []
-    for root, dirs, files in os.walk(folder):
+    for root, dirs, files in os.walk(folder,
+                                     onerror=lambda exc: unreadable(exc, folder, "this folder")):
         dirs.sort()
         for name in sorted(files):
             path = Path(root, name)
@@ -401,26 +414,32 @@ def _search(folder: Path) -> list[Path]:
     for path in regular + links:
         try:
             st = path.stat()
-        except OSError:
+        except FileNotFoundError:
+            continue   # a dangling symlink: nothing to check
+        except OSError as exc:
+            unreadable(exc, path, "it")
             continue
         key = (st.st_dev, st.st_ino)
         if not stat.S_ISREG(st.st_mode) or key in seen:
             continue
         seen.add(key)
-        if _is_loadable_elf(path):
+        try:
+            loadable = _is_loadable_elf(path)
+        except OSError as exc:
+            unreadable(exc, path, "it")
+            continue
+        if loadable:
             out.append(path)
     out.sort()
+    errors.extend(sorted(problems, key=lambda err: err.path))
     return out
 
 
 def _is_loadable_elf(path: Path) -> bool:
     """ELF executable or shared object (object files and core dumps in a folder are skipped;
-    a malformed ELF file is kept so that it is reported)."""
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(20)
-    except OSError:
-        return False
+    a malformed ELF file is kept so that it is reported). Raises OSError when unreadable."""
+    with open(path, "rb") as handle:
+        head = handle.read(20)
     if head[:4] != b"\x7fELF":
         return False
     if len(head) < 18 or head[5] not in (1, 2):

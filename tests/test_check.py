@@ -398,6 +398,63 @@ def test_folder_search_skips_non_elf_and_duplicate_links(build: Builder, tmp_pat
     assert_clean_failure(run_tool("check", empty), 2, str(empty), "no ELF")
 
 
+# -- entries a folder search cannot read -----------------------------------------------------
+def make_unreadable(path: Path) -> None:
+    """Take read access away for real. Root reads anything, so as root the file is also given
+    to an unmapped uid, which the user namespace of `run_without_root_powers` cannot override."""
+    if os.geteuid() == 0:
+        os.chown(path, 12345, 12345, follow_symlinks=False)
+    path.chmod(0)
+
+
+def run_without_root_powers(*args: str | os.PathLike) -> subprocess.CompletedProcess:
+    """run_tool, but as root inside `unshare -r`, where mode 000 files of other uids stay shut."""
+    if os.geteuid() != 0:
+        return run_tool(*args)
+    need_tool("unshare")
+    probe = subprocess.run(["unshare", "-r", "true"], capture_output=True)
+    if probe.returncode != 0:
+        if IN_CI:
+            pytest.fail(f"CI=true and `unshare -r` fails: {probe.stderr!r}")
+        pytest.skip("user namespaces are not available (unshare -r fails)")
+    env = dict(os.environ, GLIBC_BUILD_NO_VENV="1", NO_COLOR="1")
+    build_py = Path(__file__).resolve().parent.parent / "build.py"
+    return subprocess.run(["unshare", "-r", sys.executable, str(build_py), *map(str, args)],
+                          env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_unreadable_files_and_folders_in_a_search_are_errors(build: Builder, tmp_path: Path):
+    """A CI gate must not pass when a library it was asked to check could not be read."""
+    folder = tmp_path / "dist"
+    (folder / "sub").mkdir(parents=True)
+    good = folder / "libgood.so"
+    shutil.copy(build.zig("plain.so", "plain.c"), good)
+    shutil.copy(good, folder / "libsecret.so")
+    shutil.copy(good, folder / "sub" / "libhidden.so")
+    make_unreadable(folder / "libsecret.so")
+    make_unreadable(folder / "sub")
+    proc = run_without_root_powers("check", "--json", folder)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    data = json.loads(proc.stdout)
+    assert [f["path"] for f in data["files"]] == [str(good)]
+    errors = {e["path"]: e["message"] for e in data["errors"]}
+    assert set(errors) == {str(folder / "libsecret.so"), str(folder / "sub")}, errors
+    assert all("cannot read" in message for message in errors.values()), errors
+    assert f"error: {folder / 'sub'}: cannot read" in proc.stderr
+
+
+def test_a_folder_of_only_unreadable_files_is_not_called_empty(build: Builder, tmp_path: Path):
+    folder = tmp_path / "dist"
+    folder.mkdir()
+    secret = folder / "libsecret.so"
+    shutil.copy(build.zig("plain.so", "plain.c"), secret)
+    make_unreadable(secret)
+    proc = run_without_root_powers("check", folder)
+    assert_clean_failure(proc, 2, str(secret), "cannot read")
+    assert "no ELF" not in proc.stderr
+
+
 def real_lib() -> Path:
     for candidate in (HOST_LIBDIR / "libz.so.1", Path(sys.executable).resolve()):
         if candidate.exists():
