@@ -41,19 +41,26 @@ def _inside_venv() -> bool:
 
 
 def _install() -> None:
-    """(Re)create the venv. The stamp is written last, so an interrupted install is redone."""
+    """Make the venv beside the old one and swap it in only once pip has succeeded, so a
+    failed install (offline, say) leaves a working venv as it was and nothing half-made."""
+    if VENV.exists() and not (VENV / "pyvenv.cfg").is_file():
+        _fail(f"{VENV} exists and is not a Python venv; remove it or point GLIBC_BUILD_VENV "
+              "at another folder")
     sys.stderr.write(f"setting up {VENV} (first use: installing pinned dependencies)...\n")
-    shutil.rmtree(VENV, ignore_errors=True)
+    fresh = VENV.with_name(VENV.name + ".new")
+    shutil.rmtree(fresh, ignore_errors=True)
     try:
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True,
+        subprocess.run([sys.executable, "-m", "venv", str(fresh)], check=True,
                        stdout=subprocess.DEVNULL)
-        subprocess.run([str(_venv_python()), "-m", "pip", "install", "--quiet",
+        subprocess.run([str(fresh / "bin" / "python"), "-m", "pip", "install", "--quiet",
                         "--disable-pip-version-check", "-r", str(REQUIREMENTS)], check=True)
+        (fresh / STAMP.name).write_text(_wanted_stamp())
     except (OSError, subprocess.CalledProcessError) as exc:
-        shutil.rmtree(VENV, ignore_errors=True)
+        shutil.rmtree(fresh, ignore_errors=True)
         _fail(f"could not set up {VENV} ({exc}); check that python3-venv and pip work "
               "and that the Python package index is reachable, then run again")
-    STAMP.write_text(_wanted_stamp())
+    shutil.rmtree(VENV, ignore_errors=True)
+    fresh.rename(VENV)
 
 
 def ensure_environment() -> None:

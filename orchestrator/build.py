@@ -7,6 +7,7 @@ that folder never holds a file that would fail to load on the target.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -18,7 +19,8 @@ from . import cargo, logger, manifest, reproducible, targets
 from .abilist import newest_glibc
 from .backends import GC_SECTIONS, BuildContext, backend
 from .digest import sha256_file
-from .errors import CheckFailed, LoadRefused, NotReproducible, UsageError
+from .errors import BadInput, CheckFailed, LoadRefused, NotReproducible, UsageError
+from .files import staged
 from .glibc import GlibcVersion
 
 DEFAULT_GLIBC = "2.17"
@@ -82,26 +84,45 @@ def _check_cli_values(options: BuildOptions) -> None:
         validate_glibc(GlibcVersion.parse(options.glibc), target)
 
 
+def _setting(crate: cargo.Crate, key: str, kinds: tuple[type, ...]) -> tuple[object, Path]:
+    """A crate setting of the right type (TOML gives floats for `2.30`), and where it was set."""
+    value, origin = crate.settings.get(key, (None, crate.manifest.parent))
+    if value is not None and (not isinstance(value, kinds) or value == ""):
+        wanted = " or ".join({str: "a string", bool: "true or false", list: "a list of strings"}
+                             [kind] for kind in kinds)
+        raise UsageError(f"{key} = {value!r} in [package.metadata.{cargo.SETTINGS_KEY}] of "
+                         f"{origin / 'Cargo.toml'} must be {wanted}"
+                         + ('; quote versions: glibc = "2.30"' if key == "glibc" else ""))
+    return value, origin
+
+
 def resolve(options: BuildOptions, crate: cargo.Crate) -> BuildRequest:
-    """Command-line flags, else the crate's [package.metadata.glibc-build], else defaults."""
-    settings = crate.settings
-    unknown = sorted(set(settings) - set(SETTINGS))
+    """Command-line flags, else the crate's [package.metadata.glibc-build], else defaults.
+
+    Paths in settings are relative to the Cargo.toml that set them, as cargo's own are.
+    """
+    unknown = sorted(set(crate.settings) - set(SETTINGS))
     if unknown:
         raise UsageError(f"unknown key {unknown[0]!r} in [package.metadata.{cargo.SETTINGS_KEY}] "
                          f"of {crate.manifest}; known keys: {', '.join(SETTINGS)}")
 
-    def pick(flag: object, key: str) -> tuple[object, str]:
+    def pick(flag: object, key: str, kinds: tuple[type, ...] = (str,)) -> tuple[object, str]:
         if flag is not None:
             return flag, f"--{key}"
-        return settings.get(key), f"{key} in [package.metadata.{cargo.SETTINGS_KEY}]"
+        value = _setting(crate, key, kinds)[0]
+        return value, f"{key} in [package.metadata.{cargo.SETTINGS_KEY}]"
 
     target_name, _ = pick(options.target, "target")
     target = targets.lookup(str(target_name or targets.DEFAULT_TARGET))
     glibc_text, glibc_source = pick(options.glibc, "glibc")
     glibc = validate_glibc(GlibcVersion.parse(str(glibc_text or DEFAULT_GLIBC), what=glibc_source),
                            target, glibc_source)
-    recipe, _ = pick(options.recipe, "recipe")
     chosen, backend_source = pick(options.backend, "backend")
+    recipe: object = options.recipe
+    if recipe is None and options.backend != "zig":  # the crate's recipe goes with its docker
+        recipe, origin = _setting(crate, "recipe", (str,))
+        if recipe and str(recipe).endswith(".toml"):
+            recipe = str(origin / str(recipe))
     chosen = chosen or ("docker" if recipe else "zig")
     if chosen not in ("zig", "docker"):
         raise UsageError(f"{backend_source} {chosen!r} is not a backend; use zig or docker")
@@ -113,36 +134,44 @@ def resolve(options: BuildOptions, crate: cargo.Crate) -> BuildRequest:
     profile, profile_source = pick(options.profile, "profile")
     if profile not in (None, "release", "debug"):
         raise UsageError(f"{profile_source} {profile!r} is not a profile; use release or debug")
-    features, _ = pick(options.features, "features")
-    verify_on, _ = pick(options.verify_on, "verify-on")
-    if verify_on is not None and options.verify_on is None:
-        verify_on = crate.manifest.parent / str(verify_on)  # relative to the crate, like cargo
-    repro, _ = pick(options.verify_reproducible, "verify-reproducible")
+    features, _ = pick(options.features, "features", (str, list))
+    if isinstance(features, list):
+        features = ",".join(str(f) for f in features)
+    verify_on: Path | None = options.verify_on
+    if verify_on is None:
+        value, origin = _setting(crate, "verify-on", (str,))
+        verify_on = origin / str(value) if value else None
+    repro, _ = pick(options.verify_reproducible, "verify-reproducible", (bool,))
+    out = options.out or options.crate_dir / "dist"
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; give a folder (it is made if missing)")
+    if verify_on is not None:
+        from .rootfs import resolve_root
+
+        resolve_root(verify_on)  # a bad root fails now, not after the build
     return BuildRequest(
         crate=crate, glibc=glibc, target=target, backend=str(chosen),
         recipe=str(recipe) if recipe else None, profile=str(profile or "release"),
-        features=str(features) if features else None,
-        out=options.out or options.crate_dir / "dist",
-        verify_on=Path(verify_on) if verify_on else None, verify_reproducible=bool(repro),
+        features=str(features) if features else None, out=out,
+        verify_on=verify_on, verify_reproducible=bool(repro),
         json_output=options.json_output)
 
 
-def copy_out(files: list[Path], out: Path) -> list[Path]:
-    """Copy each file into `out` through a temporary name, so `out` never holds half a file."""
-    out.mkdir(parents=True, exist_ok=True)
-    copied = []
-    for src in files:
-        dest = out / src.name
-        fd, tmp = tempfile.mkstemp(prefix=f".{src.name}.", dir=out)
-        os.close(fd)
-        try:
-            shutil.copy2(src, tmp)
-            os.replace(tmp, dest)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        copied.append(dest)
-    return copied
+def copy_out(built: list[Path], out: Path, texts: dict[str, str]) -> list[Path]:
+    """Put the libraries and `texts` (the manifest) in `out`: each is staged under a temporary
+    name first and renamed only once all are written, so `out` never holds half a file."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadInput(f"--out {out}: cannot make this folder ({exc.strerror}); give a "
+                       "folder you can write") from None
+    with contextlib.ExitStack() as stack:
+        for src in built:
+            tmp = stack.enter_context(staged(out / src.name, src.stat().st_mode & 0o777))
+            shutil.copyfile(src, tmp)
+        for name, text in texts.items():
+            stack.enter_context(staged(out / name)).write_text(text, encoding="utf-8")
+    return [out / src.name for src in built]
 
 
 def context(request: BuildRequest, crate: cargo.Crate) -> BuildContext:
@@ -157,14 +186,21 @@ def context(request: BuildRequest, crate: cargo.Crate) -> BuildContext:
 
 
 def rebuild_elsewhere(request: BuildRequest, ctx: BuildContext, scratch: Path) -> list[Path]:
-    """Build the same workspace again from a copy at another depth, with its own target dir."""
+    """Build the same sources again from a copy at another depth, into their own target dir."""
     crate = request.crate
-    copy_root = scratch / "a" / "second" / "checkout" / crate.workspace_root.name
-    shutil.copytree(crate.workspace_root, copy_root, symlinks=True,
-                    ignore=shutil.ignore_patterns("target", ".git", "dist"))
-    member = crate.manifest.parent.relative_to(crate.workspace_root)
-    second = replace(cargo.locate(copy_root / member), packages=crate.packages)
+    skip = {crate.target_dir, crate.workspace_root / "target", crate.root.resolve() / "dist",
+            request.out.resolve()}
+
+    def ignore(folder: str, names: list[str]) -> list[str]:
+        return [n for n in names if n == ".git" or Path(folder, n) in skip]
+
+    copy_root = scratch / "a" / "second" / "checkout" / crate.source_root.name
+    shutil.copytree(crate.source_root, copy_root, symlinks=True, ignore=ignore)
+    member = copy_root / crate.manifest.parent.relative_to(crate.source_root)
+    target_dir = copy_root / crate.workspace_root.relative_to(crate.source_root) / "target"
+    second = replace(cargo.locate(member), packages=crate.packages, target_dir=target_dir)
     ctx2 = context(request, second)
+    ctx2.env["CARGO_TARGET_DIR"] = str(target_dir)  # never the first build's, even if shared
     if "SOURCE_DATE_EPOCH" in ctx.env:  # the copy is not in git: keep the first build's time
         ctx2.env["SOURCE_DATE_EPOCH"] = ctx.env["SOURCE_DATE_EPOCH"]
     return backend(request.backend)(ctx2)
@@ -200,9 +236,10 @@ def run_build(options: BuildOptions) -> int:
         failure = verify_reproducible(request, ctx, built)
         summary["reproducible"] = failure is None
     if failure is None:
-        artifacts = copy_out(built, request.out)
+        text = manifest.render(manifest_data(request, ctx, built, report, loads))
+        artifacts = copy_out(built, request.out, {manifest.MANIFEST_NAME: text})
         summary["artifacts"] = [str(p) for p in artifacts]
-        summary["manifest"] = str(write_manifest(request, ctx, artifacts, report, loads))
+        summary["manifest"] = str(request.out / manifest.MANIFEST_NAME)
         for path in artifacts:
             logger.info(f"-> {path}")
     summary["ok"] = failure is None
@@ -253,10 +290,10 @@ def verify_reproducible(request: BuildRequest, ctx: BuildContext,
                            "sections below)", details=details)
 
 
-def write_manifest(request: BuildRequest, ctx: BuildContext, artifacts: list[Path], report,
-                   loads: list[dict] | None) -> Path:
+def manifest_data(request: BuildRequest, ctx: BuildContext, artifacts: list[Path], report,
+                  loads: list[dict] | None) -> dict:
     crate = request.crate
-    toolchain: dict = {"rustc": manifest.rustc_version_verbose()}
+    toolchain: dict = {"rustc": manifest.rustc_version_verbose(crate.root)}
     if request.backend == "zig":
         from .zig import zig_version
 
@@ -269,7 +306,7 @@ def write_manifest(request: BuildRequest, ctx: BuildContext, artifacts: list[Pat
     check = report.to_json()
     for entry in check.get("files", []):
         entry["path"] = Path(entry["path"]).name
-    return manifest.write(request.out, {
+    return {
         "crate": {"name": crate.packages[0], "packages": list(crate.packages),
                   "version": crate.version},
         "target": request.target.rust,
@@ -285,4 +322,4 @@ def write_manifest(request: BuildRequest, ctx: BuildContext, artifacts: list[Pat
         "artifacts": manifest.artifact_entries(artifacts),
         "check": {"ok": check["ok"], "files": check.get("files", [])},
         "verify_load": loads,
-    })
+    }

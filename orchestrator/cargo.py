@@ -10,6 +10,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -39,8 +40,12 @@ class Crate:
     target_dir: Path
     packages: tuple[str, ...]    # package names with a cdylib target, in build order
     version: str                 # version of the first package (for reports and manifests)
-    settings: dict               # [workspace|package.metadata.glibc-build], package wins
-
+    # [workspace|package.metadata.glibc-build]: key -> (value, folder of the Cargo.toml that
+    # set it, for relative paths); a package's value wins over the workspace's.
+    settings: dict[str, tuple[object, Path]]
+    # The smallest folder holding the workspace and every path dependency of its members:
+    # what a container must mount and a second build must copy.
+    source_root: Path
 
     @property
     def lockfile(self) -> Path | None:
@@ -55,6 +60,48 @@ def cargo_binary() -> str:
         raise ToolchainError("cargo not found on PATH; install Rust (https://rustup.rs), then run "
                              "again")
     return cargo
+
+
+def _is_cdylib(package: dict) -> bool:
+    return any("cdylib" in t["crate_types"] for t in package["targets"])
+
+
+def _settings_table(value: object, where: Path) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise UsageError(f"{where}: [...metadata.{SETTINGS_KEY}] must be a table of settings, "
+                         f"not {value!r}")
+    return value
+
+
+def _settings(meta: dict, cdylibs: list[dict]) -> dict[str, tuple[object, Path]]:
+    """Workspace defaults, then the package's; cdylibs built together must agree."""
+    root = Path(meta["workspace_root"])
+    workspace = _settings_table((meta.get("metadata") or {}).get(SETTINGS_KEY),
+                                root / "Cargo.toml")
+    chosen: dict[str, tuple[object, Path]] | None = None
+    for package in cdylibs:
+        manifest = Path(package["manifest_path"])
+        own = _settings_table((package.get("metadata") or {}).get(SETTINGS_KEY), manifest)
+        settings = {k: (v, root) for k, v in workspace.items()}
+        settings.update({k: (v, manifest.parent) for k, v in own.items()})
+        if chosen is None:
+            chosen = settings
+        elif {k: v for k, (v, _) in settings.items()} != {k: v for k, (v, _) in chosen.items()}:
+            raise UsageError(f"{cdylibs[0]['name']} and {package['name']} have different "
+                             f"[package.metadata.{SETTINGS_KEY}] settings; build them one at a "
+                             "time with --package NAME")
+    return chosen or {}
+
+
+def _source_root(meta: dict) -> Path:
+    """The common folder of the workspace and its members' path dependencies."""
+    folders = [Path(meta["workspace_root"])]
+    for package in meta["packages"]:
+        folders += [Path(dep["path"]) for dep in package.get("dependencies", ())
+                    if dep.get("path")]
+    return Path(os.path.commonpath([str(f) for f in folders]))
 
 
 def locate(crate_dir: Path, package: str | None = None) -> Crate:
@@ -74,7 +121,12 @@ def locate(crate_dir: Path, package: str | None = None) -> Crate:
     meta = json.loads(proc.stdout)
     members = {p["id"]: p for p in meta["packages"] if p["id"] in meta["workspace_members"]}
     here = [p for p in members.values() if Path(p["manifest_path"]) == manifest]
-    candidates = here or list(members.values())  # a virtual workspace root: all its members
+    if not any(_is_cdylib(p) for p in here):
+        # A virtual workspace, or a root package that is not a plugin itself: its members
+        # under the folder the user named.
+        here = [p for p in members.values()
+                if Path(p["manifest_path"]).parent.is_relative_to(manifest.parent)]
+    candidates = here
     if package:
         named = [p for p in members.values() if p["name"] == package]
         if not named:
@@ -82,19 +134,15 @@ def locate(crate_dir: Path, package: str | None = None) -> Crate:
             raise UsageError(f"--package {package!r} is not in the workspace of {crate_dir}; "
                              f"members: {names}")
         candidates = named
-    cdylibs = [p for p in candidates
-               if any("cdylib" in t["crate_types"] for t in p["targets"])]
+    cdylibs = [p for p in candidates if _is_cdylib(p)]
     if not cdylibs:
         which = package or crate_dir
         raise BadInput(f"{which}: no cdylib target; add `crate-type = [\"cdylib\"]` under [lib] "
                        "in its Cargo.toml")
-    workspace_root = Path(meta["workspace_root"])
-    settings = dict((meta.get("metadata") or {}).get(SETTINGS_KEY) or {})
-    settings.update((cdylibs[0].get("metadata") or {}).get(SETTINGS_KEY) or {})
-    return Crate(root=crate_dir, manifest=manifest, workspace_root=workspace_root,
+    return Crate(root=crate_dir, manifest=manifest, workspace_root=Path(meta["workspace_root"]),
                  target_dir=Path(meta["target_directory"]),
                  packages=tuple(p["name"] for p in cdylibs), version=cdylibs[0]["version"],
-                 settings=settings)
+                 settings=_settings(meta, cdylibs), source_root=_source_root(meta))
 
 
 def profile_args(profile: str) -> list[str]:
@@ -139,36 +187,63 @@ def _flags(value: object) -> list[str]:
     return []
 
 
-def user_rustflags(start: Path, target: str, env: dict[str, str]) -> list[str]:
-    """The RUSTFLAGS cargo would use for `target`, following cargo's order of precedence.
+def _configs(start: Path) -> list[dict]:
+    """Parsed cargo config files, lowest precedence first (cargo joins arrays in this order)."""
+    configs = []
+    for path in reversed(_config_files(start)):
+        try:
+            configs.append(tomllib.loads(path.read_text()))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise BadInput(f"{path}: cannot read this cargo config ({exc}); fix it") from exc
+    return configs
 
-    Setting CARGO_ENCODED_RUSTFLAGS overrides every other source, so to add our flags to the
-    user's we must first know theirs: env vars, then `target.<triple>.rustflags`, then
-    `build.rustflags` from the config files.
-    """
+
+def _target_env_key(target: str) -> str:
+    return "CARGO_TARGET_" + target.upper().replace("-", "_").replace(".", "_") + "_RUSTFLAGS"
+
+
+def user_rustflags(start: Path, target: str, env: dict[str, str]) -> list[str]:
+    """The RUSTFLAGS cargo would use for `target`, following cargo's order of precedence:
+    env vars, then `target.<triple>.rustflags`, then `build.rustflags` (arrays from all config
+    files joined). `target.'cfg(...)'` tables are not evaluated: see `hand_over_rustflags`."""
     if env.get("CARGO_ENCODED_RUSTFLAGS"):
         return env["CARGO_ENCODED_RUSTFLAGS"].split("\x1f")
     if env.get("RUSTFLAGS", "").strip():
         return env["RUSTFLAGS"].split()
-    configs = []
-    for path in _config_files(start):
-        try:
-            configs.append(tomllib.loads(path.read_text()))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise BadInput(f"{path}: cannot read this cargo config ({exc}); fix it") from exc
-    env_key = "CARGO_TARGET_" + target.upper().replace("-", "_").replace(".", "_") + "_RUSTFLAGS"
-    target_flags = _flags(env.get(env_key, ""))
+    configs = _configs(start)
+    target_flags = []
     for config in configs:
         target_flags += _flags(config.get("target", {}).get(target, {}).get("rustflags"))
+    target_flags += _flags(env.get(_target_env_key(target), ""))
     if target_flags:
         return target_flags
-    if env.get("CARGO_BUILD_RUSTFLAGS"):
-        return _flags(env["CARGO_BUILD_RUSTFLAGS"])
+    build_flags = []
     for config in configs:
-        flags = _flags(config.get("build", {}).get("rustflags"))
-        if flags:
-            return flags
-    return []
+        build_flags += _flags(config.get("build", {}).get("rustflags"))
+    return build_flags + _flags(env.get("CARGO_BUILD_RUSTFLAGS", ""))
+
+
+def hand_over_rustflags(start: Path, target: str, env: dict[str, str],
+                        extra: list[str]) -> tuple[dict[str, str], list[str]]:
+    """How to add `extra` to the flags cargo will use without losing any of the user's:
+    (environment to set, arguments for `cargo build`).
+
+    Where the user's flags come from the environment or `build.rustflags`, we must set them
+    all ourselves (CARGO_ENCODED_RUSTFLAGS replaces every other source). Otherwise we give
+    cargo `--config target.<triple>.rustflags=[...]`, which cargo itself joins with the user's
+    `target.<triple>` and `target.'cfg(...)'` flags, so no cfg() expression is ours to evaluate.
+    """
+    if env.get("CARGO_ENCODED_RUSTFLAGS") or env.get("RUSTFLAGS", "").strip():
+        return {"CARGO_ENCODED_RUSTFLAGS": encode_rustflags(
+            user_rustflags(start, target, env) + extra)}, []
+    configs = _configs(start)
+    has_target_flags = bool(env.get(_target_env_key(target))) or any(
+        isinstance(table, dict) and "rustflags" in table
+        for config in configs for table in (config.get("target") or {}).values())
+    if not has_target_flags and user_rustflags(start, target, env):
+        return {"CARGO_ENCODED_RUSTFLAGS": encode_rustflags(
+            user_rustflags(start, target, env) + extra)}, []
+    return {}, ["--config", f"target.{target}.rustflags={json.dumps(extra)}"]
 
 
 def encode_rustflags(flags: list[str]) -> str:
@@ -205,6 +280,20 @@ def check_finished(returncode: int, artifacts: list[Path], tail: deque[str], cmd
     return artifacts
 
 
+def _stop_group(proc: subprocess.Popen) -> None:
+    """SIGTERM cargo and everything it started (rustc, build scripts), then SIGKILL."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=5)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
 def run_build(cmd: list[str], *, env: dict[str, str], cwd: Path,
               label: str = "cargo") -> list[Path]:
     """Run a `cargo build --message-format=json...` command; return the cdylib files it made.
@@ -215,8 +304,10 @@ def run_build(cmd: list[str], *, env: dict[str, str], cwd: Path,
     tail: deque[str] = deque(maxlen=ERROR_TAIL_LINES)
     artifacts: list[Path] = []
     try:
+        # Its own process group, so that an interrupt stops cargo's children too.
         proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, bufsize=1)
+                                stderr=subprocess.PIPE, text=True, bufsize=1,
+                                start_new_session=True)
     except OSError as exc:
         raise ToolchainError(f"could not start {cmd[0]} ({exc}); is it installed?") from exc
     assert proc.stdout is not None and proc.stderr is not None
@@ -234,8 +325,7 @@ def run_build(cmd: list[str], *, env: dict[str, str], cwd: Path,
             artifacts += cdylib_files(line)
         proc.wait()
     except BaseException:
-        proc.kill()
-        proc.wait()
+        _stop_group(proc)
         raise
     finally:
         pump.join(timeout=5)

@@ -6,24 +6,22 @@ manifest; anyone can rebuild from the recorded inputs and compare sha256 values.
 
 from __future__ import annotations
 
-import functools
 import json
 import subprocess
 from pathlib import Path
 
 from . import __version__
 from .digest import sha256_file
-from .files import write_atomically
 
 MANIFEST_NAME = "build-manifest.json"
 SCHEMA = 1
 
 
-@functools.cache
-def rustc_version_verbose() -> str:
+def rustc_version_verbose(crate_dir: Path) -> str:
+    """`rustc -vV` as cargo would run it for the crate (a rust-toolchain.toml there counts)."""
     try:
-        return subprocess.run(["rustc", "-vV"], capture_output=True, text=True,
-                              check=True).stdout.strip()
+        return subprocess.run(["rustc", "-vV"], capture_output=True, text=True, check=True,
+                              cwd=crate_dir).stdout.strip()
     except (OSError, subprocess.CalledProcessError) as exc:
         return f"unknown ({exc})"
 
@@ -33,9 +31,7 @@ def artifact_entries(files: list[Path]) -> list[dict]:
             for f in sorted(files)]
 
 
-def write(out: Path, data: dict) -> Path:
-    """Write the manifest into `out`."""
+def render(data: dict) -> str:
+    """The manifest's text: stable key order, so equal builds give equal manifests."""
     body = {"schema": SCHEMA, "tool": {"name": "glibc-build", "version": __version__}, **data}
-    path = out / MANIFEST_NAME
-    write_atomically(path, json.dumps(body, indent=2, sort_keys=True) + "\n")
-    return path
+    return json.dumps(body, indent=2, sort_keys=True) + "\n"

@@ -25,25 +25,29 @@ SYSROOT_AS = "/rustc/sysroot"
 
 
 @functools.cache
-def rustc_sysroot() -> str | None:
+def rustc_sysroot(crate_dir: Path) -> str | None:
+    """The toolchain cargo would use for the crate (a rust-toolchain.toml there counts)."""
     try:
         out = subprocess.run(["rustc", "--print", "sysroot"], capture_output=True, text=True,
-                             check=True)
+                             check=True, cwd=crate_dir)
     except (OSError, subprocess.CalledProcessError):
         return None
     return out.stdout.strip() or None
 
 
 def path_remaps(crate: Crate, env: dict[str, str]) -> list[tuple[str, str]]:
-    """(host path, fixed path) pairs, most general first: rustc applies the last match."""
+    """(host path, fixed path) pairs, most general first: rustc applies the last match.
+
+    The target folder is always mapped on its own, last, so that generated files (OUT_DIR)
+    get the same name wherever the target folder is.
+    """
     cargo_home = env.get("CARGO_HOME") or str(Path.home() / ".cargo")
     remaps = [(cargo_home, CARGO_HOME_AS)]
-    sysroot = rustc_sysroot()
+    sysroot = rustc_sysroot(crate.root.resolve())
     if sysroot:
         remaps.append((sysroot, SYSROOT_AS))
-    remaps.append((str(crate.workspace_root), WORKSPACE_AS))
-    if not crate.target_dir.is_relative_to(crate.workspace_root):
-        remaps.append((str(crate.target_dir), TARGET_DIR_AS))
+    remaps.append((str(crate.source_root), WORKSPACE_AS))
+    remaps.append((str(crate.target_dir), TARGET_DIR_AS))
     return remaps
 
 

@@ -28,8 +28,8 @@ DEFAULT_RUST_MOUNT = "/opt/rust"
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-def host_toolchain() -> Path:
-    sysroot = reproducible.rustc_sysroot()
+def host_toolchain(crate_dir: Path) -> Path:
+    sysroot = reproducible.rustc_sysroot(crate_dir)
     if not sysroot or not (Path(sysroot) / "bin" / "cargo").is_file():
         raise ToolchainError("no Rust toolchain with cargo found on this machine (`rustc --print "
                              "sysroot`); install one with rustup, then run again")
@@ -46,13 +46,14 @@ def fetch_crates(ctx: BuildContext, toolchain: Path, cargo_home: Path) -> None:
                              "cargo's last lines:", details=cargo.tail_lines(proc.stderr))
 
 
-def container_rustflags(ctx: BuildContext, recipe_env: dict[str, str],
-                        rust_mount: str | None) -> list[str]:
+def container_rustflags(ctx: BuildContext, recipe_env: dict[str, str], rust_mount: str | None,
+                        target_dir: PurePosixPath) -> list[str]:
     """Recipe flags, then the user's, then ours; host path remaps swapped for container ones."""
     recipe_flags = recipe_env.get("RUSTFLAGS", "").split()
     user = cargo.user_rustflags(ctx.crate.root.resolve(), ctx.target.rust, dict(os.environ))
     ours = [f for f in ctx.rustflags if not f.startswith("--remap-path-prefix")]
-    remaps = [(str(WORKSPACE), reproducible.WORKSPACE_AS)]
+    remaps = [(str(WORKSPACE), reproducible.WORKSPACE_AS),
+              (str(target_dir), reproducible.TARGET_DIR_AS)]
     if rust_mount:
         remaps.insert(0, (rust_mount, reproducible.SYSROOT_AS))
     return recipe_flags + user + ours + reproducible.remap_rustflags(remaps)
@@ -70,7 +71,7 @@ def container_env(ctx: BuildContext, recipe, target_dir: PurePosixPath,
         "CARGO_TARGET_DIR": str(target_dir),
         "CARGO_INCREMENTAL": "0",
         "CARGO_ENCODED_RUSTFLAGS": cargo.encode_rustflags(
-            container_rustflags(ctx, recipe.env, rust_mount)),
+            container_rustflags(ctx, recipe.env, rust_mount, target_dir)),
         "ZIG_TARGET_GLIBC": str(ctx.glibc),  # zig recipes link for the target, not the base
     })
     if "SOURCE_DATE_EPOCH" in ctx.env:
@@ -84,20 +85,22 @@ def build(ctx: BuildContext) -> list[Path]:
 
     recipe = load_recipe(str(ctx.recipe))
     ref = build_image(recipe, ctx.glibc)
-    toolchain = host_toolchain()  # the host's cargo fetches crates, whichever Rust builds
+    toolchain = host_toolchain(ctx.crate.root.resolve())  # fetches crates, for any recipe
     rust_mount = (recipe.toolchain.get("rust_mount", DEFAULT_RUST_MOUNT)
                   if recipe.toolchain.get("rust") == "host" else None)
     cargo_home = cache_dir("docker-cargo-home")
     fetch_crates(ctx, toolchain, cargo_home)
 
-    member = ctx.crate.manifest.parent.relative_to(ctx.crate.workspace_root)
-    target_dir = WORKSPACE / "target" / f"glibc-build-{recipe.name}"
+    # The source root (workspace and path dependencies) is mounted at /build.
+    member = ctx.crate.manifest.parent.relative_to(ctx.crate.source_root)
+    workspace = WORKSPACE / ctx.crate.workspace_root.relative_to(ctx.crate.source_root)
+    target_dir = workspace / "target" / f"glibc-build-{recipe.name}"
     args = cargo.build_args(ctx.crate, ctx.target.rust, ctx.profile, ctx.features)
     args[args.index("--manifest-path") + 1] = str(WORKSPACE / member / "Cargo.toml")
     cmd = ["cargo", *args, "--offline"]
     env = container_env(ctx, recipe, target_dir, rust_mount)
     volumes = {
-        str(ctx.crate.workspace_root): {"bind": str(WORKSPACE), "mode": "rw"},
+        str(ctx.crate.source_root): {"bind": str(WORKSPACE), "mode": "rw"},
         str(cargo_home): {"bind": env["CARGO_HOME"], "mode": "rw"},
     }
     if rust_mount:
@@ -111,7 +114,7 @@ def build(ctx: BuildContext) -> list[Path]:
                 f"{ctx.target.rust}, {ctx.profile})")
     built = run_in_container(ref, cmd, env, volumes, workdir=str(WORKSPACE / member),
                              label=f"cargo in {ref}")
-    return [ctx.crate.workspace_root / PurePosixPath(p).relative_to(WORKSPACE) for p in built]
+    return [ctx.crate.source_root / PurePosixPath(p).relative_to(WORKSPACE) for p in built]
 
 
 def run_in_container(image: str, cmd: list[str], env: dict[str, str], volumes: dict,

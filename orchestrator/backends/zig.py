@@ -61,8 +61,6 @@ def build_env(ctx: BuildContext, wrappers: dict[str, Path]) -> dict[str, str]:
     env[f"AR_{triple}"] = str(wrappers["ar"])
     env[f"RANLIB_{triple}"] = str(wrappers["ranlib"])
     env.setdefault(f"CXXSTDLIB_{triple}", "c++")  # zig ships libc++, not libstdc++
-    flags = cargo.user_rustflags(ctx.crate.root.resolve(), ctx.target.rust, env)
-    env["CARGO_ENCODED_RUSTFLAGS"] = cargo.encode_rustflags(flags + ctx.rustflags)
     env.update(ctx.env)
     return env
 
@@ -71,7 +69,10 @@ def build(ctx: BuildContext) -> list[Path]:
     """Build every cdylib of the crate; return the .so files cargo made."""
     logger.step(f"building {', '.join(ctx.crate.packages)} with zig {zig_version()} for "
                 f"glibc {ctx.glibc} ({ctx.target.rust}, {ctx.profile})")
-    wrappers = write_wrappers(ctx)
-    cmd = [cargo.cargo_binary(), *cargo.build_args(ctx.crate, ctx.target.rust, ctx.profile,
-                                                   ctx.features)]
-    return cargo.run_build(cmd, env=build_env(ctx, wrappers), cwd=ctx.crate.root)
+    env = build_env(ctx, write_wrappers(ctx))
+    flag_env, flag_args = cargo.hand_over_rustflags(ctx.crate.root.resolve(), ctx.target.rust,
+                                                    env, ctx.rustflags)
+    env.update(flag_env)
+    subcommand, *args = cargo.build_args(ctx.crate, ctx.target.rust, ctx.profile, ctx.features)
+    cmd = [cargo.cargo_binary(), subcommand, *flag_args, *args]
+    return cargo.run_build(cmd, env=env, cwd=ctx.crate.root)
