@@ -21,6 +21,7 @@ import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from . import abilist
 from .elffile import (
@@ -322,29 +323,94 @@ def load_policy(path: Path | None = None) -> dict:
     return merged
 
 
+_DOTTED = re.compile(r"^\d+(\.\d+)*$")
+_TYPE_NAMES = {dict: "a JSON object", list: "a JSON array", str: "a string", int: "an integer"}
+
+
+def _typed(value: object, kind: type, where: str) -> Any:
+    """`value` if it is a `kind` (bool is not an int here), else UsageError naming the key."""
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise UsageError(f"{where} must be {_TYPE_NAMES[kind]}, not {json.dumps(value)[:60]}; "
+                         f"compare with {DEFAULT_POLICY}")
+    return value
+
+
+def _item(table: dict, key: str, kind: type, where: str) -> Any:
+    """table[key], which must exist and be a `kind`."""
+    if key not in table:
+        raise UsageError(f"{where}.{key} is missing; compare with {DEFAULT_POLICY}")
+    return _typed(table[key], kind, f"{where}.{key}")
+
+
+def _strings(value: object, where: str) -> list[str]:
+    for index, item in enumerate(_typed(value, list, where)):
+        _typed(item, str, f"{where}[{index}]")
+    return value  # type: ignore[return-value]
+
+
+def _string_map(value: object, where: str) -> dict[str, str]:
+    for key, item in _typed(value, dict, where).items():
+        _typed(item, str, f"{where}.{key}")
+    return value  # type: ignore[return-value]
+
+
+def _glibc(table: dict, key: str, where: str) -> None:
+    GlibcVersion.parse(_item(table, key, str, where), what=f"{where}.{key}")
+
+
 def _validate_policy(policy: dict) -> None:
-    """Touch every key the checker reads, so a bad override fails before any file is read."""
-    for entry in policy["cxx_runtime"]["ceilings"]:
-        GlibcVersion.parse(entry["glibc"], what="policy cxx_runtime glibc")
-        for ns in policy["cxx_runtime"]["namespaces"]:
-            if ns in entry:
-                abilist.version_key(entry[ns])
-    for name, marker in policy["markers"].items():
-        if not name.startswith("_"):
-            GlibcVersion.parse(marker["glibc"], what=f"policy marker {name}")
-    loader = policy["loader"]
+    """Check the type of every key the checker reads, so a bad override fails here with one
+    line naming the key, before any file is read (the rules index into it unguarded)."""
+    runtime = _item(policy, "cxx_runtime", dict, "policy")
+    namespaces = _string_map(_item(runtime, "namespaces", dict, "cxx_runtime"),
+                             "cxx_runtime.namespaces")
+    for index, entry in enumerate(_item(runtime, "ceilings", list, "cxx_runtime")):
+        where = f"cxx_runtime.ceilings[{index}]"
+        _typed(entry, dict, where)
+        _glibc(entry, "glibc", where)
+        if "reference" in entry:
+            _item(entry, "reference", str, where)
+        per_arch = _item(entry, "arch", dict, where) if "arch" in entry else {}
+        overrides = [(where, entry)] + [
+            (f"{where}.arch.{arch}", _typed(values, dict, f"{where}.arch.{arch}"))
+            for arch, values in per_arch.items()]
+        for place, values in overrides:
+            for ns in namespaces:
+                if ns in values and not _DOTTED.match(_item(values, ns, str, place)):
+                    raise UsageError(f"{place}.{ns} {values[ns]!r} is not a version such as "
+                                     "3.4.19")
+    for name, marker in _item(policy, "markers", dict, "policy").items():
+        if name.startswith("_"):
+            continue
+        where = f"markers.{name}"
+        _typed(marker, dict, where)
+        _glibc(marker, "glibc", where)
+        _item(marker, "why", str, where)
+        _item(marker, "fix", str, where)
+    loader = _item(policy, "loader", dict, "policy")
     for key in ("relr_glibc", "execstack_refused_from", "pie_dlopen_refused_from",
                 "gnu_hash_from", "tlsdesc_fixed_in", "x86_64_plt_addend_ignored_from"):
-        GlibcVersion.parse(loader[key], what=f"policy loader.{key}")
-    int(loader["static_tls_surplus_bytes"])
+        _glibc(loader, key, "loader")
+    if _item(loader, "static_tls_surplus_bytes", int, "loader") < 0:
+        raise UsageError("loader.static_tls_surplus_bytes must not be negative")
     for key in ("stack_not_executable_by_default", "page_size_64k_targets"):
-        list(loader[key])
-    dict(policy["glibc_libraries"])
-    dict(policy["loaders"])
-    list(policy["needed"]["allowed"])
-    dict(policy["needed"]["forbidden"])
-    dict(policy["symbol_hints"])
-    GlibcVersion.parse(policy["merged_into_libc"]["glibc"])
+        _strings(_item(loader, key, list, "loader"), f"loader.{key}")
+    for key, value in _string_map(_item(loader, "abi_versions", dict, "loader"),
+                                  "loader.abi_versions").items():
+        if not key.startswith("_"):
+            GlibcVersion.parse(value, what=f"loader.abi_versions.{key}")
+    _string_map(_item(policy, "glibc_libraries", dict, "policy"), "glibc_libraries")
+    _string_map(_item(policy, "loaders", dict, "policy"), "loaders")
+    not_in_db = _item(policy, "glibc_libraries_not_in_database", dict, "policy")
+    _strings(_item(not_in_db, "sonames", list, "glibc_libraries_not_in_database"),
+             "glibc_libraries_not_in_database.sonames")
+    needed = _item(policy, "needed", dict, "policy")
+    _strings(_item(needed, "allowed", list, "needed"), "needed.allowed")
+    _string_map(_item(needed, "forbidden", dict, "needed"), "needed.forbidden")
+    _string_map(_item(policy, "symbol_hints", dict, "policy"), "symbol_hints")
+    merged = _item(policy, "merged_into_libc", dict, "policy")
+    _glibc(merged, "glibc", "merged_into_libc")
+    _strings(_item(merged, "sonames", list, "merged_into_libc"), "merged_into_libc.sonames")
 
 
 def read_host_symbols(path: Path) -> frozenset[str]:

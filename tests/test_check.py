@@ -518,6 +518,37 @@ def test_bad_policy_and_host_symbols_files(tmp_path: Path):
                          "--host-symbols")
 
 
+
+@pytest.mark.parametrize("override, key", [
+    ({"symbol_hints": []}, "symbol_hints"),
+    ({"symbol_hints": {"fcntl64": 3}}, "symbol_hints.fcntl64"),
+    ({"loader": {"static_tls_surplus_bytes": "1664"}}, "loader.static_tls_surplus_bytes"),
+    ({"loader": {"static_tls_surplus_bytes": True}}, "loader.static_tls_surplus_bytes"),
+    ({"loader": {"abi_versions": ["2.11"]}}, "loader.abi_versions"),
+    ({"loader": {"page_size_64k_targets": "aarch64-linux-gnu"}}, "page_size_64k_targets"),
+    ({"markers": {"GLIBC_ABI_DT_RELR": {"glibc": "2.36", "why": 1, "fix": ""}}},
+     "markers.GLIBC_ABI_DT_RELR.why"),
+    ({"markers": {"GLIBC_ABI_DT_RELR": "2.36"}}, "markers.GLIBC_ABI_DT_RELR"),
+    ({"cxx_runtime": {"ceilings": [{"reference": "CentOS 7"}]}}, "ceilings[0].glibc"),
+    ({"cxx_runtime": {"ceilings": [{"glibc": "2.17", "GLIBCXX": 3.4}]}}, "ceilings[0].GLIBCXX"),
+    ({"cxx_runtime": {"ceilings": [{"glibc": "2.17", "arch": {"x86_64-linux-gnu": []}}]}},
+     "arch.x86_64-linux-gnu"),
+    ({"cxx_runtime": {"namespaces": {"GLIBCXX": None}}}, "cxx_runtime.namespaces.GLIBCXX"),
+    ({"needed": {"allowed": ["libc.so.6", 1]}}, "needed.allowed[1]"),
+    ({"needed": {"forbidden": []}}, "needed.forbidden"),
+    ({"merged_into_libc": {"sonames": "libdl.so.2"}}, "merged_into_libc.sonames"),
+    ({"glibc_libraries": {"c": ["libc.so.6"]}}, "glibc_libraries.c"),
+    ({"loaders": None}, "loaders"),
+])
+def test_policy_override_of_the_wrong_type_is_one_line_exit_2(override: dict, key: str,
+                                                                tmp_path: Path):
+    """Valid JSON, wrong shape: named before any file is read, never an internal error."""
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps(override))
+    proc = run_tool("check", "--policy", policy, real_lib())
+    assert_clean_failure(proc, 2, f"--policy {policy}", key)
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
 # -- agreement with binutils on every real shared object of this machine ----------------
 def host_shared_objects() -> list[Path]:
     if not HOST_LIBDIR.is_dir():
