@@ -283,3 +283,152 @@ def test_cpp_part_links_zigs_libcxx_and_loads(tmp_path, bullseye_root):
     assert "GLIBCXX" not in versions and "libstdc++" not in versions
     loaded = run_tool("verify-load", "--rootfs", bullseye_root, "--call", "plugin_entry", lib)
     assert loaded.returncode == 0, loaded.stdout + loaded.stderr
+
+
+# -- what a review found: each case as the reviewer reproduced it ---------------------------
+def write_files(root: Path, files: dict[str, str]) -> Path:
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    return root
+
+
+PLAIN_LIB = '#[no_mangle]\npub extern "C" fn plugin_entry() -> i32 { 0 }\n'
+
+
+def cdylib_toml(name: str, extra: str = "") -> str:
+    return (f'[package]\nname = "{name}"\nversion = "0.1.0"\nedition = "2021"\n'
+            f'[lib]\ncrate-type = ["cdylib"]\n{extra}')
+
+
+def test_cfg_and_joined_config_rustflags_are_kept(tmp_path):
+    """cargo joins target.'cfg(...)' flags and build.rustflags arrays from every config file;
+    a flag lost on the way fails this crate's compile."""
+    crate = write_files(tmp_path / "parent" / "crate", {
+        "Cargo.toml": cdylib_toml("cf"),
+        ".cargo/config.toml": "[target.'cfg(target_os = \"linux\")']\n"
+                              'rustflags = ["--cfg", "from_cfg_table"]\n',
+        "src/lib.rs": '#[cfg(not(from_cfg_table))] compile_error!("cfg() flags were lost");\n'
+                      + PLAIN_LIB,
+    })
+    assert run_tool("--out", tmp_path / "o1", crate).returncode == 0
+    (crate / ".cargo" / "config.toml").write_text('[build]\nrustflags = ["--cfg", "near"]\n')
+    write_files(tmp_path / "parent", {".cargo/config.toml":
+                                      '[build]\nrustflags = ["--cfg", "far"]\n'})
+    (crate / "src" / "lib.rs").write_text(
+        '#[cfg(not(all(near, far)))] compile_error!("a config file\'s flags were lost");\n'
+        + PLAIN_LIB)
+    proc = run_tool("--out", tmp_path / "o2", crate)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_bad_out_paths_fail_cleanly_and_leave_nothing(tmp_path):
+    crate = write_files(tmp_path / "c", {"Cargo.toml": cdylib_toml("outs"),
+                                         "src/lib.rs": PLAIN_LIB})
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    assert_clean_failure(run_tool("--out", a_file, crate), 2, "a-file", "is a file")
+    blocked = tmp_path / "blocked"
+    (blocked / "build-manifest.json").mkdir(parents=True)
+    proc = run_tool("--out", blocked, crate)
+    assert_clean_failure(proc, 2, "build-manifest.json", "cannot write")
+    assert sorted(p.name for p in blocked.iterdir()) == ["build-manifest.json"]
+
+
+@pytest.mark.parametrize("setting, needles", [
+    ("glibc = 2.30", ["glibc = 2.3", "must be a string", 'glibc = "2.30"']),
+    ('verify-reproducible = "no"', ["verify-reproducible", "true or false"]),
+    ("verify-on = 5", ["verify-on = 5", "must be a string"]),
+    ('verify-on = "no-such-root"', ["no-such-root"]),
+])
+def test_mistyped_crate_settings_are_refused_before_building(tmp_path, setting, needles):
+    crate = write_files(tmp_path / "m", {
+        "Cargo.toml": cdylib_toml("m", f"[package.metadata.glibc-build]\n{setting}\n"),
+        "src/lib.rs": 'compile_error!("the build must not even start");\n'})
+    assert_clean_failure(run_tool(crate), 2, *needles)
+
+
+def test_features_as_a_list_and_a_cli_backend_over_a_crate_recipe(tmp_path):
+    crate = write_files(tmp_path / "f", {
+        "Cargo.toml": cdylib_toml("f", '[features]\na = []\nb = []\n'
+                                       '[package.metadata.glibc-build]\nfeatures = ["a", "b"]\n'
+                                       'recipe = "debian-bullseye"\n'),
+        "src/lib.rs": '#[cfg(not(all(feature = "a", feature = "b")))] compile_error!("x");\n'
+                      + PLAIN_LIB})
+    proc = run_tool("--backend", "zig", crate)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_members_with_different_settings_are_refused(tmp_path):
+    ws = write_files(tmp_path / "ws", {
+        "Cargo.toml": '[workspace]\nmembers = ["a", "b"]\nresolver = "2"\n',
+        "a/Cargo.toml": cdylib_toml("a", '[package.metadata.glibc-build]\nglibc = "2.28"\n'),
+        "a/src/lib.rs": PLAIN_LIB,
+        "b/Cargo.toml": cdylib_toml("b", '[package.metadata.glibc-build]\nglibc = "2.17"\n'),
+        "b/src/lib.rs": PLAIN_LIB})
+    assert_clean_failure(run_tool(ws), 2, "a and b", "--package")
+    assert run_tool("--package", "b", ws).returncode == 0
+
+
+def test_workspace_settings_paths_are_relative_to_the_workspace(tmp_path, bullseye_root):
+    ws = write_files(tmp_path / "ws", {
+        "Cargo.toml": ('[workspace]\nmembers = ["plug"]\nresolver = "2"\n'
+                       '[workspace.metadata.glibc-build]\nverify-on = "roots/bullseye"\n'),
+        "plug/Cargo.toml": cdylib_toml("plug"), "plug/src/lib.rs": PLAIN_LIB})
+    (ws / "roots").mkdir()
+    (ws / "roots" / "bullseye").symlink_to(bullseye_root)
+    proc = run_tool("--json", ws / "plug")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout)["verify_load"][0]["ok"] is True
+
+
+def test_root_package_that_is_not_a_plugin_builds_its_cdylib_members(tmp_path):
+    ws = write_files(tmp_path / "app", {
+        "Cargo.toml": ('[package]\nname = "app"\nversion = "0.1.0"\nedition = "2021"\n'
+                       '[workspace]\nmembers = ["plugin"]\n'),
+        "src/main.rs": "fn main() {}\n",
+        "plugin/Cargo.toml": cdylib_toml("plugin"), "plugin/src/lib.rs": PLAIN_LIB})
+    proc = run_tool("--out", tmp_path / "out", ws)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "out" / "libplugin.so").is_file()
+
+
+def test_sigterm_stops_cargo_and_its_build_scripts(tmp_path):
+    import os
+    import signal
+    import sys
+    import time
+
+    from .conftest import REPO
+
+    pid_file = tmp_path / "build-script.pid"
+    crate = write_files(tmp_path / "slow", {
+        "Cargo.toml": cdylib_toml("slow"), "src/lib.rs": PLAIN_LIB,
+        "build.rs": ('fn main() {\n    std::fs::write(r"' + str(pid_file) + '", '
+                     'std::process::id().to_string()).unwrap();\n'
+                     '    std::thread::sleep(std::time::Duration::from_secs(120));\n}\n')})
+    proc = subprocess.Popen([sys.executable, str(REPO / "build.py"), str(crate)],
+                            env=dict(os.environ, GLIBC_BUILD_NO_VENV="1"),
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not pid_file.exists() or not pid_file.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    stat = Path(f"/proc/{int(pid_file.read_text())}/stat")
+
+    def alive() -> bool:  # a zombie waiting for its reaper has stopped running
+        try:
+            return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except (FileNotFoundError, ProcessLookupError):
+            return False
+
+    deadline = time.monotonic() + 10
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not alive(), "the build script outlived the build"

@@ -121,3 +121,31 @@ def test_defaults_come_from_cargo_toml_and_flags_win(tmp_path):
     assert_clean_failure(run_tool(crate), 2, "glibc in [package.metadata.glibc-build]", "two")
     (crate / "Cargo.toml").write_text(text.replace('glibc = "2.28"', 'glibcc = "2.28"'))
     assert_clean_failure(run_tool(crate), 2, "unknown key 'glibcc'", "known keys")
+
+
+def test_verify_reproducible_with_a_shared_target_dir_and_outside_path_deps(tmp_path):
+    """A shared CARGO_TARGET_DIR must not let the second build overwrite (and so "match") the
+    first; path dependencies outside the workspace and a module named `target` come along."""
+    root = write_tree(tmp_path / "src", {
+        "common/Cargo.toml": '[package]\nname = "common"\nversion = "0.1.0"\nedition = "2021"\n',
+        "common/src/lib.rs": "pub const N: i32 = 4;\n",
+        "ws/Cargo.toml": ('[package]\nname = "stamped2"\nversion = "0.1.0"\nedition = "2021"\n'
+                          '[lib]\ncrate-type = ["cdylib"]\n'
+                          '[dependencies]\ncommon = { path = "../common" }\n'),
+        "ws/src/target/mod.rs": "pub fn four() -> i32 { common::N }\n",
+        "ws/src/lib.rs": ('mod target;\n#[no_mangle]\npub extern "C" fn plugin_entry() -> i32 '
+                          '{ target::four() - 4 }\n'),
+    })
+    shared = {"CARGO_TARGET_DIR": str(tmp_path / "shared-target")}
+    proc = run_tool("--verify-reproducible", root / "ws", env=shared)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (root / "ws" / "build.rs").write_text(
+        'fn main() { let t = std::time::SystemTime::now().duration_since('
+        'std::time::UNIX_EPOCH).unwrap();\n  std::fs::write(format!("{}/t.txt", '
+        'std::env::var("OUT_DIR").unwrap()), t.as_nanos().to_string()).unwrap(); }\n')
+    (root / "ws" / "src" / "lib.rs").write_text(
+        (root / "ws" / "src" / "lib.rs").read_text()
+        + 'static T: &str = include_str!(concat!(env!("OUT_DIR"), "/t.txt"));\n'
+        '#[no_mangle]\npub extern "C" fn built_at() -> usize { T.len() + T.as_ptr() as usize }\n')
+    proc = run_tool("--verify-reproducible", root / "ws", env=shared)
+    assert_clean_failure(proc, 7, "libstamped2.so", "differs")
