@@ -59,7 +59,8 @@ class BuildRequest:
     profile: str
     features: str | None
     out: Path
-    verify_on: Path | None
+    verify_on: Path | None        # as the user named it (a root folder or an image archive)
+    verify_root: Path | None      # the root folder it resolved to (archives are unpacked once)
     verify_reproducible: bool
     json_output: bool
 
@@ -145,15 +146,16 @@ def resolve(options: BuildOptions, crate: cargo.Crate) -> BuildRequest:
     out = options.out or options.crate_dir / "dist"
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; give a folder (it is made if missing)")
+    verify_root = None
     if verify_on is not None:
         from .rootfs import resolve_root
 
-        resolve_root(verify_on)  # a bad root fails now, not after the build
+        verify_root = resolve_root(verify_on)  # a bad root fails now, not after the build
     return BuildRequest(
         crate=crate, glibc=glibc, target=target, backend=str(chosen),
         recipe=str(recipe) if recipe else None, profile=str(profile or "release"),
         features=str(features) if features else None, out=out,
-        verify_on=verify_on, verify_reproducible=bool(repro),
+        verify_on=verify_on, verify_root=verify_root, verify_reproducible=bool(repro),
         json_output=options.json_output)
 
 
@@ -253,10 +255,9 @@ def run_build(options: BuildOptions) -> int:
 def prove(request: BuildRequest, built: list[Path]) -> tuple[list[dict], Exception | None]:
     """Load every library with the real dynamic loader of the --verify-on root."""
     from .prove import verify_load
-    from .rootfs import resolve_root
 
-    assert request.verify_on is not None
-    root = resolve_root(request.verify_on)
+    assert request.verify_root is not None
+    root = request.verify_root
     logger.step(f"loading {len(built)} librar{'y' if len(built) == 1 else 'ies'} with the glibc "
                 f"of {request.verify_on}")
     results = verify_load(root, built, call=None, target=request.target)

@@ -268,16 +268,43 @@ def cdylib_files(line: str) -> list[Path]:
     return [Path(f) for f in message["filenames"] if f.endswith(".so")]
 
 
-def check_finished(returncode: int, artifacts: list[Path], tail: deque[str], cmd: list[str],
-                   label: str) -> list[Path]:
-    """Turn cargo's end into artifacts or a ToolchainError carrying cargo's last lines."""
-    if returncode != 0:
-        raise ToolchainError(f"{label} failed (exit {returncode}); cargo's last lines:",
-                             details=tail_lines("\n".join(tail)))
-    if not artifacts:
-        raise ToolchainError(f"{label} finished but reported no cdylib file; run "
-                             f"`{shlex.join(cmd)}` by hand to see why")
-    return artifacts
+class CargoOutput:
+    """A `cargo build --message-format=json-render-diagnostics` run as it streams, from a
+    process or a container: artifacts from stdout's JSON messages; stderr (cargo's own text)
+    shown to the user as it comes, its last lines kept for the error message."""
+
+    def __init__(self, cmd: list[str], label: str) -> None:
+        self.cmd, self.label = cmd, label
+        self.artifacts: list[Path] = []
+        self.tail: deque[str] = deque(maxlen=ERROR_TAIL_LINES)
+        self._partial = {"out": "", "err": ""}
+
+    def stdout_line(self, line: str) -> None:
+        self.artifacts += cdylib_files(line)
+
+    def stderr_line(self, line: str) -> None:
+        self.tail.append(line.rstrip("\n"))
+        sys.stderr.write(line if line.endswith("\n") else line + "\n")
+        sys.stderr.flush()
+
+    def feed(self, stream: str, chunk: str) -> None:
+        """Chunks cut anywhere (a container's attach stream): handled line by line."""
+        *lines, self._partial[stream] = (self._partial[stream] + chunk).split("\n")
+        for line in lines:
+            (self.stdout_line if stream == "out" else self.stderr_line)(line)
+
+    def finish(self, returncode: int) -> list[Path]:
+        """The artifacts, or a ToolchainError carrying cargo's last lines."""
+        for stream in ("out", "err"):
+            if self._partial[stream]:
+                self.feed(stream, "\n")
+        if returncode != 0:
+            raise ToolchainError(f"{self.label} failed (exit {returncode}); cargo's last lines:",
+                                 details=tail_lines("\n".join(self.tail)))
+        if not self.artifacts:
+            raise ToolchainError(f"{self.label} finished but reported no cdylib file; run "
+                                 f"`{shlex.join(self.cmd)}` by hand to see why")
+        return self.artifacts
 
 
 def _stop_group(proc: subprocess.Popen) -> None:
@@ -296,13 +323,8 @@ def _stop_group(proc: subprocess.Popen) -> None:
 
 def run_build(cmd: list[str], *, env: dict[str, str], cwd: Path,
               label: str = "cargo") -> list[Path]:
-    """Run a `cargo build --message-format=json...` command; return the cdylib files it made.
-
-    cargo's human output (stderr) goes to the user as it comes, and its last lines are kept
-    for the error message; stdout carries the JSON messages we read artifacts from.
-    """
-    tail: deque[str] = deque(maxlen=ERROR_TAIL_LINES)
-    artifacts: list[Path] = []
+    """Run a `cargo build --message-format=json...` command; return the cdylib files it made."""
+    output = CargoOutput(cmd, label)
     try:
         # Its own process group, so that an interrupt stops cargo's children too.
         proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
@@ -311,22 +333,19 @@ def run_build(cmd: list[str], *, env: dict[str, str], cwd: Path,
     except OSError as exc:
         raise ToolchainError(f"could not start {cmd[0]} ({exc}); is it installed?") from exc
     assert proc.stdout is not None and proc.stderr is not None
-
     def pump_stderr() -> None:
         for line in proc.stderr:  # type: ignore[union-attr]
-            tail.append(line.rstrip("\n"))
-            sys.stderr.write(line)
-            sys.stderr.flush()
+            output.stderr_line(line)
 
     pump = threading.Thread(target=pump_stderr, daemon=True)
     pump.start()
     try:
         for line in proc.stdout:
-            artifacts += cdylib_files(line)
+            output.stdout_line(line)
         proc.wait()
     except BaseException:
         _stop_group(proc)
         raise
     finally:
         pump.join(timeout=5)
-    return check_finished(proc.returncode, artifacts, tail, cmd, label)
+    return output.finish(proc.returncode)

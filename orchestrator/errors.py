@@ -88,12 +88,6 @@ class NotReproducible(OrchestratorError):
     exit_code = 7
 
 
-class Interrupted(OrchestratorError):
-    """Ctrl-C: everything half-done has been cleaned up."""
-
-    exit_code = 130
-
-
 EXIT_CODES: dict[int, str] = {
     0: "built (or checked, or loaded) and within the target glibc",
     1: "the output fails the glibc check, or the loader refused it",

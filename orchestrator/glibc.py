@@ -27,21 +27,5 @@ class GlibcVersion:
                              "e.g. 2.17")
         return cls(int(match.group(1)), int(match.group(2)))
 
-    @classmethod
-    def from_node(cls, node: str) -> GlibcVersion | None:
-        """`GLIBC_2.17` or `GLIBC_2.2.5` -> the version (patch dropped); other nodes -> None."""
-        if not node.startswith("GLIBC_"):
-            return None
-        parts = node[len("GLIBC_"):].split(".")
-        if len(parts) < 2 or not all(p.isdigit() for p in parts):
-            return None
-        return cls(int(parts[0]), int(parts[1]))
-
     def __str__(self) -> str:
         return f"{self.major}.{self.minor}"
-
-
-def node_key(node: str) -> tuple[int, ...]:
-    """Sort key for version nodes such as `GLIBC_2.2.5` or `GLIBCXX_3.4.30` (numbers only)."""
-    tail = node.rsplit("_", 1)[-1]
-    return tuple(int(p) for p in tail.split(".") if p.isdigit())

@@ -17,6 +17,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import math
 import os
 import re
 import signal
@@ -28,13 +29,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .cache import cache_dir
+from .elffile import (
+    DF_1_PIE,
+    ET_CORE,
+    ET_DYN,
+    ET_EXEC,
+    ET_REL,
+    ElfError,
+    ElfFile,
+    open_elf,
+)
 from .errors import BadInput, LoadRefused, ToolchainError, UsageError
+from .files import staged
 from .logger import info, step
 from .targets import DEFAULT_TARGET, TARGETS, Target, by_elf_machine, lookup
 
 LOADER_SOURCE = Path(__file__).resolve().parent / "resources" / "loader.c"
 LOADER_FLAGS = ("-O2", "-Wall", "-Wextra")
 DEFAULT_TIMEOUT = 60.0
+MAX_TIMEOUT = 7 * 24 * 3600.0  # a week; far beyond any load, and within what poll() takes
 MAX_OUTPUT = 256 * 1024  # what the library prints; the tail is kept
 MAX_SYMLINKS = 40  # as the kernel's ELOOP limit
 
@@ -120,19 +133,12 @@ def resolve_in_root(root: Path, path: str) -> Path | None:
     return root.joinpath(*resolved)
 
 
-def _elf_header(path: Path) -> tuple[str, str, int] | None:
-    """(e_type, e_machine, class bits) of an ELF file, or None if it is not one."""
-    from elftools.common.exceptions import ELFError
-    from elftools.elf.elffile import ELFFile
-
+def _elf_header(path: Path) -> tuple[int, str, int] | None:
+    """(e_type, e_machine, class bits) of an ELF file in a root, or None if it is not one."""
     try:
-        with open(path, "rb") as handle:
-            if handle.read(4) != b"\x7fELF":
-                return None
-            handle.seek(0)
-            elf = ELFFile(handle)
-            return elf.header["e_type"], elf.header["e_machine"], elf.elfclass
-    except (OSError, ELFError, ValueError):
+        with open_elf(path) as elf:
+            return elf.type, elf.machine, elf.bits
+    except (OSError, ValueError, ElfError):
         return None
 
 
@@ -184,7 +190,7 @@ def _find_ld_so(root: Path, target: Target, search: list[str]) -> Path | None:
             continue
         header = _elf_header(path)
         if header is not None and header[1] == target.elf_machine and \
-                header[2] == target.elf_class and header[0] == "ET_DYN":
+                header[2] == target.elf_class and header[0] == ET_DYN:
             return path
     return None
 
@@ -241,59 +247,59 @@ def loader_binary(target: Target) -> Path:
     binary = folder / f"loader-{target.zig}-{key}"
     if binary.is_file():
         return binary
-    handle, partial = tempfile.mkstemp(prefix=f".{binary.name}.", dir=folder)
-    os.close(handle)
-    try:
-        proc = subprocess.run([str(zig_binary()), "cc", "-target", zig_target, *LOADER_FLAGS,
-                               "-o", partial, str(LOADER_SOURCE), "-ldl"],
-                              capture_output=True, text=True, errors="replace", timeout=600)
+    with staged(binary, 0o755) as partial:
+        try:
+            proc = subprocess.run([str(zig_binary()), "cc", "-target", zig_target,
+                                   *LOADER_FLAGS, "-o", str(partial), str(LOADER_SOURCE), "-ldl"],
+                                  capture_output=True, text=True, errors="replace", timeout=600)
+        except subprocess.TimeoutExpired:
+            raise ToolchainError(f"zig took too long building the test loader for "
+                                 f"{zig_target}") from None
         if proc.returncode != 0:
             raise ToolchainError(f"zig could not build the test loader for {zig_target}",
                                  details=(proc.stdout + proc.stderr)[-3000:])
-        os.chmod(partial, 0o755)
-        os.replace(partial, binary)
-    except subprocess.TimeoutExpired:
-        raise ToolchainError(f"zig took too long building the test loader for {zig_target}") \
-            from None
-    finally:
-        if os.path.exists(partial):
-            os.unlink(partial)
     return binary
 
 
 # -- running it ------------------------------------------------------------------------------
+_TYPE_NAMES = {ET_REL: "ET_REL (a .o object)", ET_EXEC: "ET_EXEC",
+               ET_CORE: "ET_CORE (a core dump)"}
+
+
 def _check_lib(lib: Path) -> str:
-    """The ELF machine of LIB, or BadInput when it is not a shared library."""
+    """The ELF machine of LIB, or BadInput when it is not a sound shared library.
+
+    Read with elffile.py, the reader `check` uses, so that a file `check` calls malformed is
+    bad input here too, before the loader maps it (a truncated file dies of SIGBUS there).
+    """
     if not lib.exists():
         raise BadInput(f"{lib}: no such file")
     if not lib.is_file():
         raise BadInput(f"{lib}: not a file; pass the .so itself")
-    header = _elf_header(lib)
-    if header is None:
-        raise BadInput(f"{lib}: not an ELF file; pass a shared library (.so)")
-    if header[0] != "ET_DYN" or _is_pie_executable(lib):
-        kind = "a position-independent executable" if header[0] == "ET_DYN" else \
-            f"an ELF {header[0]} file"
-        raise BadInput(f"{lib}: {kind}, not a shared library; pass the .so")
-    return header[1]
-
-
-def _is_pie_executable(lib: Path) -> bool:
-    """PIEs are ET_DYN too; the linker marks them DF_1_PIE (glibc refuses to dlopen them)."""
-    from elftools.common.exceptions import ELFError
-    from elftools.elf.dynamic import DynamicSection
-    from elftools.elf.elffile import ELFFile
-
-    df_1_pie = 0x08000000
     try:
-        with open(lib, "rb") as handle:
-            for section in ELFFile(handle).iter_sections():
-                if isinstance(section, DynamicSection):
-                    return any(tag.entry.d_tag == "DT_FLAGS_1" and tag.entry.d_val & df_1_pie
-                               for tag in section.iter_tags())
-    except (OSError, ELFError, ValueError):
-        return False
-    return False
+        with open_elf(lib) as elf:
+            if elf.type != ET_DYN or elf.dt_flags_1 & DF_1_PIE:
+                kind = ("a position-independent executable" if elf.type == ET_DYN else
+                        f"an ELF {_TYPE_NAMES.get(elf.type, f'type {elf.type}')} file")
+                raise BadInput(f"{lib}: {kind}, not a shared library; pass the .so")
+            _check_mappable(elf)
+            return elf.machine
+    except ElfError as exc:
+        raise BadInput(f"{lib}: {exc}; pass an intact shared library (.so)") from None
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise BadInput(f"{lib}: cannot read it ({reason})") from None
+
+
+def _check_mappable(elf: ElfFile) -> None:
+    """Raise ElfError unless the loader can map the file and read its dynamic tables."""
+    from .check import require_intact
+
+    require_intact(elf)
+    if not elf.has_dynamic:
+        raise ElfError("no dynamic section (PT_DYNAMIC): not a shared library")
+    # The tables the loader walks, read as `check` reads them (each raises ElfError).
+    _ = elf.needed, elf.version_needs, elf.version_defs, elf.undefined_symbols
 
 
 def _run_env() -> dict[str, str]:
@@ -462,15 +468,16 @@ def verify_load(root: Path, libs: list[Path], call: str | None = None,
     Bad input (no such root, not a glibc root, a LIB missing or not a shared library) raises
     BadInput before anything runs; refusals are results (ok=False), not exceptions.
     """
+    _check_timeout(timeout)
     root_info, target, paths = _prepare(root, libs, call, target)
     return _run_all(root_info, target, paths, call, timeout)
 
 
-def describe_root(root: Path, target: Target | None = None) -> RootInfo:
-    """The RootInfo of a root folder or image archive (for messages: its glibc version)."""
-    from .rootfs import resolve_root
-
-    return inspect_root(resolve_root(Path(root)), target or TARGETS[DEFAULT_TARGET])
+def _check_timeout(timeout: float) -> None:
+    """nan and inf pass a `<= 0` test and then crash subprocess' poll(): refuse them first."""
+    if not (math.isfinite(timeout) and 0 < timeout <= MAX_TIMEOUT):
+        raise UsageError(f"--timeout {timeout:g}: give a number of seconds greater than 0 and "
+                         f"at most {MAX_TIMEOUT:g} (a week)")
 
 
 # -- the verify-load command -----------------------------------------------------------------
@@ -496,6 +503,7 @@ def run_verify_load(*, rootfs: Path | None, image: Path | None, libs: tuple[Path
     """`build.py verify-load`: 0 when every library loaded (and its call returned 0)."""
     from .rootfs import is_image_archive
 
+    _check_timeout(timeout)
     if (rootfs is None) == (image is None):
         raise UsageError("pass exactly one of --rootfs DIR or --image ARCHIVE")
     if rootfs is not None and not rootfs.is_dir():
@@ -506,8 +514,6 @@ def run_verify_load(*, rootfs: Path | None, image: Path | None, libs: tuple[Path
         raise BadInput(f"--image {image}: not an image archive (a `docker save` tarball or an "
                        f"OCI layout){hint}" if image.exists() else
                        f"--image {image}: no such file")
-    if timeout <= 0:
-        raise UsageError("--timeout must be a positive number of seconds")
     root_info, target_, paths = _prepare(rootfs or image,  # type: ignore[arg-type]
                                          list(libs), call, lookup(target) if target else None)
     glibc = root_info.glibc or "unknown"

@@ -12,7 +12,6 @@ from ..cargo import Crate
 from ..glibc import GlibcVersion
 from ..targets import Target
 
-BACKENDS = ("zig", "docker")
 # Fewer sections kept, fewer glibc symbols needed: every backend links with it.
 GC_SECTIONS = ["-C", "link-arg=-Wl,--gc-sections"]
 

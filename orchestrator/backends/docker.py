@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
-from collections import deque
 from pathlib import Path, PurePosixPath
 
 from .. import cargo, engine, logger, reproducible
@@ -124,28 +122,16 @@ def run_in_container(image: str, cmd: list[str], env: dict[str, str], volumes: d
     container = client.containers.create(
         image, cmd, environment=env, volumes=volumes, working_dir=workdir,
         user=f"{os.getuid()}:{os.getgid()}", labels={engine.LABEL: "1"}, detach=True)
-    tail: deque[str] = deque(maxlen=cargo.ERROR_TAIL_LINES)
-    artifacts: list[Path] = []
+    output = cargo.CargoOutput(cmd, label)
     try:
         container.start()
-        pending = {"out": "", "err": ""}
         for out, err in container.attach(stdout=True, stderr=True, stream=True, logs=True,
                                          demux=True):
             if out:
-                pending["out"] += out.decode(errors="replace")
-                *lines, pending["out"] = pending["out"].split("\n")
-                for line in lines:
-                    artifacts += cargo.cdylib_files(line)
+                output.feed("out", out.decode(errors="replace"))
             if err:
-                text = err.decode(errors="replace")
-                sys.stderr.write(text)
-                sys.stderr.flush()
-                pending["err"] += text
-                *lines, pending["err"] = pending["err"].split("\n")
-                tail.extend(lines)
-        artifacts += cargo.cdylib_files(pending["out"])
-        tail.append(pending["err"])
+                output.feed("err", err.decode(errors="replace"))
         status = container.wait()["StatusCode"]
     finally:
         container.remove(force=True)
-    return cargo.check_finished(status, artifacts, tail, cmd, label)
+    return output.finish(status)

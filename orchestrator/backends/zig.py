@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .. import cargo, logger
 from ..cache import cache_dir
+from ..files import write_atomically
 from ..zig import zig_binary, zig_version
 from . import BuildContext
 
@@ -43,10 +44,7 @@ def write_wrappers(ctx: BuildContext) -> dict[str, Path]:
     for mode, text in scripts.items():
         path = folder / f"zig-{mode}"
         if not path.is_file() or path.read_text() != text:
-            tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-            tmp.write_text(text)
-            tmp.chmod(0o755)
-            tmp.replace(path)  # atomic: a concurrent build never runs half a script
+            write_atomically(path, text, 0o755)  # a concurrent build never runs half a script
         paths[mode] = path
     return paths
 
