@@ -469,6 +469,7 @@ BAD_INPUTS = {
     "truncated.so": lambda data: data[:300],
     "phoff-past-end.so": lambda data: patch_header(data, phoff=1 << 40),
     "dynamic-past-end.so": lambda data: patch_dynamic_offset(data, len(data) + 4096),
+    "load-past-end.so": lambda data: patch_last_load_size(data, len(data) + 4096),
     "elf-magic-only.so": lambda data: b"\x7fELF" + bytes(60),
 }
 
@@ -740,6 +741,18 @@ def drop_needed(path: Path, soname: str) -> None:
 def patch_header(data: bytes, *, phoff: int) -> bytes:
     out = bytearray(data)
     struct.pack_into("<Q", out, 32, phoff)
+    return bytes(out)
+
+
+def patch_last_load_size(data: bytes, size: int) -> bytes:
+    """Make the last PT_LOAD claim `size` bytes of file: a copy that stopped early, as the
+    loader sees it (it maps the missing pages and the process dies of SIGBUS)."""
+    out = bytearray(data)
+    phoff, = struct.unpack_from("<Q", out, 32)
+    phentsize, phnum = struct.unpack_from("<HH", out, 54)
+    loads = [phoff + i * phentsize for i in range(phnum)
+             if struct.unpack_from("<I", out, phoff + i * phentsize)[0] == 1]
+    struct.pack_into("<QQ", out, loads[-1] + 32, size, size)   # p_filesz, p_memsz
     return bytes(out)
 
 

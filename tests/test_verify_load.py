@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.errors import BadInput
+from orchestrator.elffile import PT_LOAD, open_elf
+from orchestrator.errors import BadInput, UsageError
 from orchestrator.prove import inspect_root, resolve_in_root, verify_load
 from orchestrator.targets import TARGETS
 from orchestrator.zig import zig_binary
@@ -214,6 +215,17 @@ def not_elf(tmp_path) -> Path:
     return path
 
 
+@pytest.fixture
+def truncated(tmp_path, libs) -> Path:
+    """The first 3000 bytes of gcc's plugin: headers intact, code and dynamic section cut off
+    (a copy that stopped early). The loader maps it all the same and dies of SIGBUS."""
+    with open_elf(libs["host"]) as elf:
+        assert max(s.offset + s.filesz for s in elf.segments if s.type == PT_LOAD) > 3000
+    path = tmp_path / "libtrunc.so"
+    path.write_bytes(libs["host"].read_bytes()[:3000])
+    return path
+
+
 @pytest.mark.parametrize("make_args, needle", [
     (lambda t, r, lib: ["--rootfs", t / "nope", lib], "no such folder"),
     (lambda t, r, lib: ["--rootfs", t, lib], "is not a glibc root"),
@@ -225,9 +237,15 @@ def not_elf(tmp_path) -> Path:
     (lambda t, r, lib: ["--image", r, lib], "not an image archive"),
     (lambda t, r, lib: ["--rootfs", r, "--call", "x; rm -rf /", lib], "not a symbol name"),
     (lambda t, r, lib: ["--rootfs", r, "--target", "mips-unknown-linux-gnu", lib], "--target"),
+    (lambda t, r, lib: ["--rootfs", r, "--timeout", "nan", lib], "--timeout nan"),
+    (lambda t, r, lib: ["--rootfs", r, "--timeout", "inf", lib], "--timeout inf"),
+    (lambda t, r, lib: ["--rootfs", r, "--timeout", "1e300", lib], "--timeout 1e+300"),
+    (lambda t, r, lib: ["--rootfs", r, "--timeout", "0", lib], "--timeout 0"),
+    (lambda t, r, lib: ["--rootfs", r, "--timeout", "-1", lib], "--timeout -1"),
+    (lambda t, r, lib: ["--rootfs", r, t / "libtrunc.so"], "libtrunc.so: "),
 ])
-def test_bad_input_is_one_clean_line_exit_2(make_args, needle, tmp_path, not_elf, libs,
-                                            bullseye_root):
+def test_bad_input_is_one_clean_line_exit_2(make_args, needle, tmp_path, not_elf, truncated,
+                                            libs, bullseye_root):
     proc = run_tool("verify-load", *make_args(tmp_path, bullseye_root, libs["zig"]))
     assert_clean_failure(proc, 2, needle)
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
@@ -236,6 +254,23 @@ def test_bad_input_is_one_clean_line_exit_2(make_args, needle, tmp_path, not_elf
 def test_api_rejects_bad_input_before_running_anything(tmp_path, libs):
     with pytest.raises(BadInput, match="not a glibc root"):
         verify_load(tmp_path, [libs["zig"]])
+
+
+def test_a_truncated_library_is_bad_input_as_in_check(truncated, bullseye_root):
+    """check and verify-load read ELF the same way: malformed is exit 2 for both, and the
+    loader never maps a file whose segments lie past its end (that dies of SIGBUS)."""
+    assert_clean_failure(run_tool("check", truncated), 2, str(truncated), "truncated")
+    proc = run_tool("verify-load", "--rootfs", bullseye_root, truncated)
+    assert_clean_failure(proc, 2, str(truncated), "truncated")
+    assert "loading" not in proc.stderr   # refused before anything ran
+    with pytest.raises(BadInput, match="truncated"):
+        verify_load(bullseye_root, [truncated])
+
+
+def test_api_refuses_a_timeout_that_is_not_a_finite_positive_number(libs, bullseye_root):
+    for timeout in (float("nan"), float("inf"), 0.0, -5.0):
+        with pytest.raises(UsageError, match="--timeout"):
+            verify_load(bullseye_root, [libs["zig"]], timeout=timeout)
 
 
 # -- roots from image archives ---------------------------------------------------------------
