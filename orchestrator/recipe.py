@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -136,6 +136,8 @@ class Recipe:
     sources: list[Source]
     raw: bytes = field(repr=False)
     template_text: str = field(repr=False)
+    # The name or path the user gave, for advice such as "run `build.py fetch --recipe ...`".
+    given: str = field(default="", compare=False)
 
     def digest(self) -> str:
         """sha256 over the recipe file and its template (each length-prefixed): the image tag.
@@ -166,6 +168,9 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
     looks_like_path = text.endswith(".toml") or "/" in text or candidate.is_file()
     path = candidate if looks_like_path else RECIPES_DIR / f"{text}.toml"
     if not path.is_file():
+        if candidate.is_dir():
+            raise RecipeError(f"{candidate} is a folder, not a recipe file; give the path of a "
+                              f"recipe .toml file or a name from {RECIPES_DIR}")
         if looks_like_path:
             raise RecipeError(f"recipe file {path} does not exist")
         known = ", ".join(available_recipes()) or "none"
@@ -178,7 +183,7 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
         raise RecipeError(f"cannot read recipe {path}: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise RecipeError(f"recipe {path} is not valid TOML: {exc}") from exc
-    return _Validator(path, raw).recipe(data)
+    return replace(_Validator(path, raw).recipe(data), given=text)
 
 
 def check_glibc(recipe: Recipe, glibc: GlibcVersion | str | None) -> GlibcVersion:
@@ -325,11 +330,19 @@ class _Validator:
             raise self.fail("sources must be an array of tables ([[sources]])")
         sources = [self._source(i, s) for i, s in enumerate(raw_sources)]
         self._no_clashes(sources)
+        try:
+            template_text = template_path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise self.fail(f"template {template_path} is not UTF-8 text (byte {exc.start}); "
+                            "save it as UTF-8") from None
+        except OSError as exc:
+            raise self.fail(f"cannot read template {template_path} "
+                            f"({exc.strerror or exc})") from None
         return Recipe(name=name, description=description, path=self.path.resolve(),
                       glibc=glibc, template=template, template_path=template_path,
                       base_image=base_image, debootstrap=debootstrap, env=dict(env),
                       toolchain=dict(toolchain), packages=packages, sources=sources,
-                      raw=self.raw, template_text=template_path.read_text(encoding="utf-8"))
+                      raw=self.raw, template_text=template_text)
 
     def _debootstrap(self, value: Any) -> dict[str, Any] | None:
         if value is None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import shlex
+import traceback
 from typing import Any
 
 import jinja2
@@ -29,10 +30,11 @@ def shquote(value: Any) -> str:
     return shlex.quote(str(value))
 
 
-@functools.lru_cache(maxsize=1)
-def environment() -> jinja2.Environment:
+@functools.lru_cache(maxsize=8)
+def environment(search_path: tuple[str, ...] = (str(TEMPLATES_DIR),)) -> jinja2.Environment:
+    """The jinja2 environment; `{% include %}` looks in `search_path`, in order."""
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
+        loader=jinja2.FileSystemLoader(list(search_path), encoding="utf-8"),
         undefined=jinja2.StrictUndefined,
         autoescape=False,  # a Dockerfile, not HTML
         keep_trailing_newline=True,
@@ -44,11 +46,19 @@ def environment() -> jinja2.Environment:
     return env
 
 
+def template_search_path(recipe: Recipe) -> tuple[str, ...]:
+    """Where a template's includes are found: beside the recipe first, then dockerfiles/ (the
+    order recipe.py finds the template itself in)."""
+    folders = [str(recipe.path.parent), str(TEMPLATES_DIR)]
+    return tuple(dict.fromkeys(folders))
+
+
 def render_dockerfile(recipe: Recipe, glibc: GlibcVersion | str | None = None) -> str:
     """The Dockerfile text for `recipe`, targeting `glibc` (default: the recipe's own).
 
     Raises RecipeError when the recipe's base glibc is newer than `glibc`, or when the
-    template needs something the recipe does not give.
+    template needs something the recipe does not give, or fails in any other way (it is the
+    user's code: its errors are bad input, named with the template and line).
     """
     target = check_glibc(recipe, glibc)
     context = {
@@ -66,16 +76,61 @@ def render_dockerfile(recipe: Recipe, glibc: GlibcVersion | str | None = None) -
         "src": {source.name: source for source in recipe.sources},
         "context_dir": CONTEXT_SOURCES_DIR,
     }
+    name = str(recipe.template_path)
     try:
         # Render the text read at load time: exactly the bytes Recipe.digest() covered.
-        template = environment().from_string(recipe.template_text)
+        env = environment(template_search_path(recipe))
+        template = env.template_class.from_code(
+            env, env.compile(recipe.template_text, recipe.template, name), env.make_globals(None),
+            None)
         text = template.render(context)
     except jinja2.UndefinedError as exc:
-        raise RecipeError(f"recipe {recipe.name}: template {recipe.template} needs something "
-                          f"the recipe does not give ({exc.message}); add it to "
-                          f"{recipe.path.name}") from exc
-    except jinja2.TemplateError as exc:
-        line = getattr(exc, "lineno", None)
-        where = f" line {line}" if line else ""
-        raise RecipeError(f"template {recipe.template}{where} is broken: {exc}") from exc
+        raise RecipeError(f"recipe {recipe.name}: template {name}{_line(exc, name)} needs "
+                          f"something the recipe does not give ({exc.message}); add it to "
+                          f"{recipe.path.name}") from None
+    except jinja2.TemplateNotFound as exc:
+        raise RecipeError(f"template {name}{_line(exc, name)} includes {exc.name}, which is "
+                          f"neither beside the recipe nor in {TEMPLATES_DIR}") from None
+    except jinja2.TemplateSyntaxError as exc:
+        where = exc.filename or name
+        raise RecipeError(f"template {where} line {exc.lineno} is broken: {exc.message}") \
+            from None
+    except UnicodeDecodeError as exc:   # an included file; the template itself is read earlier
+        raise RecipeError(f"template {name}{_line(exc, name)} includes a file that is not UTF-8 "
+                          f"text ({_included_file(exc) or 'an included template'}); save it as "
+                          "UTF-8") from None
+    except Exception as exc:  # noqa: BLE001 - the template is the user's code
+        raise RecipeError(f"template {name}{_line(exc, name)} failed: {type(exc).__name__}: "
+                          f"{exc}; fix the expression there") from None
     return text.rstrip("\n").replace("\r\n", "\n") + "\n"
+
+
+def _template_frames(exc: BaseException) -> list[traceback.FrameSummary]:
+    """The frames of templates in `exc`'s traceback (jinja2 rewrites them to name the template
+    file and its line), innermost last."""
+    return [frame for frame in traceback.extract_tb(exc.__traceback__)
+            if not frame.filename.endswith(".py") and not frame.filename.startswith("<")]
+
+
+def _line(exc: BaseException, name: str) -> str:
+    """` line N` (in the template itself, else ` (in FILE line N)`), or "" when unknown."""
+    frames = _template_frames(exc)
+    if not frames:
+        line = getattr(exc, "lineno", None)
+        return f" line {line}" if line else ""
+    inner = frames[-1]
+    if inner.filename == name:
+        return f" line {inner.lineno}"
+    return f" (in {inner.filename} line {inner.lineno})"
+
+
+def _included_file(exc: UnicodeDecodeError) -> str | None:
+    """The file jinja2's loader was decoding when it failed (the loader's frame knows it)."""
+    tb = exc.__traceback__
+    found = None
+    while tb is not None:
+        filename = tb.tb_frame.f_locals.get("filename")
+        if isinstance(filename, str) and tb.tb_frame.f_code.co_name == "get_source":
+            found = filename
+        tb = tb.tb_next
+    return found

@@ -228,3 +228,62 @@ def test_key_paths_resolve_next_to_the_recipe_then_in_rsrc(tmp_path):
     copy.write_text(copy.read_text().replace("keys/rust-release.asc", "keys/missing.asc"))
     with pytest.raises(RecipeError, match="key file 'keys/missing.asc' not found"):
         load_recipe(copy)
+
+
+def own_recipe(folder: Path, template_text: str | bytes, name: str = "mine.j2") -> Path:
+    """centos7's recipe in a folder of the user's own, with its template beside it."""
+    recipe = folder / "mine.toml"
+    recipe.write_text((RECIPES_DIR / "centos7.toml").read_text()
+                      .replace('template = "centos7.Dockerfile.j2"', f'template = "{name}"'))
+    template = folder / name
+    if isinstance(template_text, bytes):
+        template.write_bytes(template_text)
+    else:
+        template.write_text(template_text)
+    return recipe
+
+
+@pytest.mark.parametrize("template_text, needle", [
+    ("FROM {{ base_image }}\nRUN echo {{ packages + 1 }}\n", "line 2"),
+    ("FROM {{ base_image }}\nRUN echo {{ 1 // 0 }}\n", "line 2"),
+    ("FROM {{ base_image }}\nRUN echo {{ env.keys() | sum }}\n", "line 2"),
+    (b"FROM \xff\xfe centos:7\n", "not UTF-8"),
+])
+def test_a_broken_template_of_ones_own_is_a_recipe_error(tmp_path, template_text, needle):
+    """A template is the user's code: its errors are bad input (exit 2) naming the template,
+    never an internal error."""
+    recipe = own_recipe(tmp_path, template_text)
+    with pytest.raises(RecipeError, match="mine.j2"):
+        render_dockerfile(load_recipe(recipe))
+    proc = run_tool("render", "--recipe", recipe)
+    assert_clean_failure(proc, 2, "mine.j2", needle)
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_include_finds_templates_beside_the_recipe_first(tmp_path):
+    recipe = own_recipe(tmp_path, 'FROM {{ base_image }}\n{% include "part.j2" %}\n')
+    (tmp_path / "part.j2").write_text("RUN echo {{ name | shquote }} from beside the recipe\n")
+    text = render_dockerfile(load_recipe(recipe))
+    assert "RUN echo centos7 from beside the recipe" in text
+    proc = run_tool("render", "--recipe", recipe)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == text
+    # The shipped templates are still found (the recipe's folder is searched first only).
+    (tmp_path / "part.j2").write_text('{% include "centos7.Dockerfile.j2" %}\n')
+    text = render_dockerfile(load_recipe(recipe))
+    assert "# centos7: CentOS 7" in text and "org.glibc-build.recipe=centos7" in text
+
+
+def test_an_included_template_that_is_missing_or_not_utf8_is_named(tmp_path):
+    recipe = own_recipe(tmp_path, 'FROM {{ base_image }}\n{% include "part.j2" %}\n')
+    proc = run_tool("render", "--recipe", recipe)
+    assert_clean_failure(proc, 2, "mine.j2", "part.j2")
+    (tmp_path / "part.j2").write_bytes(b"RUN echo \xff\n")
+    proc = run_tool("render", "--recipe", recipe)
+    assert_clean_failure(proc, 2, "part.j2", "not UTF-8")
+
+
+def test_a_folder_given_as_recipe_is_called_a_folder(tmp_path):
+    proc = run_tool("render", "--recipe", tmp_path)
+    assert_clean_failure(proc, 2, str(tmp_path), "is a folder")
+    assert "does not exist" not in proc.stderr
