@@ -22,18 +22,17 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
-import errno
-import fcntl
 import hashlib
 import http.client
 import json
 import os
 import random
+import shlex
 import socket
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -41,6 +40,7 @@ from urllib.parse import quote, urlsplit
 from . import __version__
 from .digest import sha256_file
 from .errors import BadInput, DownloadFailed, VerificationFailed
+from .files import locked
 from .logger import console, info, step, warn
 from .recipe import RSRC_DIR, Recipe, Source, url_filename
 from .signatures import Keyring, read_checksum_list
@@ -92,7 +92,16 @@ def fetch_sources(recipe: Recipe, rsrc: Path, *, offline: bool = False,
         raise BadInput(f"cannot create the download folder {rsrc}: {exc.strerror}") from exc
     mirror_bases = [_mirror_base(m) for m in mirrors]
     options = FetchOptions(retries=max(1, retries), backoff=backoff, timeout=timeout)
-    with _locked(rsrc):
+    with contextlib.ExitStack() as stack:
+        lock_path = rsrc / LOCK_NAME
+        try:
+            stack.enter_context(locked(lock_path, on_wait=lambda: info(
+                f"waiting for another fetch into {rsrc} to finish (lock {lock_path})")))
+        except BadInput as exc:   # the lock file cannot be made: say which option to change
+            cause = exc.__context__
+            reason = f": {cause.strerror}" if isinstance(cause, OSError) and cause.strerror else ""
+            raise BadInput(f"cannot write to the download folder {rsrc}{reason}; pass --rsrc DIR "
+                           "with a folder you can write") from None
         if offline:
             return _verify_offline(recipe, rsrc)
         with _Fetcher(rsrc, mirror_bases, options) as fetcher:
@@ -107,28 +116,6 @@ def _mirror_base(text: str) -> str:
     if not path.is_dir():
         raise BadInput(f"--mirror {text!r} is neither an http(s)/file URL nor a folder")
     return path.resolve().as_uri()
-
-
-@contextlib.contextmanager
-def _locked(rsrc: Path) -> Iterator[None]:
-    """Hold rsrc/.fetch.lock (flock: released by the kernel even if we are killed)."""
-    lock_path = rsrc / LOCK_NAME
-    try:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise BadInput(f"cannot write to the download folder {rsrc}: {exc.strerror}; pass "
-                       "--rsrc DIR with a folder you can write") from exc
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise
-            info(f"waiting for another fetch into {rsrc} to finish (lock {lock_path})")
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock
 
 
 # -- verification, shared by online and offline ----------------------------------------------
@@ -222,10 +209,18 @@ def _verify_offline(recipe: Recipe, rsrc: Path) -> list[Path]:
             details=details)
     if missing:
         raise DownloadFailed(f"--offline: {len(missing)} file(s) missing from {rsrc} "
-                             f"({', '.join(missing)}); run `build.py fetch --recipe "
-                             f"{recipe.name}` with network (or --mirror DIR) first",
-                             details=details)
+                             f"({', '.join(missing)}); run `{_fetch_command(recipe, rsrc)}` "
+                             "with network (or --mirror DIR) first", details=details)
     return paths
+
+
+def _fetch_command(recipe: Recipe, rsrc: Path) -> str:
+    """The fetch command that fills `rsrc`, with the recipe as the user gave it (the `name`
+    inside a recipe file of one's own is not something `--recipe` can find)."""
+    command = ["build.py", "fetch", "--recipe", recipe.given or str(recipe.path)]
+    if Path(rsrc).resolve() != Path(DEFAULT_RSRC).resolve():
+        command += ["--rsrc", str(rsrc)]
+    return shlex.join(command)
 
 
 # -- downloading ---------------------------------------------------------------------------

@@ -13,7 +13,6 @@ its digest, and layers are applied by layers.py, which never writes outside the 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -24,13 +23,13 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 from .cache import cache_dir
 from .digest import sha256_file
 from .errors import BadInput, ToolchainError, UnsafeArchive, UsageError
+from .files import locked
 from .logger import info, step
 
 DEFAULT_MIRROR_HINT = "http://deb.debian.org/debian"
@@ -45,17 +44,6 @@ _OCI_INDEX_TYPES = ("application/vnd.oci.image.index.v1+json",
 
 
 # -- helpers shared by both kinds of root --------------------------------------------------
-@contextlib.contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
-    """One maker per cache entry: a second process (another test session) waits, then reuses."""
-    with open(lock_path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _prepare_dest(dest: Path) -> None:
     """DEST may be missing or an empty folder; anything else would be silently mixed into."""
     if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
@@ -169,7 +157,7 @@ def debootstrap_root(suite: str, *, arch: str = "amd64", variant: str = "minbase
     if final.is_dir():
         return final
     binary = _check_debootstrap(suite, arch)
-    with _locked(base / f".{key}.lock"):
+    with locked(base / f".{key}.lock"):
         if final.is_dir():  # made by another process while we waited
             return final
         step(f"making a {suite} {arch} root with debootstrap (first use; it is cached in "
@@ -468,7 +456,7 @@ def resolve_root(root_or_archive: Path) -> Path:
     final = base / key
     if final.is_dir():
         return final
-    with _locked(base / f".{key}.lock"):
+    with locked(base / f".{key}.lock"):
         if not final.is_dir():
             step(f"unpacking image {path} (first use; cached in {base})")
             unpack_image(path, final)

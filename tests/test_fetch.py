@@ -600,6 +600,16 @@ def test_cli_fetch_prints_paths_and_exit_codes(tmp_path, site, keys):
     assert_clean_failure(proc, 2, "--mirror 'nowhere'")
 
 
+def test_offline_advice_repeats_the_recipe_and_folder_the_user_gave(tmp_path, site, keys):
+    """The advice must be a command that works: the recipe as given (its `name` inside the
+    file is no recipe name anyone can pass), and the --rsrc folder when it is not the default."""
+    write_recipe(tmp_path, signed_source(site, keys, "a.tar.gz", payload(seed="advice")))
+    proc = run_tool("fetch", "--recipe", "./test-fetch.toml", "--rsrc", "my rsrc", "--offline",
+                    cwd=tmp_path)
+    assert_clean_failure(proc, 6, "run `build.py fetch --recipe ./test-fetch.toml --rsrc "
+                                  "'my rsrc'` with network")
+
+
 def test_cli_unreachable_source_exits_6(tmp_path):
     dead = f"http://127.0.0.1:{closed_port()}/x/gone.tar.gz"
     proc = run_tool("fetch", "--recipe", write_recipe(tmp_path, {"url": dead, "sha256": "a" * 64}),
