@@ -278,11 +278,13 @@ def _check_lib(lib: Path) -> str:
         raise BadInput(f"{lib}: not a file; pass the .so itself")
     try:
         with open_elf(lib) as elf:
-            if elf.type != ET_DYN or elf.dt_flags_1 & DF_1_PIE:
-                kind = ("a position-independent executable" if elf.type == ET_DYN else
-                        f"an ELF {_TYPE_NAMES.get(elf.type, f'type {elf.type}')} file")
-                raise BadInput(f"{lib}: {kind}, not a shared library; pass the .so")
+            if elf.type != ET_DYN:
+                kind = _TYPE_NAMES.get(elf.type, f"type {elf.type}")
+                raise BadInput(f"{lib}: an ELF {kind} file, not a shared library; pass the .so")
             _check_mappable(elf)
+            if elf.dt_flags_1 & DF_1_PIE:
+                raise BadInput(f"{lib}: a position-independent executable, not a shared "
+                               "library; pass the .so")
             return elf.machine
     except ElfError as exc:
         raise BadInput(f"{lib}: {exc}; pass an intact shared library (.so)") from None
