@@ -542,7 +542,7 @@ def check_paths(paths: list[Path], glibc: GlibcVersion, target: Target | None = 
                     unresolved=list(same.unresolved), needed=list(same.needed)))
                 continue
             with open_elf(path) as elf:
-                require_intact(elf)
+                elf.require_intact()
                 report.files.append(_FileCheck(elf, shown, glibc, target, host_symbols,
                                                policy).run())
             done[identity] = report.files[-1]
@@ -555,17 +555,6 @@ def check_paths(paths: list[Path], glibc: GlibcVersion, target: Target | None = 
         except ValueError as exc:   # mmap of an odd file; never a traceback for a bad input
             report.errors.append(InputError(shown, f"cannot read it ({exc})"))
     return report
-
-
-def require_intact(elf: ElfFile) -> None:
-    """Raise ElfError when a PT_LOAD segment's file part runs past the end of the file (a copy
-    that stopped early): the loader maps it all the same and the process dies of SIGBUS when
-    it touches the missing pages, so it is malformed input, not a library to judge or load."""
-    for seg in elf.segments:
-        if seg.type == PT_LOAD and seg.offset + seg.filesz > elf.size:
-            raise ElfError(f"a PT_LOAD segment ({seg.filesz} bytes at file offset "
-                           f"{seg.offset:#x}) runs past the end of the file ({elf.size} "
-                           "bytes): truncated or corrupt")
 
 
 class _Unsupported(Exception):

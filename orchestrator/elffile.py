@@ -219,6 +219,16 @@ class ElfFile:
                 for i in range(count)]
 
     # -- program headers and the address space -------------------------------------------
+    def require_intact(self) -> None:
+        """Raise ElfError when a PT_LOAD segment's file part runs past the end of the file (a
+        copy that stopped early): the loader maps it all the same and the process dies of
+        SIGBUS when it touches the missing pages, so it is malformed input, not a library."""
+        for seg in self.segments:
+            if seg.type == PT_LOAD and seg.offset + seg.filesz > self.size:
+                raise ElfError(f"a PT_LOAD segment ({seg.filesz} bytes at file offset "
+                               f"{seg.offset:#x}) runs past the end of the file ({self.size} "
+                               "bytes): truncated or corrupt")
+
     @cached_property
     def segments(self) -> list[Segment]:
         if not self._phnum:

@@ -295,9 +295,7 @@ def _check_lib(lib: Path) -> str:
 
 def _check_mappable(elf: ElfFile) -> None:
     """Raise ElfError unless the loader can map the file and read its dynamic tables."""
-    from .check import require_intact
-
-    require_intact(elf)
+    elf.require_intact()
     if not elf.has_dynamic:
         raise ElfError("no dynamic section (PT_DYNAMIC): not a shared library")
     # The tables the loader walks, read as `check` reads them (each raises ElfError).
