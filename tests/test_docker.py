@@ -153,3 +153,21 @@ def test_interrupt_removes_the_container(docker_client, tmp_path, signame):
     assert "Traceback" not in err
     assert not leftover_containers(docker_client)
     assert not (crate / "dist").exists()
+
+
+def test_user_cfg_rustflags_reach_the_container(docker_client, tmp_path):
+    """A target.'cfg(...)' table in the crate's .cargo/config.toml must survive our flags."""
+    crate = tmp_path / "cfgdock"
+    (crate / "src").mkdir(parents=True)
+    (crate / ".cargo").mkdir()
+    (crate / "Cargo.toml").write_text('[package]\nname = "cfgdock"\nversion = "0.1.0"\n'
+                                      'edition = "2021"\n[lib]\ncrate-type = ["cdylib"]\n')
+    (crate / ".cargo" / "config.toml").write_text(
+        "[target.'cfg(target_os = \"linux\")']\nrustflags = [\"--cfg\", \"from_cfg_table\"]\n")
+    (crate / "src" / "lib.rs").write_text(
+        '#[cfg(not(from_cfg_table))] compile_error!("cfg() flags were lost");\n'
+        '#[no_mangle] pub extern "C" fn plugin_entry() -> i32 { 0 }\n')
+    proc = run_tool("--backend", "docker", "--recipe", "debian-bullseye", "--glibc", "2.31",
+                    crate, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert max(glibc_needs(crate / "dist" / "libcfgdock.so")) <= (2, 31)

@@ -44,32 +44,25 @@ def fetch_crates(ctx: BuildContext, toolchain: Path, cargo_home: Path) -> None:
                              "cargo's last lines:", details=cargo.tail_lines(proc.stderr))
 
 
-def container_rustflags(ctx: BuildContext, recipe_env: dict[str, str], rust_mount: str | None,
-                        target_dir: PurePosixPath) -> list[str]:
-    """Recipe flags, then the user's, then ours; host path remaps swapped for container ones."""
-    recipe_flags = recipe_env.get("RUSTFLAGS", "").split()
-    user = cargo.user_rustflags(ctx.crate.root.resolve(), ctx.target.rust, dict(os.environ))
+def our_rustflags(ctx: BuildContext, recipe_env: dict[str, str], rust_mount: str | None,
+                  target_dir: PurePosixPath) -> list[str]:
+    """The recipe's flags and ours, with host path remaps swapped for container ones."""
     ours = [f for f in ctx.rustflags if not f.startswith("--remap-path-prefix")]
     remaps = [(str(WORKSPACE), reproducible.WORKSPACE_AS),
               (str(target_dir), reproducible.TARGET_DIR_AS)]
     if rust_mount:
         remaps.insert(0, (rust_mount, reproducible.SYSROOT_AS))
-    return recipe_flags + user + ours + reproducible.remap_rustflags(remaps)
+    return recipe_env.get("RUSTFLAGS", "").split() + ours + reproducible.remap_rustflags(remaps)
 
 
-def container_env(ctx: BuildContext, recipe, target_dir: PurePosixPath,
-                  rust_mount: str | None) -> dict[str, str]:
+def container_env(ctx: BuildContext, recipe, target_dir: PurePosixPath) -> dict[str, str]:
     """The recipe's environment, with what this backend must own set on top of it."""
     env = {k: v for k, v in recipe.env.items() if k != "RUSTFLAGS"}
-    if rust_mount and "PATH" not in env:
-        env["PATH"] = f"{rust_mount}/bin:{SYSTEM_PATH}"
     env.setdefault("CARGO_HOME", DEFAULT_CARGO_HOME)
     env.update({
         "HOME": "/tmp",
         "CARGO_TARGET_DIR": str(target_dir),
         "CARGO_INCREMENTAL": "0",
-        "CARGO_ENCODED_RUSTFLAGS": cargo.encode_rustflags(
-            container_rustflags(ctx, recipe.env, rust_mount, target_dir)),
         "ZIG_TARGET_GLIBC": str(ctx.glibc),  # zig recipes link for the target, not the base
     })
     if "SOURCE_DATE_EPOCH" in ctx.env:
@@ -93,10 +86,20 @@ def build(ctx: BuildContext) -> list[Path]:
     member = ctx.crate.manifest.parent.relative_to(ctx.crate.source_root)
     workspace = WORKSPACE / ctx.crate.workspace_root.relative_to(ctx.crate.source_root)
     target_dir = workspace / "target" / f"glibc-build-{recipe.name}"
-    args = cargo.build_args(ctx.crate, ctx.target.rust, ctx.profile, ctx.features)
+    subcommand, *args = cargo.build_args(ctx.crate, ctx.target.rust, ctx.profile, ctx.features)
     args[args.index("--manifest-path") + 1] = str(WORKSPACE / member / "Cargo.toml")
-    cmd = ["cargo", *args, "--offline"]
-    env = container_env(ctx, recipe, target_dir, rust_mount)
+    env = container_env(ctx, recipe, target_dir)
+    if rust_mount and "PATH" not in env:
+        env["PATH"] = f"{rust_mount}/bin:{SYSTEM_PATH}"
+    # The user's flags are read on the host (the container sees the workspace's
+    # .cargo/config.toml, not the host's cargo home); handed over the same way as on the host.
+    flag_env, flag_args = cargo.hand_over_rustflags(
+        ctx.crate.root.resolve(), ctx.target.rust, dict(os.environ),
+        our_rustflags(ctx, recipe.env, rust_mount, target_dir))
+    env.update(flag_env)
+    # The image's ENV RUSTFLAGS (the recipe's) would override every config file in the
+    # container; they are in `our_rustflags` already, so the variable itself goes.
+    cmd = ["env", "-u", "RUSTFLAGS", "cargo", subcommand, *flag_args, *args, "--offline"]
     volumes = {
         str(ctx.crate.source_root): {"bind": str(WORKSPACE), "mode": "rw"},
         str(cargo_home): {"bind": env["CARGO_HOME"], "mode": "rw"},
