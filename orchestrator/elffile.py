@@ -495,21 +495,33 @@ class ElfFile:
             return None
         return self._offset_of(self._tags[DT_VERSYM], 2 * count, ".gnu.version")
 
+    def _version_records(self, addr_tag: int, num_tag: int, record: struct.Struct,
+                         what: str) -> Iterator[tuple[int, tuple]]:
+        """(offset, fields) of each record in a DT_VERNEED/DT_VERDEF chain, bounds- and
+        loop-checked: both chains link records by a `next` offset, the last field."""
+        offset = self._offset_of(self._tags[addr_tag], record.size, what)
+        remaining = self._tags.get(num_tag, _MAX_WALK)
+        seen: set[int] = set()
+        while remaining > 0:
+            if offset in seen or len(seen) > _MAX_WALK:
+                raise ElfError(f"the {what} records form a loop")
+            seen.add(offset)
+            fields = self._unpack(record, offset, f"a {what} record")
+            yield offset, fields
+            remaining -= 1
+            if not fields[-1]:
+                break
+            offset += fields[-1]
+
     @cached_property
     def version_needs(self) -> list[VersionNeed]:
         """Every vernaux of DT_VERNEED, in file order (readelf -V's "Version needs")."""
         if DT_VERNEED not in self._tags:
             return []
         lay = self.layout
-        offset = self._offset_of(self._tags[DT_VERNEED], lay.verneed.size, "DT_VERNEED")
-        remaining = self._tags.get(DT_VERNEEDNUM, _MAX_WALK)
         out: list[VersionNeed] = []
-        seen: set[int] = set()
-        while remaining > 0:
-            if offset in seen or len(seen) > _MAX_WALK:
-                raise ElfError("the version need records form a loop")
-            seen.add(offset)
-            _ver, cnt, file_off, aux, nxt = self._unpack(lay.verneed, offset, "a verneed record")
+        for offset, (_ver, cnt, file_off, aux, _next) in self._version_records(
+                DT_VERNEED, DT_VERNEEDNUM, lay.verneed, "version need"):
             file = self.string(file_off)
             aux_offset = offset + aux
             aux_seen: set[int] = set()
@@ -523,10 +535,6 @@ class ElfFile:
                 if not aux_next:
                     break
                 aux_offset += aux_next
-            remaining -= 1
-            if not nxt:
-                break
-            offset += nxt
         return out
 
     @cached_property
@@ -535,23 +543,12 @@ class ElfFile:
         if DT_VERDEF not in self._tags:
             return []
         lay = self.layout
-        offset = self._offset_of(self._tags[DT_VERDEF], lay.verdef.size, "DT_VERDEF")
-        remaining = self._tags.get(DT_VERDEFNUM, _MAX_WALK)
         out: list[VersionDef] = []
-        seen: set[int] = set()
-        while remaining > 0:
-            if offset in seen or len(seen) > _MAX_WALK:
-                raise ElfError("the version definition records form a loop")
-            seen.add(offset)
-            _ver, flags, ndx, cnt, _hash, aux, nxt = self._unpack(lay.verdef, offset,
-                                                                  "a verdef record")
+        for offset, (_ver, flags, ndx, cnt, _hash, aux, _next) in self._version_records(
+                DT_VERDEF, DT_VERDEFNUM, lay.verdef, "version definition"):
             if cnt:
                 name_off, _ = self._unpack(lay.verdaux, offset + aux, "a verdaux entry")
                 out.append(VersionDef(ndx, flags, self.string(name_off)))
-            remaining -= 1
-            if not nxt:
-                break
-            offset += nxt
         return out
 
     @cached_property
