@@ -99,9 +99,12 @@ def image_ref(recipe, dockerfile: str, sources: list[Path], base_id: str) -> str
     """`glibc-build/<recipe>:<hash>`: the hash covers the Dockerfile, every source and the base."""
     digest = hashlib.sha256(dockerfile.encode())
     digest.update(base_id.encode())
+    # fetch_sources has just checked each file against its pinned sha256: no second read of
+    # a toolchain tarball on every build. Files verified by signature alone are hashed here.
+    pinned = {s.filename: s.sha256 for s in recipe.sources if s.sha256}
     for source in sorted(sources):
         digest.update(source.name.encode())
-        digest.update(sha256_file(source).encode())
+        digest.update((pinned.get(source.name) or sha256_file(source)).encode())
     return f"{REPOSITORY}/{recipe.name}:{digest.hexdigest()[:16]}"
 
 

@@ -171,3 +171,31 @@ def test_user_cfg_rustflags_reach_the_container(docker_client, tmp_path):
                     crate, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert max(glibc_needs(crate / "dist" / "libcfgdock.so")) <= (2, 31)
+
+
+def test_base_image_from_a_docker_save_archive(docker_build, docker_client, tmp_path):
+    """Air-gapped without debootstrap: `image --base-archive` takes a real `docker save`."""
+    archive = tmp_path / "bullseye.tar"
+    with open(archive, "wb") as handle:
+        for chunk in docker_client.images.get("debian:bullseye").save():
+            handle.write(chunk)
+    base = "glibc-build-test/archive-base:1"
+    (tmp_path / "from-archive.Dockerfile.j2").write_text(
+        'FROM {{ base_image }}\nRUN test "$(getconf GNU_LIBC_VERSION)" = "glibc 2.31"\n')
+    recipe = tmp_path / "from-archive.toml"
+    recipe.write_text('name = "from-archive"\ndescription = "test"\nglibc = "2.31"\n'
+                      'template = "from-archive.Dockerfile.j2"\n'
+                      f'[base]\nimage = "{base}"\n')
+    try:
+        without = run_tool("image", "--recipe", recipe)
+        assert_clean_failure(without, 3, base, "cannot be pulled", "--base-archive")
+        proc = run_tool("image", "--recipe", recipe, "--base-archive", archive, timeout=900)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        ref = proc.stdout.strip().splitlines()[-1]
+        assert ref.startswith("glibc-build/from-archive:")
+        assert docker_client.images.get(base).id
+        assert docker_client.images.get(ref).id
+    finally:
+        for name in ("glibc-build/from-archive", base.split(":")[0]):
+            for image in docker_client.images.list(name=name):
+                docker_client.images.remove(image.id, force=True)
