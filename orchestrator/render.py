@@ -18,6 +18,7 @@ from typing import Any
 
 import jinja2
 
+from . import zigwrap
 from .errors import RecipeError
 from .glibc import GlibcVersion
 from .recipe import TEMPLATES_DIR, Recipe, check_glibc
@@ -75,6 +76,8 @@ def render_dockerfile(recipe: Recipe, glibc: GlibcVersion | str | None = None) -
         "sources": recipe.sources,
         "src": {source.name: source for source in recipe.sources},
         "context_dir": CONTEXT_SOURCES_DIR,
+        # The in-image zig wrappers: zigwrap.py's own rules, written as sh.
+        "zig_wrapper": zigwrap.sh_wrapper,
     }
     name = str(recipe.template_path)
     try:

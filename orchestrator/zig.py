@@ -33,7 +33,8 @@ def zig_binary() -> Path:
 
 
 def abilists_path() -> Path:
-    """zig's glibc ABI database (`lib/libc/glibc/abilists`), format in shared/notes/checks.md."""
+    """zig's glibc ABI database (`lib/libc/glibc/abilists`), written by
+    https://github.com/ziglang/glibc-abi-tool (its README gives the format)."""
     return zig_dir() / "lib" / "libc" / "glibc" / "abilists"
 
 

@@ -1,9 +1,11 @@
 """Linker and C-compiler wrapper around `zig cc`, the way cargo-zigbuild's src/zig.rs does it.
 
 rustc and the cc crate call a compiler named by an environment variable with gcc-style
-arguments; zig needs a few of them rewritten. This file runs once per link or C file, so it is
-standard-library only and started with `python -I -S` by the scripts that `backends/zig.py`
-writes:
+arguments; zig needs a few of them rewritten. The rewrites are data (`RULES`), with two
+readers: this file, run once per link or C file on the host, and `sh_wrapper`, which writes
+the same rules as a POSIX sh script for images that may have no Python 3 (the docker backend's
+zig recipes). This file is standard-library only and started with `python -I -S` by the
+scripts that `backends/zig.py` writes:
 
     zigwrap.py MODE ZIG_TARGET ZIG [ARGS...]     MODE is cc, c++, ar or ranlib
 
@@ -15,28 +17,64 @@ folder would put that folder in the library. Relative paths are made absolute fi
 from __future__ import annotations
 
 import os
+import shlex
 import sys
+from typing import NamedTuple
 
-# Arguments zig does not understand, dropped outright.
-_DROP = {
-    "-Wl,--no-undefined-version",  # rustc passes it since 1.80; zig's lld driver rejects it
-    "-fuse-ld=lld",                # rustc's self-contained rust-lld: zig links with its own lld
-}
+MODES = ("cc", "c++", "ar", "ranlib")
+
+
+class Rule(NamedTuple):
+    """One argument rewrite. The first rule that matches an argument decides its fate."""
+
+    why: str
+    match: str               # "equals" | "prefix" | "prefix+suffix"
+    text: str                # the whole argument, or its beginning
+    suffix: str = ""         # prefix+suffix: how it ends, trailing "/" ignored
+    becomes: str | None = None               # the new argument; None drops it...
+    edits: tuple[tuple[str, str], ...] = ()  # ...unless these substring edits apply instead
+    target: str = ""         # only when the zig target starts with this
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("rustc passes it since 1.80; zig's lld driver rejects it",
+         "equals", "-Wl,--no-undefined-version"),
+    Rule("rustc's self-contained rust-lld: zig links with its own lld", "equals", "-fuse-ld=lld"),
+    Rule("zig gets its own -target", "prefix", "--target="),
+    Rule("rust-lld's folder (rustc's self-contained linker)", "prefix+suffix", "-B",
+         suffix="gcc-ld"),
+    Rule("zig ships libunwind, not libgcc_s", "equals", "-lgcc_s", becomes="-lunwind"),
+    Rule("LLVM's names for aarch64 CPU features differ from gcc's", "prefix", "-march=",
+         edits=(("armv8-a", "generic+v8a"), ("simd", "neon")), target="aarch64"),
+)
 # Any of these makes a call a compile, not a link.
-_NOT_A_LINK = {"-c", "-E", "-S", "-M", "-MM"}
+NOT_A_LINK = ("-c", "-E", "-S", "-M", "-MM")
 LINK_CWD = "/"
+
+
+def matches(rule: Rule, arg: str, zig_target: str) -> bool:
+    if not zig_target.startswith(rule.target):
+        return False
+    if rule.match == "equals":
+        return arg == rule.text
+    if rule.match == "prefix":
+        return arg.startswith(rule.text)
+    return arg.startswith(rule.text) and arg.rstrip("/").endswith(rule.suffix)
+
+
+def apply(rule: Rule, arg: str) -> str | None:
+    if rule.edits:
+        for old, new in rule.edits:
+            arg = arg.replace(old, new)
+        return arg
+    return rule.becomes
 
 
 def rewrite(arg: str, zig_target: str) -> str | None:
     """One argument, rewritten for zig; None drops it."""
-    if arg in _DROP or arg.startswith("--target="):  # zig gets its own -target
-        return None
-    if arg.startswith("-B") and arg.rstrip("/").endswith("gcc-ld"):  # rust-lld's folder
-        return None
-    if arg == "-lgcc_s":
-        return "-lunwind"  # zig ships libunwind, not libgcc_s
-    if arg.startswith("-march=") and zig_target.startswith("aarch64"):
-        return arg.replace("armv8-a", "generic+v8a").replace("simd", "neon")
+    for rule in RULES:
+        if matches(rule, arg, zig_target):
+            return apply(rule, arg)
     return arg
 
 
@@ -63,11 +101,11 @@ def _rewrite_response_file(arg: str, zig_target: str) -> str:
     kept = [new for line in lines if (new := rewrite(line, zig_target)) is not None]
     with open(path, "w", encoding="utf-8") as handle:
         handle.write("\n".join(absolute(kept)))
-    return os.path.abspath(path)
+    return "@" + os.path.abspath(path)
 
 
 def is_link(args: list[str]) -> bool:
-    return not _NOT_A_LINK.intersection(args)
+    return not set(NOT_A_LINK).intersection(args)
 
 
 def command(mode: str, zig_target: str, zig: str, args: list[str]) -> list[str]:
@@ -90,9 +128,103 @@ def main(argv: list[str]) -> None:
     mode, zig_target, zig = argv[1:4]
     cmd = command(mode, zig_target, zig, argv[4:])
     if mode in ("cc", "c++") and is_link(cmd):
-        cmd = absolute(cmd)
+        cmd = cmd[:4] + absolute(cmd[4:])  # zig's own words (mode, target) are not paths
         os.chdir(LINK_CWD)
     os.execv(cmd[0], cmd)
+
+
+# --- The same rules as a POSIX sh script, for images without Python 3 --------------------
+
+def _q(text: str) -> str:
+    return shlex.quote(text)
+
+
+def _sh_rule(rule: Rule) -> list[str]:
+    """`rule` as sh lines inside `rewrite()` ($1 the argument, $trimmed without trailing /)."""
+    if rule.edits:
+        lines = ["new=$1"]
+        for old, new in rule.edits:  # Python's str.replace, left to right, in sh
+            lines += ["rest=$new; new=",
+                      f"while :; do case \"$rest\" in *{_q(old)}*) "
+                      f"new=$new${{rest%%{_q(old)}*}}{_q(new)}; rest=${{rest#*{_q(old)}}} ;; "
+                      "*) new=$new$rest; break ;; esac; done"]
+        action = lines + ["return 0"]
+    elif rule.becomes is None:
+        action = ["return 1"]
+    else:
+        action = [f"new={_q(rule.becomes)}; return 0"]
+    if rule.match == "equals":
+        pattern = _q(rule.text)
+    else:
+        pattern = _q(rule.text) + "*"
+    body = "; ".join(action)
+    if rule.match == "prefix+suffix":
+        body = f"case \"$trimmed\" in *{_q(rule.suffix)}) {body} ;; esac"
+    line = f"case \"$1\" in {pattern}) {body} ;; esac"
+    if rule.target:
+        line = f"case \"$target\" in {_q(rule.target)}*) {line} ;; esac"
+    return [f"  # {rule.why}", "  " + line]
+
+
+def sh_wrapper(mode: str, zig: str, target: str) -> list[str]:
+    """The lines of a POSIX sh wrapper doing what `main` does, rules from `RULES`.
+
+    `target` is the zig target as sh text (it may expand a variable, e.g.
+    `x86_64-linux-gnu.${ZIG_TARGET_GLIBC:-2.17}`); a `cc` wrapper becomes `c++` when it is
+    called by a name ending in `++` (one script, two links).
+    """
+    if mode in ("ar", "ranlib"):
+        return ["#!/bin/sh", f"exec {_q(zig)} {mode} \"$@\""]
+    lines = [
+        "#!/bin/sh",
+        "# zig cc/c++ for rustc and the cc crate; generated from orchestrator/zigwrap.py's RULES.",
+        "mode=cc; case \"$0\" in *++) mode=c++ ;; esac",
+        f"target=\"{target}\"",
+        "rewrite() {  # $1 -> $new; status 1 drops the argument",
+        "  trimmed=$1",
+        "  while :; do case \"$trimmed\" in */) trimmed=${trimmed%/} ;; *) break ;; esac; done",
+    ]
+    for rule in RULES:
+        lines += _sh_rule(rule)
+    not_a_link = "|".join(_q(a) for a in NOT_A_LINK)
+    lines += [
+        "  new=$1",
+        "}",
+        "absolute() {  # $1 (the argument before) $2 -> $abs, as zigwrap.absolute does",
+        "  abs=$2",
+        "  case \"$1\" in -o|-L) case \"$2\" in ''|/*) ;; *) abs=$PWD/$2 ;; esac; return 0 ;; esac",
+        "  case \"$2\" in",
+        "    -L/*|-L) ;;",
+        "    -L*) abs=-L$PWD/${2#-L} ;;",
+        "    ''|-*|/*) ;;",
+        "    *) if [ -e \"$2\" ]; then abs=$PWD/$2; fi ;;",
+        "  esac",
+        "}",
+        "respond() {  # rustc's @file, one argument a line: rewritten in place",
+        "  previous=",
+        "  while IFS= read -r line || [ -n \"$line\" ]; do",
+        "    if rewrite \"$line\"; then absolute \"$previous\" \"$new\"; "
+        "printf '%s\\n' \"$abs\"; previous=$abs; fi",
+        "  done < \"$1\" > \"$1.zigwrap\" && mv -f \"$1.zigwrap\" \"$1\"",
+        "}",
+        "link=yes",
+        f"for arg do case \"$arg\" in {not_a_link}) link=no ;; esac; done",
+        "previous=",
+        "for arg do",
+        "  shift",
+        "  case \"$arg\" in",
+        "    @*) if [ -f \"${arg#@}\" ]; then respond \"${arg#@}\" || exit 1; "
+        "absolute '' \"${arg#@}\"; set -- \"$@\" \"@$abs\"; previous=@$abs; continue; "
+        "fi ;;",
+        "  esac",
+        "  rewrite \"$arg\" || continue",
+        "  if [ $link = yes ]; then absolute \"$previous\" \"$new\"; new=$abs; fi",
+        "  set -- \"$@\" \"$new\"; previous=$new",
+        "done",
+        "if [ $link = yes ]; then cd " + _q(LINK_CWD) + " || exit 1; fi",
+        f"exec {_q(zig)} \"$mode\" -target \"$target\" \"$@\"",
+    ]
+    return lines
 
 
 if __name__ == "__main__":
