@@ -12,16 +12,20 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from . import cargo, logger, manifest, reproducible, targets
 from .abilist import newest_glibc
-from .backends import GC_SECTIONS, BuildContext, backend
-from .digest import sha256_file
+from .backends import BuildContext, BuildResult, backend
 from .errors import BadInput, CheckFailed, LoadRefused, NotReproducible, UsageError
 from .files import staged
 from .glibc import GlibcVersion
+
+if TYPE_CHECKING:
+    from .recipe import Recipe
 
 DEFAULT_GLIBC = "2.17"
 # Keys a crate may set in [package.metadata.glibc-build]; command-line flags win over them.
@@ -55,7 +59,7 @@ class BuildRequest:
     glibc: GlibcVersion
     target: targets.Target
     backend: str
-    recipe: str | None
+    recipe: Recipe | None         # docker backend: loaded (a bad recipe fails before building)
     profile: str
     features: str | None
     out: Path
@@ -151,15 +155,20 @@ def resolve(options: BuildOptions, crate: cargo.Crate) -> BuildRequest:
         from .rootfs import resolve_root
 
         verify_root = resolve_root(verify_on)  # a bad root fails now, not after the build
+    loaded = None
+    if recipe:
+        from .recipe import load_recipe
+
+        loaded = load_recipe(str(recipe))
     return BuildRequest(
         crate=crate, glibc=glibc, target=target, backend=str(chosen),
-        recipe=str(recipe) if recipe else None, profile=str(profile or "release"),
+        recipe=loaded, profile=str(profile or "release"),
         features=str(features) if features else None, out=out,
         verify_on=verify_on, verify_root=verify_root, verify_reproducible=bool(repro),
         json_output=options.json_output)
 
 
-def copy_out(built: list[Path], out: Path, texts: dict[str, str]) -> list[Path]:
+def copy_out(built: Sequence[Path], out: Path, texts: dict[str, str]) -> list[Path]:
     """Put the libraries and `texts` (the manifest) in `out`: each is staged under a temporary
     name first and renamed only once all are written, so `out` never holds half a file."""
     try:
@@ -178,16 +187,14 @@ def copy_out(built: list[Path], out: Path, texts: dict[str, str]) -> list[Path]:
 
 def context(request: BuildRequest, crate: cargo.Crate) -> BuildContext:
     """The backend's inputs, with the path remapping that makes the output reproducible."""
-    ctx = BuildContext(crate=crate, target=request.target, glibc=request.glibc,
-                       profile=request.profile, features=request.features,
-                       recipe=request.recipe, rustflags=list(GC_SECTIONS))
-    remaps = reproducible.path_remaps(crate, dict(os.environ))
-    ctx.rustflags += reproducible.remap_rustflags(remaps)
-    ctx.env.update(reproducible.environment(crate, request.target, dict(os.environ), remaps))
-    return ctx
+    remaps = reproducible.path_remaps(crate, os.environ)
+    return BuildContext(crate=crate, target=request.target, glibc=request.glibc,
+                        profile=request.profile, features=request.features,
+                        recipe=request.recipe, path_remaps=remaps,
+                        env=reproducible.environment(crate, request.target, os.environ, remaps))
 
 
-def rebuild_elsewhere(request: BuildRequest, ctx: BuildContext, scratch: Path) -> list[Path]:
+def rebuild_elsewhere(request: BuildRequest, ctx: BuildContext, scratch: Path) -> BuildResult:
     """Build the same sources again from a copy at another depth, into their own target dir."""
     crate = request.crate
     skip = {crate.target_dir, crate.workspace_root / "target", crate.root.resolve() / "dist",
@@ -202,10 +209,10 @@ def rebuild_elsewhere(request: BuildRequest, ctx: BuildContext, scratch: Path) -
     target_dir = copy_root / crate.workspace_root.relative_to(crate.source_root) / "target"
     second = replace(cargo.locate(member), packages=crate.packages, target_dir=target_dir)
     ctx2 = context(request, second)
-    ctx2.env["CARGO_TARGET_DIR"] = str(target_dir)  # never the first build's, even if shared
+    env = dict(ctx2.env, CARGO_TARGET_DIR=str(target_dir))  # never the first build's
     if "SOURCE_DATE_EPOCH" in ctx.env:  # the copy is not in git: keep the first build's time
-        ctx2.env["SOURCE_DATE_EPOCH"] = ctx.env["SOURCE_DATE_EPOCH"]
-    return backend(request.backend)(ctx2)
+        env["SOURCE_DATE_EPOCH"] = ctx.env["SOURCE_DATE_EPOCH"]
+    return backend(request.backend)(replace(ctx2, env=env))
 
 
 def run_build(options: BuildOptions) -> int:
@@ -213,7 +220,8 @@ def run_build(options: BuildOptions) -> int:
     crate = cargo.locate(options.crate_dir, options.package)
     request = resolve(options, crate)
     ctx = context(request, crate)
-    built = backend(request.backend)(ctx)
+    result = backend(request.backend)(ctx)
+    built = list(result.artifacts)
 
     from .check import check_paths
 
@@ -221,9 +229,9 @@ def run_build(options: BuildOptions) -> int:
     logger.step(f"checking {len(built)} librar{plural} against glibc {request.glibc}")
     report = check_paths(built, request.glibc, request.target)
     logger.console().print(report.render_text(), markup=False, highlight=False)
-    summary: dict = {"ok": report.ok, "glibc": str(request.glibc), "target": request.target.rust,
-                     "backend": request.backend, "artifacts": [], "manifest": None,
-                     "check": report.to_json()}
+    summary: dict[str, Any] = {
+        "ok": report.ok, "glibc": str(request.glibc), "target": request.target.rust,
+        "backend": request.backend, "artifacts": [], "manifest": None, "check": report.to_json()}
     failure: Exception | None = None
     if not report.ok:
         failure = CheckFailed(f"the built librar{plural} {'needs' if len(built) == 1 else 'need'} "
@@ -238,7 +246,10 @@ def run_build(options: BuildOptions) -> int:
         failure = verify_reproducible(request, ctx, built)
         summary["reproducible"] = failure is None
     if failure is None:
-        text = manifest.render(manifest_data(request, ctx, built, report, loads))
+        text = manifest.render(manifest.data(
+            crate=request.crate, target=request.target.rust, glibc=str(request.glibc),
+            backend=request.backend, profile=request.profile, result=result,
+            artifacts=manifest.artifact_entries(built), check=report.to_json(), loads=loads))
         artifacts = copy_out(built, request.out, {manifest.MANIFEST_NAME: text})
         summary["artifacts"] = [str(p) for p in artifacts]
         summary["manifest"] = str(request.out / manifest.MANIFEST_NAME)
@@ -252,7 +263,8 @@ def run_build(options: BuildOptions) -> int:
     return 0
 
 
-def prove(request: BuildRequest, built: list[Path]) -> tuple[list[dict], Exception | None]:
+def prove(request: BuildRequest,
+          built: list[Path]) -> tuple[list[dict[str, Any]], Exception | None]:
     """Load every library with the real dynamic loader of the --verify-on root."""
     from .prove import verify_load
 
@@ -278,7 +290,8 @@ def verify_reproducible(request: BuildRequest, ctx: BuildContext,
     logger.step("building a second time from another folder to compare the bytes")
     scratch = Path(tempfile.mkdtemp(prefix="glibc-build-repro-"))
     try:
-        differences = reproducible.compare(built, rebuild_elsewhere(request, ctx, scratch))
+        differences = reproducible.compare(built,
+                                           rebuild_elsewhere(request, ctx, scratch).artifacts)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     if not differences:
@@ -289,38 +302,3 @@ def verify_reproducible(request: BuildRequest, ctx: BuildContext,
     return NotReproducible(f"{differences[0].name} differs between two builds from different "
                            "folders; something embeds a path, a time or randomness (see the "
                            "sections below)", details=details)
-
-
-def manifest_data(request: BuildRequest, ctx: BuildContext, artifacts: list[Path], report,
-                  loads: list[dict] | None) -> dict:
-    crate = request.crate
-    toolchain: dict = {"rustc": manifest.rustc_version_verbose(crate.root)}
-    if request.backend == "zig":
-        from .zig import zig_version
-
-        toolchain["zig"] = zig_version()
-    else:
-        from .recipe import load_recipe
-
-        recipe = load_recipe(str(request.recipe))
-        toolchain["recipe"] = {"name": recipe.name, "sha256": recipe.digest()}
-    check = report.to_json()
-    for entry in check.get("files", []):
-        entry["path"] = Path(entry["path"]).name
-    return {
-        "crate": {"name": crate.packages[0], "packages": list(crate.packages),
-                  "version": crate.version},
-        "target": request.target.rust,
-        "glibc": str(request.glibc),
-        "backend": request.backend,
-        "profile": request.profile,
-        "toolchain": toolchain,
-        "rustflags": [f for f in cargo.user_rustflags(crate.root.resolve(), request.target.rust,
-                                                      dict(os.environ)) + ctx.rustflags
-                      if not f.startswith("--remap-path-prefix")],
-        "source_date_epoch": ctx.env.get("SOURCE_DATE_EPOCH"),
-        "cargo_lock_sha256": sha256_file(crate.lockfile) if crate.lockfile else None,
-        "artifacts": manifest.artifact_entries(artifacts),
-        "check": {"ok": check["ok"], "files": check.get("files", [])},
-        "verify_load": loads,
-    }

@@ -14,9 +14,12 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
+from typing import Any
 
 from .errors import BadInput, ToolchainError, UsageError
 
@@ -25,7 +28,11 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on older Pythons only
     import tomli as tomllib
 
+# A parsed JSON object or TOML table (cargo metadata, cargo config files).
+JSON = dict[str, Any]
 ERROR_TAIL_LINES = 25
+# How long cargo's process group gets to stop after SIGTERM before it is killed.
+STOP_GRACE_SECONDS = 5.0
 # Build defaults a crate can carry: [package.metadata.glibc-build] (or [workspace.metadata...]).
 SETTINGS_KEY = "glibc-build"
 
@@ -62,11 +69,11 @@ def cargo_binary() -> str:
     return cargo
 
 
-def _is_cdylib(package: dict) -> bool:
+def _is_cdylib(package: JSON) -> bool:
     return any("cdylib" in t["crate_types"] for t in package["targets"])
 
 
-def _settings_table(value: object, where: Path) -> dict:
+def _settings_table(value: object, where: Path) -> JSON:
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -75,7 +82,7 @@ def _settings_table(value: object, where: Path) -> dict:
     return value
 
 
-def _settings(meta: dict, cdylibs: list[dict]) -> dict[str, tuple[object, Path]]:
+def _settings(meta: JSON, cdylibs: list[JSON]) -> dict[str, tuple[object, Path]]:
     """Workspace defaults, then the package's; cdylibs built together must agree."""
     root = Path(meta["workspace_root"])
     workspace = _settings_table((meta.get("metadata") or {}).get(SETTINGS_KEY),
@@ -95,7 +102,7 @@ def _settings(meta: dict, cdylibs: list[dict]) -> dict[str, tuple[object, Path]]
     return chosen or {}
 
 
-def _source_root(meta: dict) -> Path:
+def _source_root(meta: JSON) -> Path:
     """The common folder of the workspace and its members' path dependencies."""
     folders = [Path(meta["workspace_root"])]
     for package in meta["packages"]:
@@ -150,11 +157,13 @@ def profile_args(profile: str) -> list[str]:
     return ["--profile", "dev" if profile == "debug" else profile]
 
 
-def build_args(crate: Crate, target: str, profile: str, features: str | None) -> list[str]:
-    """The `cargo build` arguments (after `cargo`) shared by every backend."""
-    args = ["build", "--manifest-path", str(crate.manifest), "--target", target,
+def build_args(manifest_path: PurePath, packages: tuple[str, ...], target: str, profile: str,
+               features: str | None) -> list[str]:
+    """The `cargo build` arguments (after `cargo`) shared by every backend; `manifest_path` is
+    the crate's Cargo.toml as the cargo that runs sees it (a container mounts it elsewhere)."""
+    args = ["build", "--manifest-path", str(manifest_path), "--target", target,
             "--message-format=json-render-diagnostics", *profile_args(profile)]
-    for name in crate.packages:
+    for name in packages:
         args += ["--package", name]
     if features:
         args += ["--features", features]
@@ -187,7 +196,7 @@ def _flags(value: object) -> list[str]:
     return []
 
 
-def _configs(start: Path) -> list[dict]:
+def _configs(start: Path) -> list[JSON]:
     """Parsed cargo config files, lowest precedence first (cargo joins arrays in this order)."""
     configs = []
     for path in reversed(_config_files(start)):
@@ -202,15 +211,15 @@ def _target_env_key(target: str) -> str:
     return "CARGO_TARGET_" + target.upper().replace("-", "_").replace(".", "_") + "_RUSTFLAGS"
 
 
-def user_rustflags(start: Path, target: str, env: dict[str, str]) -> list[str]:
-    """The RUSTFLAGS cargo would use for `target`, following cargo's order of precedence:
-    env vars, then `target.<triple>.rustflags`, then `build.rustflags` (arrays from all config
-    files joined). `target.'cfg(...)'` tables are not evaluated: see `hand_over_rustflags`."""
+def joined_rustflags(configs: list[JSON], target: str, env: Mapping[str, str]) -> list[str]:
+    """The RUSTFLAGS cargo would use for `target`, following cargo's order of precedence
+    (https://doc.rust-lang.org/cargo/reference/config.html#buildrustflags): env vars, then
+    `target.<triple>.rustflags`, then `build.rustflags`, arrays of all `configs` (lowest
+    precedence first) joined. `target.'cfg(...)'` tables are not evaluated: see `hand_over`."""
     if env.get("CARGO_ENCODED_RUSTFLAGS"):
         return env["CARGO_ENCODED_RUSTFLAGS"].split("\x1f")
     if env.get("RUSTFLAGS", "").strip():
         return env["RUSTFLAGS"].split()
-    configs = _configs(start)
     target_flags = []
     for config in configs:
         target_flags += _flags(config.get("target", {}).get(target, {}).get("rustflags"))
@@ -223,27 +232,43 @@ def user_rustflags(start: Path, target: str, env: dict[str, str]) -> list[str]:
     return build_flags + _flags(env.get("CARGO_BUILD_RUSTFLAGS", ""))
 
 
-def hand_over_rustflags(start: Path, target: str, env: dict[str, str],
-                        extra: list[str]) -> tuple[dict[str, str], list[str]]:
-    """How to add `extra` to the flags cargo will use without losing any of the user's:
-    (environment to set, arguments for `cargo build`).
+@dataclass(frozen=True)
+class HandOver:
+    """How our flags reach cargo beside the user's (build it with keywords)."""
+
+    env: dict[str, str]        # variables to set for cargo
+    args: list[str]            # arguments for `cargo build`
+    flags: tuple[str, ...]     # the user's flags and ours, as cargo joins them (cfg tables aside)
+
+
+def hand_over(configs: list[JSON], target: str, env: Mapping[str, str],
+              extra: list[str]) -> HandOver:
+    """How to add `extra` to the flags cargo will use without losing any of the user's.
 
     Where the user's flags come from the environment or `build.rustflags`, we must set them
     all ourselves (CARGO_ENCODED_RUSTFLAGS replaces every other source). Otherwise we give
     cargo `--config target.<triple>.rustflags=[...]`, which cargo itself joins with the user's
     `target.<triple>` and `target.'cfg(...)'` flags, so no cfg() expression is ours to evaluate.
     """
+    user = joined_rustflags(configs, target, env)
+    flags = tuple(user + extra)
     if env.get("CARGO_ENCODED_RUSTFLAGS") or env.get("RUSTFLAGS", "").strip():
-        return {"CARGO_ENCODED_RUSTFLAGS": encode_rustflags(
-            user_rustflags(start, target, env) + extra)}, []
-    configs = _configs(start)
+        return HandOver(env={"CARGO_ENCODED_RUSTFLAGS": encode_rustflags(list(flags))}, args=[],
+                        flags=flags)
     has_target_flags = bool(env.get(_target_env_key(target))) or any(
         isinstance(table, dict) and "rustflags" in table
         for config in configs for table in (config.get("target") or {}).values())
-    if not has_target_flags and user_rustflags(start, target, env):
-        return {"CARGO_ENCODED_RUSTFLAGS": encode_rustflags(
-            user_rustflags(start, target, env) + extra)}, []
-    return {}, ["--config", f"target.{target}.rustflags={json.dumps(extra)}"]
+    if not has_target_flags and user:
+        return HandOver(env={"CARGO_ENCODED_RUSTFLAGS": encode_rustflags(list(flags))}, args=[],
+                        flags=flags)
+    return HandOver(env={}, args=["--config", f"target.{target}.rustflags={json.dumps(extra)}"],
+                    flags=flags)
+
+
+def hand_over_rustflags(start: Path, target: str, env: Mapping[str, str],
+                        extra: list[str]) -> HandOver:
+    """`hand_over` with the cargo config files that apply in `start`."""
+    return hand_over(_configs(start), target, env, extra)
 
 
 def encode_rustflags(flags: list[str]) -> str:
@@ -307,18 +332,39 @@ class CargoOutput:
         return self.artifacts
 
 
-def _stop_group(proc: subprocess.Popen) -> None:
-    """SIGTERM cargo and everything it started (rustc, build scripts), then SIGKILL."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # a member changed its user: still there
+        return True
+    return True
+
+
+def stop_group(proc: subprocess.Popen[str], grace: float = STOP_GRACE_SECONDS) -> None:
+    """SIGTERM cargo's whole process group (rustc, build scripts and their children), then
+    SIGKILL whatever of it is left after `grace` seconds.
+
+    Waiting for cargo alone is not enough: a build script's child that ignores SIGTERM stays
+    in the group, re-parented to PID 1, after cargo has gone. A dead member stays a zombie
+    (still in the group) until its parent reaps it, so the group is only polled, then killed.
+    """
+    pgid = proc.pid  # start_new_session=True made cargo the leader of its own group
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if proc.poll() is not None and not _group_alive(pgid):
             return
-        try:
-            proc.wait(timeout=5)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+        time.sleep(0.05)
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
 
 
 def run_build(cmd: list[str], *, env: dict[str, str], cwd: Path,
@@ -344,7 +390,7 @@ def run_build(cmd: list[str], *, env: dict[str, str], cwd: Path,
             output.stdout_line(line)
         proc.wait()
     except BaseException:
-        _stop_group(proc)
+        stop_group(proc)
         raise
     finally:
         pump.join(timeout=5)

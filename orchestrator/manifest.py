@@ -1,37 +1,66 @@
 """`build-manifest.json`: what went into a release and what came out, beside the artifacts.
 
 No absolute paths and no wall-clock time, so two reproducible builds also give the same
-manifest; anyone can rebuild from the recorded inputs and compare sha256 values.
+manifest; anyone can rebuild from the recorded inputs and compare sha256 values. What it says
+about the build comes from the backend's `BuildResult` as it is, never worked out again.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from . import __version__
+from .backends import BuildResult, Toolchain
+from .cargo import Crate
 from .digest import sha256_file
 
 MANIFEST_NAME = "build-manifest.json"
 SCHEMA = 1
 
 
-def rustc_version_verbose(crate_dir: Path) -> str:
-    """`rustc -vV` as cargo would run it for the crate (a rust-toolchain.toml there counts)."""
-    try:
-        return subprocess.run(["rustc", "-vV"], capture_output=True, text=True, check=True,
-                              cwd=crate_dir).stdout.strip()
-    except (OSError, subprocess.CalledProcessError) as exc:
-        return f"unknown ({exc})"
-
-
-def artifact_entries(files: list[Path]) -> list[dict]:
+def artifact_entries(files: Iterable[Path]) -> list[dict[str, Any]]:
     return [{"name": f.name, "size": f.stat().st_size, "sha256": sha256_file(f)}
             for f in sorted(files)]
 
 
-def render(data: dict) -> str:
+def toolchain_entry(toolchain: Toolchain) -> dict[str, Any]:
+    """The toolchain's identity: rustc, and zig or the recipe with the image it made."""
+    entry: dict[str, Any] = {"rustc": toolchain.rustc}
+    if toolchain.zig is not None:
+        entry["zig"] = toolchain.zig
+    if toolchain.recipe is not None:
+        entry["recipe"] = {"name": toolchain.recipe, "sha256": toolchain.recipe_sha256,
+                           "image": toolchain.image}
+    return entry
+
+
+def data(*, crate: Crate, target: str, glibc: str, backend: str, profile: str,
+         result: BuildResult, artifacts: Sequence[dict[str, Any]], check: dict[str, Any],
+         loads: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """The manifest's content. `artifacts` are `artifact_entries(result.artifacts)`; `check`
+    is the report's JSON (file paths are cut to their names)."""
+    files = [{**entry, "path": Path(entry["path"]).name} for entry in check.get("files", [])]
+    return {
+        "crate": {"name": crate.packages[0], "packages": list(crate.packages),
+                  "version": crate.version},
+        "target": target,
+        "glibc": glibc,
+        "backend": backend,
+        "profile": profile,
+        "toolchain": toolchain_entry(result.toolchain),
+        "rustflags": list(result.rustflags),
+        "source_date_epoch": result.env.get("SOURCE_DATE_EPOCH"),
+        "cargo_lock_sha256": sha256_file(crate.lockfile) if crate.lockfile else None,
+        "artifacts": list(artifacts),
+        "check": {"ok": check["ok"], "files": files},
+        "verify_load": loads,
+    }
+
+
+def render(data: dict[str, Any]) -> str:
     """The manifest's text: stable key order, so equal builds give equal manifests."""
     body = {"schema": SCHEMA, "tool": {"name": "glibc-build", "version": __version__}, **data}
     return json.dumps(body, indent=2, sort_keys=True) + "\n"

@@ -8,12 +8,13 @@ messages, C compilers in debug info. Both get the same fixed names (`/build`, `/
 
 from __future__ import annotations
 
-import functools
 import shutil
 import subprocess
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import toolchain
 from .cargo import Crate
 from .digest import sha256_file
 from .targets import Target
@@ -22,20 +23,10 @@ WORKSPACE_AS = "/build"
 CARGO_HOME_AS = "/cargo"
 TARGET_DIR_AS = "/build-target"
 SYSROOT_AS = "/rustc/sysroot"
+REMAP_FLAG = "--remap-path-prefix"
 
 
-@functools.cache
-def rustc_sysroot(crate_dir: Path) -> str | None:
-    """The toolchain cargo would use for the crate (a rust-toolchain.toml there counts)."""
-    try:
-        out = subprocess.run(["rustc", "--print", "sysroot"], capture_output=True, text=True,
-                             check=True, cwd=crate_dir)
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return out.stdout.strip() or None
-
-
-def path_remaps(crate: Crate, env: dict[str, str]) -> list[tuple[str, str]]:
+def path_remaps(crate: Crate, env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
     """(host path, fixed path) pairs, most general first: rustc applies the last match.
 
     The target folder is always mapped on its own, last, so that generated files (OUT_DIR)
@@ -43,19 +34,19 @@ def path_remaps(crate: Crate, env: dict[str, str]) -> list[tuple[str, str]]:
     """
     cargo_home = env.get("CARGO_HOME") or str(Path.home() / ".cargo")
     remaps = [(cargo_home, CARGO_HOME_AS)]
-    sysroot = rustc_sysroot(crate.root.resolve())
+    sysroot = toolchain.sysroot(crate.root.resolve())
     if sysroot:
         remaps.append((sysroot, SYSROOT_AS))
     remaps.append((str(crate.source_root), WORKSPACE_AS))
     remaps.append((str(crate.target_dir), TARGET_DIR_AS))
-    return remaps
+    return tuple(remaps)
 
 
-def remap_rustflags(remaps: list[tuple[str, str]]) -> list[str]:
-    return [f"--remap-path-prefix={src}={dst}" for src, dst in remaps]
+def remap_rustflags(remaps: Iterable[tuple[str, str]]) -> list[str]:
+    return [f"{REMAP_FLAG}={src}={dst}" for src, dst in remaps]
 
 
-def _cc_flags(env: dict[str, str], target: Target, name: str) -> str:
+def _cc_flags(env: Mapping[str, str], target: Target, name: str) -> str:
     """The flags cc-rs would take for `name` (CFLAGS...): it uses the first variable set."""
     for key in (f"{name}_{target.rust}", f"{name}_{target.env_suffix}", f"TARGET_{name}", name):
         if key in env:
@@ -63,8 +54,8 @@ def _cc_flags(env: dict[str, str], target: Target, name: str) -> str:
     return ""
 
 
-def environment(crate: Crate, target: Target, env: dict[str, str],
-                remaps: list[tuple[str, str]]) -> dict[str, str]:
+def environment(crate: Crate, target: Target, env: Mapping[str, str],
+                remaps: Iterable[tuple[str, str]]) -> dict[str, str]:
     """Variables for cargo: C/C++ path maps (kept with the user's flags), no incremental
     state, and SOURCE_DATE_EPOCH from the last commit when the crate is in git."""
     prefix_maps = " ".join(f"-ffile-prefix-map={src}={dst}" for src, dst in remaps)
@@ -113,7 +104,7 @@ def differing_sections(a: Path, b: Path) -> list[str]:
     return names or ["<file layout>"]
 
 
-def compare(first: list[Path], second: list[Path]) -> list[Difference]:
+def compare(first: Sequence[Path], second: Sequence[Path]) -> list[Difference]:
     """Pair libraries by file name and list those whose bytes differ."""
     by_name = {p.name: p for p in second}
     differences = []

@@ -432,3 +432,59 @@ def test_sigterm_stops_cargo_and_its_build_scripts(tmp_path):
     while alive() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not alive(), "the build script outlived the build"
+
+
+def test_sigterm_kills_a_build_scripts_child_that_ignores_it(tmp_path):
+    """Issue 11 item 6: a build script's child that ignores SIGTERM stays in cargo's process
+    group after cargo has gone (re-parented to PID 1); the build must kill the whole group."""
+    import os
+    import signal
+    import sys
+    import time
+
+    from .conftest import REPO
+
+    pid_file = tmp_path / "stubborn.pid"
+    script = f'trap "" TERM; echo $$ > {pid_file}.tmp && mv {pid_file}.tmp {pid_file}; sleep 600'
+    crate = write_files(tmp_path / "stubborn", {
+        "Cargo.toml": cdylib_toml("stubborn"), "src/lib.rs": PLAIN_LIB,
+        "build.rs": ('fn main() {\n    std::process::Command::new("sh").arg("-c").arg(r#"'
+                     + script + '"#).spawn().unwrap();\n'
+                     '    std::thread::sleep(std::time::Duration::from_secs(120));\n}\n')})
+    proc = subprocess.Popen([sys.executable, str(REPO / "build.py"), str(crate)],
+                            env=dict(os.environ, GLIBC_BUILD_NO_VENV="1"),
+                            stderr=subprocess.PIPE, text=True)
+
+    def group_of(pid: str) -> int:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[2])
+
+    def running_in(group: int) -> list[str]:  # zombies waiting for their reaper have stopped
+        found = []
+        for entry in Path("/proc").iterdir():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (FileNotFoundError, ProcessLookupError, NotADirectoryError):
+                continue
+            if entry.name.isdigit() and int(fields[2]) == group and fields[0] != "Z":
+                found.append(entry.name)
+        return found
+
+    group = None
+    try:
+        deadline = time.monotonic() + 120
+        while not pid_file.exists():
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
+        group = group_of(pid_file.read_text().strip())
+        assert running_in(group)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        deadline = time.monotonic() + 10
+        while running_in(group) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not running_in(group), "a build script's child outlived the build"
+    finally:
+        proc.kill()
+        if group is not None and running_in(group):
+            os.killpg(group, signal.SIGKILL)

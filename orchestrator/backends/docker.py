@@ -1,8 +1,10 @@
 """Docker backend: cargo inside the recipe's old-distro image, linked against its real glibc
 (or, for zig recipes, against zig's stubs for the target glibc).
 
-The crate's workspace is bind-mounted at /build and a cargo home kept between runs at the
-recipe's CARGO_HOME (default /cargo). Recipes with `toolchain.rust = "host"` get the host's Rust
+Recipes describe the image; this backend owns the build's environment in it (`container_env`):
+the cargo home kept between runs (mounted at /cargo), PATH to the host's Rust, the zig wrappers
+as compilers for the target glibc, and --gc-sections (every backend's). The crate's workspace
+is bind-mounted at /build. Recipes with `toolchain.rust = "host"` get the host's Rust
 toolchain read-only at `toolchain.rust_mount`, so an air-gapped image needs no Rust download;
 the others bring their own. Crates are fetched on the host first and the container builds
 `--offline`, so it needs no network either. cargo runs as the invoking user, so the output is
@@ -13,118 +15,183 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
 
-from .. import cargo, engine, logger, reproducible
+from .. import cargo, engine, logger, reproducible, toolchain
 from ..cache import cache_dir
-from ..errors import ToolchainError
-from . import BuildContext
+from ..errors import ToolchainError, UsageError
+from ..glibc import GlibcVersion
+from ..targets import Target
+from ..zigwrap import MODES
+from . import BuildContext, BuildResult, Toolchain
+from .zig import compiler_env
+
+if TYPE_CHECKING:
+    from ..recipe import Recipe
 
 WORKSPACE = PurePosixPath("/build")
-DEFAULT_CARGO_HOME = "/cargo"
+CARGO_HOME = "/cargo"          # the cargo home kept between runs is mounted here
+ZIG_CACHE = "/tmp/zig-cache"   # zig recipes: zig's global cache, kept between runs
 DEFAULT_RUST_MOUNT = "/opt/rust"
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def host_toolchain(crate_dir: Path) -> Path:
-    sysroot = reproducible.rustc_sysroot(crate_dir)
+    sysroot = toolchain.sysroot(crate_dir)
     if not sysroot or not (Path(sysroot) / "bin" / "cargo").is_file():
         raise ToolchainError("no Rust toolchain with cargo found on this machine (`rustc --print "
                              "sysroot`); install one with rustup, then run again")
     return Path(sysroot)
 
 
-def fetch_crates(ctx: BuildContext, toolchain: Path, cargo_home: Path) -> None:
+def fetch_crates(ctx: BuildContext, host_rust: Path, cargo_home: Path) -> None:
     """Download the crate's dependencies on the host into the container's cargo home."""
     env = dict(os.environ, CARGO_HOME=str(cargo_home))
-    proc = subprocess.run([str(toolchain / "bin" / "cargo"), "fetch", "--manifest-path",
+    proc = subprocess.run([str(host_rust / "bin" / "cargo"), "fetch", "--manifest-path",
                            str(ctx.crate.manifest)], env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         raise ToolchainError("cargo fetch failed on the host (the container builds offline); "
                              "cargo's last lines:", details=cargo.tail_lines(proc.stderr))
 
 
-def our_rustflags(ctx: BuildContext, recipe_env: dict[str, str], rust_mount: str | None,
-                  target_dir: PurePosixPath) -> list[str]:
-    """The recipe's flags and ours, with host path remaps swapped for container ones."""
-    ours = [f for f in ctx.rustflags if not f.startswith("--remap-path-prefix")]
-    remaps = [(str(WORKSPACE), reproducible.WORKSPACE_AS),
-              (str(target_dir), reproducible.TARGET_DIR_AS)]
-    if rust_mount:
-        remaps.insert(0, (rust_mount, reproducible.SYSROOT_AS))
-    return recipe_env.get("RUSTFLAGS", "").split() + ours + reproducible.remap_rustflags(remaps)
+def rust_mount(recipe: Recipe) -> str | None:
+    """Where the host's Rust is mounted, for recipes that use it (`toolchain.rust = "host"`)."""
+    if recipe.toolchain.get("rust") != "host":
+        return None
+    return recipe.toolchain.get("rust_mount", DEFAULT_RUST_MOUNT)
 
 
-def container_env(ctx: BuildContext, recipe, target_dir: PurePosixPath) -> dict[str, str]:
-    """The recipe's environment, with what this backend must own set on top of it."""
-    env = {k: v for k, v in recipe.env.items() if k != "RUSTFLAGS"}
-    env.setdefault("CARGO_HOME", DEFAULT_CARGO_HOME)
+def uses_zig(recipe: Recipe) -> bool:
+    """A zig recipe: its image has zigwrap's wrappers (zig-cc, zig-c++, zig-ar, zig-ranlib)."""
+    return "zig" in recipe.toolchain
+
+
+def container_rustflags(recipe: Recipe, ours: Sequence[str]) -> list[str]:
+    """The image's flags (its recipe's RUSTFLAGS: the linker it has), then `ours` (every
+    backend's: GC_SECTIONS)."""
+    return recipe.env.get("RUSTFLAGS", "").split() + list(ours)
+
+
+def container_remaps(recipe: Recipe, target_dir: PurePosixPath) -> tuple[tuple[str, str], ...]:
+    """The path remapping for the container's folders, in `reproducible.path_remaps`' order."""
+    mount = rust_mount(recipe)
+    remaps = [(mount, reproducible.SYSROOT_AS)] if mount else []
+    remaps += [(str(WORKSPACE), reproducible.WORKSPACE_AS),
+               (str(target_dir), reproducible.TARGET_DIR_AS)]
+    return tuple(remaps)
+
+
+def container_env(recipe: Recipe, *, target: Target, glibc: GlibcVersion,
+                  target_dir: PurePosixPath, source_date_epoch: str | None) -> dict[str, str]:
+    """The recipe's environment (its image's), with what this backend owns set on top of it:
+    the cargo home it mounts, PATH to the host's Rust it mounts, the zig wrappers as compilers
+    for the target glibc (not the image's own), and the build's settings."""
+    env = {k: v for k, v in recipe.env.items() if k != "RUSTFLAGS"}  # handed over separately
     env.update({
         "HOME": "/tmp",
+        "CARGO_HOME": CARGO_HOME,
         "CARGO_TARGET_DIR": str(target_dir),
         "CARGO_INCREMENTAL": "0",
-        "ZIG_TARGET_GLIBC": str(ctx.glibc),  # zig recipes link for the target, not the base
     })
-    if "SOURCE_DATE_EPOCH" in ctx.env:
-        env["SOURCE_DATE_EPOCH"] = ctx.env["SOURCE_DATE_EPOCH"]
+    mount = rust_mount(recipe)
+    if mount:
+        path = recipe.env.get("PATH", SYSTEM_PATH)
+        if f"{mount}/bin" not in path.split(":"):
+            path = f"{mount}/bin:{path}"
+        env["PATH"] = path
+    if uses_zig(recipe):
+        env.update(compiler_env(target, {mode: f"zig-{mode}" for mode in MODES}))
+        env[f"CXXSTDLIB_{target.env_suffix}"] = "c++"  # zig ships libc++, not libstdc++
+        env["ZIG_TARGET_GLIBC"] = str(glibc)  # zig links for the target, not the base
+        env["ZIG_GLOBAL_CACHE_DIR"] = ZIG_CACHE
+    if source_date_epoch is not None:
+        env["SOURCE_DATE_EPOCH"] = source_date_epoch
     return env
 
 
-def build(ctx: BuildContext) -> list[Path]:
+def build(ctx: BuildContext) -> BuildResult:
     from ..image import build_image
-    from ..recipe import load_recipe
 
-    recipe = load_recipe(str(ctx.recipe))
+    recipe = ctx.recipe
+    if recipe is None:  # build.resolve refuses --backend docker without --recipe
+        raise UsageError("--backend docker needs --recipe NAME (see recipes/)")
     ref = build_image(recipe, ctx.glibc)
-    toolchain = host_toolchain(ctx.crate.root.resolve())  # fetches crates, for any recipe
-    rust_mount = (recipe.toolchain.get("rust_mount", DEFAULT_RUST_MOUNT)
-                  if recipe.toolchain.get("rust") == "host" else None)
+    host_rust = host_toolchain(ctx.crate.root.resolve())  # fetches crates, for any recipe
+    mount = rust_mount(recipe)
     cargo_home = cache_dir("docker-cargo-home")
-    fetch_crates(ctx, toolchain, cargo_home)
+    fetch_crates(ctx, host_rust, cargo_home)
 
     # The source root (workspace and path dependencies) is mounted at /build.
     member = ctx.crate.manifest.parent.relative_to(ctx.crate.source_root)
     workspace = WORKSPACE / ctx.crate.workspace_root.relative_to(ctx.crate.source_root)
     target_dir = workspace / "target" / f"glibc-build-{recipe.name}"
-    subcommand, *args = cargo.build_args(ctx.crate, ctx.target.rust, ctx.profile, ctx.features)
-    args[args.index("--manifest-path") + 1] = str(WORKSPACE / member / "Cargo.toml")
-    env = container_env(ctx, recipe, target_dir)
-    if rust_mount and "PATH" not in env:
-        env["PATH"] = f"{rust_mount}/bin:{SYSTEM_PATH}"
+    subcommand, *args = cargo.build_args(WORKSPACE / member / "Cargo.toml", ctx.crate.packages,
+                                         ctx.target.rust, ctx.profile, ctx.features)
+    env = container_env(recipe, target=ctx.target, glibc=ctx.glibc, target_dir=target_dir,
+                        source_date_epoch=ctx.env.get("SOURCE_DATE_EPOCH"))
+    remaps = container_remaps(recipe, target_dir)
     # The user's flags are read on the host (the container sees the workspace's
     # .cargo/config.toml, not the host's cargo home); handed over the same way as on the host.
-    flag_env, flag_args = cargo.hand_over_rustflags(
+    flags = cargo.hand_over_rustflags(
         ctx.crate.root.resolve(), ctx.target.rust, dict(os.environ),
-        our_rustflags(ctx, recipe.env, rust_mount, target_dir))
-    env.update(flag_env)
+        container_rustflags(recipe, ctx.rustflags) + reproducible.remap_rustflags(remaps))
+    env.update(flags.env)
     # The image's ENV RUSTFLAGS (the recipe's) would override every config file in the
-    # container; they are in `our_rustflags` already, so the variable itself goes.
-    cmd = ["env", "-u", "RUSTFLAGS", "cargo", subcommand, *flag_args, *args, "--offline"]
+    # container; they are in `container_rustflags` already, so the variable itself goes.
+    cmd = ["env", "-u", "RUSTFLAGS", "cargo", subcommand, *flags.args, *args, "--offline"]
     volumes = {
         str(ctx.crate.source_root): {"bind": str(WORKSPACE), "mode": "rw"},
-        str(cargo_home): {"bind": env["CARGO_HOME"], "mode": "rw"},
+        str(cargo_home): {"bind": CARGO_HOME, "mode": "rw"},
     }
-    if rust_mount:
-        volumes[str(toolchain)] = {"bind": rust_mount, "mode": "ro"}
-    if "ZIG_GLOBAL_CACHE_DIR" in env:  # zig builds libunwind & co. once, not on every run
+    if mount:
+        volumes[str(host_rust)] = {"bind": mount, "mode": "ro"}
+    if uses_zig(recipe):  # zig builds libunwind & co. once, not on every run
         volumes[str(cache_dir("docker-zig-cache", recipe.name))] = {
-            "bind": env["ZIG_GLOBAL_CACHE_DIR"], "mode": "rw"}
-    links_for = (f"zig, glibc {ctx.glibc}" if "zig" in recipe.toolchain
+            "bind": ZIG_CACHE, "mode": "rw"}
+    links_for = (f"zig, glibc {ctx.glibc}" if uses_zig(recipe)
                  else f"its glibc {recipe.glibc}")
     logger.step(f"building {', '.join(ctx.crate.packages)} in {ref} ({links_for}, "
                 f"{ctx.target.rust}, {ctx.profile})")
     built = run_in_container(ref, cmd, env, volumes, workdir=str(WORKSPACE / member),
                              label=f"cargo in {ref}")
-    return [ctx.crate.source_root / PurePosixPath(p).relative_to(WORKSPACE) for p in built]
+    rustc = (toolchain.version_verbose(ctx.crate.root) if mount
+             else image_rustc_version(ref, env))
+    return BuildResult(
+        artifacts=tuple(ctx.crate.source_root / PurePosixPath(p).relative_to(WORKSPACE)
+                        for p in built),
+        rustflags=tuple(f for f in flags.flags if not f.startswith(reproducible.REMAP_FLAG)),
+        path_remaps=remaps, env=env,
+        toolchain=Toolchain(rustc=rustc, recipe=recipe.name, recipe_sha256=recipe.digest(),
+                            image=ref))
 
 
-def run_in_container(image: str, cmd: list[str], env: dict[str, str], volumes: dict,
-                     *, workdir: str, label: str) -> list[Path]:
-    """Run a cargo JSON build in a fresh container; return the artifact paths it reported."""
-    client = engine.client()
-    container = client.containers.create(
+def _container(image: str, cmd: list[str], env: dict[str, str],
+               volumes: dict[str, dict[str, str]], workdir: str) -> Any:
+    """A fresh container as the invoking user, labelled so that a leftover one can be found."""
+    return engine.client().containers.create(
         image, cmd, environment=env, volumes=volumes, working_dir=workdir,
         user=f"{os.getuid()}:{os.getgid()}", labels={engine.LABEL: "1"}, detach=True)
+
+
+def image_rustc_version(image: str, env: dict[str, str]) -> str:
+    """`rustc -vV` of an image's own Rust (recipes that do not mount the host's)."""
+    container = _container(image, ["rustc", "-vV"], env, {}, "/")
+    try:
+        container.start()
+        status = container.wait()["StatusCode"]
+        text = container.logs(stdout=True, stderr=status != 0).decode(errors="replace").strip()
+    finally:
+        container.remove(force=True)
+    return text if status == 0 else f"unknown (`rustc -vV` in {image} exited {status})"
+
+
+def run_in_container(image: str, cmd: list[str], env: dict[str, str],
+                     volumes: dict[str, dict[str, str]], *, workdir: str,
+                     label: str) -> list[Path]:
+    """Run a cargo JSON build in a fresh container; return the artifact paths it reported."""
+    container = _container(image, cmd, env, volumes, workdir)
     output = cargo.CargoOutput(cmd, label)
     try:
         container.start()

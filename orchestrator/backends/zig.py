@@ -11,13 +11,17 @@ import hashlib
 import os
 import shlex
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
-from .. import cargo, logger
+from .. import cargo, logger, reproducible, toolchain
 from ..cache import cache_dir
 from ..files import write_atomically
+from ..reproducible import REMAP_FLAG
+from ..targets import Target
 from ..zig import zig_binary, zig_version
-from . import BuildContext
+from ..zigwrap import MODES
+from . import BuildContext, BuildResult, Toolchain
 
 ZIGWRAP = Path(__file__).resolve().parent.parent / "zigwrap.py"
 
@@ -36,7 +40,7 @@ def write_wrappers(ctx: BuildContext) -> dict[str, Path]:
     scripts = {
         mode: "#!/bin/sh\nexec " + shlex.join([sys.executable, "-I", "-S", str(ZIGWRAP), mode,
                                                zig_target(ctx), zig]) + ' "$@"\n'
-        for mode in ("cc", "c++", "ar", "ranlib")
+        for mode in MODES
     }
     key = hashlib.sha256("".join(scripts.values()).encode()).hexdigest()[:16]
     folder = cache_dir("zig-wrappers", key)
@@ -49,28 +53,48 @@ def write_wrappers(ctx: BuildContext) -> dict[str, Path]:
     return paths
 
 
-def build_env(ctx: BuildContext, wrappers: dict[str, Path]) -> dict[str, str]:
-    """The environment for cargo: zig as linker and as the cc crate's CC/CXX/AR for the target."""
-    env = dict(os.environ)
-    triple = ctx.target.env_suffix
-    env[f"CARGO_TARGET_{triple.upper()}_LINKER"] = str(wrappers["cc"])
-    env[f"CC_{triple}"] = str(wrappers["cc"])
-    env[f"CXX_{triple}"] = str(wrappers["c++"])
-    env[f"AR_{triple}"] = str(wrappers["ar"])
-    env[f"RANLIB_{triple}"] = str(wrappers["ranlib"])
-    env.setdefault(f"CXXSTDLIB_{triple}", "c++")  # zig ships libc++, not libstdc++
+def compiler_env(target: Target, tools: Mapping[str, str]) -> dict[str, str]:
+    """zig as the target's linker and as the cc crate's CC/CXX/AR/RANLIB; `tools` maps zigwrap's
+    modes (cc, c++, ar, ranlib) to the wrapper to run. The docker backend's zig recipes get the
+    same variables, naming the image's wrappers."""
+    triple = target.env_suffix
+    return {
+        f"CARGO_TARGET_{triple.upper()}_LINKER": tools["cc"],
+        f"CC_{triple}": tools["cc"],
+        f"CXX_{triple}": tools["c++"],
+        f"AR_{triple}": tools["ar"],
+        f"RANLIB_{triple}": tools["ranlib"],
+    }
+
+
+def build_env(ctx: BuildContext, wrappers: dict[str, Path],
+              host_env: Mapping[str, str]) -> dict[str, str]:
+    """The variables this backend sets for cargo (on top of `host_env`, the user's)."""
+    env = compiler_env(ctx.target, {mode: str(path) for mode, path in wrappers.items()})
+    cxxstdlib = f"CXXSTDLIB_{ctx.target.env_suffix}"
+    if cxxstdlib not in host_env:
+        env[cxxstdlib] = "c++"  # zig ships libc++, not libstdc++
     env.update(ctx.env)
     return env
 
 
-def build(ctx: BuildContext) -> list[Path]:
-    """Build every cdylib of the crate; return the .so files cargo made."""
-    logger.step(f"building {', '.join(ctx.crate.packages)} with zig {zig_version()} for "
+def build(ctx: BuildContext) -> BuildResult:
+    """Build every cdylib of the crate; return the .so files cargo made and how."""
+    version = zig_version()
+    logger.step(f"building {', '.join(ctx.crate.packages)} with zig {version} for "
                 f"glibc {ctx.glibc} ({ctx.target.rust}, {ctx.profile})")
-    env = build_env(ctx, write_wrappers(ctx))
-    flag_env, flag_args = cargo.hand_over_rustflags(ctx.crate.root.resolve(), ctx.target.rust,
-                                                    env, ctx.rustflags)
-    env.update(flag_env)
-    subcommand, *args = cargo.build_args(ctx.crate, ctx.target.rust, ctx.profile, ctx.features)
-    cmd = [cargo.cargo_binary(), subcommand, *flag_args, *args]
-    return cargo.run_build(cmd, env=env, cwd=ctx.crate.root)
+    host_env = dict(os.environ)
+    ours = build_env(ctx, write_wrappers(ctx), host_env)
+    flags = cargo.hand_over_rustflags(
+        ctx.crate.root.resolve(), ctx.target.rust, {**host_env, **ours},
+        [*ctx.rustflags, *reproducible.remap_rustflags(ctx.path_remaps)])
+    ours.update(flags.env)
+    subcommand, *args = cargo.build_args(ctx.crate.manifest, ctx.crate.packages, ctx.target.rust,
+                                         ctx.profile, ctx.features)
+    cmd = [cargo.cargo_binary(), subcommand, *flags.args, *args]
+    artifacts = cargo.run_build(cmd, env={**host_env, **ours}, cwd=ctx.crate.root)
+    return BuildResult(
+        artifacts=tuple(artifacts),
+        rustflags=tuple(f for f in flags.flags if not f.startswith(REMAP_FLAG)),
+        path_remaps=ctx.path_remaps, env=ours,
+        toolchain=Toolchain(rustc=toolchain.version_verbose(ctx.crate.root), zig=version))

@@ -68,5 +68,5 @@ RUN mkdir -p /tmp/build/rust && \
 
 ENV CC=clang
 ENV CXX=clang++
-ENV RUSTFLAGS='-C linker=clang -C link-arg=-fuse-ld=lld -C link-arg=-Wl,--gc-sections'
+ENV RUSTFLAGS='-C linker=clang -C link-arg=-fuse-ld=lld'
 LABEL org.glibc-build.recipe=fedora20-llvm5 org.glibc-build.glibc=2.18

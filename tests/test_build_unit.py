@@ -1,0 +1,332 @@
+"""The build's pure parts: zigwrap's rules (host and in-image), the rustflags hand-over, the
+docker backend's environment, and the manifest written from a backend's BuildResult."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path, PurePosixPath
+
+import pytest
+
+from orchestrator import cargo, manifest, zigwrap
+from orchestrator.backends import GC_SECTIONS, BuildContext, BuildResult, Toolchain
+from orchestrator.backends.docker import (
+    CARGO_HOME,
+    SYSTEM_PATH,
+    container_env,
+    container_remaps,
+    container_rustflags,
+)
+from orchestrator.backends.zig import build_env
+from orchestrator.glibc import GlibcVersion
+from orchestrator.recipe import Recipe
+from orchestrator.targets import lookup
+
+X86 = "x86_64-linux-gnu.2.17"
+ARM = "aarch64-linux-gnu.2.17"
+TRIPLE = "x86_64-unknown-linux-gnu"
+
+# One example per rule of zigwrap.RULES: (argument, zig target, what zig gets; None = dropped).
+RULE_EXAMPLES = [
+    ("-Wl,--no-undefined-version", X86, None),
+    ("-fuse-ld=lld", X86, None),
+    ("--target=x86_64-unknown-linux-gnu", X86, None),
+    ("-B/opt/rust/lib/rustlib/x86_64-unknown-linux-gnu/bin/gcc-ld", X86, None),
+    ("-lgcc_s", X86, "-lunwind"),
+    ("-march=armv8-a+simd", ARM, "-march=generic+v8a+neon"),
+]
+# Arguments no rule touches.
+KEPT = [
+    ("-march=armv8-a+simd", X86),        # the -march rule is aarch64's only
+    ("-B/opt/rust/bin", X86),            # a -B folder that is not rust-lld's
+    ("-lgcc", X86),
+    ("-Wl,--gc-sections", X86),
+    ("-fuse-ld=gold", X86),
+    ("", X86),
+]
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(("arg", "zig_target", "expected"), RULE_EXAMPLES)
+def test_each_zigwrap_rule_rewrites_its_argument(arg, zig_target, expected):
+    assert zigwrap.rewrite(arg, zig_target) == expected
+
+
+@pytest.mark.unit
+def test_every_zigwrap_rule_has_an_example():
+    """A rule added to the table without an example above fails here."""
+    used = {next(rule for rule in zigwrap.RULES if zigwrap.matches(rule, arg, target))
+            for arg, target, _ in RULE_EXAMPLES}
+    assert used == set(zigwrap.RULES)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(("arg", "zig_target"), KEPT)
+def test_arguments_no_rule_matches_are_kept(arg, zig_target):
+    assert zigwrap.rewrite(arg, zig_target) == arg
+
+
+@pytest.mark.unit
+def test_rust_lld_folder_is_dropped_with_any_trailing_slashes():
+    for arg in ("-B/x/gcc-ld", "-B/x/gcc-ld/", "-B/x/gcc-ld//"):
+        assert zigwrap.rewrite(arg, X86) is None
+
+
+@pytest.mark.unit
+def test_zigwrap_command_adds_the_target_for_cc_and_passes_ar_through():
+    assert zigwrap.command("cc", X86, "/z", ["-lgcc_s", "-o", "x.so"]) == \
+        ["/z", "cc", "-target", X86, "-lunwind", "-o", "x.so"]
+    assert zigwrap.command("ar", X86, "/z", ["crs", "--target=x"]) == \
+        ["/z", "ar", "crs", "--target=x"]
+    assert zigwrap.is_link(["-shared", "-o", "x.so"])
+    assert not zigwrap.is_link(["-c", "x.c"])
+
+
+# --- rustflags hand-over (cargo's precedence, from parsed config files) -------------------
+
+def _build(*flags: str) -> dict:
+    return {"build": {"rustflags": list(flags)}}
+
+
+@pytest.mark.unit
+def test_rustflags_env_wins_and_everything_is_encoded():
+    hand = cargo.hand_over([_build("--cfg", "ignored")], TRIPLE, {"RUSTFLAGS": "-C a  -C b"},
+                           ["-C", "ours"])
+    assert hand.flags == ("-C", "a", "-C", "b", "-C", "ours")
+    assert hand.env == {"CARGO_ENCODED_RUSTFLAGS": "-C\x1fa\x1f-C\x1fb\x1f-C\x1fours"}
+    assert hand.args == []
+
+
+@pytest.mark.unit
+def test_encoded_rustflags_keep_spaces_inside_a_flag():
+    hand = cargo.hand_over([], TRIPLE, {"CARGO_ENCODED_RUSTFLAGS": "--cfg\x1ffeature=\"a b\""},
+                           ["-X"])
+    assert hand.flags == ("--cfg", "feature=\"a b\"", "-X")
+
+
+@pytest.mark.unit
+def test_build_rustflags_of_every_config_file_are_joined_lowest_precedence_first():
+    configs = [_build("--cfg", "far"), {"build": {"rustflags": "--cfg near"}}]
+    hand = cargo.hand_over(configs, TRIPLE, {"CARGO_BUILD_RUSTFLAGS": "--cfg env"}, ["-X"])
+    assert hand.flags == ("--cfg", "far", "--cfg", "near", "--cfg", "env", "-X")
+    assert hand.env["CARGO_ENCODED_RUSTFLAGS"].split("\x1f") == list(hand.flags)
+    assert hand.args == []
+
+
+@pytest.mark.unit
+def test_target_flags_win_over_build_flags_and_cargo_joins_ours():
+    configs = [_build("--cfg", "build"), {"target": {TRIPLE: {"rustflags": ["--cfg", "tgt"]}}}]
+    hand = cargo.hand_over(configs, TRIPLE, {}, ["-X"])
+    assert hand.flags == ("--cfg", "tgt", "-X")
+    assert hand.env == {}
+    assert hand.args == ["--config", f"target.{TRIPLE}.rustflags=[\"-X\"]"]
+
+
+@pytest.mark.unit
+def test_cfg_tables_are_left_to_cargo():
+    """A target.'cfg(...)' table is not ours to evaluate: our flags go in by --config, which
+    cargo joins with it."""
+    configs = [{"target": {"cfg(unix)": {"rustflags": ["--cfg", "c"]}}}, _build("--cfg", "b")]
+    hand = cargo.hand_over(configs, TRIPLE, {}, ["-X"])
+    assert hand.args == ["--config", f"target.{TRIPLE}.rustflags=[\"-X\"]"]
+    assert hand.env == {}
+
+
+@pytest.mark.unit
+def test_build_args_use_the_manifest_path_given():
+    args = cargo.build_args(PurePosixPath("/build/member/Cargo.toml"), ("a", "b"), TRIPLE,
+                            "debug", "x,y")
+    assert args[:3] == ["build", "--manifest-path", "/build/member/Cargo.toml"]
+    assert args[args.index("--profile") + 1] == "dev"
+    assert args[-6:] == ["--package", "a", "--package", "b", "--features", "x,y"]
+
+
+# --- the docker backend's environment ------------------------------------------------------
+
+def _recipe(env: dict[str, str], toolchain: dict[str, str]) -> Recipe:
+    return Recipe(name="r", description="d", path=Path("/recipes/r.toml"),
+                  glibc=GlibcVersion(2, 17), template="t.j2", template_path=Path("/t.j2"),
+                  base_image="base", debootstrap=None, env=env, toolchain=toolchain,
+                  packages=[], sources=[], raw=b"", template_text="")
+
+
+HOST_RUST = {"rust": "host", "rust_mount": "/opt/rust"}
+TARGET_DIR = PurePosixPath("/build/target/glibc-build-r")
+
+
+GLIBC_2_17 = GlibcVersion(2, 17)
+
+
+def _env(recipe: Recipe, glibc: GlibcVersion = GLIBC_2_17) -> dict[str, str]:
+    return container_env(recipe, target=lookup(TRIPLE), glibc=glibc, target_dir=TARGET_DIR,
+                         source_date_epoch="1700000000")
+
+
+@pytest.mark.unit
+def test_container_env_keeps_the_image_and_sets_what_the_backend_owns():
+    env = _env(_recipe({"CC": "gcc", "RUSTFLAGS": "-C linker=clang"}, HOST_RUST))
+    assert env["CC"] == "gcc"                       # the image's compiler: the recipe's
+    assert "RUSTFLAGS" not in env                   # handed over with the user's instead
+    assert env["PATH"] == f"/opt/rust/bin:{SYSTEM_PATH}"
+    assert env["CARGO_HOME"] == CARGO_HOME
+    assert env["CARGO_TARGET_DIR"] == str(TARGET_DIR)
+    assert env["SOURCE_DATE_EPOCH"] == "1700000000"
+    assert not any(key.startswith("ZIG_") for key in env)
+
+
+@pytest.mark.unit
+def test_container_env_owns_cargo_home_and_does_not_repeat_the_rust_path():
+    recipe = _recipe({"CARGO_HOME": "/elsewhere", "PATH": "/opt/rust/bin:/bin"}, HOST_RUST)
+    env = _env(recipe)
+    assert env["CARGO_HOME"] == CARGO_HOME  # the folder the backend mounts
+    assert env["PATH"] == "/opt/rust/bin:/bin"
+
+
+@pytest.mark.unit
+def test_container_env_of_a_zig_recipe_links_for_the_target_glibc():
+    recipe = _recipe({"ZIG_TARGET_GLIBC": "2.17"}, {**HOST_RUST, "zig": "0.17.1"})
+    env = _env(recipe, GlibcVersion(2, 28))
+    assert env["ZIG_TARGET_GLIBC"] == "2.28"
+    assert env["CC_x86_64_unknown_linux_gnu"] == "zig-cc"
+    assert env["CXX_x86_64_unknown_linux_gnu"] == "zig-c++"
+    assert env["AR_x86_64_unknown_linux_gnu"] == "zig-ar"
+    assert env["RANLIB_x86_64_unknown_linux_gnu"] == "zig-ranlib"
+    assert env["CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER"] == "zig-cc"
+    assert env["CXXSTDLIB_x86_64_unknown_linux_gnu"] == "c++"
+
+
+@pytest.mark.unit
+def test_own_rust_recipes_keep_the_image_path():
+    env = _env(_recipe({}, {"rust": "1.95.0"}))
+    assert "PATH" not in env  # the image's ENV PATH applies
+
+
+@pytest.mark.unit
+def test_container_flags_and_remaps():
+    recipe = _recipe({"RUSTFLAGS": "-C linker=clang"}, HOST_RUST)
+    assert container_rustflags(recipe, GC_SECTIONS) == ["-C", "linker=clang", *GC_SECTIONS]
+    assert container_remaps(recipe, TARGET_DIR) == (
+        ("/opt/rust", "/rustc/sysroot"), ("/build", "/build"), (str(TARGET_DIR), "/build-target"))
+    assert container_remaps(_recipe({}, {}), TARGET_DIR)[0] == ("/build", "/build")
+
+
+@pytest.mark.unit
+def test_zig_backend_env_keeps_a_users_cxxstdlib():
+    crate = _crate()
+    ctx = BuildContext(crate=crate, target=lookup(TRIPLE), glibc=GlibcVersion(2, 17),
+                       profile="release", env={"CARGO_INCREMENTAL": "0"})
+    wrappers = {mode: Path(f"/w/zig-{mode}") for mode in zigwrap.MODES}
+    ours = build_env(ctx, wrappers, {})
+    assert ours["CXXSTDLIB_x86_64_unknown_linux_gnu"] == "c++"
+    assert ours["CARGO_INCREMENTAL"] == "0" and ours["CC_x86_64_unknown_linux_gnu"] == "/w/zig-cc"
+    user = build_env(ctx, wrappers, {"CXXSTDLIB_x86_64_unknown_linux_gnu": "stdc++"})
+    assert "CXXSTDLIB_x86_64_unknown_linux_gnu" not in user
+
+
+# --- the manifest, from a BuildResult as it is --------------------------------------------
+
+def _crate() -> cargo.Crate:
+    root = Path("/nonexistent/crate")
+    return cargo.Crate(root=root, manifest=root / "Cargo.toml", workspace_root=root,
+                       target_dir=root / "target", packages=("plug",), version="1.2.3",
+                       settings={}, source_root=root)
+
+
+def _result(toolchain: Toolchain) -> BuildResult:
+    return BuildResult(artifacts=(Path("/nonexistent/libplug.so"),),
+                       rustflags=("-C", "linker=clang", *GC_SECTIONS),
+                       path_remaps=(("/build", "/build"),),
+                       env={"SOURCE_DATE_EPOCH": "1700000000",
+                            "CFLAGS_x": "-ffile-prefix-map=/a=/b"},
+                       toolchain=toolchain)
+
+
+@pytest.mark.unit
+def test_manifest_records_the_result_as_it_is():
+    toolchain = Toolchain(rustc="rustc 1.95.0", recipe="centos7", recipe_sha256="ab" * 32,
+                          image="glibc-build/centos7:0123456789abcdef")
+    check = {"ok": True, "files": [{"path": "/somewhere/libplug.so", "ok": True}]}
+    artifacts = [{"name": "libplug.so", "size": 3, "sha256": "00"}]
+    data = manifest.data(crate=_crate(), target=TRIPLE, glibc="2.17", backend="docker",
+                         profile="release", result=_result(toolchain), artifacts=artifacts,
+                         check=check, loads=None)
+    assert data["rustflags"] == ["-C", "linker=clang", *GC_SECTIONS]
+    assert data["toolchain"] == {"rustc": "rustc 1.95.0", "recipe": {
+        "name": "centos7", "sha256": "ab" * 32, "image": "glibc-build/centos7:0123456789abcdef"}}
+    assert data["source_date_epoch"] == "1700000000"
+    assert data["check"]["files"] == [{"path": "libplug.so", "ok": True}]
+    assert check["files"][0]["path"] == "/somewhere/libplug.so"  # the report is not changed
+    assert data["artifacts"] == artifacts and data["cargo_lock_sha256"] is None
+    text = manifest.render(data)
+    assert "/nonexistent" not in text and "prefix-map" not in text  # no machine paths
+    assert json.loads(text)["crate"] == {"name": "plug", "packages": ["plug"],
+                                         "version": "1.2.3"}
+
+
+@pytest.mark.unit
+def test_manifest_names_zig_for_the_zig_backend():
+    assert manifest.toolchain_entry(Toolchain(rustc="r", zig="0.17.1")) == \
+        {"rustc": "r", "zig": "0.17.1"}
+
+
+# --- the in-image sh wrapper against zigwrap itself (runs sh: fast, but not a unit) --------
+
+def _fake_zig(tmp_path: Path) -> Path:
+    zig = tmp_path / "zig"
+    zig.write_text("#!/bin/sh\nprintf '%s\\n' \"$PWD\" \"$@\"\n")
+    zig.chmod(0o755)
+    return zig
+
+
+@pytest.mark.parametrize("zig_target", [X86, ARM])
+def test_the_sh_wrapper_does_what_zigwrap_does(tmp_path, zig_target):
+    """Every rule's example and the kept arguments, as a link (made absolute, run from /) and
+    as a compile (left where it is), through the generated sh and through zigwrap.py."""
+    zig = _fake_zig(tmp_path)
+    script = tmp_path / "zig-cc"
+    script.write_text("\n".join(zigwrap.sh_wrapper("cc", str(zig), zig_target)) + "\n")
+    script.chmod(0o755)
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "in.o").write_text("")
+    args = [a for a, _, _ in RULE_EXAMPLES] + [a for a, _ in KEPT if a]
+    for extra in (["-o", "out.so", "in.o", "-L", "libs", "-Lmore", "missing.o"], ["-c", "in.o"]):
+        sh = subprocess.run([str(script), *args, *extra], capture_output=True, text=True,
+                            cwd=work, check=True).stdout.splitlines()
+        py = subprocess.run([sys.executable, "-I", "-S", zigwrap.__file__, "cc", zig_target,
+                             str(zig), *args, *extra], capture_output=True, text=True, cwd=work,
+                            check=True).stdout.splitlines()
+        assert sh == py
+        assert sh[0] == ("/" if "-c" not in extra else str(work))
+    assert f"{work}/out.so" in sh_link_lines(script, work, ["-o", "out.so"])
+
+
+def sh_link_lines(script: Path, cwd: Path, args: list[str]) -> list[str]:
+    return subprocess.run([str(script), *args], capture_output=True, text=True, cwd=cwd,
+                          check=True).stdout.splitlines()
+
+
+def test_the_sh_wrapper_rewrites_a_response_file_like_zigwrap(tmp_path):
+    zig = _fake_zig(tmp_path)
+    script = tmp_path / "zig-cc"
+    script.write_text("\n".join(zigwrap.sh_wrapper("cc", str(zig), X86)) + "\n")
+    script.chmod(0o755)
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "in.o").write_text("")
+    lines = ["-shared", "-o", "out.so", "in.o", "-lgcc_s", "--target=x", "-fuse-ld=lld",
+             "-B/r/gcc-ld/", "with space"]
+    results = []
+    for runner in ([str(script)], [sys.executable, "-I", "-S", zigwrap.__file__, "cc", X86,
+                                   str(zig)]):
+        (work / "args").write_text("\n".join(lines) + "\n")
+        out = subprocess.run([*runner, "@args"], capture_output=True, text=True, cwd=work,
+                             check=True).stdout.splitlines()
+        results.append((out, (work / "args").read_text().splitlines()))
+    assert results[0] == results[1]
+    out, written = results[0]
+    assert out[-1] == f"@{work}/args"
+    assert written == ["-shared", "-o", f"{work}/out.so", f"{work}/in.o", "-lunwind",
+                       "with space"]
