@@ -461,11 +461,13 @@ def test_sigterm_kills_a_build_scripts_child_that_ignores_it(tmp_path):
     def running_in(group: int) -> list[str]:  # zombies waiting for their reaper have stopped
         found = []
         for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
             try:
                 fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except (FileNotFoundError, ProcessLookupError, NotADirectoryError):
+            except (FileNotFoundError, ProcessLookupError):
                 continue
-            if entry.name.isdigit() and int(fields[2]) == group and fields[0] != "Z":
+            if int(fields[2]) == group and fields[0] != "Z":
                 found.append(entry.name)
         return found
 
