@@ -11,6 +11,8 @@ import functools
 import subprocess
 from pathlib import Path
 
+from .errors import ToolchainError
+
 
 def _rustc(crate_dir: Path, *args: str) -> str:
     """`rustc ARGS` as cargo would run it for the crate; raises OSError or CalledProcessError."""
@@ -34,3 +36,12 @@ def version_verbose(crate_dir: Path) -> str:
         return _rustc(crate_dir, "-vV")
     except (OSError, subprocess.CalledProcessError) as exc:
         return f"unknown ({exc})"
+
+
+def rust_with_cargo(crate_dir: Path) -> Path:
+    """The toolchain folder, which must hold cargo (the docker backend mounts it)."""
+    found = sysroot(crate_dir)
+    if not found or not (Path(found) / "bin" / "cargo").is_file():
+        raise ToolchainError("no Rust toolchain with cargo found on this machine (`rustc --print "
+                             "sysroot`); install one with rustup, then run again")
+    return Path(found)

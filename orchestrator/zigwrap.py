@@ -17,23 +17,29 @@ folder would put that folder in the library. Relative paths are made absolute fi
 from __future__ import annotations
 
 import os
-import shlex
 import sys
-from typing import NamedTuple
 
 MODES = ("cc", "c++", "ar", "ranlib")
 
 
-class Rule(NamedTuple):
-    """One argument rewrite. The first rule that matches an argument decides its fate."""
+class Rule:
+    """One argument rewrite. The first rule that matches an argument decides its fate.
 
-    why: str
-    match: str               # "equals" | "prefix" | "prefix+suffix"
-    text: str                # the whole argument, or its beginning
-    suffix: str = ""         # prefix+suffix: how it ends, trailing "/" ignored
-    becomes: str | None = None               # the new argument; None drops it...
-    edits: tuple[tuple[str, str], ...] = ()  # ...unless these substring edits apply instead
-    target: str = ""         # only when the zig target starts with this
+    A plain class, not a dataclass or NamedTuple: this file runs on every compile and link,
+    and importing `typing` or `dataclasses` would cost more than the rewriting itself."""
+
+    __slots__ = ("why", "match", "text", "suffix", "becomes", "edits", "target")
+
+    def __init__(self, why: str, match: str, text: str, *, suffix: str = "",
+                 becomes: str | None = None, edits: tuple[tuple[str, str], ...] = (),
+                 target: str = "") -> None:
+        self.why = why
+        self.match = match          # "equals" | "prefix" | "prefix+suffix"
+        self.text = text            # the whole argument, or its beginning
+        self.suffix = suffix        # prefix+suffix: how it ends, trailing "/" ignored
+        self.becomes = becomes      # the new argument; None drops it...
+        self.edits = edits          # ...unless these substring edits apply instead
+        self.target = target        # only when the zig target starts with this
 
 
 RULES: tuple[Rule, ...] = (
@@ -136,6 +142,8 @@ def main(argv: list[str]) -> None:
 # --- The same rules as a POSIX sh script, for images without Python 3 --------------------
 
 def _q(text: str) -> str:
+    import shlex  # only when writing a script, not on every link
+
     return shlex.quote(text)
 
 

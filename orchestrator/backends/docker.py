@@ -38,14 +38,6 @@ DEFAULT_RUST_MOUNT = "/opt/rust"
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-def host_toolchain(crate_dir: Path) -> Path:
-    sysroot = toolchain.sysroot(crate_dir)
-    if not sysroot or not (Path(sysroot) / "bin" / "cargo").is_file():
-        raise ToolchainError("no Rust toolchain with cargo found on this machine (`rustc --print "
-                             "sysroot`); install one with rustup, then run again")
-    return Path(sysroot)
-
-
 def fetch_crates(ctx: BuildContext, host_rust: Path, cargo_home: Path) -> None:
     """Download the crate's dependencies on the host into the container's cargo home."""
     env = dict(os.environ, CARGO_HOME=str(cargo_home))
@@ -118,7 +110,7 @@ def build(ctx: BuildContext) -> BuildResult:
     if recipe is None:  # build.resolve refuses --backend docker without --recipe
         raise UsageError("--backend docker needs --recipe NAME (see recipes/)")
     ref = build_image(recipe, ctx.glibc)
-    host_rust = host_toolchain(ctx.crate.root.resolve())  # fetches crates, for any recipe
+    host_rust = toolchain.rust_with_cargo(ctx.crate.root.resolve())  # fetches crates, any recipe
     mount = rust_mount(recipe)
     cargo_home = cache_dir("docker-cargo-home")
     fetch_crates(ctx, host_rust, cargo_home)
