@@ -169,11 +169,15 @@ def _container(image: str, cmd: list[str], env: dict[str, str],
 
 def image_rustc_version(image: str, env: dict[str, str]) -> str:
     """`rustc -vV` of an image's own Rust (recipes that do not mount the host's)."""
+    from docker.errors import APIError
+
     container = _container(image, ["rustc", "-vV"], env, {}, "/")
     try:
         container.start()
         status = container.wait()["StatusCode"]
-        text = container.logs(stdout=True, stderr=status != 0).decode(errors="replace").strip()
+        text = container.logs(stdout=True, stderr=False).decode(errors="replace").strip()
+    except APIError as exc:  # no rustc on the image's PATH: the engine cannot start it
+        return f"unknown (`rustc -vV` in {image}: {getattr(exc, 'explanation', exc)})"
     finally:
         container.remove(force=True)
     return text if status == 0 else f"unknown (`rustc -vV` in {image} exited {status})"
