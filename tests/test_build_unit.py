@@ -18,6 +18,7 @@ from orchestrator.backends.docker import (
     container_env,
     container_remaps,
     container_rustflags,
+    overridden,
 )
 from orchestrator.backends.zig import build_env
 from orchestrator.glibc import GlibcVersion
@@ -182,6 +183,7 @@ def test_container_env_owns_cargo_home_and_does_not_repeat_the_rust_path():
     env = _env(recipe)
     assert env["CARGO_HOME"] == CARGO_HOME  # the folder the backend mounts
     assert env["PATH"] == "/opt/rust/bin:/bin"
+    assert overridden(recipe, env) == ["CARGO_HOME"]  # named in a warning
 
 
 @pytest.mark.unit
@@ -195,6 +197,7 @@ def test_container_env_of_a_zig_recipe_links_for_the_target_glibc():
     assert env["RANLIB_x86_64_unknown_linux_gnu"] == "zig-ranlib"
     assert env["CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER"] == "zig-cc"
     assert env["CXXSTDLIB_x86_64_unknown_linux_gnu"] == "c++"
+    assert overridden(recipe, env) == ["ZIG_TARGET_GLIBC"]
 
 
 @pytest.mark.unit

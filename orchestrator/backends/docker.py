@@ -103,6 +103,13 @@ def container_env(recipe: Recipe, *, target: Target, glibc: GlibcVersion,
     return env
 
 
+def overridden(recipe: Recipe, env: dict[str, str]) -> list[str]:
+    """The recipe's [env] keys that `container_env` set otherwise (a recipe written before
+    the backend owned them): the image keeps the recipe's value, the build gets ours."""
+    return sorted(key for key, value in recipe.env.items()
+                  if key != "RUSTFLAGS" and env.get(key, value) != value)
+
+
 def build(ctx: BuildContext) -> BuildResult:
     from ..image import build_image
 
@@ -123,6 +130,9 @@ def build(ctx: BuildContext) -> BuildResult:
                                          ctx.target.rust, ctx.profile, ctx.features)
     env = container_env(recipe, target=ctx.target, glibc=ctx.glibc, target_dir=target_dir,
                         source_date_epoch=ctx.env.get("SOURCE_DATE_EPOCH"))
+    for key in overridden(recipe, env):
+        logger.warn(f"recipe {recipe.name}: [env] {key} is set by the docker backend for the "
+                    f"build ({env[key]}); drop it from {recipe.path.name}")
     remaps = container_remaps(recipe, target_dir)
     # The user's flags are read on the host (the container sees the workspace's
     # .cargo/config.toml, not the host's cargo home); handed over the same way as on the host.
