@@ -285,6 +285,8 @@ class _Fetcher:
         try:
             keys = [self.key(k, source) for k in source.keys]
             with _keyring(source, keys) as keyring:
+                if keyring is not None:
+                    keyring.require_pinned(source.fingerprints, what=source.name)
                 if final.exists():
                     try:
                         _verify_in_place(source, self.rsrc, keyring)

@@ -198,6 +198,17 @@ class Keyring:
         assert self._home is not None, "use Keyring as a context manager"
         return self._home / "keyring.gpg"
 
+    def require_pinned(self, pinned: Sequence[str], *, what: str) -> set[str]:
+        """The pinned fingerprints, normalised; refused when no key here has one of them
+        (known before any download: nothing this keyring could verify would count)."""
+        pinned_set = {normalize_fingerprint(f) or f for f in pinned}
+        if not pinned_set & self.fingerprints:
+            raise VerificationFailed(
+                f"{what}: none of the pinned fingerprints ({', '.join(sorted(pinned_set))}) "
+                f"belongs to a key in {', '.join(self.label(k) for k in self.key_files)}; fix "
+                "`keys` or `fingerprints` in the recipe")
+        return pinned_set
+
     def verify(self, signature: Path, data: Path, pinned: Sequence[str], *, what: str,
                allow_expired_key: bool = False,
                signature_name: str | None = None) -> SignatureStatus:
@@ -209,12 +220,7 @@ class Keyring:
         """
         assert self._home is not None, "use Keyring as a context manager"
         sig_name = signature_name or signature.name
-        pinned_set = {normalize_fingerprint(f) or f for f in pinned}
-        if not pinned_set & self.fingerprints:
-            raise VerificationFailed(
-                f"{what}: none of the pinned fingerprints ({', '.join(sorted(pinned_set))}) "
-                f"belongs to a key in {', '.join(self.label(k) for k in self.key_files)}; fix "
-                "`keys` or `fingerprints` in the recipe")
+        pinned_set = self.require_pinned(pinned, what=what)
         proc = subprocess.run(
             [_tool("gpgv"), "--homedir", str(self._home / "empty"), "--keyring",
              str(self.keyring_path), "--status-fd", "1", str(signature.resolve()),
