@@ -283,7 +283,8 @@ class _Fetcher:
         final = self.rsrc / source.filename
         keys: list[_Key] = []
         try:
-            keys = [self.key(k, source) for k in source.keys]
+            for key_text in source.keys:  # one by one: a failure still cleans up the others
+                keys.append(self.key(key_text, source))
             with _keyring(source, keys) as keyring:
                 if keyring is not None:
                     keyring.require_pinned(source.fingerprints, what=source.name)

@@ -15,6 +15,7 @@ from orchestrator.download import (
     MAX_RETRY_AFTER,
     Deadline,
     HashingWriter,
+    Progress,
     ResumePoint,
     backoff_delay,
     content_range_start,
@@ -262,3 +263,13 @@ def test_deadline_counts_from_its_start_and_names_the_rate():
                                              r"of 2 s; 40 B came in 2 s, 20 B/s"):
         deadline.check("http://x/f", received=40)
     assert human_bytes(1536) == "1.5 KiB" and human_bytes(3 << 30) == "3.0 GiB"
+
+
+def test_progress_without_a_terminal_prints_the_rate(capsys):
+    with Progress(every=0.0) as progress:
+        tracker = progress.track("http://x/f.tar.gz", "f.tar.gz", 2048, 0)
+        tracker.update(1024)
+        tracker.close()
+    err = capsys.readouterr().err
+    assert "downloading http://x/f.tar.gz" in err
+    assert "f.tar.gz: 1.0 KiB of 2.0 KiB, " in err and "/s" in err
