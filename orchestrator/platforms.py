@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -20,10 +21,10 @@ from .errors import UsageError
 from .glibc import GlibcVersion
 from .syscalls import KernelVersion
 
-try:
+if sys.version_info >= (3, 11):
     import tomllib
-except ModuleNotFoundError:  # Python < 3.11
-    import tomli as tomllib  # type: ignore[no-redef]
+else:  # Python < 3.11
+    import tomli as tomllib
 
 PLATFORMS_TOML = Path(__file__).resolve().parent / "resources" / "platforms.toml"
 
@@ -117,7 +118,7 @@ def _fail(message: str) -> UsageError:
     return UsageError(f"{PLATFORMS_TOML}: {message}")
 
 
-def _row(raw: Any, index: int) -> Platform:
+def _row(raw: Any, index: int, isa_baseline_source: str) -> Platform:
     if not isinstance(raw, dict):
         raise _fail(f"platform #{index + 1} is not a table")
     name = raw.get("name")
@@ -156,6 +157,8 @@ def _row(raw: Any, index: int) -> Platform:
     unsourced = sorted(given - set(sources))
     if unsourced:
         raise _fail(f"{where}: no source for {', '.join(unsourced)}")
+    if "isa" not in raw:   # the baseline every x86-64 system has
+        sources = {**sources, "isa": isa_baseline_source}
     return Platform(
         name=name, what=what, aliases=tuple(aliases),
         glibc=GlibcVersion.parse(raw["glibc"], what=f"{where}: glibc"),
@@ -168,10 +171,13 @@ def _row(raw: Any, index: int) -> Platform:
 def parse_table(data: dict[str, Any]) -> PlatformTable:
     """Validate the whole table: names and aliases unique, every fact sourced."""
     about = data.get("about", {})
+    baseline_source = about.get("isa_baseline_source") if isinstance(about, dict) else None
+    if not isinstance(baseline_source, str) or not _URL.match(baseline_source):
+        raise _fail("[about] isa_baseline_source must be the https URL of the x86-64 psABI")
     rows = data.get("platform")
     if not isinstance(rows, list) or not rows:
         raise _fail("no [[platform]] rows")
-    platforms = tuple(_row(raw, index) for index, raw in enumerate(rows))
+    platforms = tuple(_row(raw, index, baseline_source) for index, raw in enumerate(rows))
     by_name: dict[str, Platform] = {}
     for platform in platforms:
         for key in (platform.name, *platform.aliases):
@@ -180,9 +186,6 @@ def parse_table(data: dict[str, Any]) -> PlatformTable:
             if _BARE_GLIBC.match(key):
                 raise _fail(f"{key!r} would read as a glibc version")
             by_name[key] = platform
-    baseline_source = about.get("isa_baseline_source") if isinstance(about, dict) else None
-    if not isinstance(baseline_source, str) or not _URL.match(baseline_source):
-        raise _fail("[about] isa_baseline_source must be the https URL of the x86-64 psABI")
     return PlatformTable(platforms=platforms, by_name=by_name,
                          isa_baseline_source=baseline_source)
 
@@ -250,3 +253,28 @@ def resolve(text: str, *, what: str = "--glibc") -> Platform:
         if platform not in chosen:
             chosen.append(platform)
     return strictest(chosen)
+
+
+def render_text(platforms: tuple[Platform, ...], *, with_sources: bool = False) -> str:
+    """The table `build.py platforms` prints: plain aligned columns, readable when piped."""
+    header = ("NAME", "GLIBC", "KERNEL", "ISA", *CXX_NAMESPACES, "WHAT (aliases)")
+    rows: list[tuple[str, ...]] = [header]
+    for p in platforms:
+        aliases = f" ({', '.join(p.aliases)})" if p.aliases else ""
+        rows.append((p.name, str(p.glibc), str(p.kernel) if p.kernel else "-", str(p.isa),
+                     *(str(v) if (v := p.cxx_ceiling(ns)) else "-" for ns in CXX_NAMESPACES),
+                     p.what + aliases))
+    widths = [max(len(row[col]) for row in rows) for col in range(len(header) - 1)]
+    lines = []
+    for index, row in enumerate(rows):
+        cells = [cell.ljust(width) for cell, width in zip(row, widths)]
+        lines.append("  ".join([*cells, row[-1]]).rstrip())
+        if with_sources and index:
+            platform = platforms[index - 1]
+            for fact, url in platform.sources:
+                lines.append(f"    {fact}: {url}")
+    notes = ["-: not known or not promised (a container runtime runs on the host's kernel); "
+             "the C++ ceilings then default to those of the glibc (policy.json)."]
+    if not with_sources:
+        notes.append("Sources of each fact: `build.py platforms --sources` or `--json`.")
+    return "\n".join([*lines, "", *notes])

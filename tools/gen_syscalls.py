@@ -78,7 +78,7 @@ def _plain(text: str) -> str:
 def _first_version(text: str) -> str:
     """The earliest kernel a cell names: `2.6; 2.4.18` (backported) -> 2.4.18; for an empty
     cell, the notes (pread64: 'Added as "pread" in 2.2; renamed "pread64" in 2.6') -> 2.2."""
-    versions = _VERSION.findall(text)
+    versions: list[str] = _VERSION.findall(text)
     if not versions:
         return ""
     return min(versions, key=lambda v: tuple(int(part) for part in v.split(".")))
