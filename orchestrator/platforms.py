@@ -168,6 +168,16 @@ def _row(raw: Any, index: int, isa_baseline_source: str) -> Platform:
         cxx=cxx, sources=tuple(sorted(sources.items())))
 
 
+def _row_in_file(raw: Any, index: int, isa_baseline_source: str) -> Platform:
+    """A row; a value that does not parse is named with the file it is in."""
+    try:
+        return _row(raw, index, isa_baseline_source)
+    except UsageError as exc:
+        if exc.message.startswith(str(PLATFORMS_TOML)):
+            raise
+        raise _fail(exc.message) from None
+
+
 def parse_table(data: dict[str, Any]) -> PlatformTable:
     """Validate the whole table: names and aliases unique, every fact sourced."""
     about = data.get("about", {})
@@ -177,7 +187,7 @@ def parse_table(data: dict[str, Any]) -> PlatformTable:
     rows = data.get("platform")
     if not isinstance(rows, list) or not rows:
         raise _fail("no [[platform]] rows")
-    platforms = tuple(_row(raw, index, baseline_source) for index, raw in enumerate(rows))
+    platforms = tuple(_row_in_file(raw, index, baseline_source) for index, raw in enumerate(rows))
     by_name: dict[str, Platform] = {}
     for platform in platforms:
         for key in (platform.name, *platform.aliases):
