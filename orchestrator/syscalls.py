@@ -138,3 +138,14 @@ def missing_on(kernel: KernelVersion) -> list[Syscall]:
     """System calls a kernel `kernel` lacks: newer, or of unknown age (an allow-list's view)."""
     return sorted((call for call in table().syscalls.values()
                    if call.kernel is None or call.kernel > kernel), key=lambda c: c.name)
+
+
+def allowed_numbers(kernel: KernelVersion, arch: str) -> frozenset[int]:
+    """The numbers on `arch` of the system calls a kernel `kernel` has: the allow-list of a
+    seccomp filter simulating that kernel (a call of unknown age is left out, so denied)."""
+    if arch not in table().by_number:
+        raise UsageError(f"no system call numbers for architecture {arch!r}; known: "
+                         f"{', '.join(sorted(table().by_number))}")
+    return frozenset(call.numbers[arch] for call in table().syscalls.values()
+                     if arch in call.numbers and call.kernel is not None
+                     and call.kernel <= kernel)

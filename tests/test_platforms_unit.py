@@ -248,6 +248,15 @@ def test_missing_on_centos7_kernel() -> None:
 
 
 @pytest.mark.unit
+def test_allowed_numbers_is_an_allow_list_for_the_floor() -> None:
+    on_310 = syscalls.allowed_numbers(k("3.10"), "x86_64")
+    assert {0, 1, 2, 9, 56, 202} <= on_310                 # read write open mmap clone futex
+    assert 318 not in on_310 and 332 not in on_310          # getrandom (3.17), statx (4.11)
+    assert 318 in syscalls.allowed_numbers(k("3.17"), "x86_64")
+    assert 183 not in syscalls.allowed_numbers(k("6.1"), "x86_64")   # afs_syscall: no age
+
+
+@pytest.mark.unit
 def test_syscall_table_is_validated_on_load() -> None:
     data = json.loads(syscalls.SYSCALLS_JSON.read_text())
     data["syscalls"]["statx"]["numbers"]["x86_64"] = 318      # getrandom's number
