@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,9 @@ PLATFORMS_TOML = Path(__file__).resolve().parent / "resources" / "platforms.toml
 CXX_NAMESPACES = ("GLIBCXX", "CXXABI", "GCC")   # libstdc++.so.6, libstdc++.so.6, libgcc_s.so.1
 FACTS = ("glibc", "kernel", "isa", "cxx")       # what a row may carry, each with a source
 _SOURCE_KEYS = {*FACTS, "base"}                 # base: what the platform is built on
-_ROW_KEYS = {"name", "aliases", "what", "glibc", "kernel", "isa", "sources", *CXX_NAMESPACES}
+_ROW_KEYS = {"name", "aliases", "what", "glibc", "kernel", "isa", "sources", "arch",
+             *CXX_NAMESPACES}
+_ZIG_TARGET = re.compile(r"^[a-z0-9_]+-linux-gnu[a-z]*$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _ISA = re.compile(r"^x86-64-v([1-4])$")
 _NODE = re.compile(r"^\d+(?:\.\d+)*$")
@@ -41,18 +43,23 @@ _BARE_GLIBC = re.compile(r"^\d+\.\d+(?:\.\d+)?$")
 
 @dataclass(frozen=True, order=True)
 class NodeVersion:
-    """A version node of the C++ runtime, `3.4.19` (GLIBCXX_3.4.19), compared part by part."""
+    """A version node of the C++ runtime, `3.4.19` (GLIBCXX_3.4.19), compared part by part;
+    trailing zeros do not count (aarch64's libgcc_s has both GCC_14.0 and GCC_14.0.0)."""
 
-    parts: tuple[int, ...]
+    key: tuple[int, ...]
+    text: str = field(compare=False)
 
     @classmethod
-    def parse(cls, text: str, *, what: str) -> NodeVersion:
+    def parse(cls, text: str, *, what: str = "version node") -> NodeVersion:
         if not _NODE.match(text):
             raise UsageError(f"{what} {text!r} is not a version like 3.4.19")
-        return cls(tuple(int(part) for part in text.split(".")))
+        parts = [int(part) for part in text.split(".")]
+        while len(parts) > 1 and parts[-1] == 0:
+            parts.pop()
+        return cls(tuple(parts), text)
 
     def __str__(self) -> str:
-        return ".".join(str(part) for part in self.parts)
+        return self.text
 
 
 @dataclass(frozen=True, order=True)
@@ -86,12 +93,16 @@ class Platform:
     kernel: KernelVersion | None = None
     isa: IsaLevel = BASELINE_ISA
     cxx: tuple[tuple[str, NodeVersion], ...] = ()       # (namespace, highest node), as data
+    cxx_arch: tuple[tuple[str, tuple[tuple[str, NodeVersion], ...]], ...] = ()  # per zig target
     aliases: tuple[str, ...] = ()
     sources: tuple[tuple[str, str], ...] = ()           # (fact, URL)
     members: tuple[str, ...] = ()                       # a combination: the presets it joins
 
-    def cxx_ceiling(self, namespace: str) -> NodeVersion | None:
-        return dict(self.cxx).get(namespace)
+    def cxx_ceiling(self, namespace: str, arch: str | None = None) -> NodeVersion | None:
+        """The highest `namespace` node (GLIBCXX, CXXABI, GCC) on zig target `arch`
+        (e.g. aarch64-linux-gnu; None: x86_64, the table's default)."""
+        override = dict(dict(self.cxx_arch).get(arch or "", ())).get(namespace)
+        return override or dict(self.cxx).get(namespace)
 
     def source(self, fact: str) -> str | None:
         return dict(self.sources).get(fact)
@@ -102,6 +113,8 @@ class Platform:
             "glibc": str(self.glibc), "kernel": str(self.kernel) if self.kernel else None,
             "isa": str(self.isa),
             **{ns: (str(v) if (v := self.cxx_ceiling(ns)) else None) for ns in CXX_NAMESPACES},
+            **({"arch": {arch: {ns: str(v) for ns, v in nodes} for arch, nodes in self.cxx_arch}}
+               if self.cxx_arch else {}),
             "sources": dict(self.sources),
             **({"members": list(self.members)} if self.members else {}),
         }
@@ -152,6 +165,7 @@ def _row(raw: Any, index: int, isa_baseline_source: str) -> Platform:
                 for ns in CXX_NAMESPACES if ns in raw)
     if cxx and len(cxx) != len(CXX_NAMESPACES):
         raise _fail(f"{where}: give all of {', '.join(CXX_NAMESPACES)} or none")
+    cxx_arch = _cxx_arch(raw.get("arch", {}), where, has_base=bool(cxx))
     given = {"glibc", *(["kernel"] if "kernel" in raw else []),
              *(["isa"] if "isa" in raw else []), *(["cxx"] if cxx else [])}
     unsourced = sorted(given - set(sources))
@@ -165,7 +179,28 @@ def _row(raw: Any, index: int, isa_baseline_source: str) -> Platform:
         kernel=KernelVersion.parse(raw["kernel"], what=f"{where}: kernel")
         if "kernel" in raw else None,
         isa=IsaLevel.parse(raw["isa"], what=f"{where}: isa") if "isa" in raw else BASELINE_ISA,
-        cxx=cxx, sources=tuple(sorted(sources.items())))
+        cxx=cxx, cxx_arch=cxx_arch, sources=tuple(sorted(sources.items())))
+
+
+def _cxx_arch(raw: Any, where: str,
+              *, has_base: bool) -> tuple[tuple[str, tuple[tuple[str, NodeVersion], ...]], ...]:
+    """[platform.arch.<zig target>]: C++ ceilings where an architecture differs (policy.json's
+    `arch` entries do the same for the defaults)."""
+    if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
+        raise _fail(f"{where}: [platform.arch.TARGET] must be tables of ceilings")
+    if raw and not has_base:
+        raise _fail(f"{where}: per-architecture ceilings need the row's own "
+                    f"{', '.join(CXX_NAMESPACES)}")
+    result = []
+    for arch, nodes in sorted(raw.items()):
+        if (not _ZIG_TARGET.match(arch) or not nodes or set(nodes) - set(CXX_NAMESPACES)
+                or not all(isinstance(value, str) for value in nodes.values())):
+            raise _fail(f"{where}: arch {arch!r} must be a target like aarch64-linux-gnu with "
+                        f"some of {', '.join(CXX_NAMESPACES)} as quoted strings")
+        result.append((arch, tuple((ns, NodeVersion.parse(nodes[ns], what=f"{where}: "
+                                                          f"{arch} {ns}"))
+                                   for ns in CXX_NAMESPACES if ns in nodes)))
+    return tuple(result)
 
 
 def _row_in_file(raw: Any, index: int, isa_baseline_source: str) -> Platform:
@@ -241,12 +276,18 @@ def strictest(platforms: list[Platform]) -> Platform:
         return platforms[0]
     cxx = tuple((ns, low) for ns in CXX_NAMESPACES
                 if (low := _lowest([p.cxx_ceiling(ns) for p in platforms])) is not None)
+    arches = sorted({arch for p in platforms for arch, _ in p.cxx_arch})
+    cxx_arch = tuple(
+        (arch, tuple((ns, low) for ns in CXX_NAMESPACES
+                     if (low := _lowest([p.cxx_ceiling(ns, arch) for p in platforms]))
+                     is not None))
+        for arch in arches)
     names = tuple(p.name for p in platforms)
     return Platform(
         name=",".join(names), what="the strictest of " + ", ".join(names),
         glibc=min(p.glibc for p in platforms),
         kernel=_lowest([p.kernel for p in platforms]),
-        isa=min(p.isa for p in platforms), cxx=cxx,
+        isa=min(p.isa for p in platforms), cxx=cxx, cxx_arch=cxx_arch,
         sources=tuple((f"{p.name}:{fact}", url) for p in platforms for fact, url in p.sources),
         members=names)
 
@@ -271,6 +312,9 @@ def render_text(platforms: tuple[Platform, ...], *, with_sources: bool = False) 
     rows: list[tuple[str, ...]] = [header]
     for p in platforms:
         aliases = f" ({', '.join(p.aliases)})" if p.aliases else ""
+        aliases += "".join(f" [{arch.split('-')[0]}: "
+                           + ", ".join(f"{ns} {value}" for ns, value in nodes) + "]"
+                           for arch, nodes in p.cxx_arch)
         rows.append((p.name, str(p.glibc), str(p.kernel) if p.kernel else "-", str(p.isa),
                      *(str(v) if (v := p.cxx_ceiling(ns)) else "-" for ns in CXX_NAMESPACES),
                      p.what + aliases))

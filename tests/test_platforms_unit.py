@@ -46,6 +46,10 @@ def k(text: str) -> KernelVersion:
     return KernelVersion.parse(text)
 
 
+def node(text: str) -> NodeVersion:
+    return NodeVersion.parse(text)
+
+
 # -- the data file ------------------------------------------------------------------------
 @pytest.mark.unit
 @pytest.mark.parametrize("name", REQUIRED)
@@ -78,8 +82,8 @@ def test_each_row_matches_what_is_loaded_and_cites_a_source_per_fact(row: dict) 
 
 @pytest.mark.unit
 def test_cxx_ceilings_agree_with_policy_defaults_for_the_same_glibc() -> None:
-    """policy.json keeps the defaults for a bare --glibc X.Y; a preset with that very glibc and
-    the same reference distro must not contradict it (x86_64, no per-arch override)."""
+    """policy.json keeps the defaults for a bare --glibc X.Y; a preset with that very glibc
+    must not contradict it, on x86_64 nor where policy.json overrides an architecture."""
     defaults = {entry["glibc"]: entry for entry in POLICY["cxx_runtime"]["ceilings"]}
     compared = 0
     for platform in platforms.presets():
@@ -87,9 +91,19 @@ def test_cxx_ceilings_agree_with_policy_defaults_for_the_same_glibc() -> None:
         if entry is None or not platform.cxx:
             continue
         for ns in platforms.CXX_NAMESPACES:
-            assert str(platform.cxx_ceiling(ns)) == entry[ns], (platform.name, ns)
+            assert platform.cxx_ceiling(ns) == node(entry[ns]), (platform.name, ns)
+            for arch, override in entry.get("arch", {}).items():
+                expected = node(override.get(ns, entry[ns]))
+                assert platform.cxx_ceiling(ns, arch) == expected, (platform.name, arch, ns)
         compared += 1
     assert compared >= 10
+
+
+@pytest.mark.unit
+def test_node_versions_ignore_trailing_zeros_but_print_as_written() -> None:
+    assert node("14.0") == node("14.0.0") and str(node("14.0")) == "14.0"
+    assert node("4.7.0") < node("4.8.0") < node("7.0.0") < node("11.0") < node("12.0.0")
+    assert node("3.4.9") < node("3.4.19")
 
 
 @pytest.mark.unit
@@ -99,7 +113,7 @@ def test_known_facts_of_well_known_presets() -> None:
     assert resolve("steam-scout").glibc < RUST_FLOOR     # checkable, not buildable
     assert resolve("steam-sniper").kernel is None        # the container runs on the host kernel
     assert resolve("godot-4").glibc == GlibcVersion(2, 28)
-    assert resolve("manylinux2014").cxx_ceiling("GLIBCXX") == NodeVersion((3, 4, 19))
+    assert resolve("manylinux2014").cxx_ceiling("GLIBCXX") == node("3.4.19")
 
 
 # -- resolve() ----------------------------------------------------------------------------
@@ -122,8 +136,8 @@ def test_combination_takes_the_strictest_of_each_fact() -> None:
     assert both.glibc == GlibcVersion(2, 34)
     assert both.kernel == k("5.14")
     assert both.isa == IsaLevel(1)
-    assert both.cxx_ceiling("GLIBCXX") == NodeVersion((3, 4, 29))
-    assert both.cxx_ceiling("GCC") == NodeVersion((7, 0, 0))
+    assert both.cxx_ceiling("GLIBCXX") == node("3.4.29")
+    assert both.cxx_ceiling("GCC") == node("7.0.0")
     assert both.members == ("rhel-9", "debian-12")
     assert "rhel-9:glibc" in dict(both.sources)
 
@@ -133,9 +147,23 @@ def test_combination_keeps_a_fact_only_one_member_knows() -> None:
     mixed = resolve("steam-sniper,centos-7")
     assert mixed.glibc == RUST_FLOOR
     assert mixed.kernel == k("3.10")                       # sniper promises no kernel
-    assert mixed.cxx_ceiling("CXXABI") == NodeVersion((1, 3, 7))
+    assert mixed.cxx_ceiling("CXXABI") == node("1.3.7")
     assert resolve("centos-7,rhel-7") == resolve("centos-7")   # one preset twice is itself
     assert resolve("2.12,centos-7").glibc == GlibcVersion(2, 12)
+
+
+@pytest.mark.unit
+def test_strictest_is_taken_per_architecture_too() -> None:
+    """CentOS 7's aarch64 libgcc_s stops at GCC_4.7.0 (auditwheel's manylinux2014 aarch64):
+    combined with RHEL 9 the aarch64 ceiling is that, while x86_64 keeps GCC_4.8.0."""
+    both = resolve("rhel-9,centos-7")
+    assert both.cxx_ceiling("GCC") == node("4.8.0")
+    assert both.cxx_ceiling("GCC", "aarch64-linux-gnu") == node("4.7.0")
+    assert resolve("rhel-9").cxx_ceiling("GCC", "aarch64-linux-gnu") == node("11.0")
+    assert resolve("rhel-9").cxx_ceiling("GCC", "powerpc64le-linux-gnu") == node("7.0.0")
+    al2 = resolve("amazonlinux-2,debian-10")
+    assert al2.cxx_ceiling("GLIBCXX", "aarch64-linux-gnu") == node("3.4.24")
+    assert al2.cxx_ceiling("GLIBCXX") == node("3.4.22")
 
 
 @pytest.mark.unit
@@ -180,6 +208,11 @@ def _broken(change) -> dict:
     (lambda d: d["platform"][0].update(glibc=2.17), "quoted string"),
     (lambda d: d["platform"][0]["sources"].update(glibc="vault.centos.org"), "https URL"),
     (lambda d: d["platform"][0].update(colour="red"), "unknown keys colour"),
+    (lambda d: d["platform"][0].update(arch={"aarch64": {"GCC": "4.7.0"}}), "arch 'aarch64'"),
+    (lambda d: d["platform"][0].update(arch={"aarch64-linux-gnu": {"GCC": 4.7}}),
+     "quoted strings"),
+    (lambda d: d["platform"][4].update(arch={"aarch64-linux-gnu": {"GCC": "4.7.0"}}),
+     "need the row's own"),
 ])
 def test_table_is_validated_on_load(change, needle: str) -> None:
     with pytest.raises(UsageError) as caught:
