@@ -271,15 +271,19 @@ def _lowest(values: list[Any]) -> Any:
 
 def strictest(platforms: list[Platform]) -> Platform:
     """The platform a plugin must satisfy to load on all of `platforms`: lowest glibc, kernel,
-    ISA level and C++ ceilings (a fact one preset does not know is taken from the others)."""
+    ISA level and C++ ceilings. A kernel one preset does not promise (a container runtime runs
+    on the host's) is taken from the others; C++ ceilings only when every preset knows them, else
+    none, so that the defaults for the lowest glibc apply (a known ceiling of a newer preset
+    would be too lax for one whose ceilings are unknown)."""
     if len(platforms) == 1:
         return platforms[0]
+    known_cxx = [p for p in platforms if p.cxx] if all(p.cxx for p in platforms) else []
     cxx = tuple((ns, low) for ns in CXX_NAMESPACES
-                if (low := _lowest([p.cxx_ceiling(ns) for p in platforms])) is not None)
-    arches = sorted({arch for p in platforms for arch, _ in p.cxx_arch})
+                if (low := _lowest([p.cxx_ceiling(ns) for p in known_cxx])) is not None)
+    arches = sorted({arch for p in known_cxx for arch, _ in p.cxx_arch})
     cxx_arch = tuple(
         (arch, tuple((ns, low) for ns in CXX_NAMESPACES
-                     if (low := _lowest([p.cxx_ceiling(ns, arch) for p in platforms]))
+                     if (low := _lowest([p.cxx_ceiling(ns, arch) for p in known_cxx]))
                      is not None))
         for arch in arches)
     names = tuple(p.name for p in platforms)
