@@ -277,7 +277,7 @@ def strictest(platforms: list[Platform]) -> Platform:
     would be too lax for one whose ceilings are unknown)."""
     if len(platforms) == 1:
         return platforms[0]
-    known_cxx = [p for p in platforms if p.cxx] if all(p.cxx for p in platforms) else []
+    known_cxx = list(platforms) if all(p.cxx for p in platforms) else []
     cxx = tuple((ns, low) for ns in CXX_NAMESPACES
                 if (low := _lowest([p.cxx_ceiling(ns) for p in known_cxx])) is not None)
     arches = sorted({arch for p in known_cxx for arch, _ in p.cxx_arch})
