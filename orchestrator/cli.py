@@ -259,6 +259,26 @@ def fetch_command(recipe_name: str, rsrc: Path | None, offline: bool,
     return 0
 
 
+@cli.command("platforms", epilog=EXIT_CODE_HELP)
+@click.option("--json", "json_output", is_flag=True,
+              help="Print the table as JSON (with the source of each fact).")
+@click.option("--sources", is_flag=True, help="Show the public source of each fact.")
+def platforms_command(json_output: bool, sources: bool) -> int:
+    """List the platform presets --glibc accepts: glibc, kernel floor, x86-64 level, C++ runtime.
+
+    Several at once (`--glibc centos-7,steam-sniper`) mean the strictest of each.
+    """
+    import json
+
+    from .platforms import presets, render_text
+
+    if json_output:
+        sys.stdout.write(json.dumps([p.to_json() for p in presets()], indent=1) + "\n")
+    else:
+        sys.stdout.write(render_text(presets(), with_sources=sources) + "\n")
+    return 0
+
+
 def _terminate(signum: int, frame: object) -> None:
     """SIGTERM (a CI job cancelled, `docker stop`...) cleans up like Ctrl-C does."""
     raise KeyboardInterrupt
