@@ -14,7 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from .paths import REPO as ROOT  # standard library only, like this module
+
 VENV = Path(os.environ.get("GLIBC_BUILD_VENV", ROOT / ".venv"))
 REQUIREMENTS = ROOT / "requirements.txt"
 STAMP = VENV / ".requirements.sha256"

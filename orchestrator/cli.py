@@ -190,8 +190,12 @@ def rootfs(**options: object) -> int:
 @click.option("--rsrc", type=click.Path(path_type=Path), default=None,
               help="Where the recipe's sources are kept (default rsrc/).")
 @click.option("--offline", is_flag=True, help="Use only what --rsrc already holds.")
+@click.option("--deadline", type=click.FloatRange(min=0, min_open=True), default=None,
+              metavar="SECONDS",
+              help="Give up a download (exit 6) that takes longer than this, all its URLs "
+                   "and retries included (default: one hour).")
 def image(recipe: str, glibc: str | None, base_archive: Path | None, rsrc: Path | None,
-          offline: bool) -> int:
+          offline: bool, deadline: float | None) -> int:
     """Make the Docker image of a recipe, air-gapped if need be; print its reference.
 
     The base image is used when the engine has it, pulled when a registry answers, and
@@ -204,7 +208,7 @@ def image(recipe: str, glibc: str | None, base_archive: Path | None, rsrc: Path 
     loaded = load_recipe(recipe)
     version = GlibcVersion.parse(glibc) if glibc else loaded.glibc
     click.echo(build_image(loaded, version, rsrc=rsrc, offline=offline,
-                           base_archive=base_archive))
+                           base_archive=base_archive, deadline=deadline))
     return 0
 
 
@@ -234,18 +238,44 @@ def render_command(recipe_name: str, glibc: str | None) -> int:
 @click.option("--mirror", "mirrors", multiple=True, metavar="URL|DIR",
               help="Try this base URL (or local folder) first; files are looked up by name. "
                    "Repeatable.")
+@click.option("--deadline", type=click.FloatRange(min=0, min_open=True), default=None,
+              metavar="SECONDS",
+              help="Give up a download (exit 6) that takes longer than this, all its URLs "
+                   "and retries included (default: one hour).")
 def fetch_command(recipe_name: str, rsrc: Path | None, offline: bool,
-                  mirrors: tuple[str, ...]) -> int:
+                  mirrors: tuple[str, ...], deadline: float | None) -> int:
     """Download a recipe's sources and verify them (sha256, pinned GPG keys).
 
     Prints the path of each verified source on stdout.
     """
-    from .fetch import DEFAULT_RSRC, fetch_sources
+    from .fetch import fetch_sources
+    from .paths import DEFAULT_RSRC
     from .recipe import load_recipe
 
     recipe = load_recipe(recipe_name)
-    for path in fetch_sources(recipe, rsrc or DEFAULT_RSRC, offline=offline, mirrors=mirrors):
+    for path in fetch_sources(recipe, rsrc or DEFAULT_RSRC, offline=offline, mirrors=mirrors,
+                              deadline=deadline):
         click.echo(str(path))
+    return 0
+
+
+@cli.command("platforms", epilog=EXIT_CODE_HELP)
+@click.option("--json", "json_output", is_flag=True,
+              help="Print the table as JSON (with the source of each fact).")
+@click.option("--sources", is_flag=True, help="Show the public source of each fact.")
+def platforms_command(json_output: bool, sources: bool) -> int:
+    """List the platform presets --glibc accepts: glibc, kernel floor, x86-64 level, C++ runtime.
+
+    Several at once (`--glibc centos-7,steam-sniper`) mean the strictest of each.
+    """
+    import json
+
+    from .platforms import presets, render_text
+
+    if json_output:
+        sys.stdout.write(json.dumps([p.to_json() for p in presets()], indent=1) + "\n")
+    else:
+        sys.stdout.write(render_text(presets(), with_sources=sources) + "\n")
     return 0
 
 

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import functools
 import os
+from typing import TYPE_CHECKING
 
 from .errors import DockerUnavailable
+
+if TYPE_CHECKING:
+    import docker
 
 # Everything this tool starts carries this label, so that leftovers can always be found:
 #   docker ps -a --filter label=org.glibc-build
@@ -13,8 +17,10 @@ LABEL = "org.glibc-build"
 
 
 @functools.cache
-def client():  # -> docker.DockerClient (docker is imported lazily: `check` never pays for it)
-    """A docker-py client that has answered a ping, or DockerUnavailable (exit 5)."""
+def client() -> docker.DockerClient:
+    """A docker-py client that has answered a ping, or DockerUnavailable (exit 5).
+
+    docker is imported here, not at the top: `check` never pays for it."""
     try:
         import docker
         from docker.errors import DockerException

@@ -1,8 +1,9 @@
 """Writing files so that nothing half-written is ever seen, and locks between processes.
 
 Every stage that leaves a file behind (libraries in --out, the manifest, reports, wrapper
-scripts, the loader) writes it under a temporary name in the same folder and renames it into
-place; a failure removes the temporary file and reports one line naming the path.
+scripts, the loader, downloads) writes it under a temporary name in the same folder and renames
+it into place (rename(2) is atomic within one file system); a failure removes the temporary
+file and reports one line naming the path, or the folder when its disk is full.
 """
 
 from __future__ import annotations
@@ -11,18 +12,39 @@ import contextlib
 import errno
 import fcntl
 import os
-import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .errors import BadInput
 
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 
-def _cannot_write(path: Path, exc: OSError) -> BadInput:
+
+def cannot_write(path: Path, exc: OSError) -> BadInput:
+    """The one-line error for a failed write: a full disk names the folder (the disk failed,
+    not the input), anything else names the file."""
     reason = exc.strerror or str(exc)
+    if exc.errno in DISK_FULL:
+        return BadInput(f"{path.parent} is full ({reason}) while writing {path.name}; free "
+                        "some space there or use a folder on another disk")
     return BadInput(f"{path}: cannot write it ({reason}); give a path in a folder you can "
                     "write")
+
+
+def replace_durably(tmp: Path, path: Path) -> None:
+    """Rename a finished `tmp` onto `path` and make the rename survive a power cut (the
+    folder's entry is synced too, as rename(2) alone does not promise)."""
+    try:
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise cannot_write(path, exc) from None
+    with contextlib.suppress(OSError):
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
 
 
 @contextlib.contextmanager
@@ -32,7 +54,7 @@ def staged(path: Path, mode: int = 0o644) -> Iterator[Path]:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         os.close(fd)
     except OSError as exc:
-        raise _cannot_write(path, exc) from None
+        raise cannot_write(path, exc) from None
     tmp = Path(tmp_name)
     try:
         yield tmp
@@ -40,7 +62,7 @@ def staged(path: Path, mode: int = 0o644) -> Iterator[Path]:
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise _cannot_write(path, exc) from None
+        raise cannot_write(path, exc) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -55,11 +77,6 @@ def write_atomically(path: Path, data: str | bytes, mode: int = 0o644) -> None:
             tmp.write_bytes(data)
 
 
-def copy_atomically(src: Path, dest: Path) -> None:
-    with staged(dest, 0o755 if os.access(src, os.X_OK) else 0o644) as tmp:
-        shutil.copyfile(src, tmp)
-
-
 @contextlib.contextmanager
 def locked(lock_path: Path, *, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
     """Hold an flock on `lock_path` (released by the kernel even if we are killed).
@@ -69,7 +86,7 @@ def locked(lock_path: Path, *, on_wait: Callable[[], None] | None = None) -> Ite
     try:
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
-        raise _cannot_write(lock_path, exc) from None
+        raise cannot_write(lock_path, exc) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -17,6 +17,7 @@ from . import engine, logger
 from .digest import sha256_file
 from .errors import ToolchainError
 from .glibc import GlibcVersion
+from .paths import DEFAULT_RSRC
 
 REPOSITORY = "glibc-build"
 LOG_TAIL = 30
@@ -124,14 +125,15 @@ def _context(dockerfile: str, sources: list[Path], dest: Path) -> None:
 
 
 def build_image(recipe, glibc: GlibcVersion, *, rsrc: Path | None = None, offline: bool = False,
-                mirrors: tuple[str, ...] = (), base_archive: Path | None = None) -> str:
+                mirrors: tuple[str, ...] = (), base_archive: Path | None = None,
+                deadline: float | None = None) -> str:
     """Make sure the recipe's image exists; return its reference. Builds only what changed."""
     from .fetch import fetch_sources
     from .render import render_dockerfile
 
     dockerfile = render_dockerfile(recipe, glibc)  # refuses a base newer than `glibc`
-    sources = (fetch_sources(recipe, rsrc or default_rsrc(), offline=offline, mirrors=mirrors)
-               if recipe.sources else [])
+    sources = (fetch_sources(recipe, rsrc or DEFAULT_RSRC, offline=offline, mirrors=mirrors,
+                             deadline=deadline) if recipe.sources else [])
     base_id = ensure_base(recipe, base_archive=base_archive)
     ref = image_ref(recipe, dockerfile, sources, base_id)
     client = engine.client()
@@ -161,7 +163,3 @@ def build_image(recipe, glibc: GlibcVersion, *, rsrc: Path | None = None, offlin
         raise ToolchainError(f"the image build for recipe {recipe.name} ended without an image",
                              details="\n".join(tail))
     return ref
-
-
-def default_rsrc() -> Path:
-    return Path(__file__).resolve().parent.parent / "rsrc"

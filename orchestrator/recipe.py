@@ -30,6 +30,7 @@ from urllib.parse import unquote, urlsplit
 
 from .errors import RecipeError, UsageError
 from .glibc import GlibcVersion
+from .paths import DEFAULT_RSRC, REPO, is_url
 from .signatures import normalize_fingerprint
 
 try:
@@ -37,10 +38,8 @@ try:
 except ModuleNotFoundError:  # Python < 3.11
     import tomli as tomllib  # type: ignore[no-redef]
 
-REPO = Path(__file__).resolve().parent.parent
 RECIPES_DIR = REPO / "recipes"
 TEMPLATES_DIR = REPO / "dockerfiles"
-RSRC_DIR = REPO / "rsrc"
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _FILENAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+~-]*$")
@@ -56,10 +55,6 @@ _BASE_KEYS = {"image", "debootstrap"}
 _DEBOOTSTRAP_KEYS = {"suite", "variant", "include", "mirror", "components", "arch"}
 _SOURCE_KEYS = {"name", "url", "mirrors", "filename", "sha256", "signature", "checksums",
                 "checksums_signature", "keys", "fingerprints"}
-
-
-def _is_url(text: str) -> bool:
-    return urlsplit(text).scheme in ("http", "https", "file")
 
 
 def url_filename(url: str) -> str:
@@ -360,7 +355,7 @@ class _Validator:
         return result
 
     def _url(self, value: str, where: str) -> str:
-        if not _is_url(value) or not urlsplit(value).path.rsplit("/", 1)[-1]:
+        if not is_url(value) or not urlsplit(value).path.rsplit("/", 1)[-1]:
             raise self.fail(f"{where} {value!r} must be an http(s) URL ending in a file name")
         return value
 
@@ -416,13 +411,13 @@ class _Validator:
 
     def _key(self, text: str, where: str) -> str:
         """A key URL stays a URL; a path is resolved against the recipe's folder, then rsrc/."""
-        if _is_url(text):
+        if is_url(text):
             return text
         path = Path(text).expanduser()
         if path.is_absolute():
             candidates = [path]
         else:
-            candidates = [self.path.resolve().parent / path, RSRC_DIR / path]
+            candidates = [self.path.resolve().parent / path, DEFAULT_RSRC / path]
         for candidate in candidates:
             if candidate.is_file():
                 return str(candidate.resolve())

@@ -18,7 +18,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,17 +61,24 @@ class SignatureStatus:
 
     @property
     def created(self) -> int:
-        return int(self.validsig[2]) if self.validsig else 0
+        """The signature's creation time (VALIDSIG field 3), 0 when gpgv gave none."""
+        text = self.validsig[2] if self.validsig and len(self.validsig) > 2 else ""
+        return int(text) if text.isdigit() else 0
 
 
 def parse_status(text: str) -> list[SignatureStatus]:
-    """Split gpgv's `--status-fd` output into one record per signature."""
+    """Split gpgv's `--status-fd` output into one record per signature (keywords as in
+    doc/DETAILS of GnuPG's sources). Lines that are not status lines are skipped; a garbled
+    status line adds nothing, so it can never make a signature good."""
     blocks: list[SignatureStatus] = []
     current: SignatureStatus | None = None
     for line in text.splitlines():
         if not line.startswith(STATUS_PREFIX):
             continue
-        keyword, *args = line[len(STATUS_PREFIX):].split()
+        words = line[len(STATUS_PREFIX):].split()
+        if not words:
+            continue
+        keyword, *args = words
         if keyword == "NEWSIG" or current is None:
             current = SignatureStatus()
             blocks.append(current)
@@ -87,6 +94,36 @@ def parse_status(text: str) -> list[SignatureStatus]:
         elif keyword == "NODATA":
             current.verdicts.append("NODATA")
     return blocks
+
+
+def imported_fingerprints(status: str) -> set[str]:
+    """Primary fingerprints gpg reports for one `--import` (`IMPORT_OK <reasons> <fpr>`,
+    doc/DETAILS in GnuPG's sources), so a key file can be tied to the keys it holds."""
+    found: set[str] = set()
+    for line in status.splitlines():
+        fields = line.split()
+        if fields[:2] == ["[GNUPG:]", "IMPORT_OK"] and len(fields) >= 4:
+            fpr = normalize_fingerprint(fields[3])
+            if fpr:
+                found.add(fpr)
+    return found
+
+
+def primary_fingerprints(listing: str) -> set[str]:
+    """Primary-key fingerprints of a `gpg --with-colons --list-keys` listing: the `fpr`
+    record right after each `pub` (a `sub`'s fpr is a subkey's)."""
+    found: set[str] = set()
+    expect_primary_fpr = False
+    for line in listing.splitlines():
+        fields = line.split(":")
+        if fields[0] == "pub":
+            expect_primary_fpr = True
+        elif fields[0] == "fpr" and expect_primary_fpr and len(fields) > 9:
+            found.add(fields[9].upper())
+            expect_primary_fpr = False
+        elif fields[0] == "sub":
+            expect_primary_fpr = False
+    return found
 
 
 def _tool(name: str) -> str:
@@ -106,11 +143,18 @@ class Keyring:
     home is deleted on exit, so nothing the user has in ~/.gnupg takes part.
     """
 
-    def __init__(self, key_files: Sequence[Path], *, what: str) -> None:
+    def __init__(self, key_files: Sequence[Path], *, what: str,
+                 labels: Mapping[Path, str] | None = None) -> None:
         self.key_files = [Path(k) for k in key_files]
         self.what = what
+        self.labels = dict(labels or {})  # key file -> how to name it (e.g. its URL)
         self.fingerprints: set[str] = set()
+        self.fingerprints_by_file: dict[Path, set[str]] = {}
+        self.verified_by: set[str] = set()  # primary fingerprints of accepted signatures
         self._home: Path | None = None
+
+    def label(self, key_file: Path) -> str:
+        return self.labels.get(key_file, str(key_file))
 
     def __enter__(self) -> Keyring:
         gpg = _tool("gpg")
@@ -123,14 +167,16 @@ class Keyring:
         try:
             for key_file in self.key_files:
                 if not key_file.is_file():
-                    raise VerificationFailed(f"{self.what}: key file {key_file} is missing")
+                    raise VerificationFailed(f"{self.what}: key file {self.label(key_file)} "
+                                             "is missing")
                 proc = subprocess.run([*base, "--import", str(key_file.resolve())],
                                       capture_output=True, text=True, check=False)
                 imported = re.search(r"^\[GNUPG:\] IMPORT_RES (\d+)", proc.stdout, re.M)
                 if not imported or int(imported.group(1)) == 0:
                     raise VerificationFailed(
-                        f"{self.what}: key file {key_file} holds no OpenPGP public key "
-                        f"({proc.stderr.strip().splitlines()[-1:] or 'gpg said nothing'})")
+                        f"{self.what}: key file {self.label(key_file)} holds no OpenPGP public "
+                        f"key ({proc.stderr.strip().splitlines()[-1:] or 'gpg said nothing'})")
+                self.fingerprints_by_file[key_file] = imported_fingerprints(proc.stdout)
             subprocess.run([*base, "--export", "--output", str(self.keyring_path)],
                            capture_output=True, text=True, check=True)
             listing = subprocess.run([*base, "--with-colons", "--fixed-list-mode",
@@ -139,16 +185,7 @@ class Keyring:
         except BaseException:
             self.__exit__(None, None, None)
             raise
-        expect_primary_fpr = False
-        for line in listing.splitlines():
-            fields = line.split(":")
-            if fields[0] == "pub":
-                expect_primary_fpr = True
-            elif fields[0] == "fpr" and expect_primary_fpr:
-                self.fingerprints.add(fields[9].upper())
-                expect_primary_fpr = False
-            elif fields[0] == "sub":
-                expect_primary_fpr = False
+        self.fingerprints = primary_fingerprints(listing)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -161,6 +198,17 @@ class Keyring:
         assert self._home is not None, "use Keyring as a context manager"
         return self._home / "keyring.gpg"
 
+    def require_pinned(self, pinned: Sequence[str], *, what: str) -> set[str]:
+        """The pinned fingerprints, normalised; refused when no key here has one of them
+        (known before any download: nothing this keyring could verify would count)."""
+        pinned_set = {normalize_fingerprint(f) or f for f in pinned}
+        if not pinned_set & self.fingerprints:
+            raise VerificationFailed(
+                f"{what}: none of the pinned fingerprints ({', '.join(sorted(pinned_set))}) "
+                f"belongs to a key in {', '.join(self.label(k) for k in self.key_files)}; fix "
+                "`keys` or `fingerprints` in the recipe")
+        return pinned_set
+
     def verify(self, signature: Path, data: Path, pinned: Sequence[str], *, what: str,
                allow_expired_key: bool = False,
                signature_name: str | None = None) -> SignatureStatus:
@@ -170,72 +218,82 @@ class Keyring:
         the signature (when `signature` is a temporary file).
         `allow_expired_key`: the caller has pinned the data's sha256 (see module docstring).
         """
+        assert self._home is not None, "use Keyring as a context manager"
         sig_name = signature_name or signature.name
-        pinned_set = {normalize_fingerprint(f) or f for f in pinned}
-        if not pinned_set & self.fingerprints:
-            raise VerificationFailed(
-                f"{what}: none of the pinned fingerprints ({', '.join(sorted(pinned_set))}) "
-                f"belongs to a key in {', '.join(str(k) for k in self.key_files)}; fix `keys` "
-                "or `fingerprints` in the recipe")
+        pinned_set = self.require_pinned(pinned, what=what)
         proc = subprocess.run(
             [_tool("gpgv"), "--homedir", str(self._home / "empty"), "--keyring",
              str(self.keyring_path), "--status-fd", "1", str(signature.resolve()),
              str(data.resolve())],
             capture_output=True, text=True, check=False)
-        blocks = parse_status(proc.stdout)
-        if not blocks or any("NODATA" in b.verdicts for b in blocks):
-            raise VerificationFailed(f"{what}: {sig_name} holds no OpenPGP signature")
-        accepted: SignatureStatus | None = None
-        first_problem: VerificationFailed | None = None
-        for block in blocks:
-            refused = [v for v in _REFUSED if v in block.verdicts]
-            if refused:  # anything gpgv could not vouch for stops us: never guess
-                raise VerificationFailed(
-                    f"{what}: {_REFUSED[refused[0]]} ({refused[0]} from key {block.keyid or '?'},"
-                    f" signature {sig_name}); refusing it")
-            try:
-                self._check_block(block, pinned_set, what=what,
-                                  allow_expired_key=allow_expired_key)
-            except VerificationFailed as problem:  # e.g. a second, unpinned co-signer
-                first_problem = first_problem or problem
-            else:
-                accepted = accepted or block
-        if accepted is None:
-            raise first_problem or VerificationFailed(f"{what}: no signature in "
-                                                      f"{sig_name}; refusing it")
+        accepted = judge(parse_status(proc.stdout), pinned_set, what=what, sig_name=sig_name,
+                         allow_expired_key=allow_expired_key)
         if proc.returncode != 0:
             raise VerificationFailed(f"{what}: gpgv did not accept {sig_name} "
                                      f"(exit {proc.returncode}); refusing it")
+        self.verified_by.add(accepted.primary_fingerprint)
         return accepted
 
-    @staticmethod
-    def _check_block(block: SignatureStatus, pinned: set[str], *, what: str,
-                     allow_expired_key: bool) -> None:
-        if block.validsig is None or not ({"GOODSIG", "EXPKEYSIG"} & set(block.verdicts)):
-            raise VerificationFailed(f"{what}: gpgv gave no valid signature (status "
-                                     f"{' '.join(block.verdicts) or 'empty'}); refusing it")
-        fpr = block.primary_fingerprint
-        if fpr not in pinned:
+
+def judge(blocks: list[SignatureStatus], pinned: set[str], *, what: str, sig_name: str,
+          allow_expired_key: bool) -> SignatureStatus:
+    """The signature to accept among gpgv's verdicts, or VerificationFailed.
+
+    Any refusing status (revoked, bad, unknown key...) refuses the file, even next to a good
+    signature: never guess. Otherwise one good signature by a pinned primary key is enough;
+    other co-signers are ignored.
+    """
+    if not blocks or any("NODATA" in b.verdicts for b in blocks):
+        raise VerificationFailed(f"{what}: {sig_name} holds no OpenPGP signature")
+    accepted: SignatureStatus | None = None
+    first_problem: VerificationFailed | None = None
+    for block in blocks:
+        refused = [v for v in _REFUSED if v in block.verdicts]
+        if refused:
             raise VerificationFailed(
-                f"{what}: signed by key {fpr}, which the recipe does not pin (pinned: "
-                f"{', '.join(sorted(pinned))}); a key merely being in the keyring is not "
-                "enough, refusing it")
-        sig_class = block.validsig[8] if len(block.validsig) > 8 else ""
-        if sig_class.lower() not in DOCUMENT_CLASSES:
-            raise VerificationFailed(f"{what}: signature class {sig_class} is not a document "
-                                     "signature; refusing it")
-        hash_algo = int(block.validsig[7]) if block.validsig[7].isdigit() else 0
-        if hash_algo in WEAK_HASH_ALGOS:
-            raise VerificationFailed(f"{what}: the signature uses {WEAK_HASH_ALGOS[hash_algo]}, "
-                                     "which can be forged; refusing it")
-        if "EXPKEYSIG" in block.verdicts:
-            expired_at = min(block.key_expired_at, default=0)
-            if not allow_expired_key:
-                raise VerificationFailed(
-                    f"{what}: signing key {fpr} has expired and the recipe pins no sha256 for "
-                    "this file; pin its sha256 (checked by other means) to accept it")
-            if not expired_at or block.created >= expired_at:
-                raise VerificationFailed(f"{what}: signed after key {fpr} expired; refusing it")
+                f"{what}: {_REFUSED[refused[0]]} ({refused[0]} from key {block.keyid or '?'},"
+                f" signature {sig_name}); refusing it")
+        try:
+            check_block(block, pinned, what=what, allow_expired_key=allow_expired_key)
+        except VerificationFailed as problem:  # e.g. a second, unpinned co-signer
+            first_problem = first_problem or problem
+        else:
+            accepted = accepted or block
+    if accepted is None:
+        raise first_problem or VerificationFailed(f"{what}: no signature in {sig_name}; "
+                                                  "refusing it")
+    return accepted
+
+
+def check_block(block: SignatureStatus, pinned: set[str], *, what: str,
+                allow_expired_key: bool) -> None:
+    """Refuse one signature unless gpgv vouched for it and its primary key is pinned."""
+    if (block.validsig is None or len(block.validsig) < 10
+            or not ({"GOODSIG", "EXPKEYSIG"} & set(block.verdicts))):
+        raise VerificationFailed(f"{what}: gpgv gave no valid signature (status "
+                                 f"{' '.join(block.verdicts) or 'empty'}); refusing it")
+    fpr = block.primary_fingerprint
+    if fpr not in pinned:
+        raise VerificationFailed(
+            f"{what}: signed by key {fpr}, which the recipe does not pin (pinned: "
+            f"{', '.join(sorted(pinned))}); a key merely being in the keyring is not "
+            "enough, refusing it")
+    sig_class = block.validsig[8]
+    if sig_class.lower() not in DOCUMENT_CLASSES:
+        raise VerificationFailed(f"{what}: signature class {sig_class} is not a document "
+                                 "signature; refusing it")
+    hash_algo = int(block.validsig[7]) if block.validsig[7].isdigit() else 0
+    if hash_algo in WEAK_HASH_ALGOS:
+        raise VerificationFailed(f"{what}: the signature uses {WEAK_HASH_ALGOS[hash_algo]}, "
+                                 "which can be forged; refusing it")
+    if "EXPKEYSIG" in block.verdicts:
+        expired_at = min(block.key_expired_at, default=0)
+        if not allow_expired_key:
+            raise VerificationFailed(
+                f"{what}: signing key {fpr} has expired and the recipe pins no sha256 for "
+                "this file; pin its sha256 (checked by other means) to accept it")
+        if not expired_at or block.created >= expired_at:
+            raise VerificationFailed(f"{what}: signed after key {fpr} expired; refusing it")
 
 
 def read_checksum_list(listing: Path, filename: str, *, what: str) -> str:

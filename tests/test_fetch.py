@@ -1,7 +1,8 @@
 """fetch: real gpg keys and signatures, a real HTTP server on 127.0.0.1, real files.
 
 The server (written here) speaks HTTP/1.1 with Range, If-Range and ETag, and can be told to
-drop a connection part-way, ignore Range, answer 503 first, or trickle bytes slowly. Keys
+drop a connection part-way, ignore Range, answer 503 first, trickle bytes slowly, or drip
+them one at a time. Keys
 are made once per session with `gpg --quick-gen-key` in a private GNUPGHOME: one pinned,
 one merely present in the keyring, one revoked after signing, one expired since signing.
 """
@@ -27,7 +28,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from orchestrator.errors import DownloadFailed, RecipeError, VerificationFailed
+from orchestrator.errors import BadInput, DownloadFailed, RecipeError, VerificationFailed
 from orchestrator.fetch import fetch_sources
 from orchestrator.recipe import load_recipe
 
@@ -106,6 +107,7 @@ class ServerState:
         self.ignore_range: set[str] = set()
         self.status_first: dict[str, list[int]] = {}  # path -> statuses answered first
         self.delay: dict[str, float] = {}  # path -> pause after each 16 KiB
+        self.drip: dict[str, float] = {}  # path -> pause after each single byte
         self.log: list[tuple[str, str | None, str | None]] = []  # (path, Range, If-Range)
         self.lock = threading.Lock()
 
@@ -161,6 +163,16 @@ class RangeHandler(BaseHTTPRequestHandler):
             self.wfile.flush()
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        drip = state.drip.get(path)
+        if drip is not None:
+            try:
+                for offset in range(len(payload)):
+                    self.wfile.write(payload[offset:offset + 1])
+                    self.wfile.flush()
+                    time.sleep(drip)
+            except OSError:  # the client gave up, as it should
+                self.close_connection = True
             return
         pause = state.delay.get(path, 0.0)
         for offset in range(0, len(payload), 16384):
@@ -635,3 +647,111 @@ def test_bad_source_entries_are_recipe_errors(tmp_path, entry, needle):
         load_recipe(path)
     proc = run_tool("fetch", "--recipe", path, "--rsrc", tmp_path / "rsrc")
     assert_clean_failure(proc, 2, str(path), needle)
+
+
+# -- bad state that must not be kept (issue 11, item 5) ----------------------------------------
+def test_a_key_fetched_by_url_is_kept_only_once_a_signature_verifies_with_it(tmp_path, site,
+                                                                              keys):
+    """A wrong key served once must not stay in rsrc/ and refuse every later fetch."""
+    data = payload(seed="poisoned-key")
+    entry = signed_source(site, keys, "pk.tar.gz", data)
+    entry["keys"] = [site.put("project-keys.asc", keys.public["other"].read_bytes())]
+    recipe = load_recipe(write_recipe(tmp_path, entry))
+    rsrc = tmp_path / "rsrc"
+    with pytest.raises(VerificationFailed, match="none of the pinned fingerprints") as refused:
+        fetch_sources(recipe, rsrc, **FAST)
+    assert not (rsrc / "project-keys.asc").exists()
+    assert "project-keys.asc (as served now; not kept)" in refused.value.message
+    assert not (rsrc / "pk.tar.gz").exists()
+    assert site.state.gets(site.path("pk.tar.gz")) == []  # found out before the big download
+    assert leftovers(rsrc) == []
+
+    # The server serves the right key now: the recipe was right all along and fetch works.
+    site.put("project-keys.asc", keys.public["bundle"].read_bytes())
+    fetch_sources(recipe, rsrc, **FAST)
+    assert (rsrc / "pk.tar.gz").read_bytes() == data
+    assert (rsrc / "project-keys.asc").read_bytes() == keys.public["bundle"].read_bytes()
+
+
+def test_a_wrong_pin_never_deletes_the_file_another_recipe_verified(tmp_path, site, keys):
+    data = payload(seed="shared-rsrc")
+    good_entry = signed_source(site, keys, "common.tar.gz", data)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    good = load_recipe(write_recipe(tmp_path / "a", good_entry))
+    wrong = load_recipe(write_recipe(tmp_path / "b", dict(good_entry, sha256=sha(b"a typo"))))
+    rsrc = tmp_path / "rsrc"
+    fetch_sources(good, rsrc, **FAST)
+
+    with pytest.raises(VerificationFailed, match="sha256 is .* the recipe expects"):
+        fetch_sources(wrong, rsrc, **FAST)
+
+    assert (rsrc / "common.tar.gz").read_bytes() == data
+    assert (rsrc / "common.tar.gz.asc").is_file()
+    assert fetch_sources(good, rsrc, offline=True) == [rsrc / "common.tar.gz"]
+    assert leftovers(rsrc) == []
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path):
+    """A real, tiny file system (1 MiB tmpfs): a download into it runs out of space."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    if os.geteuid() != 0:
+        message = "mounting a tmpfs needs root"
+        pytest.fail(message) if IN_CI else pytest.skip(message)
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
+                          capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        message = f"cannot mount a tmpfs: {proc.stderr.strip()}"
+        pytest.fail(message) if IN_CI else pytest.skip(message)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True, check=False)
+
+
+def test_a_full_disk_removes_the_part_and_exits_2_naming_the_folder(tmp_path, site, keys,
+                                                                     full_disk):
+    data = payload(3_000_000, seed="enospc")
+    recipe_path = write_recipe(tmp_path, signed_source(site, keys, "huge.tar.gz", data))
+    rsrc = full_disk / "rsrc"
+
+    proc = run_tool("fetch", "--recipe", recipe_path, "--rsrc", rsrc, timeout=120)
+
+    assert_clean_failure(proc, 2, f"{rsrc} is full", "huge.tar.gz")
+    assert not (rsrc / "huge.tar.gz").exists()
+    assert leftovers(rsrc) == []  # the partial file no longer fills the disk
+    stats = os.statvfs(full_disk)
+    assert stats.f_bfree * stats.f_frsize > 900_000
+    with pytest.raises(BadInput, match="is full"):
+        fetch_sources(load_recipe(recipe_path), rsrc, **FAST)
+    assert leftovers(rsrc) == []
+
+
+def test_a_dripping_server_is_given_up_at_the_deadline(tmp_path, site, keys):
+    """One byte every 50 ms would take 40 minutes; --deadline 2 gives up with exit 6, naming
+    the URL, the deadline and the rate seen (a bound run_tool's timeout makes a failure)."""
+    data = payload(50_000, seed="drip")
+    entry = signed_source(site, keys, "drip.tar.gz", data)
+    site.state.drip[site.path("drip.tar.gz")] = 0.05
+    rsrc = tmp_path / "rsrc"
+
+    proc = run_tool("fetch", "--recipe", write_recipe(tmp_path, entry), "--rsrc", rsrc,
+                    "--deadline", "2", timeout=60)
+
+    assert_clean_failure(proc, 6, site.url("drip.tar.gz"), "deadline of 2 s", "B/s",
+                         "--deadline SECONDS")
+    assert not (rsrc / "drip.tar.gz").exists()
+    with pytest.raises(DownloadFailed, match="deadline of 1.5 s"):
+        fetch_sources(load_recipe(write_recipe(tmp_path, entry)), rsrc, deadline=1.5, **FAST)
+
+
+@pytest.mark.parametrize("command", ["fetch", "image"])
+def test_deadline_must_be_positive(tmp_path, command):
+    recipe = write_recipe(tmp_path, {"url": "https://example.invalid/a.tar.gz",
+                                     "sha256": "a" * 64})
+    proc = run_tool(command, "--recipe", recipe, "--deadline", "0", "--rsrc", tmp_path / "r")
+    assert proc.returncode == 2, proc.stderr
+    assert "Invalid value for '--deadline'" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
