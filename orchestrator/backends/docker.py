@@ -20,9 +20,9 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from .. import cargo, engine, logger, reproducible, toolchain
-from ..cache import cache_dir
 from ..errors import ToolchainError, UsageError
 from ..glibc import GlibcVersion
+from ..paths import cache_dir
 from ..targets import Target
 from ..zigwrap import MODES
 from . import BuildContext, BuildResult, Toolchain

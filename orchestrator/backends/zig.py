@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from .. import cargo, logger, reproducible, toolchain
-from ..cache import cache_dir
 from ..files import write_atomically
+from ..paths import cache_dir
 from ..reproducible import REMAP_FLAG
 from ..targets import Target
 from ..zig import zig_binary, zig_version
