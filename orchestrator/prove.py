@@ -83,7 +83,7 @@ class LoadResult:
     signal: str | None = None  # SIGSEGV... when the process crashed
     objects: list[str] = field(default_factory=list)  # every file mapped into the process
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, object]:
         return {"lib": str(self.lib), "loaded": self.loaded, "message": self.message,
                 "called": self.called, "returned": self.returned, "output": self.output,
                 "ok": self.ok, "signal": self.signal, "objects": self.objects}
