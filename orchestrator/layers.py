@@ -61,6 +61,7 @@ _SPECIAL_RECORDS = {tarfile.XHDTYPE: "PAX header", tarfile.SOLARIS_XHDTYPE: "PAX
 _CHAIN_ATTR = "_glibc_build_special_chain"
 
 Parts = tuple[str, ...]
+_Trie = dict[str, "_Trie"]
 
 
 def short(name: str, limit: int = MAX_NAME_IN_MESSAGE) -> str:
@@ -126,7 +127,7 @@ def check_member_metadata(member: tarfile.TarInfo, label: str) -> None:
                             "byte; the layer is malformed")
 
 
-class _RecordRefused(Exception):
+class TarRecordRefused(Exception):
     """A tar extension record over the limits; re-raised with the layer's label."""
 
 
@@ -144,12 +145,12 @@ class BoundedTarInfo(tarfile.TarInfo):
         if kind is None:
             return super()._proc_member(tarfile_)  # type: ignore[misc, no-any-return]
         if self.size > MAX_SPECIAL_RECORD:
-            raise _RecordRefused(f"a {kind} record of {self.size} bytes, more than "
+            raise TarRecordRefused(f"a {kind} record of {self.size} bytes, more than "
                                  f"{MAX_SPECIAL_RECORD} (as Go's archive/tar allows); "
                                  "refusing it")
         depth: int = getattr(tarfile_, _CHAIN_ATTR, 0)
         if depth >= MAX_SPECIAL_CHAIN:
-            raise _RecordRefused(f"more than {MAX_SPECIAL_CHAIN} PAX/GNU extension records "
+            raise TarRecordRefused(f"more than {MAX_SPECIAL_CHAIN} PAX/GNU extension records "
                                  "before one member; refusing it")
         setattr(tarfile_, _CHAIN_ATTR, depth + 1)
         try:
@@ -157,7 +158,7 @@ class BoundedTarInfo(tarfile.TarInfo):
                 return self._skip_global_header(tarfile_)
             return super()._proc_member(tarfile_)  # type: ignore[misc, no-any-return]
         except ValueError as exc:  # int() of a PAX length or sparse map that is no number
-            raise _RecordRefused(f"a malformed {kind} record ({str(exc)[:200]})") from None
+            raise TarRecordRefused(f"a malformed {kind} record ({str(exc)[:200]})") from None
         finally:
             setattr(tarfile_, _CHAIN_ATTR, depth)
 
@@ -171,24 +172,33 @@ class BoundedTarInfo(tarfile.TarInfo):
 
 
 class _Touched:
-    """The paths a layer wrote and their ancestors, as a trie: O(total name length) memory.
+    """The paths a layer wrote and their ancestors, as a trie of plain dicts.
 
-    (A set of every ancestor tuple would cost O(depth**2) per entry.)
+    One node per distinct path component (a set of every ancestor tuple would cost
+    O(depth**2) per entry); `nodes` counts them, for the resource-bound tests.
     """
 
     def __init__(self) -> None:
-        self.children: dict[str, _Touched] = {}
+        self._root: _Trie = {}
+        self.nodes = 0
 
     def add(self, parts: Parts) -> None:
-        node = self
+        node = self._root
         for part in parts:
-            node = node.children.setdefault(part, _Touched())
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+                self.nodes += 1
+            node = child
 
     def __contains__(self, parts: Parts) -> bool:
-        node: _Touched | None = self
+        node = self._root
         for part in parts:
-            node = node.children.get(part) if node is not None else None
-        return node is not None
+            child = node.get(part)
+            if child is None:
+                return False
+            node = child
+        return True
 
 
 class LayerApplier:
@@ -222,7 +232,7 @@ class LayerApplier:
                     self._entry(tar, member, upper, label)
                     # Stream mode keeps every member read (O(entries)); the walk needs none.
                     tar.members.clear()  # type: ignore[attr-defined]
-        except _RecordRefused as exc:
+        except TarRecordRefused as exc:
             raise UnsafeArchive(f"{label}: {exc}") from None
         except tarfile.TarError as exc:
             raise UnsafeArchive(f"{label}: not a valid tar layer ({str(exc)[:200]})") from None

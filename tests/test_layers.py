@@ -404,3 +404,275 @@ def test_rootfs_dest_must_be_empty(tmp_path):
     proc = run_tool("rootfs", "--debootstrap", "bullseye", tmp_path / "dest")
     assert_clean_failure(proc, 2, "not empty")
     assert (tmp_path / "dest" / "keep").read_text() == "mine"
+
+
+# -- hardening: bounded records, odd metadata, links kept inside (issue 11 items 2-4) ----------
+def pax_record(key: str, value: bytes) -> bytes:
+    """One POSIX.1-2001 PAX record, "LEN KEY=VALUE\\n", LEN counting itself."""
+    body = f" {key}=".encode() + value + b"\n"
+    size = len(body) + 1
+    while len(str(size)) + len(body) != size:
+        size = len(str(size)) + len(body)
+    return str(size).encode() + body
+
+
+def raw_pax_layer(records: bytes, *, kind: bytes = tarfile.XHDTYPE, name: str = "f",
+                  data: bytes = b"x") -> bytes:
+    """A layer whose first member carries the raw PAX RECORDS (not checked by a writer)."""
+    header = tarfile.TarInfo("PaxHeader/f")
+    header.type, header.size = kind, len(records)
+    member = tarfile.TarInfo(name)
+    member.size, member.mtime = len(data), 1_600_000_000
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        tar.addfile(header, io.BytesIO(records))
+        tar.addfile(member, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def apply_bytes(data: bytes, dest: Path) -> None:
+    from orchestrator.layers import apply_verified_layer
+
+    dest.mkdir(exist_ok=True)
+    with LayerApplier(dest) as applier:
+        apply_verified_layer(applier, io.BytesIO(data), "layer", blob_digest=None, diff_id=None)
+
+
+def peak_memory(action) -> int:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        action()
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+def test_a_huge_pax_record_is_refused_from_its_header(tmp_path):
+    """8 MB of PAX record gzip to 8 KB; refused before a byte of it is held (Go: 1 MiB)."""
+    bomb = gzip.compress(raw_pax_layer(pax_record("comment", b"x" * 8_000_000)), mtime=0)
+    assert len(bomb) < 20_000
+    caught: list[UnsafeArchive] = []
+
+    def unpack() -> None:
+        with pytest.raises(UnsafeArchive, match="PAX header record of 8000017 bytes") as exc:
+            apply_bytes(bomb, tmp_path / "dest")
+        caught.append(exc.value)
+
+    assert peak_memory(unpack) < 2**20
+    assert caught[0].exit_code == 2
+
+
+@pytest.mark.parametrize("length", [300_000, 2_000_000])
+def test_a_long_gnu_name_gives_a_short_one_line_error(length, tmp_path):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        info = tarfile.TarInfo("n" * length)
+        tar.addfile(info, io.BytesIO(b""))
+    with pytest.raises(UnsafeArchive) as caught:
+        apply_bytes(buffer.getvalue(), tmp_path / "dest")
+    message = str(caught.value)
+    assert len(message) < 400 and "\n" not in message, message[:400]
+    assert str(length // 1000) in message  # says how long the name was
+
+
+@pytest.mark.parametrize("records, needle", [
+    (pax_record("mtime", b"nan"), "modification time"),
+    (pax_record("mtime", b"1e300"), "modification time"),
+    (pax_record("mtime", b"-inf"), "modification time"),
+    (pax_record("path", b"etc/a\0b"), "NUL byte"),
+    (pax_record("linkpath", b"a\0b"), "NUL byte"),
+    (b"9" * 5000 + b" comment=x\n", "malformed PAX header"),  # int() refuses 5000 digits
+    (pax_record("GNU.sparse.map", b"words,not,numbers") + pax_record("GNU.sparse.size", b"5"),
+     "malformed PAX header"),
+])
+def test_odd_pax_metadata_is_bad_input_not_a_crash(records, needle, work):
+    archives, dest, outside = work
+    kind = tarfile.SYMTYPE if b"linkpath" in records else tarfile.REGTYPE
+    data = raw_pax_layer(records)
+    if kind == tarfile.SYMTYPE:  # the member after the PAX record is a symlink
+        data = raw_pax_layer(records, name="link", data=b"")
+        data = data.replace(b"link\0", b"link\0", 1)
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+            header = tarfile.TarInfo("PaxHeader/link")
+            header.type, header.size = tarfile.XHDTYPE, len(records)
+            tar.addfile(header, io.BytesIO(records))
+            tar.addfile(symlink("link", "target")[0])
+        data = buffer.getvalue()
+    archive = docker_save(archives / "a.tar", [data])
+    with pytest.raises(BadInput, match=needle) as caught:
+        unpack_image(archive, dest)
+    assert caught.value.exit_code == 2 and len(str(caught.value)) < 400
+    assert_nothing_written(dest, outside)
+
+
+def test_odd_pax_metadata_through_the_command_is_one_line_exit_2(work):
+    archives, dest, _ = work
+    archive = docker_save(archives / "a.tar", [raw_pax_layer(pax_record("mtime", b"nan"))])
+    proc = run_tool("rootfs", "--image", archive, dest)
+    assert_clean_failure(proc, 2, "modification time")
+    assert len([line for line in proc.stderr.splitlines() if "error" in line]) == 1
+
+
+def oci_parts(layers: list[bytes]) -> dict[str, object]:
+    """The JSON documents of an OCI layout, as data a test can bend before writing."""
+    config = {"architecture": "amd64", "os": "linux", "rootfs": {
+        "type": "layers", "diff_ids": [f"sha256:{sha256(data)}" for data in layers]}}
+    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json"},
+                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                            "digest": f"sha256:{sha256(data)}", "size": len(data)}
+                           for data in layers]}
+    descriptor = {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                  "platform": {"architecture": "amd64", "os": "linux"}}
+    return {"config": config, "manifest": manifest, "descriptor": descriptor,
+            "index": {"schemaVersion": 2}}
+
+
+def write_oci(dest: Path, layers: list[bytes], parts: dict[str, object]) -> Path:
+    """An OCI layout folder from PARTS (see oci_parts), digests computed from what is written."""
+    blobs = dest / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+    (dest / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    for data in layers:
+        (blobs / sha256(data)).write_bytes(data)
+    config = json.dumps(parts["config"]).encode()
+    (blobs / sha256(config)).write_bytes(config)
+    manifest = parts["manifest"]
+    if isinstance(manifest, dict) and isinstance(manifest.get("config"), dict):
+        manifest["config"]["digest"] = f"sha256:{sha256(config)}"
+    manifest_bytes = json.dumps(manifest).encode()
+    (blobs / sha256(manifest_bytes)).write_bytes(manifest_bytes)
+    descriptor = parts["descriptor"]
+    if isinstance(descriptor, dict):
+        descriptor.setdefault("digest", f"sha256:{sha256(manifest_bytes)}")
+    index = parts["index"]
+    if isinstance(index, dict):
+        index.setdefault("manifests", [descriptor])
+    (dest / "index.json").write_text(json.dumps(index))
+    return dest
+
+
+SHAPES = {
+    "diff_ids-a-string": ("config", ["rootfs", "diff_ids"], "sha256:" + "0" * 64),
+    "diff_ids-a-number": ("config", ["rootfs", "diff_ids"], 5),
+    "rootfs-a-list": ("config", ["rootfs"], []),
+    "config-a-list": ("config", [], [1, 2]),
+    "annotations-a-list": ("descriptor", ["annotations"], ["a"]),
+    "annotations-a-string": ("descriptor", ["annotations"], "x"),
+    "platform-a-string": ("descriptor", ["platform"], "linux/amd64"),
+    "platform-a-list": ("descriptor", ["platform"], [1]),
+    "manifests-a-dict": ("index", ["manifests"], {"a": 1}),
+    "layers-a-dict": ("manifest", ["layers"], {"a": 1}),
+    "layer-a-string": ("manifest", ["layers"], ["sha256:x"]),
+    "digest-a-number": ("descriptor", ["digest"], 12),
+}
+
+
+def bend(parts: dict[str, object], where: str, path: list[str], value: object) -> None:
+    if not path:
+        parts[where] = value
+        return
+    node = parts[where]
+    for key in path[:-1]:
+        node = node[key]  # type: ignore[index]
+    node[path[-1]] = value  # type: ignore[index]
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_archive_json_of_the_wrong_type_is_bad_input(shape, work):
+    archives, dest, outside = work
+    data = layer(file("etc/ok", b"ok"))
+    parts = oci_parts([data])
+    bend(parts, *SHAPES[shape])
+    (archives / "layout").mkdir()
+    archive = write_oci(archives / "layout", [data], parts)
+    with pytest.raises(BadInput) as caught:
+        unpack_image(archive, dest)
+    assert caught.value.exit_code == 2 and "\n" not in str(caught.value)
+    assert_nothing_written(dest, outside)
+
+
+def test_docker_save_diff_ids_not_a_list_is_bad_input(work):
+    archives, dest, outside = work
+    archive = docker_save(archives / "a.tar", [layer(file("a"))], diff_ids=7)  # type: ignore[arg-type]
+    with pytest.raises(BadInput, match="diff_ids is a number"):
+        unpack_image(archive, dest)
+    assert_nothing_written(dest, outside)
+
+
+def test_a_shared_nested_index_is_read_once(work, monkeypatch):
+    """A thousand descriptors naming one nested index: one read, not a thousand (a DAG)."""
+    from orchestrator import image_archive
+
+    archives, dest, _ = work
+    data = layer(file("etc/ok", b"ok"))
+    parts = oci_parts([data])
+    (archives / "layout").mkdir()
+    archive = write_oci(archives / "layout", [data], parts)
+    inner = json.dumps({"schemaVersion": 2, "manifests": [parts["descriptor"]]}).encode()
+    (archive / "blobs/sha256" / sha256(inner)).write_bytes(inner)
+    nested = {"mediaType": "application/vnd.oci.image.index.v1+json",
+              "digest": f"sha256:{sha256(inner)}"}
+    (archive / "index.json").write_text(json.dumps({"manifests": [nested] * 1000}))
+    reads: list[str] = []
+    original = image_archive._ArchiveFiles.read_json
+
+    def counting(self, name, digest=None):
+        reads.append(name)
+        return original(self, name, digest)
+
+    monkeypatch.setattr(image_archive._ArchiveFiles, "read_json", counting)
+    unpack_image(archive, dest)
+    assert (dest / "etc/ok").read_text() == "ok"
+    assert len(reads) <= 4, reads  # index.json, the nested index, the manifest, the config
+
+
+def kernel_target(path: Path) -> Path:
+    return Path(os.path.realpath(path))
+
+
+def test_symlinks_that_climb_out_are_clamped_to_the_root(work):
+    """As the kernel resolves them, no link in DEST may lead outside it (issue 11 item 4)."""
+    archives, dest, outside = work
+    depth = "../" * 12
+    unpack_image(docker_save(archives / "a.tar", [layer(
+        folder("usr"), folder("usr/lib"), folder("usr/lib/x86_64-linux-gnu"),
+        file("usr/lib/x86_64-linux-gnu/libc.so.6", b"root's libc"),
+        folder("usr/local"), folder("usr/local/lib"),
+        symlink("usr/local/lib/libc.so.6", "../../../../../usr/lib/x86_64-linux-gnu/libc.so.6"),
+        symlink("lib", "/usr/lib"),
+        symlink("victim", f"{depth}{str(outside).lstrip('/')}/victim"),
+        symlink("abs-victim", f"{outside}/victim"),
+        symlink("usr/up", "x/../../../../.."),
+        symlink("usr/local/lib/chain", "../../up/usr/lib"),
+    )]), dest)
+    assert os.readlink(dest / "usr/local/lib/libc.so.6") == "../../lib/x86_64-linux-gnu/libc.so.6"
+    assert (dest / "usr/local/lib/libc.so.6").read_text() == "root's libc"
+    assert (dest / "lib/x86_64-linux-gnu/libc.so.6").read_text() == "root's libc"
+    for link in [p for p in dest.rglob("*") if p.is_symlink()]:
+        assert kernel_target(link).is_relative_to(dest.resolve()), (link, os.readlink(link))
+    assert tree(outside) == {"victim": "file:precious"}
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("link, target, clamped", [
+    ("usr/local/lib/libc.so.6", "../../../../../usr/lib/x/libc.so.6", "../../lib/x/libc.so.6"),
+    ("lib64", "/usr/lib", "usr/lib"),
+    ("usr/lib/libfoo.so", "libfoo.so.1", "libfoo.so.1"),
+    ("var/was-dir", "../etc", "../etc"),
+    ("a/b/c", "/a/b/d", "d"),
+    ("a/b/c", "/", "../.."),
+    ("a/b/c", "..", ".."),
+    ("a/b/c", ".", "."),
+    ("up", "../../../..", "."),
+    ("a/l", "x/../../../../etc", "../etc"),
+    ("a/b/l", "/../../a/./b//f", "f"),
+])
+def test_clamp_link_target(link, target, clamped):
+    from orchestrator.layers import clamp_link_target
+
+    assert clamp_link_target(tuple(link.split("/")), target) == clamped
