@@ -71,7 +71,7 @@ def _check_debootstrap(suite: str, arch: str) -> str:
     return binary
 
 
-def _debootstrap_key(suite: str, arch: str, variant: str, include: tuple[str, ...],
+def debootstrap_key(suite: str, arch: str, variant: str, include: tuple[str, ...],
                      mirror: str | None) -> str:
     key = f"{suite}-{arch}-{variant}"
     if include or mirror:
@@ -109,7 +109,7 @@ def debootstrap_root(suite: str, *, arch: str = "amd64", variant: str = "minbase
     if mirror is not None and not re.match(r"(https?|file):/", mirror):
         raise UsageError(f"--mirror {mirror!r} is not a URL (http://, https:// or file:/)")
     base = cache_dir("debootstrap")
-    key = _debootstrap_key(suite, arch, variant, tuple(include), mirror)
+    key = debootstrap_key(suite, arch, variant, tuple(include), mirror)
     final = base / key
     if final.is_dir():
         return final
@@ -148,8 +148,11 @@ def debootstrap_root(suite: str, *, arch: str = "amd64", variant: str = "minbase
     return final
 
 
-def copy_root(source: Path, dest: Path) -> None:
-    """Copy a cached root to DEST (cp -a: keeps symlinks, modes and /dev nodes as they are)."""
+def copy_root(source: Path, dest: Path, *, source_id: str | None = None) -> None:
+    """Copy a cached root to DEST (cp -a: keeps symlinks, modes and /dev nodes as they are).
+
+    SOURCE_ID marks the finished DEST (rootdest.move_into_place) for a later run to recognise.
+    """
     prepare_dest(dest)
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=dest.parent))
     try:
@@ -158,7 +161,7 @@ def copy_root(source: Path, dest: Path) -> None:
         if proc.returncode != 0:
             raise ToolchainError(f"copying {source} to {dest} failed",
                                  details=proc.stderr[-2000:])
-        move_into_place(staging, dest)
+        move_into_place(staging, dest, source=source_id)
     except BaseException:
         remove_tree(staging)
         raise

@@ -288,8 +288,12 @@ def _oci_layers(files: _ArchiveFiles, arch: str) -> list[tuple[str, str | None, 
     return result
 
 
-def unpack_image(archive: Path, dest: Path, *, arch: str | None = None) -> None:
-    """Unpack a `docker save` tarball or OCI layout (folder or tar) into DEST, verified."""
+def unpack_image(archive: Path, dest: Path, *, arch: str | None = None,
+                 source: str | None = None) -> None:
+    """Unpack a `docker save` tarball or OCI layout (folder or tar) into DEST, verified.
+
+    SOURCE marks the finished DEST (rootdest.move_into_place) for a later run to recognise.
+    """
 
     if not archive.exists():
         raise BadInput(f"{archive}: no such image archive")
@@ -312,7 +316,7 @@ def unpack_image(archive: Path, dest: Path, *, arch: str | None = None) -> None:
                 with files.open(name) as stream:
                     apply_verified_layer(applier, stream, label, blob_digest=blob_digest,
                                          diff_id=diff_id)
-        move_into_place(staging, dest)
+        move_into_place(staging, dest, source=source)
     except BaseException:
         if staging is not None:
             remove_tree(staging)

@@ -6,15 +6,17 @@ A root comes from debootstrap (debootstrap.py, cached) or from an image archive
 
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
 
 from .cache import cache_dir
-from .debootstrap import copy_root, debootstrap_root
+from .debootstrap import copy_root, debootstrap_key, debootstrap_root
 from .errors import BadInput, UsageError
 from .files import locked
 from .image_archive import archive_key, is_image_archive, is_layout_folder, unpack_image
 from .logger import info, step
-from .rootdest import host_debian_arch, prepare_dest
+from .rootdest import dest_source, host_debian_arch, prepare_dest
 
 __all__ = ["copy_root", "debootstrap_root", "is_image_archive", "resolve_root", "run_rootfs",
            "unpack_image"]
@@ -40,22 +42,50 @@ def resolve_root(root_or_archive: Path) -> Path:
 
 
 # -- the rootfs command ----------------------------------------------------------------------
+def _dest_lock(dest: Path) -> Path:
+    """The lock of one DEST, in the cache: nothing is left beside the user's folder."""
+    where = os.path.abspath(dest)
+    return cache_dir("locks") / f"rootfs-{hashlib.sha256(where.encode()).hexdigest()[:32]}.lock"
+
+
+def _already_there(dest: Path, source: str) -> bool:
+    """Is DEST a finished root of SOURCE (marked by move_into_place)?"""
+    return dest.is_dir() and not dest.is_symlink() and dest_source(dest) == source
+
+
 def run_rootfs(*, suite: str | None, image: Path | None, dest: Path, arch: str | None,
                variant: str, include: str | None, mirror: str | None) -> int:
-    """`build.py rootfs`: a root in DEST, from debootstrap (via the cache) or an image."""
+    """`build.py rootfs`: a root in DEST, from debootstrap (via the cache) or an image.
+
+    Two runs into one DEST take turns on a lock: the second finds DEST taken and exits 2
+    ("not empty"), or 0 when the first put the very root it asked for there.
+    """
     if (suite is None) == (image is None):
         raise UsageError("pass exactly one of --debootstrap SUITE or --image ARCHIVE")
-    prepare_dest(dest)  # before a slow debootstrap, not after
+    packages = tuple(p for p in (include or "").replace(" ", ",").split(",") if p)
+    arch = arch or host_debian_arch()
     if suite is not None:
-        packages = tuple(p for p in (include or "").replace(" ", ",").split(",") if p)
-        root = debootstrap_root(suite, arch=arch or host_debian_arch(), variant=variant,
-                                include=packages, mirror=mirror)
-        step(f"copying the {suite} root to {dest}")
-        copy_root(root, dest)
+        source = "debootstrap:" + debootstrap_key(suite, arch, variant, packages, mirror)
     elif image is not None:
         if not image.exists():
             raise BadInput(f"--image {image}: no such file or folder")
-        step(f"unpacking {image} into {dest}")
-        unpack_image(image, dest, arch=arch)
+        source = f"image:{archive_key(image)}:{arch}"
+    if _already_there(dest, source):
+        info(f"root ready: {dest} (already made from the same source)")
+        return 0
+    prepare_dest(dest)  # before a slow debootstrap, not after
+    root = debootstrap_root(suite, arch=arch, variant=variant, include=packages,
+                            mirror=mirror) if suite is not None else None
+    with locked(_dest_lock(dest)):
+        if _already_there(dest, source):  # another run made it while we waited
+            info(f"root ready: {dest} (made by another run from the same source)")
+            return 0
+        prepare_dest(dest)
+        if root is not None:
+            step(f"copying the {suite} root to {dest}")
+            copy_root(root, dest, source_id=source)
+        elif image is not None:
+            step(f"unpacking {image} into {dest}")
+            unpack_image(image, dest, arch=arch, source=source)
     info(f"root ready: {dest}")
     return 0

@@ -13,6 +13,8 @@ import io
 import json
 import os
 import stat
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -21,7 +23,7 @@ import pytest
 from orchestrator.errors import BadInput, UnsafeArchive
 from orchestrator.layers import LayerApplier
 from orchestrator.rootfs import is_image_archive, resolve_root, unpack_image
-from tests.conftest import assert_clean_failure, run_tool
+from tests.conftest import REPO, assert_clean_failure, run_tool
 
 # -- making layers and archives ----------------------------------------------------------------
 Entry = tuple[tarfile.TarInfo, bytes]
@@ -676,3 +678,46 @@ def test_clamp_link_target(link, target, clamped):
     from orchestrator.layers import clamp_link_target
 
     assert clamp_link_target(tuple(link.split("/")), target) == clamped
+
+
+# -- two runs into one DEST (issue 11 item 7) ---------------------------------------------------
+def start_tool(*args: str | os.PathLike) -> subprocess.Popen[str]:
+    env = dict(os.environ, GLIBC_BUILD_NO_VENV="1", NO_COLOR="1")
+    return subprocess.Popen([sys.executable, str(REPO / "build.py"), *map(str, args)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def slow_layer(tag: bytes) -> bytes:
+    """Enough files that two unpackings overlap in time."""
+    return layer(folder("data"), file("data/tag", tag),
+                 *(file(f"data/f{i:05}", b"x" * 64) for i in range(4000)))
+
+
+@pytest.mark.parametrize("same", [True, False], ids=["same-image", "other-image"])
+def test_two_rootfs_runs_into_one_dest_take_turns(same, work):
+    """The second run waits for the first, then exits 0 (the same root is there) or 2."""
+    archives, dest, _ = work
+    first = docker_save(archives / "first.tar", [slow_layer(b"first")])
+    second = first if same else docker_save(archives / "second.tar", [slow_layer(b"second")])
+    runs = [start_tool("rootfs", "--image", archive, dest) for archive in (first, second)]
+    results = [(run.wait(timeout=600), run.stderr.read() if run.stderr else "") for run in runs]
+    codes = sorted(code for code, _ in results)
+    assert all("Traceback" not in err and "Directory not empty" not in err
+               for _, err in results), results
+    assert codes == ([0, 0] if same else [0, 2]), results
+    if not same:
+        loser = next(err for code, err in results if code == 2)
+        assert "not empty" in loser and len(loser.strip().splitlines()) <= 2, loser
+    assert (dest / "data/tag").read_text() in ("first", "second")
+    assert len(list((dest / "data").iterdir())) == 4001
+    assert [p.name for p in dest.parent.iterdir()] == ["root"]  # no staging folder left
+
+
+def test_a_second_run_for_the_same_root_is_done_at_once(work):
+    archives, dest, _ = work
+    archive = docker_save(archives / "a.tar", [layer(file("etc/hostname", b"box"))])
+    assert run_tool("rootfs", "--image", archive, dest).returncode == 0
+    again = run_tool("rootfs", "--image", archive, dest)
+    assert again.returncode == 0 and "already" in again.stderr, again.stderr
+    other = docker_save(archives / "b.tar", [layer(file("etc/hostname", b"other"))])
+    assert_clean_failure(run_tool("rootfs", "--image", other, dest), 2, "not empty")
