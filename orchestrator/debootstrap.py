@@ -21,6 +21,7 @@ from pathlib import Path
 from .cache import cache_dir
 from .errors import ToolchainError, UsageError
 from .files import locked
+from .layers import clamp_tree_links
 from .logger import info, step
 from .rootdest import host_debian_arch, move_into_place, prepare_dest, remove_tree
 
@@ -149,7 +150,11 @@ def debootstrap_root(suite: str, *, arch: str = "amd64", variant: str = "minbase
 
 
 def copy_root(source: Path, dest: Path, *, source_id: str | None = None) -> None:
-    """Copy a cached root to DEST (cp -a: keeps symlinks, modes and /dev nodes as they are).
+    """Copy a cached root to DEST (cp -a: keeps modes and /dev nodes as they are).
+
+    Its symlinks are then clamped to DEST (layers.clamp_tree_links): debootstrap writes
+    absolute targets (`lib64/ld-linux-x86-64.so.2 -> /lib/...`), which the kernel would
+    resolve on the host, not in DEST.
 
     SOURCE_ID marks the finished DEST (rootdest.move_into_place) for a later run to recognise.
     """
@@ -161,6 +166,7 @@ def copy_root(source: Path, dest: Path, *, source_id: str | None = None) -> None
         if proc.returncode != 0:
             raise ToolchainError(f"copying {source} to {dest} failed",
                                  details=proc.stderr[-2000:])
+        clamp_tree_links(staging)
         move_into_place(staging, dest, source=source_id)
     except BaseException:
         remove_tree(staging)

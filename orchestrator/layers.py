@@ -116,6 +116,30 @@ def clamp_link_target(link: Parts, target: str) -> str:
     return "/".join([".."] * (len(folder) - common) + resolved[common:]) or "."
 
 
+def clamp_tree_links(root: str | os.PathLike[str]) -> int:
+    """Rewrite every symlink under ROOT with clamp_link_target; the number rewritten.
+
+    For a root this tool did not unpack (a debootstrap copy keeps `lib64/ld-linux-x86-64.so.2
+    -> /lib/...`). The walk never descends through a symlink; ROOT must be a folder no one else
+    writes to (a staging folder).
+    """
+    top = os.fspath(root)
+    rewritten = 0
+    for folder, dirs, files in os.walk(top):  # followlinks=False: links are listed, not entered
+        where = tuple(os.path.relpath(folder, top).split(os.sep)) if folder != top else ()
+        for name in dirs + files:
+            path = os.path.join(folder, name)
+            if not os.path.islink(path):
+                continue
+            target = os.readlink(path)
+            clamped = clamp_link_target(where + (name,), target)
+            if clamped != target:
+                os.unlink(path)
+                os.symlink(clamped, path)
+                rewritten += 1
+    return rewritten
+
+
 def check_member_metadata(member: tarfile.TarInfo, label: str) -> None:
     """Refuse what no file can carry: a NaN or far-out mtime, a NUL byte in a link target."""
     if not (math.isfinite(member.mtime) and abs(member.mtime) <= MAX_MTIME):
