@@ -16,12 +16,16 @@ import stat
 import subprocess
 import sys
 import tarfile
+import tempfile
 from pathlib import Path
+from unittest import mock
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from orchestrator.errors import BadInput, UnsafeArchive
-from orchestrator.layers import LayerApplier
+from orchestrator.errors import BadInput, OrchestratorError, UnsafeArchive
+from orchestrator.layers import MAX_DEPTH, LayerApplier
 from orchestrator.rootfs import is_image_archive, resolve_root, unpack_image
 from tests.conftest import REPO, assert_clean_failure, run_tool
 
@@ -721,3 +725,164 @@ def test_a_second_run_for_the_same_root_is_done_at_once(work):
     assert again.returncode == 0 and "already" in again.stderr, again.stderr
     other = docker_save(archives / "b.tar", [layer(file("etc/hostname", b"other"))])
     assert_clean_failure(run_tool("rootfs", "--image", other, dest), 2, "not empty")
+
+
+# -- fuzzing archive metadata and resource bounds (issue 11 items 2, 3) -------------------------
+PAX_KEYS = ["path", "linkpath", "mtime", "atime", "ctime", "size", "uid", "gid", "uname",
+            "gname", "comment", "hdrcharset", "GNU.sparse.map", "GNU.sparse.size",
+            "GNU.sparse.major", "GNU.sparse.minor", "GNU.sparse.name", "GNU.sparse.realsize",
+            "GNU.sparse.numblocks", "GNU.sparse.offset", "GNU.sparse.numbytes",
+            "SCHILY.xattr.user.x"]
+ODD_VALUES = st.one_of(
+    st.sampled_from([b"nan", b"inf", b"-inf", b"1e400", b"-1", b"0", b"9" * 5000, b"", b"\0",
+                     b"a\0b", b"/etc/passwd", b"../../x", b"1,2,3", b"0,0", b"BINARY", b"1.0",
+                     b"\xff\xfe", b"x" * 300, b"-99999999999999999999"]),
+    st.binary(max_size=40), st.text(max_size=40).map(str.encode))
+MEMBER_TYPES = [tarfile.REGTYPE, tarfile.SYMTYPE, tarfile.DIRTYPE, tarfile.LNKTYPE,
+                tarfile.CHRTYPE, tarfile.FIFOTYPE, b"Z"]
+
+
+@st.composite
+def odd_layers(draw: st.DrawFn) -> bytes:
+    """A layer of members, each after zero or more extension records with odd contents."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for number in range(draw(st.integers(1, 4))):
+            for _ in range(draw(st.integers(0, 3))):
+                kind = draw(st.sampled_from([tarfile.XHDTYPE, tarfile.XGLTYPE,
+                                             tarfile.GNUTYPE_LONGNAME,
+                                             tarfile.GNUTYPE_LONGLINK]))
+                if kind in (tarfile.XHDTYPE, tarfile.XGLTYPE):
+                    records = b"".join(pax_record(key, value) for key, value in draw(
+                        st.lists(st.tuples(st.sampled_from(PAX_KEYS), ODD_VALUES),
+                                 max_size=4)))
+                    if draw(st.booleans()):  # a broken length field
+                        records = draw(st.sampled_from([b"0 a=b\n", b"99 a=b\n", b"x=y\n",
+                                                        b"5000000 a=b\n"])) + records
+                else:
+                    records = draw(ODD_VALUES)
+                header = tarfile.TarInfo(f"ext{number}")
+                header.type, header.size = kind, len(records)
+                tar.addfile(header, io.BytesIO(records))
+            member = tarfile.TarInfo(draw(st.sampled_from(["f", "d/f", "d", "./x", "l"])))
+            member.type = draw(st.sampled_from(MEMBER_TYPES))
+            member.linkname = draw(st.sampled_from(["f", "../../x", "/etc", "d/f", ""]))
+            data = draw(st.binary(max_size=20)) if member.type == tarfile.REGTYPE else b""
+            member.size = len(data)
+            tar.addfile(member, io.BytesIO(data) if data else None)
+    return buffer.getvalue()
+
+
+def assert_one_clean_line(error: OrchestratorError) -> None:
+    assert error.exit_code == 2, (type(error), error)
+    assert "\n" not in str(error) and len(str(error)) < 1000, str(error)[:1000]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(odd_layers(), st.booleans())
+def test_fuzz_odd_layer_metadata_never_crashes(data, gzipped):
+    """Any layer ends unpacked or refused as bad input in one short line: never exit 70."""
+    blob = gzip.compress(data, mtime=0) if gzipped else data
+    with tempfile.TemporaryDirectory() as scratch:
+        try:
+            apply_bytes(blob, Path(scratch) / "dest")
+        except OrchestratorError as error:
+            assert_one_clean_line(error)
+        for link in (Path(scratch) / "dest").rglob("*"):
+            if link.is_symlink():
+                assert Path(os.path.realpath(link)).is_relative_to(Path(scratch) / "dest")
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
+                                                                 max_size=3),
+    max_leaves=8)
+JSON_PLACES = [("config", []), ("config", ["rootfs"]), ("config", ["rootfs", "diff_ids"]),
+               ("manifest", []), ("manifest", ["config"]), ("manifest", ["layers"]),
+               ("manifest", ["config", "mediaType"]), ("descriptor", []),
+               ("descriptor", ["annotations"]), ("descriptor", ["platform"]),
+               ("descriptor", ["mediaType"]), ("descriptor", ["digest"]), ("index", []),
+               ("index", ["manifests"])]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(JSON_PLACES), JSON_VALUES)
+def test_fuzz_archive_json_of_any_shape_is_bad_input_or_fine(place, value):
+    data = layer(file("etc/ok", b"ok"))
+    parts = oci_parts([data])
+    where, path = place
+    try:
+        bend(parts, where, path, value)
+    except (TypeError, KeyError, IndexError):  # an earlier bend of this example
+        return
+    with tempfile.TemporaryDirectory() as scratch:
+        (Path(scratch) / "layout").mkdir()
+        archive = write_oci(Path(scratch) / "layout", [data], parts)
+        try:
+            unpack_image(archive, Path(scratch) / "dest")
+        except OrchestratorError as error:
+            assert_one_clean_line(error)
+
+
+COST_FAMILIES = ["deep-unique", "pax-record", "globals", "long-name"]
+
+
+def costly_layer(family: str, count: int, size: int) -> tuple[bytes, int]:
+    """(layer, path components it names) from the families that cost the most: COUNT entries
+    each SIZE deep (deep-unique) or each after an extension record of SIZE bytes."""
+    if family == "deep-unique":  # every entry a new chain of folders
+        depth = min(size, MAX_DEPTH)
+        entries = [folder(f"d{number}/" + "/".join(["a"] * (depth - 1)))
+                   for number in range(count)]
+        return layer(*entries), count * depth
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for number in range(count):
+            if family == "long-name":
+                header = tarfile.TarInfo("L")
+                header.type, header.size = tarfile.GNUTYPE_LONGNAME, size
+                tar.addfile(header, io.BytesIO(b"n" * size))
+            else:
+                records = pax_record(f"k{number}", b"v" * size)
+                header = tarfile.TarInfo("P")
+                header.type = tarfile.XGLTYPE if family == "globals" else tarfile.XHDTYPE
+                header.size = len(records)
+                tar.addfile(header, io.BytesIO(records))
+            tar.addfile(file(f"f{number}")[0], io.BytesIO(b"x"))
+    return buffer.getvalue(), count
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(COST_FAMILIES), st.integers(1, 40), st.integers(1, 8 * 2**20),
+       st.booleans())
+def test_fuzz_a_layer_costs_bounded_memory_work_and_output(family, count, size, gzipped):
+    """Per layer: peak memory <= 16 MiB + 512 B per path component it names (the touched-path
+    trie; an extension record is held whole only up to 1 MiB), at most 2 descriptor opens per
+    path component and 4 per entry, and an error of one line under 1000 characters, whatever
+    the layer's size after decompression (tracemalloc and counted calls, not seconds)."""
+    size = max(1, size // count) if family != "deep-unique" else size % 250 + 1
+    data, components = costly_layer(family, count, size)
+    blob = gzip.compress(data, mtime=0, compresslevel=1) if gzipped else data
+    opens = 0
+    real_open = os.open
+
+    def counting_open(*args, **kwargs):
+        nonlocal opens
+        opens += 1
+        return real_open(*args, **kwargs)
+
+    errors: list[OrchestratorError] = []
+    with tempfile.TemporaryDirectory() as scratch:
+        def unpack() -> None:
+            try:
+                apply_bytes(blob, Path(scratch) / "dest")
+            except OrchestratorError as error:
+                errors.append(error)
+
+        with mock.patch.object(os, "open", counting_open):
+            peak = peak_memory(unpack)
+    assert peak <= 16 * 2**20 + 512 * components, (peak, components)
+    assert opens <= 8 + 2 * components + 4 * count, (opens, components, count)
+    for error in errors:
+        assert_one_clean_line(error)
