@@ -16,6 +16,7 @@ import posixpath
 import re
 import tarfile
 import tempfile
+from collections import deque
 from pathlib import Path
 from typing import IO
 
@@ -238,9 +239,9 @@ def _pick_manifest(files: _ArchiveFiles, descriptors: list[object], arch: str
     """
     seen: set[str] = set()
     candidates: dict[str, dict[str, object]] = {}
-    level = [(descriptor, 0) for descriptor in descriptors]
+    level = deque((descriptor, 0) for descriptor in descriptors)
     while level:
-        descriptor, depth = level.pop(0)
+        descriptor, depth = level.popleft()
         if not isinstance(descriptor, dict) or not _wanted(descriptor, arch, files.archive):
             continue
         digest = checked_digest(descriptor.get("digest"), files.archive)
@@ -257,7 +258,7 @@ def _pick_manifest(files: _ArchiveFiles, descriptors: list[object], arch: str
                             f"the image index {digest}", files.archive)
         nested = json_list(index.get("manifests", []), f"the manifests of {digest}",
                            files.archive)
-        level += [(child, depth + 1) for child in nested]
+        level.extend((child, depth + 1) for child in nested)
     if len(candidates) != 1:
         what = "no" if not candidates else f"{len(candidates)}"
         raise BadInput(f"{files.archive}: the OCI layout has {what} linux/{arch} image "
