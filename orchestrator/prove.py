@@ -7,9 +7,14 @@ glibc) with `--library-path` pointing into the root, so no chroot or privileges 
     ROOT/lib/x86_64-linux-gnu/ld-2.31.so --inhibit-cache --library-path ROOT/... LOADER LIB
 
 Paths inside the root are resolved against the root (its `lib64 -> /lib/...` must not lead to
-the host's /lib). One gap remains without a chroot: ld.so still searches its built-in default
-folders (/lib, /usr/lib...) on the *host* for a dependency the root lacks, so every object
-that ends up in the process is listed, and one taken from the host makes the result a failure.
+the host's /lib). Without a chroot the kernel still resolves what ld.so opens against the
+host: ld.so searches its built-in default folders (/lib, /usr/lib...) on the *host* for a
+dependency the root lacks, and a symlink in the root with an absolute target or too many `..`
+(`usr/local/lib/libc.so.6 -> ../../../../usr/lib/...`) leads to the host's file. So the test
+loader reports every object in the process, as ld.so named it and as the kernel mapped it
+(its real path), and any object whose real path lies outside the root, other than the test
+loader and the library under test, makes the result a failure: for any root, also one this
+tool did not unpack.
 """
 
 from __future__ import annotations
@@ -51,8 +56,8 @@ MAX_TIMEOUT = 7 * 24 * 3600.0  # a week; far beyond any load, and within what po
 MAX_OUTPUT = 256 * 1024  # what the library prints; the tail is kept
 MAX_SYMLINKS = 40  # as the kernel's ELOOP limit
 
-# Loader exit statuses (resources/loader.c).
-LOADER_REFUSED, LOADER_NO_SYMBOL, LOADER_CALL_FAILED = 10, 11, 12
+LOADER_CALL_FAILED = 12  # the loader's exit status when the call returned non-zero (loader.c)
+MAX_NAMED_OUTSIDE = 3  # objects from outside the root named in the message; the rest counted
 
 # The dynamic loader's file name per ELF machine, as glibc installs it.
 LD_SO_NAMES: dict[str, tuple[str, ...]] = {
@@ -83,7 +88,7 @@ class LoadResult:
     signal: str | None = None  # SIGSEGV... when the process crashed
     objects: list[str] = field(default_factory=list)  # every file mapped into the process
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, object]:
         return {"lib": str(self.lib), "loaded": self.loaded, "message": self.message,
                 "called": self.called, "returned": self.returned, "output": self.output,
                 "ok": self.ok, "signal": self.signal, "objects": self.objects}
@@ -308,15 +313,41 @@ def _run_env() -> dict[str, str]:
             "HOME": os.environ.get("HOME", "/")}
 
 
-def _host_object(path: str, info: RootInfo, lib: Path) -> bool:
-    """Did the loader take PATH from the host's system folders rather than the root?"""
-    if "/" not in path:  # linux-vdso.so.1
-        return False
-    real = Path(os.path.realpath(path))
-    if real.is_relative_to(info.root) or Path(path).is_relative_to(info.root) or \
-            real == lib.resolve():
-        return False
-    return any(path == d or path.startswith(d + "/") for d in HOST_DEFAULT_DIRS)
+def outside_root(paths: list[str], root: Path, own: tuple[Path, ...]) -> dict[Path, str]:
+    """Objects of the process whose real path is outside ROOT: {real path: path as named}.
+
+    The kernel's resolution is what counts (a path under ROOT may be a symlink that climbs
+    out of it); OWN are the files that belong to the test itself (the loader, the library).
+    The first name seen for a real path is kept: the loader's own name (a symlink in the
+    root, a host folder) says more than the mapping's real path.
+    """
+    found: dict[Path, str] = {}
+    for path in paths:
+        if not path.startswith("/"):  # linux-vdso.so.1
+            continue
+        real = Path(os.path.realpath(path.removesuffix(" (deleted)")))
+        if real.is_relative_to(root) or real in own or real in found:
+            continue
+        found[real] = path
+    return found
+
+
+def _describe_outside(found: dict[Path, str], root: Path) -> str:
+    """One clause naming the objects that came from outside the root."""
+    parts = []
+    for real, path in list(found.items())[:MAX_NAMED_OUTSIDE]:
+        if any(path == d or path.startswith(d + "/") for d in HOST_DEFAULT_DIRS):
+            parts.append(f"{Path(path).name} (found only on this host, as {path})")
+        elif Path(path).is_relative_to(root):
+            parts.append(f"{Path(path).name} (its path in the root, {path}, leads out of "
+                         f"the root to {real})")
+        else:
+            parts.append(f"{Path(path).name} (from {real}, outside the root)")
+    more = len(found) - MAX_NAMED_OUTSIDE
+    names = ", ".join(parts) + (f" and {more} more" if more > 0 else "")
+    if all("found only on this host" in part for part in parts):
+        return f"needs libraries the root does not have: {names}"
+    return f"loaded objects from outside the root: {names}"
 
 
 def _signal_name(returncode: int) -> str:
@@ -367,18 +398,27 @@ def _run_one(info: RootInfo, loader: Path, lib: Path, call: str | None, timeout:
         except OSError:
             report = ""
     output = raw[-MAX_OUTPUT:].decode(errors="replace")
-    return _interpret(info, lib, call, proc.returncode, report, output, timed_out, timeout)
+    return _interpret(info, lib, call, proc.returncode, report, output, timed_out, timeout,
+                      loader=loader)
 
 
 def _interpret(info: RootInfo, lib: Path, call: str | None, returncode: int, report: str,
-               output: str, timed_out: bool, timeout: float) -> LoadResult:
-    """Turn the loader's report lines and exit status into a LoadResult."""
+               output: str, timed_out: bool, timeout: float, *, loader: Path | None = None
+               ) -> LoadResult:
+    """Turn the loader's report lines and exit status into a LoadResult.
+
+    A library that loaded is still a failure when an object of the process (as ld.so named
+    it, or as the kernel mapped it) has a real path outside the root: see outside_root.
+    """
     events: dict[str, str] = {}
     objects: list[str] = []
+    mapped: list[str] = []
     for line in report.splitlines():
         key, _, value = line.partition("\t")
         if key == "object":
             objects.append(value)
+        elif key == "mapped":
+            mapped.append(value)
         else:
             events.setdefault(key, value)
     if "start" not in events:  # the root's glibc could not even run the loader
@@ -403,12 +443,11 @@ def _interpret(info: RootInfo, lib: Path, call: str | None, returncode: int, rep
                           f"the process exited with status {returncode} while loading (a "
                           "constructor ended it)")
         return result
-    leaked = [obj for obj in objects if _host_object(obj, info, lib)]
+    own = tuple(Path(os.path.realpath(p)) for p in (lib, loader) if p is not None)
+    leaked = outside_root(objects + mapped, info.root, own)
     if leaked:
         result.loaded = False
-        names = ", ".join(f"{Path(obj).name} (found only on this host, as {obj})"
-                          for obj in leaked)
-        result.message = f"needs libraries the root does not have: {names}"
+        result.message = _describe_outside(leaked, info.root)
     if "nosymbol" in events:
         result.message = result.message or events["nosymbol"]
         return result

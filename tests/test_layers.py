@@ -13,15 +13,21 @@ import io
 import json
 import os
 import stat
+import subprocess
+import sys
 import tarfile
+import tempfile
 from pathlib import Path
+from unittest import mock
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from orchestrator.errors import BadInput, UnsafeArchive
-from orchestrator.layers import LayerApplier
+from orchestrator.errors import BadInput, OrchestratorError, UnsafeArchive
+from orchestrator.layers import MAX_DEPTH, LayerApplier
 from orchestrator.rootfs import is_image_archive, resolve_root, unpack_image
-from tests.conftest import assert_clean_failure, run_tool
+from tests.conftest import REPO, assert_clean_failure, run_tool
 
 # -- making layers and archives ----------------------------------------------------------------
 Entry = tuple[tarfile.TarInfo, bytes]
@@ -218,7 +224,7 @@ def test_whiteouts_opaque_dirs_and_links_come_out_right(kind, work):
     unpack_image(make_archive(kind, archives, [lower, upper]), dest)
     assert tree(dest) == {
         "etc": "dir", "etc/keep": "file:keep",
-        "lib64": "link:/usr/lib",
+        "lib64": "link:usr/lib",  # `/usr/lib` clamped to the root (issue 11 item 4)
         "opt": "dir", "opt/new": "file:new",
         "tmp": "dir", "tmp/mine": "file:mine",
         "usr": "dir", "usr/bin": "dir", "usr/bin/python3": "file:py",
@@ -404,3 +410,479 @@ def test_rootfs_dest_must_be_empty(tmp_path):
     proc = run_tool("rootfs", "--debootstrap", "bullseye", tmp_path / "dest")
     assert_clean_failure(proc, 2, "not empty")
     assert (tmp_path / "dest" / "keep").read_text() == "mine"
+
+
+# -- hardening: bounded records, odd metadata, links kept inside (issue 11 items 2-4) ----------
+def pax_record(key: str, value: bytes) -> bytes:
+    """One POSIX.1-2001 PAX record, "LEN KEY=VALUE\\n", LEN counting itself."""
+    body = f" {key}=".encode() + value + b"\n"
+    size = len(body) + 1
+    while len(str(size)) + len(body) != size:
+        size = len(str(size)) + len(body)
+    return str(size).encode() + body
+
+
+def raw_pax_layer(records: bytes, *, kind: bytes = tarfile.XHDTYPE, name: str = "f",
+                  data: bytes = b"x") -> bytes:
+    """A layer whose first member carries the raw PAX RECORDS (not checked by a writer)."""
+    header = tarfile.TarInfo("PaxHeader/f")
+    header.type, header.size = kind, len(records)
+    member = tarfile.TarInfo(name)
+    member.size, member.mtime = len(data), 1_600_000_000
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        tar.addfile(header, io.BytesIO(records))
+        tar.addfile(member, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def apply_bytes(data: bytes, dest: Path) -> None:
+    from orchestrator.layers import apply_verified_layer
+
+    dest.mkdir(exist_ok=True)
+    with LayerApplier(dest) as applier:
+        apply_verified_layer(applier, io.BytesIO(data), "layer", blob_digest=None, diff_id=None)
+
+
+def peak_memory(action) -> int:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        action()
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+def test_a_huge_pax_record_is_refused_from_its_header(tmp_path):
+    """8 MB of PAX record gzip to 8 KB; refused before a byte of it is held (Go: 1 MiB)."""
+    bomb = gzip.compress(raw_pax_layer(pax_record("comment", b"x" * 8_000_000)), mtime=0)
+    assert len(bomb) < 20_000
+    caught: list[UnsafeArchive] = []
+
+    def unpack() -> None:
+        with pytest.raises(UnsafeArchive, match="PAX header record of 8000017 bytes") as exc:
+            apply_bytes(bomb, tmp_path / "dest")
+        caught.append(exc.value)
+
+    assert peak_memory(unpack) < 2**20
+    assert caught[0].exit_code == 2
+
+
+@pytest.mark.parametrize("length", [300_000, 2_000_000])
+def test_a_long_gnu_name_gives_a_short_one_line_error(length, tmp_path):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        info = tarfile.TarInfo("n" * length)
+        tar.addfile(info, io.BytesIO(b""))
+    with pytest.raises(UnsafeArchive) as caught:
+        apply_bytes(buffer.getvalue(), tmp_path / "dest")
+    message = str(caught.value)
+    assert len(message) < 400 and "\n" not in message, message[:400]
+    assert str(length // 1000) in message  # says how long the name was
+
+
+@pytest.mark.parametrize("records, needle", [
+    (pax_record("mtime", b"nan"), "modification time"),
+    (pax_record("mtime", b"1e300"), "modification time"),
+    (pax_record("mtime", b"-inf"), "modification time"),
+    (pax_record("path", b"etc/a\0b"), "NUL byte"),
+    (pax_record("linkpath", b"a\0b"), "NUL byte"),
+    (b"9" * 5000 + b" comment=x\n", "malformed PAX header"),  # int() refuses 5000 digits
+    (pax_record("GNU.sparse.map", b"words,not,numbers") + pax_record("GNU.sparse.size", b"5"),
+     "malformed PAX header"),
+])
+def test_odd_pax_metadata_is_bad_input_not_a_crash(records, needle, work):
+    archives, dest, outside = work
+    kind = tarfile.SYMTYPE if b"linkpath" in records else tarfile.REGTYPE
+    data = raw_pax_layer(records)
+    if kind == tarfile.SYMTYPE:  # the member after the PAX record is a symlink
+        data = raw_pax_layer(records, name="link", data=b"")
+        data = data.replace(b"link\0", b"link\0", 1)
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+            header = tarfile.TarInfo("PaxHeader/link")
+            header.type, header.size = tarfile.XHDTYPE, len(records)
+            tar.addfile(header, io.BytesIO(records))
+            tar.addfile(symlink("link", "target")[0])
+        data = buffer.getvalue()
+    archive = docker_save(archives / "a.tar", [data])
+    with pytest.raises(BadInput, match=needle) as caught:
+        unpack_image(archive, dest)
+    assert caught.value.exit_code == 2 and len(str(caught.value)) < 400
+    assert_nothing_written(dest, outside)
+
+
+def test_odd_pax_metadata_through_the_command_is_one_line_exit_2(work):
+    archives, dest, _ = work
+    archive = docker_save(archives / "a.tar", [raw_pax_layer(pax_record("mtime", b"nan"))])
+    proc = run_tool("rootfs", "--image", archive, dest)
+    assert_clean_failure(proc, 2, "modification time")
+    assert len([line for line in proc.stderr.splitlines() if "error" in line]) == 1
+
+
+def oci_parts(layers: list[bytes]) -> dict[str, object]:
+    """The JSON documents of an OCI layout, as data a test can bend before writing."""
+    config = {"architecture": "amd64", "os": "linux", "rootfs": {
+        "type": "layers", "diff_ids": [f"sha256:{sha256(data)}" for data in layers]}}
+    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json"},
+                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                            "digest": f"sha256:{sha256(data)}", "size": len(data)}
+                           for data in layers]}
+    descriptor = {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                  "platform": {"architecture": "amd64", "os": "linux"}}
+    return {"config": config, "manifest": manifest, "descriptor": descriptor,
+            "index": {"schemaVersion": 2}}
+
+
+def write_oci(dest: Path, layers: list[bytes], parts: dict[str, object]) -> Path:
+    """An OCI layout folder from PARTS (see oci_parts), digests computed from what is written."""
+    blobs = dest / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+    (dest / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    for data in layers:
+        (blobs / sha256(data)).write_bytes(data)
+    config = json.dumps(parts["config"]).encode()
+    (blobs / sha256(config)).write_bytes(config)
+    manifest = parts["manifest"]
+    if isinstance(manifest, dict) and isinstance(manifest.get("config"), dict):
+        manifest["config"]["digest"] = f"sha256:{sha256(config)}"
+    manifest_bytes = json.dumps(manifest).encode()
+    (blobs / sha256(manifest_bytes)).write_bytes(manifest_bytes)
+    descriptor = parts["descriptor"]
+    if isinstance(descriptor, dict):
+        descriptor.setdefault("digest", f"sha256:{sha256(manifest_bytes)}")
+    index = parts["index"]
+    if isinstance(index, dict):
+        index.setdefault("manifests", [descriptor])
+    (dest / "index.json").write_text(json.dumps(index))
+    return dest
+
+
+SHAPES = {
+    "diff_ids-a-string": ("config", ["rootfs", "diff_ids"], "sha256:" + "0" * 64),
+    "diff_ids-a-number": ("config", ["rootfs", "diff_ids"], 5),
+    "rootfs-a-list": ("config", ["rootfs"], []),
+    "config-a-list": ("config", [], [1, 2]),
+    "annotations-a-list": ("descriptor", ["annotations"], ["a"]),
+    "annotations-a-string": ("descriptor", ["annotations"], "x"),
+    "platform-a-string": ("descriptor", ["platform"], "linux/amd64"),
+    "platform-a-list": ("descriptor", ["platform"], [1]),
+    "manifests-a-dict": ("index", ["manifests"], {"a": 1}),
+    "layers-a-dict": ("manifest", ["layers"], {"a": 1}),
+    "layer-a-string": ("manifest", ["layers"], ["sha256:x"]),
+    "digest-a-number": ("descriptor", ["digest"], 12),
+}
+
+
+def bend(parts: dict[str, object], where: str, path: list[str], value: object) -> None:
+    if not path:
+        parts[where] = value
+        return
+    node = parts[where]
+    for key in path[:-1]:
+        node = node[key]  # type: ignore[index]
+    node[path[-1]] = value  # type: ignore[index]
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_archive_json_of_the_wrong_type_is_bad_input(shape, work):
+    archives, dest, outside = work
+    data = layer(file("etc/ok", b"ok"))
+    parts = oci_parts([data])
+    bend(parts, *SHAPES[shape])
+    (archives / "layout").mkdir()
+    archive = write_oci(archives / "layout", [data], parts)
+    with pytest.raises(BadInput) as caught:
+        unpack_image(archive, dest)
+    assert caught.value.exit_code == 2 and "\n" not in str(caught.value)
+    assert_nothing_written(dest, outside)
+
+
+def test_docker_save_diff_ids_not_a_list_is_bad_input(work):
+    archives, dest, outside = work
+    archive = docker_save(archives / "a.tar", [layer(file("a"))], diff_ids=7)  # type: ignore[arg-type]
+    with pytest.raises(BadInput, match="diff_ids is a number"):
+        unpack_image(archive, dest)
+    assert_nothing_written(dest, outside)
+
+
+def test_a_shared_nested_index_is_read_once(work, monkeypatch):
+    """A thousand descriptors naming one nested index: one read, not a thousand (a DAG)."""
+    from orchestrator import image_archive
+
+    archives, dest, _ = work
+    data = layer(file("etc/ok", b"ok"))
+    parts = oci_parts([data])
+    (archives / "layout").mkdir()
+    archive = write_oci(archives / "layout", [data], parts)
+    inner = json.dumps({"schemaVersion": 2, "manifests": [parts["descriptor"]]}).encode()
+    (archive / "blobs/sha256" / sha256(inner)).write_bytes(inner)
+    nested = {"mediaType": "application/vnd.oci.image.index.v1+json",
+              "digest": f"sha256:{sha256(inner)}"}
+    (archive / "index.json").write_text(json.dumps({"manifests": [nested] * 1000}))
+    reads: list[str] = []
+    original = image_archive._ArchiveFiles.read_json
+
+    def counting(self, name, digest=None):
+        reads.append(name)
+        return original(self, name, digest)
+
+    monkeypatch.setattr(image_archive._ArchiveFiles, "read_json", counting)
+    unpack_image(archive, dest)
+    assert (dest / "etc/ok").read_text() == "ok"
+    assert len(reads) <= 4, reads  # index.json, the nested index, the manifest, the config
+
+
+def kernel_target(path: Path) -> Path:
+    return Path(os.path.realpath(path))
+
+
+def test_symlinks_that_climb_out_are_clamped_to_the_root(work):
+    """As the kernel resolves them, no link in DEST may lead outside it (issue 11 item 4)."""
+    archives, dest, outside = work
+    depth = "../" * 12
+    unpack_image(docker_save(archives / "a.tar", [layer(
+        folder("usr"), folder("usr/lib"), folder("usr/lib/x86_64-linux-gnu"),
+        file("usr/lib/x86_64-linux-gnu/libc.so.6", b"root's libc"),
+        folder("usr/local"), folder("usr/local/lib"),
+        symlink("usr/local/lib/libc.so.6", "../../../../../usr/lib/x86_64-linux-gnu/libc.so.6"),
+        symlink("lib", "/usr/lib"),
+        symlink("victim", f"{depth}{str(outside).lstrip('/')}/victim"),
+        symlink("abs-victim", f"{outside}/victim"),
+        symlink("usr/up", "x/../../../../.."),
+        symlink("usr/local/lib/chain", "../../up/usr/lib"),
+    )]), dest)
+    assert os.readlink(dest / "usr/local/lib/libc.so.6") == "../../lib/x86_64-linux-gnu/libc.so.6"
+    assert (dest / "usr/local/lib/libc.so.6").read_text() == "root's libc"
+    assert (dest / "lib/x86_64-linux-gnu/libc.so.6").read_text() == "root's libc"
+    for link in [p for p in dest.rglob("*") if p.is_symlink()]:
+        assert kernel_target(link).is_relative_to(dest.resolve()), (link, os.readlink(link))
+    assert tree(outside) == {"victim": "file:precious"}
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("link, target, clamped", [
+    ("usr/local/lib/libc.so.6", "../../../../../usr/lib/x/libc.so.6", "../../lib/x/libc.so.6"),
+    ("lib64", "/usr/lib", "usr/lib"),
+    ("usr/lib/libfoo.so", "libfoo.so.1", "libfoo.so.1"),
+    ("var/was-dir", "../etc", "../etc"),
+    ("a/b/c", "/a/b/d", "d"),
+    ("a/b/c", "/", "../.."),
+    ("a/b/c", "..", ".."),
+    ("a/b/c", ".", "."),
+    ("up", "../../../..", "."),
+    ("a/l", "x/../../../../etc", "../etc"),
+    ("a/b/l", "/../../a/./b//f", "f"),
+])
+def test_clamp_link_target(link, target, clamped):
+    from orchestrator.layers import clamp_link_target
+
+    assert clamp_link_target(tuple(link.split("/")), target) == clamped
+
+
+# -- two runs into one DEST (issue 11 item 7) ---------------------------------------------------
+def start_tool(*args: str | os.PathLike) -> subprocess.Popen[str]:
+    env = dict(os.environ, GLIBC_BUILD_NO_VENV="1", NO_COLOR="1")
+    return subprocess.Popen([sys.executable, str(REPO / "build.py"), *map(str, args)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def slow_layer(tag: bytes) -> bytes:
+    """Enough files that two unpackings overlap in time."""
+    return layer(folder("data"), file("data/tag", tag),
+                 *(file(f"data/f{i:05}", b"x" * 64) for i in range(4000)))
+
+
+@pytest.mark.parametrize("same", [True, False], ids=["same-image", "other-image"])
+def test_two_rootfs_runs_into_one_dest_take_turns(same, work):
+    """The second run waits for the first, then exits 0 (the same root is there) or 2."""
+    archives, dest, _ = work
+    first = docker_save(archives / "first.tar", [slow_layer(b"first")])
+    second = first if same else docker_save(archives / "second.tar", [slow_layer(b"second")])
+    runs = [start_tool("rootfs", "--image", archive, dest) for archive in (first, second)]
+    results = [(run.wait(timeout=600), run.stderr.read() if run.stderr else "") for run in runs]
+    codes = sorted(code for code, _ in results)
+    assert all("Traceback" not in err and "Directory not empty" not in err
+               for _, err in results), results
+    assert codes == ([0, 0] if same else [0, 2]), results
+    if not same:
+        loser = next(err for code, err in results if code == 2)
+        assert "not empty" in loser and len(loser.strip().splitlines()) <= 2, loser
+    assert (dest / "data/tag").read_text() in ("first", "second")
+    assert len(list((dest / "data").iterdir())) == 4001
+    assert [p.name for p in dest.parent.iterdir()] == ["root"]  # no staging folder left
+
+
+def test_a_second_run_for_the_same_root_is_done_at_once(work):
+    archives, dest, _ = work
+    archive = docker_save(archives / "a.tar", [layer(file("etc/hostname", b"box"))])
+    assert run_tool("rootfs", "--image", archive, dest).returncode == 0
+    again = run_tool("rootfs", "--image", archive, dest)
+    assert again.returncode == 0 and "already" in again.stderr, again.stderr
+    other = docker_save(archives / "b.tar", [layer(file("etc/hostname", b"other"))])
+    assert_clean_failure(run_tool("rootfs", "--image", other, dest), 2, "not empty")
+
+
+# -- fuzzing archive metadata and resource bounds (issue 11 items 2, 3) -------------------------
+PAX_KEYS = ["path", "linkpath", "mtime", "atime", "ctime", "size", "uid", "gid", "uname",
+            "gname", "comment", "hdrcharset", "GNU.sparse.map", "GNU.sparse.size",
+            "GNU.sparse.major", "GNU.sparse.minor", "GNU.sparse.name", "GNU.sparse.realsize",
+            "GNU.sparse.numblocks", "GNU.sparse.offset", "GNU.sparse.numbytes",
+            "SCHILY.xattr.user.x"]
+ODD_VALUES = st.one_of(
+    st.sampled_from([b"nan", b"inf", b"-inf", b"1e400", b"-1", b"0", b"9" * 5000, b"", b"\0",
+                     b"a\0b", b"/etc/passwd", b"../../x", b"1,2,3", b"0,0", b"BINARY", b"1.0",
+                     b"\xff\xfe", b"x" * 300, b"-99999999999999999999"]),
+    st.binary(max_size=40), st.text(max_size=40).map(str.encode))
+MEMBER_TYPES = [tarfile.REGTYPE, tarfile.SYMTYPE, tarfile.DIRTYPE, tarfile.LNKTYPE,
+                tarfile.CHRTYPE, tarfile.FIFOTYPE, b"Z"]
+
+
+@st.composite
+def odd_layers(draw: st.DrawFn) -> bytes:
+    """A layer of members, each after zero or more extension records with odd contents."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for number in range(draw(st.integers(1, 4))):
+            for _ in range(draw(st.integers(0, 3))):
+                kind = draw(st.sampled_from([tarfile.XHDTYPE, tarfile.XGLTYPE,
+                                             tarfile.GNUTYPE_LONGNAME,
+                                             tarfile.GNUTYPE_LONGLINK]))
+                if kind in (tarfile.XHDTYPE, tarfile.XGLTYPE):
+                    records = b"".join(pax_record(key, value) for key, value in draw(
+                        st.lists(st.tuples(st.sampled_from(PAX_KEYS), ODD_VALUES),
+                                 max_size=4)))
+                    if draw(st.booleans()):  # a broken length field
+                        records = draw(st.sampled_from([b"0 a=b\n", b"99 a=b\n", b"x=y\n",
+                                                        b"5000000 a=b\n"])) + records
+                else:
+                    records = draw(ODD_VALUES)
+                header = tarfile.TarInfo(f"ext{number}")
+                header.type, header.size = kind, len(records)
+                tar.addfile(header, io.BytesIO(records))
+            member = tarfile.TarInfo(draw(st.sampled_from(["f", "d/f", "d", "./x", "l"])))
+            member.type = draw(st.sampled_from(MEMBER_TYPES))
+            member.linkname = draw(st.sampled_from(["f", "../../x", "/etc", "d/f", ""]))
+            data = draw(st.binary(max_size=20)) if member.type == tarfile.REGTYPE else b""
+            member.size = len(data)
+            tar.addfile(member, io.BytesIO(data) if data else None)
+    return buffer.getvalue()
+
+
+def assert_one_clean_line(error: OrchestratorError) -> None:
+    assert error.exit_code == 2, (type(error), error)
+    assert "\n" not in str(error) and len(str(error)) < 1000, str(error)[:1000]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(odd_layers(), st.booleans())
+def test_fuzz_odd_layer_metadata_never_crashes(data, gzipped):
+    """Any layer ends unpacked or refused as bad input in one short line: never exit 70."""
+    blob = gzip.compress(data, mtime=0) if gzipped else data
+    with tempfile.TemporaryDirectory() as scratch:
+        try:
+            apply_bytes(blob, Path(scratch) / "dest")
+        except OrchestratorError as error:
+            assert_one_clean_line(error)
+        for link in (Path(scratch) / "dest").rglob("*"):
+            if link.is_symlink():
+                assert Path(os.path.realpath(link)).is_relative_to(Path(scratch) / "dest")
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
+                                                                 max_size=3),
+    max_leaves=8)
+JSON_PLACES = [("config", []), ("config", ["rootfs"]), ("config", ["rootfs", "diff_ids"]),
+               ("manifest", []), ("manifest", ["config"]), ("manifest", ["layers"]),
+               ("manifest", ["config", "mediaType"]), ("descriptor", []),
+               ("descriptor", ["annotations"]), ("descriptor", ["platform"]),
+               ("descriptor", ["mediaType"]), ("descriptor", ["digest"]), ("index", []),
+               ("index", ["manifests"])]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(JSON_PLACES), JSON_VALUES)
+def test_fuzz_archive_json_of_any_shape_is_bad_input_or_fine(place, value):
+    data = layer(file("etc/ok", b"ok"))
+    parts = oci_parts([data])
+    where, path = place
+    try:
+        bend(parts, where, path, value)
+    except (TypeError, KeyError, IndexError):  # an earlier bend of this example
+        return
+    with tempfile.TemporaryDirectory() as scratch:
+        (Path(scratch) / "layout").mkdir()
+        archive = write_oci(Path(scratch) / "layout", [data], parts)
+        try:
+            unpack_image(archive, Path(scratch) / "dest")
+        except OrchestratorError as error:
+            assert_one_clean_line(error)
+
+
+COST_FAMILIES = ["deep-unique", "pax-record", "globals", "long-name"]
+
+
+def costly_layer(family: str, count: int, size: int) -> tuple[bytes, int]:
+    """(layer, path components it names) from the families that cost the most: COUNT entries
+    each SIZE deep (deep-unique) or each after an extension record of SIZE bytes."""
+    if family == "deep-unique":  # every entry a new chain of folders
+        depth = min(size, MAX_DEPTH)
+        entries = [folder(f"d{number}/" + "/".join(["a"] * (depth - 1)))
+                   for number in range(count)]
+        return layer(*entries), count * depth
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for number in range(count):
+            if family == "long-name":
+                header = tarfile.TarInfo("L")
+                header.type, header.size = tarfile.GNUTYPE_LONGNAME, size
+                tar.addfile(header, io.BytesIO(b"n" * size))
+            else:
+                records = pax_record(f"k{number}", b"v" * size)
+                header = tarfile.TarInfo("P")
+                header.type = tarfile.XGLTYPE if family == "globals" else tarfile.XHDTYPE
+                header.size = len(records)
+                tar.addfile(header, io.BytesIO(records))
+            tar.addfile(file(f"f{number}")[0], io.BytesIO(b"x"))
+    return buffer.getvalue(), count
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(COST_FAMILIES), st.integers(1, 40), st.integers(1, 8 * 2**20),
+       st.booleans())
+def test_fuzz_a_layer_costs_bounded_memory_work_and_output(family, count, size, gzipped):
+    """Per layer: peak memory <= 16 MiB + 512 B per path component it names (the touched-path
+    trie; an extension record is held whole only up to 1 MiB), at most 2 descriptor opens per
+    path component and 4 per entry, and an error of one line under 1000 characters, whatever
+    the layer's size after decompression (tracemalloc and counted calls, not seconds)."""
+    size = max(1, size // count) if family != "deep-unique" else size % 250 + 1
+    data, components = costly_layer(family, count, size)
+    blob = gzip.compress(data, mtime=0, compresslevel=1) if gzipped else data
+    opens = 0
+    real_open = os.open
+
+    def counting_open(*args, **kwargs):
+        nonlocal opens
+        opens += 1
+        return real_open(*args, **kwargs)
+
+    errors: list[OrchestratorError] = []
+    with tempfile.TemporaryDirectory() as scratch:
+        def unpack() -> None:
+            try:
+                apply_bytes(blob, Path(scratch) / "dest")
+            except OrchestratorError as error:
+                errors.append(error)
+
+        with mock.patch.object(os, "open", counting_open):
+            peak = peak_memory(unpack)
+    assert peak <= 16 * 2**20 + 512 * components, (peak, components)
+    assert opens <= 8 + 2 * components + 4 * count, (opens, components, count)
+    for error in errors:
+        assert_one_clean_line(error)

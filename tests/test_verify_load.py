@@ -319,7 +319,11 @@ def test_root_unpacked_from_docker_save_archive_loads_too(bullseye_docker_save, 
     proc = run_tool("rootfs", "--image", bullseye_docker_save, dest, env=cache)
     assert proc.returncode == 0, proc.stderr
     link = "usr/lib64/ld-linux-x86-64.so.2"
-    assert os.readlink(dest / link) == os.readlink(bullseye_root / link)  # verbatim, absolute
+    # Clamped to DEST (issue 11 item 4; it was verbatim, absolute): the kernel finds the
+    # root's own loader, not the host's.
+    assert os.readlink(dest / link) == "../../lib/x86_64-linux-gnu/ld-2.31.so"
+    assert os.path.realpath(dest / link) == \
+        os.path.realpath(dest / "usr/lib/x86_64-linux-gnu/ld-2.31.so")
     assert not (dest / "dev/null").exists()  # device nodes are skipped
     proc = run_tool("verify-load", "--rootfs", dest, "--call", "plugin_entry", libs["zig"],
                     env=cache)
@@ -359,6 +363,71 @@ def test_rootfs_debootstrap_copies_the_cached_root(bullseye_root, libs, tmp_path
     assert proc.returncode == 0, proc.stderr
     assert (dest / "usr/lib/x86_64-linux-gnu/libc-2.31.so").is_file()
     assert (dest / "dev/null").is_char_device()  # cp -a keeps the root as debootstrap made it
+    for link in [p for p in dest.rglob("*") if p.is_symlink()]:  # clamped (issue 11 item 4)
+        assert Path(os.path.realpath(link)).is_relative_to(dest.resolve()), link
     proc = run_tool("verify-load", "--rootfs", dest, "--call", "plugin_entry", libs["zig"])
     assert proc.returncode == 0, proc.stderr
     shutil.rmtree(dest)
+
+
+# -- a root whose symlinks lead out of it (issue 11 item 4) -------------------------------------
+@pytest.fixture
+def leaky_root(tmp_path, bullseye_root) -> Path:
+    """A copy of the bullseye root (hard links: nothing written into the cached files)."""
+    root = tmp_path / "leaky-root"
+    subprocess.run(["cp", "-al", "--", str(bullseye_root), str(root)], check=True)
+    return root
+
+
+def test_a_symlink_that_climbs_out_of_the_root_is_not_a_pass(leaky_root, tmp_path):
+    """usr/local/lib (first in the root's ld.so.conf) links out to a host file: a failure."""
+    outside = tmp_path / "host-only"
+    outside.mkdir()
+    zig_cc("int leak(void) { return 0; }", outside / "libleak.so")
+    lib = zig_cc("extern int leak(void);\nint plugin_entry(void) { return leak(); }",
+                 tmp_path / "libuses_leak.so", f"-L{outside}", "-lleak")
+    climb = "../" * 12 + str(outside / "libleak.so").lstrip("/")
+    (leaky_root / "usr/local/lib/libleak.so").symlink_to(climb)
+    assert (leaky_root / "usr/local/lib/libleak.so").resolve() == outside / "libleak.so"
+
+    (result,) = verify_load(leaky_root, [lib], "plugin_entry")
+    assert not result.ok and not result.loaded
+    assert "libleak.so" in result.message and "outside the root" in result.message
+    proc = run_tool("verify-load", "--rootfs", leaky_root, lib)
+    assert_clean_failure(proc, 1, "libleak.so", str(outside / "libleak.so"))
+    assert len([line for line in proc.stderr.splitlines() if "error" in line]) == 1
+
+
+def test_the_same_link_unpacked_from_an_image_stays_inside(tmp_path):
+    """`rootfs --image` clamps the link: it resolves inside DEST, to the root's own file."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name in ("usr", "usr/lib", "usr/lib/x86_64-linux-gnu", "usr/local", "usr/local/lib"):
+            info = tarfile.TarInfo(name)
+            info.type, info.mode = tarfile.DIRTYPE, 0o755
+            tar.addfile(info)
+        info = tarfile.TarInfo("usr/lib/x86_64-linux-gnu/libc.so.6")
+        info.size = 4
+        tar.addfile(info, io.BytesIO(b"mine"))
+        info = tarfile.TarInfo("usr/local/lib/libc.so.6")
+        info.type, info.linkname = tarfile.SYMTYPE, "../" * 8 + "usr/lib/x86_64-linux-gnu/libc.so.6"
+        tar.addfile(info)
+    data = buffer.getvalue()
+    digest = hashlib.sha256(data).hexdigest()
+    config = json.dumps({"rootfs": {"type": "layers", "diff_ids": [f"sha256:{digest}"]}})
+    config_name = hashlib.sha256(config.encode()).hexdigest() + ".json"
+    archive = tmp_path / "image.tar"
+    with tarfile.open(archive, "w") as tar:
+        for name, content in ((config_name, config.encode()), (f"{digest}/layer.tar", data),
+                              ("manifest.json", json.dumps([{"Config": config_name,
+                                                             "Layers": [f"{digest}/layer.tar"]}
+                                                            ]).encode())):
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+    dest = tmp_path / "dest"
+    proc = run_tool("rootfs", "--image", archive, dest)
+    assert proc.returncode == 0, proc.stderr
+    link = dest / "usr/local/lib/libc.so.6"
+    assert Path(os.path.realpath(link)) == (dest / "usr/lib/x86_64-linux-gnu/libc.so.6").resolve()
+    assert link.read_text() == "mine"

@@ -5,6 +5,12 @@
  * Built by zig for the oldest glibc of its target (2.17 on x86_64), so that any root from
  * there up can run it. It uses only dlopen/dlsym/dlerror/dl_iterate_phdr and stdio.
  *
+ * After dlopen it reports every object in the process twice: as the loader named it
+ * ("object", dl_iterate_phdr) and as the kernel mapped it ("mapped", the real path of each
+ * executable mapping in /proc/self/maps, symlinks resolved). The caller fails the run when
+ * one of them lies outside the root: a symlink in the root that climbs out, or a folder of
+ * the host that ld.so searched, would otherwise pass for the root's own glibc.
+ *
  *   loader [--report FILE] [--call SYMBOL] LIB
  *
  * Exit status: 0 loaded (and the call returned 0), 10 refused by the dynamic loader,
@@ -64,6 +70,37 @@ static int list_object(struct dl_phdr_info *object, size_t size, void *unused) {
     return 0;
 }
 
+/* Every file mapped executable, by the real path the kernel shows in /proc/self/maps. */
+static void list_mappings(void) {
+    FILE *maps = fopen("/proc/self/maps", "re");
+    if (maps == NULL) {
+        report("maps-unavailable", "/proc/self/maps cannot be read (is /proc mounted?)");
+        return;
+    }
+    char line[8192], last[8192] = "";
+    while (fgets(line, sizeof line, maps) != NULL) {
+        char perms[8];
+        size_t length = strlen(line);
+        if (length > 0 && line[length - 1] != '\n' && !feof(maps)) {
+            int c; /* longer than any path can be: skip the rest of the line */
+            while ((c = fgetc(maps)) != EOF && c != '\n')
+                ;
+            continue;
+        }
+        if (sscanf(line, "%*s %7s", perms) != 1 || strchr(perms, 'x') == NULL)
+            continue;
+        char *path = strchr(line, '/'); /* address, perms, offset, dev, inode hold none */
+        if (path == NULL)
+            continue;
+        path[strcspn(path, "\n")] = '\0';
+        if (strcmp(path, last) == 0)
+            continue;
+        snprintf(last, sizeof last, "%s", path);
+        report("mapped", path);
+    }
+    fclose(maps);
+}
+
 static int usage(void) {
     fputs("usage: loader [--report FILE] [--call SYMBOL] LIB\n", stderr);
     return USAGE;
@@ -104,6 +141,7 @@ int main(int argc, char **argv) {
     }
     report("loaded", lib);
     dl_iterate_phdr(list_object, NULL);
+    list_mappings();
 
     int status = LOADED;
     if (call) {

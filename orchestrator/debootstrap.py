@@ -1,0 +1,173 @@
+"""Old-glibc roots made by debootstrap, cached, and copied to where a user wants one.
+
+A root is only ever *read* by verify-load (its own dynamic loader runs the test loader with
+`--library-path`), so no chroot, mount or container is needed once it exists. debootstrap is
+slow, so each root is made once into the cache (cache.py) under a lock, in a temporary folder
+beside its final place and renamed into it; a killed run leaves nothing half-made.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from .cache import cache_dir
+from .errors import ToolchainError, UsageError
+from .files import locked
+from .layers import clamp_tree_links
+from .logger import info, step
+from .rootdest import host_debian_arch, move_into_place, prepare_dest, remove_tree
+
+DEFAULT_MIRROR_HINT = "http://deb.debian.org/debian"
+ARCHIVE_MIRROR = "http://archive.debian.org/debian"
+
+
+def _unmount_below(path: Path) -> None:
+    """Undo mounts a killed debootstrap left in its target (/proc, /sys) before removing it."""
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return
+    prefix = str(path.resolve())
+    points = [re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split()[4])
+              for line in lines if len(line.split()) > 4]
+    for point in sorted((p for p in points if p == prefix or p.startswith(prefix + "/")),
+                        key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True, check=False)
+
+
+def _debootstrap_scripts() -> Path:
+    base = os.environ.get("DEBOOTSTRAP_DIR") or "/usr/share/debootstrap"
+    return Path(base) / "scripts"
+
+
+def _check_debootstrap(suite: str, arch: str) -> str:
+    """Fail early, with what to do, on each reason debootstrap could not work here."""
+    binary = shutil.which("debootstrap")
+    if binary is None:
+        raise ToolchainError("debootstrap is not installed; install it (`apt-get install "
+                             "debootstrap` on Debian/Ubuntu) or pass an image archive instead "
+                             "(`rootfs --image`, `--image`)")
+    if os.geteuid() != 0:
+        raise ToolchainError("debootstrap must run as root (it unpacks packages with their "
+                             "owners and runs their scripts in a chroot); run this as root, or "
+                             "make the root elsewhere and pass a folder or an image archive "
+                             "(`docker save`) instead")
+    scripts = _debootstrap_scripts()
+    if scripts.is_dir() and not (scripts / suite).exists():
+        known = sorted(p.name for p in scripts.iterdir() if "." not in p.name)
+        raise UsageError(f"debootstrap does not know the suite {suite!r}; known suites: "
+                         f"{', '.join(known)}")
+    if arch != host_debian_arch():
+        raise UsageError(f"debootstrap can only make {host_debian_arch()} roots on this "
+                         f"machine, not {arch}; for {arch} pass an image archive of an {arch} "
+                         "image (`rootfs --image`)")
+    return binary
+
+
+def debootstrap_key(suite: str, arch: str, variant: str, include: tuple[str, ...],
+                     mirror: str | None) -> str:
+    key = f"{suite}-{arch}-{variant}"
+    if include or mirror:
+        extra = json.dumps([sorted(include), mirror or ""]).encode()
+        key += "-" + hashlib.sha256(extra).hexdigest()[:12]
+    return key
+
+
+def _explain_debootstrap_failure(suite: str, mirror: str | None, log: str) -> None:
+    """Turn debootstrap's last words into the error the user can act on."""
+    tail = "\n".join(log.strip().splitlines()[-25:])
+    where = mirror or DEFAULT_MIRROR_HINT
+    if "Failed getting release file" in log or "Release signed by unknown key" in log:
+        raise UsageError(f"debootstrap could not get suite {suite!r} from {where}: it is not "
+                         f"on that mirror (end-of-life Debian suites are on {ARCHIVE_MIRROR}) "
+                         "or the mirror is unreachable; pass --mirror URL of one that has it",
+                         details=tail)
+    raise ToolchainError(f"debootstrap failed making the {suite} root", details=tail)
+
+
+def debootstrap_root(suite: str, *, arch: str = "amd64", variant: str = "minbase",
+                     include: tuple[str, ...] = (), mirror: str | None = None) -> Path:
+    """The cached root of SUITE (made by debootstrap on first use); never modify it."""
+    # These names become a cache folder name: nothing but plain words may pass.
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.+-]*", suite):
+        raise UsageError(f"{suite!r} is not a suite name (e.g. bullseye, buster, focal)")
+    if not re.fullmatch(r"[a-z0-9]+", arch):
+        raise UsageError(f"{arch!r} is not a Debian architecture (e.g. amd64, arm64)")
+    if variant not in ("minbase", "buildd", "fakechroot"):
+        raise UsageError(f"debootstrap has no variant {variant!r}; use minbase, buildd or "
+                         "fakechroot")
+    for package in include:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9.+-]*", package):
+            raise UsageError(f"--include: {package!r} is not a Debian package name")
+    if mirror is not None and not re.match(r"(https?|file):/", mirror):
+        raise UsageError(f"--mirror {mirror!r} is not a URL (http://, https:// or file:/)")
+    base = cache_dir("debootstrap")
+    key = debootstrap_key(suite, arch, variant, tuple(include), mirror)
+    final = base / key
+    if final.is_dir():
+        return final
+    binary = _check_debootstrap(suite, arch)
+    with locked(base / f".{key}.lock"):
+        if final.is_dir():  # made by another process while we waited
+            return final
+        step(f"making a {suite} {arch} root with debootstrap (first use; it is cached in "
+             f"{base})")
+        staging = Path(tempfile.mkdtemp(prefix=f".{key}.partial-", dir=base))
+        try:
+            command = [binary, f"--variant={variant}", f"--arch={arch}"]
+            if include:
+                command.append("--include=" + ",".join(include))
+            command += [suite, str(staging)]
+            if mirror:
+                command.append(mirror)
+            proc = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True,
+                                  text=True, errors="replace")
+            if proc.returncode != 0:
+                log = proc.stdout + proc.stderr
+                with contextlib.suppress(OSError):
+                    log += (staging / "debootstrap" / "debootstrap.log").read_text(
+                        errors="replace")[-4000:]
+                _explain_debootstrap_failure(suite, mirror, log)
+            # The downloaded .debs are not part of the root and only take space.
+            archives = staging / "var" / "cache" / "apt" / "archives"
+            for deb in archives.glob("*.deb"):
+                deb.unlink()
+            move_into_place(staging, final)
+        except BaseException:
+            _unmount_below(staging)
+            remove_tree(staging)
+            raise
+    info(f"root ready: {final}")
+    return final
+
+
+def copy_root(source: Path, dest: Path, *, source_id: str | None = None) -> None:
+    """Copy a cached root to DEST (cp -a: keeps modes and /dev nodes as they are).
+
+    Its symlinks are then clamped to DEST (layers.clamp_tree_links): debootstrap writes
+    absolute targets (`lib64/ld-linux-x86-64.so.2 -> /lib/...`), which the kernel would
+    resolve on the host, not in DEST.
+
+    SOURCE_ID marks the finished DEST (rootdest.move_into_place) for a later run to recognise.
+    """
+    prepare_dest(dest)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=dest.parent))
+    try:
+        proc = subprocess.run(["cp", "-a", "--", f"{source}/.", str(staging)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise ToolchainError(f"copying {source} to {dest} failed",
+                                 details=proc.stderr[-2000:])
+        clamp_tree_links(staging)
+        move_into_place(staging, dest, source=source_id)
+    except BaseException:
+        remove_tree(staging)
+        raise
