@@ -135,3 +135,13 @@ def require_for_build(version: GlibcVersion, target: Target,
         raise UsageError(f"{what} {version} is newer than the newest glibc this tool knows "
                          f"({newest}); use {newest} or older")
     return version
+
+
+_VERSION_NODE = re.compile(r"^([A-Za-z][A-Za-z0-9_]*?)_(\d+(?:\.\d+)*)$")
+
+
+def split_version_node(node: str) -> tuple[str, str | None]:
+    """An ELF version node's namespace and version: `GLIBCXX_3.4.30` -> ("GLIBCXX",
+    "3.4.30"); `GLIBC_PRIVATE` -> ("GLIBC_PRIVATE", None)."""
+    match = _VERSION_NODE.match(node)
+    return (match.group(1), match.group(2)) if match else (node, None)
