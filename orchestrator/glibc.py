@@ -21,9 +21,9 @@ _DOTTED = re.compile(r"^\d+(?:\.\d+)*$")
 
 
 class GlibcVersion:
-    """A dotted version of one or more parts: `GlibcVersion(2, 17)`, `GlibcVersion(2, 2, 5)`; immutable, hashable,
-    ordered. `parse` reads what a user types for a glibc (MAJOR.MINOR); `of` reads any dotted
-    version (database entries, version-node suffixes, policy ceilings)."""
+    """A dotted version of one or more parts: `GlibcVersion(2, 17)`, `GlibcVersion(2, 2, 5)`;
+    immutable, hashable, ordered. `parse` reads what a user types for a glibc (MAJOR.MINOR);
+    `of` reads any dotted version (database entries, version-node suffixes, policy ceilings)."""
 
     __slots__ = ("parts", "_key")
     parts: tuple[int, ...]

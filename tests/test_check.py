@@ -131,7 +131,7 @@ def test_reallocarray_against_217_stubs_is_caught(build: Builder):
     version table looks clean, only the existence check sees it."""
     lib = build.zig("reallocarray.so", "reallocarray.c")
     report = check_one(lib)
-    assert "GLIBC" not in report.required or report.required["GLIBC"] <= "2.17"
+    assert "GLIBC" not in report.required or GlibcVersion.of(report.required["GLIBC"]) <= G217
     [violation] = report.violations
     assert violation.kind == "symbol-too-new"
     assert violation.symbol == "reallocarray"
@@ -595,7 +595,7 @@ def readelf_version_needs(paths: list[Path]) -> dict[str, list[str]]:
 
 def highest_glibc(names: list[str]) -> str | None:
     versions = [n[6:] for n in names if re.fullmatch(r"GLIBC_\d+(\.\d+)+", n)]
-    return max(versions, key=abilist.version_key) if versions else None
+    return max(versions, key=GlibcVersion.of) if versions else None
 
 
 def readelf_highest_glibc(path: Path) -> str | None:

@@ -14,8 +14,16 @@ from ..glibc import OLDEST_GLIBC, GlibcVersion, require_for_check
 from ..targets import TARGETS, Target, by_elf_machine
 from .discover import collect
 from .policy import Policy, load_policy
-from .report import VIOLATION, FileReport, Finding, InputError, Report, Requirement, \
-    Unresolved, lowest_glibc
+from .report import (
+    VIOLATION,
+    FileReport,
+    Finding,
+    InputError,
+    Report,
+    Requirement,
+    Unresolved,
+    lowest_glibc,
+)
 from .rules.context import Context, Item
 from .rules.existence import check_existence
 from .rules.identity import arch_matches, check_file_type, check_identity, is_dynamic_object

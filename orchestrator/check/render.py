@@ -149,8 +149,8 @@ def report_junit(report: Report) -> str:
     failures = sum(not f.ok for f in report.files)
     counts = {"tests": str(len(report.files) + len(report.errors)), "failures": str(failures),
               "errors": str(len(report.errors))}
-    suites = ET.Element("testsuites", name="glibc-build check", **counts)
-    suite = ET.SubElement(suites, "testsuite", name=suite_name, **counts)
+    suites = ET.Element("testsuites", {"name": "glibc-build check", **counts})
+    suite = ET.SubElement(suites, "testsuite", {"name": suite_name, **counts})
     for file in report.files:
         case = ET.SubElement(suite, "testcase", classname=suite_name, name=file.path)
         lines: list[str] = []

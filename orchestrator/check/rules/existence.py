@@ -41,7 +41,6 @@ def check_existence(elf: ElfFile, ctx: Context) -> Items:
     needed = set(elf.needed)
     available = {"c", "ld"} | {lib for lib, so in sonames.items() if so in needed}
     host = ctx.host_symbols
-    hints = ctx.policy.symbol_hints
     judged_files = covered & needed   # others: need-without-needed, or not glibc's
     node_versions: dict[str, str | None] = {}   # node -> its version if <= target
     having_memo = _HAVING.setdefault(table.target, {})

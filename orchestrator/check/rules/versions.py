@@ -7,7 +7,7 @@ needed file is loaded."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Dict, List, Optional, Tuple
+from typing import Optional
 
 from ...elffile import ElfFile, VersionNeed
 from ...glibc import GlibcVersion, split_version_node
@@ -43,7 +43,7 @@ TEXT = {
     "marker-too-new": ("{why}: the marker exists only from glibc {first} (target {glibc}), "
                        "older loaders fail with \"version `{node}' not found\"; {fix}"),
 }
-Uses = Dict[Tuple[Optional[str], str], List[Tuple[str, bool]]]
+Uses = dict[tuple[Optional[str], str], list[tuple[str, bool]]]
 _Origin = Callable[[str], str]
 
 
