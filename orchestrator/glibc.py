@@ -143,5 +143,11 @@ _VERSION_NODE = re.compile(r"^([A-Za-z][A-Za-z0-9_]*?)_(\d+(?:\.\d+)*)$")
 def split_version_node(node: str) -> tuple[str, str | None]:
     """An ELF version node's namespace and version: `GLIBCXX_3.4.30` -> ("GLIBCXX",
     "3.4.30"); `GLIBC_PRIVATE` -> ("GLIBC_PRIVATE", None)."""
-    match = _VERSION_NODE.match(node)
-    return (match.group(1), match.group(2)) if match else (node, None)
+    split = _SPLIT.get(node)
+    if split is None:
+        match = _VERSION_NODE.match(node)
+        split = _SPLIT[node] = (match.group(1), match.group(2)) if match else (node, None)
+    return split
+
+
+_SPLIT: dict[str, tuple[str, str | None]] = {}   # a few hundred distinct nodes in a run

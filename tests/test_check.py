@@ -88,7 +88,7 @@ def kinds(file_report) -> list[str]:
 
 # -- the database -------------------------------------------------------------------------
 def test_abilists_table_knows_the_documented_facts():
-    """Values from shared/notes/checks.md §2 (zig 0.17.1's database)."""
+    """Values of zig 0.17.1's glibc ABI database (lib/libc/glibc/abilists)."""
     x86 = abilist.symbol_table("x86_64-linux-gnu")
     assert x86.providers("memcpy") == {"c": ["2.2.5", "2.14"]}
     assert x86.providers("pthread_create") == {"c": ["2.34"], "pthread": ["2.2.5"]}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from .. import abilist
@@ -21,7 +22,6 @@ from .report import (
     InputError,
     Report,
     Requirement,
-    Unresolved,
     lowest_glibc,
 )
 from .rules.context import Context, Item
@@ -69,33 +69,32 @@ def check_file(elf: ElfFile, shown: str, glibc: GlibcVersion, target: Target | N
                host_symbols: frozenset[str], policy: Policy) -> FileReport:
     """Every rule family over one file, in report order."""
     target = file_target(elf, target)
-    matches = arch_matches(elf, Context.make(target=target, glibc=glibc, policy=policy,
-                                             table=None))
+    matches = arch_matches(elf, target)
     ctx = Context.make(target=target, glibc=glibc, policy=policy,
                        table=abilist.symbol_table(target.zig) if matches else None,
                        host_symbols=host_symbols)
-    items: list[Item] = [*check_identity(elf, ctx), *check_file_type(elf, ctx)]
+    families: list[Iterable[Item]] = [check_identity(elf, ctx), check_file_type(elf, ctx)]
     required: dict[str, str] = {}
     needed: list[str] = []
     if is_dynamic_object(elf):
         needed = elf.needed
         required = required_versions(elf)
         if matches:
-            items.extend(check_existence(elf, ctx))
-        items.extend(check_version_needs(elf, ctx))
-        items.extend(check_needed(elf, ctx))
-        items.extend(check_loader_hazards(elf, ctx))
+            families.append(check_existence(elf, ctx))
+        families += [check_version_needs(elf, ctx), check_needed(elf, ctx),
+                     check_loader_hazards(elf, ctx)]
     violations: list[Finding] = []
     warnings: list[Finding] = []
     requirements: list[Requirement] = []
     unresolved: list[str] = []
-    for item in items:
-        if isinstance(item, Finding):
-            (violations if item.severity == VIOLATION else warnings).append(item)
-        elif isinstance(item, Requirement):
-            requirements.append(item)
-        elif isinstance(item, Unresolved):
-            unresolved.append(item.name)
+    for family in families:
+        for item in family:
+            if isinstance(item, Finding):
+                (violations if item.severity == VIOLATION else warnings).append(item)
+            elif isinstance(item, Requirement):
+                requirements.append(item)
+            else:
+                unresolved.extend(item.names)
     lowest = lowest_glibc(requirements, OLDEST_GLIBC)
     return FileReport(path=shown, arch=target.arch, required=required, violations=violations,
                       warnings=warnings, unresolved=unresolved, needed=needed,

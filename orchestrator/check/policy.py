@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar
@@ -49,10 +49,18 @@ class CxxCeiling:
 class CxxRuntime:
     namespaces: Mapping[str, str]          # "GLIBCXX" -> "libstdc++.so.6"
     ceilings: tuple[CxxCeiling, ...]       # ascending by glibc
+    _chosen: dict[tuple[GlibcVersion, str], dict[str, tuple[GlibcVersion, str]]] = field(
+        default_factory=dict, compare=False, repr=False)   # memo: asked once per version need
 
     def ceilings_for(self, glibc: GlibcVersion, zig: str) -> dict[str, tuple[GlibcVersion, str]]:
         """namespace -> (highest version allowed, reference distro): the entry with the greatest
         glibc <= the target applies (the oldest one below all of them)."""
+        known = self._chosen.get((glibc, zig))
+        if known is None:
+            known = self._chosen[(glibc, zig)] = self._choose(glibc, zig)
+        return known
+
+    def _choose(self, glibc: GlibcVersion, zig: str) -> dict[str, tuple[GlibcVersion, str]]:
         chosen: CxxCeiling | None = None
         for entry in self.ceilings:
             if chosen is None or entry.glibc <= glibc:

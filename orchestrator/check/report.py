@@ -51,10 +51,11 @@ NO_GLIBC = Requirement(None)
 
 
 class Unresolved(NamedTuple):
-    """An undefined symbol glibc does not provide (`name` or `name@node`): information only,
-    a DT_NEEDED library or the host program must define it."""
+    """Undefined symbols glibc does not provide (`name` or `name@node`): information only,
+    a DT_NEEDED library or the host program must define them. One item for all of a file's
+    (a large C++ library has thousands)."""
 
-    name: str
+    names: tuple[str, ...]
 
 
 def lowest_glibc(requirements: list[Requirement], floor: GlibcVersion) -> GlibcVersion | None:

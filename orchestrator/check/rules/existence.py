@@ -5,7 +5,6 @@ need no loaded object defines."""
 
 from __future__ import annotations
 
-from ...abilist import SymbolTable
 from ...elffile import ElfFile
 from ...glibc import GlibcVersion
 from ..report import NO_GLIBC, Finding, Unresolved
@@ -34,7 +33,8 @@ _HAVING: dict[str, dict[tuple[str, str], tuple[str, ...] | None]] = {}
 def check_existence(elf: ElfFile, ctx: Context) -> Items:
     table = ctx.table
     assert table is not None, "existence is judged only for the target's architecture"
-    yield needs(GlibcVersion.of(table.floor))   # no glibc below the database's first node
+    lowest = GlibcVersion.of(table.floor)   # no glibc below the database's first node
+    unresolved: list[str] = []
     symbols = table.symbols
     sonames = ctx.sonames
     covered = set(sonames.values())
@@ -65,7 +65,7 @@ def check_existence(elf: ElfFile, ctx: Context) -> Items:
                 having = having_memo[memo_key] = None if providers is None else tuple(
                     lib for lib, versions in providers.items() if version in versions)
             if having is None:
-                yield Unresolved(f"{name}@{node}")
+                unresolved.append(f"{name}@{node}")
             elif not having:
                 yield NO_GLIBC
                 others = ", ".join(f"{name}@GLIBC_{v} ({sonames.get(lib, lib)})"
@@ -81,15 +81,22 @@ def check_existence(elf: ElfFile, ctx: Context) -> Items:
             continue
         providers = symbols.get(name)
         if providers is None:
-            yield Unresolved(name)
+            unresolved.append(name)
             continue
-        yield from _unversioned(elf, ctx, table, name, providers, available)
+        first, finding = _unversioned(elf, ctx, name, providers, available)
+        if first is not None and first > lowest:
+            lowest = first
+        if finding is not None:
+            yield finding
+    yield needs(lowest)   # the highest of this family's requirements stands for all
+    if unresolved:
+        yield Unresolved(tuple(unresolved))
 
 
-def _unversioned(elf: ElfFile, ctx: Context, table: SymbolTable, name: str,
-                 providers: dict[str, list[str]], available: set[str]) -> Items:
+def _unversioned(elf: ElfFile, ctx: Context, name: str, providers: dict[str, list[str]],
+                 available: set[str]) -> tuple[GlibcVersion | None, Finding | None]:
     """An unversioned reference binds to any version glibc has; does the target have one in a
-    library the file loads?"""
+    library the file loads? (the glibc it needs, if any; a finding, if any)"""
     sonames = ctx.sonames
     first_available: GlibcVersion | None = None   # earliest version in a library it loads
     missing_lib = None         # a library not loaded that has it at or below the target
@@ -103,18 +110,17 @@ def _unversioned(elf: ElfFile, ctx: Context, table: SymbolTable, name: str,
                 first_available = first
         elif not ctx.above(first) and missing_lib is None:
             missing_lib = lib
-    if first_available is not None:
-        yield needs(first_available)
-        if not ctx.above(first_available):
-            return
+    if first_available is not None and not ctx.above(first_available):
+        return first_available, None
     if missing_lib is not None:
-        yield missing_library(ctx, name, None, sonames.get(missing_lib, missing_lib))
-        return
+        return first_available, missing_library(ctx, name, None,
+                                                sonames.get(missing_lib, missing_lib))
     assert earliest is not None
     lib, first = earliest
-    yield needs(first)
+    # Both are requirements; first_available (if any) is never below the earliest.
+    required = first if first_available is None else max(first, first_available)
     soname = sonames.get(lib, lib)
-    yield Finding("symbol-too-new", TEXT["symbol-too-new"].format(
+    return required, Finding("symbol-too-new", TEXT["symbol-too-new"].format(
         first=first, soname=soname, glibc=ctx.glibc, rebuild=ctx.rebuild_advice,
         others=_other_providers(elf, ctx)),
         symbol=name, version=None, library=soname, hint=ctx.policy.symbol_hints.get(name, ""))

@@ -6,6 +6,7 @@ PT_DYNAMIC)."""
 from __future__ import annotations
 
 from ...elffile import ElfFile
+from ...targets import Target
 from ..discover import ElfKind, elf_kind
 from ..report import NO_GLIBC, Finding
 from .context import Context, Items, needs
@@ -40,9 +41,8 @@ TEXT = {
 _OSABI_SYSV, _OSABI_GNU = 0, 3
 
 
-def arch_matches(elf: ElfFile, ctx: Context) -> bool:
+def arch_matches(elf: ElfFile, target: Target) -> bool:
     """Machine, class and byte order are the target's (its symbols can be judged)."""
-    target = ctx.target
     return (elf.machine == target.elf_machine and elf.bits == target.elf_class
             and elf.little == target.little_endian)
 

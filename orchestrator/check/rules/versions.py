@@ -65,8 +65,10 @@ def required_versions(elf: ElfFile) -> dict[str, str]:
     required: dict[str, str] = {}
     for need in elf.version_needs:
         ns, version = split_version_node(need.name)
-        if version is not None and (
-                ns not in required or GlibcVersion.of(version) > GlibcVersion.of(required[ns])):
+        if version is None:
+            continue
+        known = required.get(ns)
+        if known is None or GlibcVersion.of(version) > GlibcVersion.of(known):
             required[ns] = version
     return dict(sorted(required.items(), key=lambda item: (item[0] != "GLIBC", item[0])))
 
