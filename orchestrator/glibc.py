@@ -25,9 +25,10 @@ class GlibcVersion:
     immutable, hashable, ordered. `parse` reads what a user types for a glibc (MAJOR.MINOR);
     `of` reads any dotted version (database entries, version-node suffixes, policy ceilings)."""
 
-    __slots__ = ("parts", "_key")
+    __slots__ = ("parts", "_key", "_text")
     parts: tuple[int, ...]
     _key: tuple[int, ...]
+    _text: str   # reports print the same few versions thousands of times
 
     def __init__(self, *parts: int) -> None:
         if not parts or any(not isinstance(p, int) or isinstance(p, bool) or p < 0 for p in parts):
@@ -37,6 +38,7 @@ class GlibcVersion:
             key.pop()
         object.__setattr__(self, "parts", parts)
         object.__setattr__(self, "_key", tuple(key))
+        object.__setattr__(self, "_text", ".".join(map(str, parts)))
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"GlibcVersion is immutable (cannot set {name})")
@@ -74,7 +76,7 @@ class GlibcVersion:
         return version
 
     def __str__(self) -> str:
-        return ".".join(map(str, self.parts))
+        return self._text
 
     def __repr__(self) -> str:
         return f"GlibcVersion({', '.join(map(str, self.parts))})"

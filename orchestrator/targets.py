@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from .errors import UsageError
 from .glibc import GlibcVersion
 
 
-@dataclass(frozen=True)
-class EFlagsRule:
+class EFlagsRule(NamedTuple):
     """Bits of e_flags the target's ABI requires: `e_flags & mask == value`."""
 
     mask: int

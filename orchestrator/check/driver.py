@@ -66,13 +66,19 @@ def file_target(elf: ElfFile, target: Target | None) -> Target:
 
 
 def check_file(elf: ElfFile, shown: str, glibc: GlibcVersion, target: Target | None,
-               host_symbols: frozenset[str], policy: Policy) -> FileReport:
-    """Every rule family over one file, in report order."""
+               host_symbols: frozenset[str], policy: Policy,
+               contexts: dict[tuple[str, bool], Context] | None = None) -> FileReport:
+    """Every rule family over one file, in report order. `contexts`: the contexts of earlier
+    files of the same run, to reuse."""
     target = file_target(elf, target)
     matches = arch_matches(elf, target)
-    ctx = Context.make(target=target, glibc=glibc, policy=policy,
-                       table=abilist.symbol_table(target.zig) if matches else None,
-                       host_symbols=host_symbols)
+    ctx = None if contexts is None else contexts.get((target.rust, matches))
+    if ctx is None:
+        ctx = Context.make(target=target, glibc=glibc, policy=policy,
+                           table=abilist.symbol_table(target.zig) if matches else None,
+                           host_symbols=host_symbols)
+        if contexts is not None:
+            contexts[(target.rust, matches)] = ctx
     families: list[Iterable[Item]] = [check_identity(elf, ctx), check_file_type(elf, ctx)]
     required: dict[str, str] = {}
     needed: list[str] = []
@@ -114,6 +120,7 @@ def check_paths(paths: list[Path], glibc: GlibcVersion, target: Target | None = 
     files: list[FileReport] = []
     errors: list[InputError] = []
     done: dict[tuple[int, int, int, int], FileReport] = {}   # hard links are checked once
+    contexts: dict[tuple[str, bool], Context] = {}
     for shown, path in collect(paths, errors):
         try:
             st = os.stat(path)
@@ -127,7 +134,8 @@ def check_paths(paths: list[Path], glibc: GlibcVersion, target: Target | None = 
                 continue
             with open_elf(path) as elf:
                 elf.require_intact()
-                files.append(check_file(elf, shown, glibc, target, host_symbols, policy))
+                files.append(check_file(elf, shown, glibc, target, host_symbols, policy,
+                                        contexts))
             done[identity] = files[-1]
         except (ElfError, Unsupported) as exc:
             errors.append(InputError(shown, str(exc)))

@@ -1,5 +1,6 @@
 """The checker's data: resources/policy.json, with a user's `--policy FILE` merged over it,
-read once into frozen typed objects. Every threshold a rule compares with is here.
+read once into typed, immutable records (named tuples: a dataclass costs ~0.5 ms to
+define, and `check` starts once per CI step). Every threshold a rule compares with is here.
 
 A bad override fails before any file is read, with one line naming the key (exit 2), as
 auditwheel validates its manylinux policy when it loads it (pypa/auditwheel
@@ -11,10 +12,9 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from ..errors import BadInput, UsageError
 from ..glibc import GlibcVersion
@@ -26,8 +26,7 @@ _TYPE_NAMES: dict[type, str] = {dict: "a JSON object", list: "a JSON array", str
                                 int: "an integer"}
 
 
-@dataclass(frozen=True)
-class Marker:
+class Marker(NamedTuple):
     """A GLIBC_ABI_* version node: a loader feature, not symbols."""
 
     glibc: GlibcVersion   # the first release that defines it
@@ -35,8 +34,7 @@ class Marker:
     fix: str
 
 
-@dataclass(frozen=True)
-class CxxCeiling:
+class CxxCeiling(NamedTuple):
     """The C++ runtime of the reference distro of a glibc: highest version per namespace."""
 
     glibc: GlibcVersion
@@ -45,19 +43,18 @@ class CxxCeiling:
     per_arch: Mapping[str, Mapping[str, GlibcVersion]]  # zig target -> overrides
 
 
-@dataclass(frozen=True)
-class CxxRuntime:
+class CxxRuntime(NamedTuple):
     namespaces: Mapping[str, str]          # "GLIBCXX" -> "libstdc++.so.6"
     ceilings: tuple[CxxCeiling, ...]       # ascending by glibc
-    _chosen: dict[tuple[GlibcVersion, str], dict[str, tuple[GlibcVersion, str]]] = field(
-        default_factory=dict, compare=False, repr=False)   # memo: asked once per version need
+    # The choice per (target glibc, zig target), filled as asked: once per version need.
+    memo: dict[tuple[GlibcVersion, str], dict[str, tuple[GlibcVersion, str]]]
 
     def ceilings_for(self, glibc: GlibcVersion, zig: str) -> dict[str, tuple[GlibcVersion, str]]:
         """namespace -> (highest version allowed, reference distro): the entry with the greatest
         glibc <= the target applies (the oldest one below all of them)."""
-        known = self._chosen.get((glibc, zig))
+        known = self.memo.get((glibc, zig))
         if known is None:
-            known = self._chosen[(glibc, zig)] = self._choose(glibc, zig)
+            known = self.memo[(glibc, zig)] = self._choose(glibc, zig)
         return known
 
     def _choose(self, glibc: GlibcVersion, zig: str) -> dict[str, tuple[GlibcVersion, str]]:
@@ -72,8 +69,7 @@ class CxxRuntime:
         return {ns: (values[ns], chosen.reference) for ns in self.namespaces if ns in values}
 
 
-@dataclass(frozen=True)
-class LoaderPolicy:
+class LoaderPolicy(NamedTuple):
     """glibc releases whose loader changed what it accepts, and loader limits."""
 
     relr_glibc: GlibcVersion
@@ -89,20 +85,17 @@ class LoaderPolicy:
     abi_versions: Mapping[str, GlibcVersion]   # EI_ABIVERSION (as text) -> first glibc
 
 
-@dataclass(frozen=True)
-class NeededPolicy:
+class NeededPolicy(NamedTuple):
     allowed: frozenset[str]
     forbidden: tuple[tuple[str, str], ...]   # (fnmatch pattern, why), first match wins
 
 
-@dataclass(frozen=True)
-class MergedIntoLibc:
+class MergedIntoLibc(NamedTuple):
     glibc: GlibcVersion
     sonames: frozenset[str]
 
 
-@dataclass(frozen=True)
-class Policy:
+class Policy(NamedTuple):
     glibc_libraries: Mapping[str, str]        # zig's library name -> soname
     loaders: Mapping[str, str]                # zig target -> ld.so soname
     not_in_database: frozenset[str]           # glibc sonames zig's database does not cover
@@ -227,7 +220,7 @@ def _cxx_runtime(policy: dict[str, Any]) -> CxxRuntime:
             per_arch=_frozen({arch: _frozen(values)
                               for arch, values in zip(per_arch, parsed[1:])})))
     ceilings.sort(key=lambda ceiling: ceiling.glibc)
-    return CxxRuntime(namespaces=_frozen(namespaces), ceilings=tuple(ceilings))
+    return CxxRuntime(namespaces=_frozen(namespaces), ceilings=tuple(ceilings), memo={})
 
 
 def _markers(policy: dict[str, Any]) -> dict[str, Marker]:

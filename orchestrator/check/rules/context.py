@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import Union
+from typing import NamedTuple, Union
 
 from ...abilist import SymbolTable
 from ...elffile import VersionNeed
@@ -23,22 +22,23 @@ REBUILD = ("rebuild with `build.py --glibc {glibc}` (zig links against glibc {gl
            "inside a glibc-{glibc} image")
 
 
-@dataclass(frozen=True)
-class Context:
+class Context(NamedTuple):
     """One file's check: the target it must load on and the data the rules use."""
 
     target: Target
     glibc: GlibcVersion
     policy: Policy
     table: SymbolTable | None        # glibc's symbols on the target; None: wrong architecture
-    host_symbols: frozenset[str] = frozenset()
-    sonames: Mapping[str, str] = field(default_factory=dict)   # zig library name -> soname
+    host_symbols: frozenset[str]
+    sonames: Mapping[str, str]    # zig library name -> soname
+    rebuild_advice: str           # how to rebuild for the target glibc (REBUILD)
 
     @classmethod
     def make(cls, *, target: Target, glibc: GlibcVersion, policy: Policy,
              table: SymbolTable | None, host_symbols: frozenset[str] = frozenset()) -> Context:
         return cls(target=target, glibc=glibc, policy=policy, table=table,
-                   host_symbols=host_symbols, sonames=policy.glibc_sonames(target.zig))
+                   host_symbols=host_symbols, sonames=policy.glibc_sonames(target.zig),
+                   rebuild_advice=REBUILD.format(glibc=glibc))
 
     @property
     def arch(self) -> str:
@@ -47,10 +47,6 @@ class Context:
     def above(self, version: GlibcVersion) -> bool:
         """Is `version` newer than the target glibc?"""
         return version > self.glibc
-
-    @property
-    def rebuild_advice(self) -> str:
-        return REBUILD.format(glibc=self.glibc)
 
 
 def needs(version: GlibcVersion) -> Requirement:

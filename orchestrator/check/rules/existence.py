@@ -73,7 +73,7 @@ def check_existence(elf: ElfFile, ctx: Context) -> Items:
                 yield Finding("no-such-version", TEXT["no-such-version"].format(
                     arch=ctx.arch, others=others, rebuild=ctx.rebuild_advice),
                     symbol=name, version=node, library=vfile)
-            elif not any(lib in available for lib in having):
+            elif available.isdisjoint(having):   # none of its libraries is loaded
                 lib = having[0]
                 yield missing_library(ctx, name, node, sonames.get(lib, lib))
             continue

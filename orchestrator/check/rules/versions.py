@@ -6,6 +6,7 @@ needed file is loaded."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable
 from typing import Optional
 
@@ -49,14 +50,10 @@ _Origin = Callable[[str], str]
 
 def symbol_uses(elf: ElfFile) -> Uses:
     """(file, version node) -> the undefined symbols bound to it, with their weakness."""
-    uses: Uses = {}
+    uses: Uses = defaultdict(list)
     for name, weak, node, vfile in elf.undefined_symbols:
         if node is not None:
-            users = uses.get((vfile, node))
-            if users is None:
-                uses[(vfile, node)] = [(name, weak)]
-            else:
-                users.append((name, weak))
+            uses[(vfile, node)].append((name, weak))
     return uses
 
 
@@ -79,7 +76,7 @@ def check_version_needs(elf: ElfFile, ctx: Context) -> Items:
     missing_files: list[str] = []
     for need in elf.version_needs:
         ns, version = split_version_node(need.name)
-        users = uses.get((need.file, need.name), [])
+        users = uses.get((need.file, need.name)) or []
         if need.file not in needed and need.file not in missing_files:
             missing_files.append(need.file)
         if ns == "GLIBC" and version is not None:
