@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import json
 import os
 import shutil
 import subprocess
@@ -31,6 +32,12 @@ CROSS_TARGETS = (("x86-linux-gnu", "2.17"), ("s390x-linux-gnu", "2.17"),
 TARGET_RUNS = ((["--target", "aarch64-unknown-linux-gnu"], "2.17"),
                (["--target", "s390x-unknown-linux-gnu"], "2.17"),
                (["--target", "armv7-unknown-linux-gnueabihf"], "2.28"))
+POLICY_OVERRIDE = {"loader": {"relr_glibc": "2.30", "static_tls_surplus_bytes": 64},
+                   "cxx_runtime": {"ceilings": [{"glibc": "2.17", "GLIBCXX": "3.4.30",
+                                                 "CXXABI": "1.3.13"}]},
+                   "needed": {"forbidden": {"libz.so.*": "no zlib here"}},
+                   "markers": {"GLIBC_ABI_DT_RELR": {"glibc": "2.30", "why": "w", "fix": "f"}},
+                   "symbol_hints": {"memcpy": "a hint of ours"}}
 
 
 def fixture_commands(out: Path) -> list[tuple[str, list[str]]]:
@@ -110,6 +117,11 @@ def main() -> int:
         codes: set[int] = set()
         cases = [(["--glibc", glibc, *mode]) for glibc in GLIBCS for mode in (["--json"], [])]
         cases += [["--glibc", glibc, "--json", *flags] for flags, glibc in TARGET_RUNS]
+        policy, host = work / "policy.json", work / "host-symbols.txt"
+        policy.write_text(json.dumps(POLICY_OVERRIDE))
+        host.write_text("# the host program defines these\nreallocarray\nfcntl64\nstat64\n")
+        cases.append(["--glibc", "2.17", "--json", "--policy", str(policy),
+                      "--host-symbols", str(host)])
         for base in cases:
             before = run_check(old, [*base, "--junit", str(junit_old), *inputs], env)
             after = run_check(REPO, [*base, "--junit", str(junit_new), *inputs], env)
@@ -134,7 +146,8 @@ def main() -> int:
                         print(diff[:3000])
         files = len(built)
         print(f"{files} compiled fixtures + {CRASHERS.name}/ + {args.dir}: {len(GLIBCS)} glibc "
-              f"versions x (JSON, text), {len(TARGET_RUNS)} foreign --target runs, each with "
+              f"versions x (JSON, text), {len(TARGET_RUNS)} foreign --target runs, a --policy "
+              "and --host-symbols run, each with "
               f"JUnit: {runs - differences} of {runs} runs byte-identical "
               f"(exit codes {sorted(codes)})")
         return 1 if differences else 0
