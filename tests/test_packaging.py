@@ -194,9 +194,6 @@ def test_installed_without_docker_or_debootstrap(installed, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="recipe.py's _key looks in the recipe's folder and "
-                   "DEFAULT_RSRC, not in paths.KEYS_DIR (the wheel's keys); a one-line change "
-                   "there, outside this branch")
 def test_installed_recipes_find_the_pinned_keys(installed, tmp_path):
     proc = _run(installed, "render", "--recipe", "centos7", cwd=tmp_path,
                 env={"GLIBC_BUILD_CACHE": str(tmp_path / "cache")})
