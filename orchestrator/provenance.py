@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import mmap
-import os
 import struct
 import sys
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
@@ -685,7 +684,7 @@ def annotate_file(file: Any, index: ProvenanceIndex, target: GlibcVersion,
     crates_of = {s: {o.crate for o in index.origins_of(s)} for s in needs}
     min_glibc = GlibcVersion.of(file.min_glibc) if file.min_glibc else None
     costs = crate_costs(needs, crates_of, file_floor(needs, min_glibc, target), target)
-    named = {o.crate for f in violations + warnings for o in f.crates}
+    named = {c.name for f in violations + warnings for c in f.crates}
     remedies = {}
     if remedy_for is not None:
         for crate in sorted(named):
@@ -742,7 +741,9 @@ def provenance_lines(file: Any, extra: FileProvenance, indent: str = "     ") ->
             lines.append(f"{indent}{what}: {extra.reasons[key]}")
     for cost in extra.costs:
         if cost.crate == STD:
-            lines.append(f"{indent}{STD} needs {', '.join(cost.symbols)}: {STD_NOTE}")
+            count = len(cost.symbols)
+            lines.append(f"{indent}{STD} brings {count} of these symbol{'s' * (count != 1)}: "
+                         f"{STD_NOTE}")
             continue
         where = (f"would load on {cost.without}" if cost.without is not None
                  else "would still load on no glibc")
@@ -812,3 +813,66 @@ def triple_of(artifact_dir: Path, target_dir: Path, host: str) -> str:
     except ValueError:
         return host
     return relative.parts[0] if len(relative.parts) >= 2 else host
+
+
+def _rustc_facts(crate_dir: Path) -> tuple[str, str]:
+    """(release, host triple) from `rustc -vV` as cargo would run it for the crate."""
+    from . import toolchain
+
+    facts = dict(line.split(": ", 1) for line in toolchain.version_verbose(crate_dir).splitlines()
+                 if ": " in line)
+    return facts.get("release", ""), facts.get("host", "")
+
+
+def _table_for(arch: str) -> Any:
+    from . import abilist
+    from .targets import TARGETS
+
+    for target in TARGETS.values():
+        if target.arch == arch:
+            return abilist.symbol_table(target.zig)
+    return None
+
+
+def for_crate_dir(report: Any, crate_dir: Path, remedy_for: RemedyFor | None = None
+                  ) -> tuple[Any, dict[str, FileProvenance], list[str]]:
+    """`check --crate-dir`: the report annotated from the crate's last build in its target
+    folder, the provenance of each file, and one line for each file that build did not make.
+    A crate folder cargo cannot read raises BadInput (exit 2), like a build would."""
+    from . import toolchain
+    from .cargo import locate
+
+    crate = locate(crate_dir)
+    release, host = _rustc_facts(crate.root.resolve())
+    sysroot = toolchain.sysroot(crate.root.resolve())
+    messages: list[str] = []
+    indexes: dict[str, ProvenanceIndex] = {}
+    units_of: dict[Path, list[Unit]] = {}
+    for file in report.files:
+        library = Path(file.path)
+        artifacts = artifact_dir_of(library, crate.target_dir)
+        if artifacts is None:
+            messages.append(f"{file.path}: not made by the last build in {crate.target_dir} "
+                            "(another build, target or profile); reporting it without "
+                            "provenance (build it again, or give its own --crate-dir)")
+            continue
+        if artifacts not in units_of:
+            units = target_dir_units(artifacts, crate.workspace_root)
+            if sysroot:
+                units += std_units(Path(sysroot), triple_of(artifacts, crate.target_dir, host),
+                                   release)
+            units_of[artifacts] = units
+        indexes[file.path] = build_index(units_of[artifacts], library)
+    annotated, extra = annotate(report, indexes, remedy_for, _table_for)
+    return annotated, extra, messages
+
+
+def report_text(report: Any, extra: Mapping[str, FileProvenance]) -> str:
+    """The provenance section printed after the check's own report (one block per file)."""
+    blocks = []
+    for file in report.files:
+        if file.path in extra:
+            lines = provenance_lines(file, extra[file.path])
+            if lines:
+                blocks.append(f"provenance of {file.path}:\n" + "\n".join(lines))
+    return "\n".join(blocks)
