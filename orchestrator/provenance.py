@@ -58,6 +58,8 @@ STATIC_TLS_RELOCS = {EM_X86_64: frozenset({22, 23}),
 # Absolute relocations in code: in a shared library they become text relocations (x86-64:
 # R_X86_64_64, R_X86_64_32, R_X86_64_32S).
 TEXTREL_RELOCS = {EM_X86_64: frozenset({1, 10, 11})}
+BITCODE_ONLY = ("rlib of LLVM bitcode only (LTO: -C linker-plugin-lto): what it references is "
+                "known only to the linker; build without LTO for provenance")
 BITCODE_MAGICS = (b"BC\xc0\xde", b"\xde\xc0\x17\x0b")   # raw LLVM bitcode, bitcode wrapper
 
 
@@ -122,11 +124,16 @@ class ProvenanceIndex:
     text_relocations: tuple[Origin, ...] = ()
     unavailable: tuple[Unavailable, ...] = ()
     note: str | None = None    # a caveat on the whole index (a stripped library)
+    weak_in_library: frozenset[str] = frozenset()   # the library's weak undefined symbols
 
     def origins_of(self, symbol: str) -> tuple[Origin, ...]:
-        """The objects with a strong reference to `symbol`; only when none has, the weak
-        ones (a strong reference is what makes the link bind it non-weak)."""
-        return self.symbols.get(symbol) or self.weak_symbols.get(symbol, ())
+        """The objects with a strong reference to `symbol`; the weak ones only when the
+        library's own reference is weak (one strong reference makes the link's strong: then
+        an object that cannot be read, LTO bitcode, holds it, not a weak referrer)."""
+        strong = self.symbols.get(symbol, ())
+        if strong or symbol not in self.weak_in_library:
+            return strong
+        return self.weak_symbols.get(symbol, ())
 
     def origins_for(self, kind: str, symbol: str | None) -> tuple[Origin, ...]:
         """The objects behind one finding (by its kind and symbol)."""
@@ -143,9 +150,12 @@ class ProvenanceIndex:
         if self.origins_for(kind, symbol):
             return None
         if self.unavailable:
-            shown = "; ".join(f"{u.crate}: {u.reason}" for u in self.unavailable[:3])
-            more = len(self.unavailable) - 3
-            return f"{UNAVAILABLE}: {shown}" + (f" (+{more} more)" if more > 0 else "")
+            by_reason: dict[str, list[str]] = {}
+            for item in self.unavailable:
+                by_reason.setdefault(item.reason, []).append(item.crate)
+            return f"{UNAVAILABLE}: " + "; ".join(
+                f"{', '.join(crates[:6])}{' ...' if len(crates) > 6 else ''}: {reason}"
+                for reason, crates in by_reason.items())
         what = symbol or kind
         return (f"{UNAVAILABLE}: no object of the build that was linked in references {what} "
                 "(the linker or a library added it)")
@@ -289,6 +299,17 @@ def library_symbols(path: Path) -> frozenset[str] | None:
             return None
         finally:
             del view
+
+
+def weak_references(library: Path) -> frozenset[str]:
+    """The undefined symbols the linked library references weakly (elffile.py's reader)."""
+    from .elffile import ElfError, open_elf
+
+    try:
+        with open_elf(library) as elf:
+            return frozenset(name for name, weak, _node, _file in elf.undefined_symbols if weak)
+    except (ElfError, OSError, ValueError):
+        return frozenset()
 
 
 # -- archives ------------------------------------------------------------------------------------
@@ -468,6 +489,7 @@ def build_index(units: Iterable[Unit], library: Path | None = None) -> Provenanc
     the library's .symtab has). Without a library, or when it is stripped, every object counts
     (and the index says so)."""
     linked = library_symbols(library) if library is not None else None
+    weak_in_library = weak_references(library) if library is not None else frozenset()
     note = None
     if library is not None and linked is None:
         note = (f"{library.name} has no symbol table (stripped): objects that may not have been "
@@ -520,10 +542,7 @@ def build_index(units: Iterable[Unit], library: Path | None = None) -> Provenanc
             if facts.text_relocations:
                 textrel.append(origin)
         if bitcode and not readable:
-            unavailable.setdefault((unit.crate, unit.version), (
-                f"{unit.path.name} holds only LLVM bitcode (LTO, -C linker-plugin-lto or "
-                "-C embed-bitcode): its symbols are known only to the linker; build without "
-                "LTO for provenance"))
+            unavailable.setdefault((unit.crate, unit.version), BITCODE_ONLY)
         elif unreadable and not readable:
             unavailable.setdefault((unit.crate, unit.version), unreadable)
     return ProvenanceIndex(
@@ -532,7 +551,7 @@ def build_index(units: Iterable[Unit], library: Path | None = None) -> Provenanc
         static_tls=tuple(sorted(set(tls))), exec_stack=tuple(sorted(set(stack))),
         text_relocations=tuple(sorted(set(textrel))),
         unavailable=tuple(Unavailable(c, v, r) for (c, v), r in sorted(unavailable.items())),
-        note=note)
+        note=note, weak_in_library=weak_in_library)
 
 
 # -- what each crate costs -----------------------------------------------------------------------
@@ -721,6 +740,18 @@ def annotate(report: Any, indexes: Mapping[str, ProvenanceIndex],
 
 
 def provenance_lines(file: Any, extra: FileProvenance, indent: str = "     ") -> list[str]:
+    """`_provenance_lines`, wrapped at the report's width (check/render.py's fill)."""
+    from .check.render import fill
+
+    out: list[str] = []
+    for line in _provenance_lines(file, extra, indent):
+        wrapped = fill(line, indent)
+        out.append(wrapped[0])
+        out.extend("  " + more for more in wrapped[1:])
+    return out
+
+
+def _provenance_lines(file: Any, extra: FileProvenance, indent: str) -> list[str]:
     """Text for one file: `getrandom ← deep-entropy 0.1.7 (deep_entropy…rcgu.o)` per symbol,
     the crates' costs, remedies and what could not be told."""
     lines: list[str] = []
