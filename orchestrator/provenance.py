@@ -626,13 +626,17 @@ def symbol_needs(findings: Iterable[Any], first_version: Callable[[str], GlibcVe
     return needs
 
 
-def file_floor(needs: Needs, min_glibc: GlibcVersion | None, target: GlibcVersion
-               ) -> GlibcVersion | None:
+def file_floor(needs: Needs, min_glibc: GlibcVersion | None, target: GlibcVersion,
+               other_violations: bool = False) -> GlibcVersion | None:
     """What the file needs whatever crates go: its non-symbol requirements are unknown here
     but at most min(target, its lowest glibc) unless the symbols cannot explain that lowest
-    glibc, which then stands (a DT_RELR, a marker, an unused version need...)."""
+    glibc, which then stands (a DT_RELR, a marker, an unused version need...). A file no glibc
+    loads stays so when no symbol explains it, or when `other_violations` (violations tied to
+    no symbol) might."""
     if min_glibc is None:
-        return None if all(n is not None for n in needs.values()) else OLDEST_GLIBC
+        if other_violations or all(n is not None for n in needs.values()):
+            return None
+        return OLDEST_GLIBC
     explained = OLDEST_GLIBC
     for need in needs.values():
         if need is not None and need > explained:
@@ -702,7 +706,8 @@ def annotate_file(file: Any, index: ProvenanceIndex, target: GlibcVersion,
     needs = symbol_needs(violations, _first_version_in(table))
     crates_of = {s: {o.crate for o in index.origins_of(s)} for s in needs}
     min_glibc = GlibcVersion.of(file.min_glibc) if file.min_glibc else None
-    costs = crate_costs(needs, crates_of, file_floor(needs, min_glibc, target), target)
+    others = any(not f.symbol and f.kind not in FLAG_KINDS for f in violations)
+    costs = crate_costs(needs, crates_of, file_floor(needs, min_glibc, target, others), target)
     named = {c.name for f in violations + warnings for c in f.crates}
     remedies = {}
     if remedy_for is not None:
