@@ -41,6 +41,7 @@ UNAVAILABLE = "provenance unavailable"
 MAX_MEMBERS = 1 << 16
 MAX_OBJECT_BYTES = 1 << 30
 MAX_SYMBOLS = 1 << 22
+ONE_RUN_SECONDS = 600   # rlibs of one crate name this close in time come from one cargo run
 
 # ELF constants (the System V gABI, https://www.sco.com/developers/gabi/latest/ch4.intro.html).
 SHT_SYMTAB, SHT_RELA, SHT_REL = 2, 4, 9
@@ -447,6 +448,25 @@ def _source_package(source: str | None, workspace_root: Path) -> tuple[str, str]
     return _package_of_source(path if path.is_absolute() else workspace_root / path)
 
 
+def _newest_per_crate(rlibs: Iterable[Path]) -> list[Path]:
+    """Of several lib<crate>-<hash>.rlib of one crate name (earlier builds, other features),
+    those of the last cargo run that built it (two versions of one crate are built in one
+    run; an rlib older by more than ONE_RUN_SECONDS is an earlier build's). `build_index`
+    drops unlinked objects anyway when the library has a .symtab."""
+    by_crate: dict[str, list[tuple[float, Path]]] = {}
+    for rlib in rlibs:
+        try:
+            mtime = rlib.stat().st_mtime
+        except OSError:
+            continue
+        by_crate.setdefault(rlib.name[3:].rsplit("-", 1)[0], []).append((mtime, rlib))
+    kept = []
+    for found in by_crate.values():
+        last = max(mtime for mtime, _ in found)
+        kept += [rlib for mtime, rlib in found if mtime >= last - ONE_RUN_SECONDS]
+    return sorted(kept)
+
+
 def target_dir_units(artifact_dir: Path, workspace_root: Path) -> list[Unit]:
     """The units of the last build in `artifact_dir` (target/<triple>/<profile>), without
     cargo's messages: each rlib's package from the first source file of its dep-info file
@@ -456,7 +476,7 @@ def target_dir_units(artifact_dir: Path, workspace_root: Path) -> list[Unit]:
     units: list[Unit] = []
     deps = artifact_dir / "deps"
     versions: dict[str, set[str]] = {}   # package name -> versions seen in this build
-    for rlib in sorted(deps.glob("lib*.rlib")):
+    for rlib in _newest_per_crate(deps.glob("lib*.rlib")):
         stem = rlib.name[3:-len(".rlib")]
         package = _source_package(_first_source(deps / f"{stem}.d", rlib.name), workspace_root)
         if package is None:
@@ -492,8 +512,8 @@ def build_index(units: Iterable[Unit], library: Path | None = None) -> Provenanc
     weak_in_library = weak_references(library) if library is not None else frozenset()
     note = None
     if library is not None and linked is None:
-        note = (f"{library.name} has no symbol table (stripped): objects that may not have been "
-                "linked in are counted too")
+        note = (f"{library.name} has no .symtab (stripped; zig strips release builds), so "
+                "every object of the build counts, also any the link dropped")
     symbols: dict[str, list[Origin]] = {}
     weak_symbols: dict[str, list[Origin]] = {}
     tls: list[Origin] = []
