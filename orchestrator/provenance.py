@@ -383,15 +383,58 @@ class MessageLog:
                 if filename.endswith((".rlib", ".a")):
                     self.units.append(Unit(crate=name, version=version, path=Path(filename)))
         elif message.get("out_dir"):
-            self.units += out_dir_units(Path(message["out_dir"]), name, version)
+            linked = ([str(x) for x in message.get("linked_libs") or ()],
+                      [str(x) for x in message.get("linked_paths") or ()])
+            self.units += out_dir_units(Path(message["out_dir"]), name, version, linked)
 
 
-def out_dir_units(out_dir: Path, crate: str, version: str) -> list[Unit]:
-    """The static libraries and objects a build script (the cc crate) left in its OUT_DIR."""
+def linked_archives(libs: Iterable[str], search: Iterable[str]) -> list[Path]:
+    """The static libraries a build script told cargo to link: `rustc-link-lib` values
+    (`[KIND[:MODIFIERS]=]NAME[:RENAME]`) found as lib<NAME>.a in its `rustc-link-search`
+    folders (`[KIND=]PATH`); https://doc.rust-lang.org/cargo/reference/build-scripts.html"""
+    folders = [Path(entry.split("=", 1)[1] if "=" in entry else entry) for entry in search]
+    found: list[Path] = []
+    for spec in libs:
+        kind, _, name = spec.rpartition("=")
+        if kind.split(":", 1)[0] not in ("", "static"):
+            continue   # dylib, framework: not linked into the library
+        name = name.split(":", 1)[0]
+        for folder in folders:
+            archive = folder / f"lib{name}.a"
+            if archive.is_file() and archive not in found:
+                found.append(archive)
+                break
+    return found
+
+
+def _script_output(out_dir: Path) -> tuple[list[str], list[str]] | None:
+    """(link-lib values, link-search values) from the `output` file cargo keeps beside a
+    build script's OUT_DIR; None when it is not there."""
+    try:
+        text = (out_dir.parent / "output").read_text(errors="replace")
+    except OSError:
+        return None
+    libs, search = [], []
+    for line in text.splitlines():
+        key, _, value = line.replace("cargo::", "cargo:", 1).partition("=")
+        if key == "cargo:rustc-link-lib":
+            libs.append(value)
+        elif key == "cargo:rustc-link-search":
+            search.append(value)
+    return libs, search
+
+
+def out_dir_units(out_dir: Path, crate: str, version: str,
+                  linked: tuple[list[str], list[str]] | None = None) -> list[Unit]:
+    """The static libraries a build script (the cc crate) linked: those it named to cargo
+    (`linked`: link-lib and link-search values, from cargo's message or its `output` file),
+    else every .a and .o under its OUT_DIR."""
     if not out_dir.is_dir():
         return []
-    return [Unit(crate=crate, version=version, path=p) for p in sorted(out_dir.rglob("*"))
-            if p.suffix in (".a", ".o") and p.is_file()]
+    named = linked_archives(*linked) if linked else []
+    if not named:
+        named = [p for p in sorted(out_dir.rglob("*")) if p.suffix in (".a", ".o") and p.is_file()]
+    return [Unit(crate=crate, version=version, path=p) for p in named]
 
 
 def _manifest_package(manifest: Path) -> tuple[str, str] | None:
@@ -493,7 +536,8 @@ def target_dir_units(artifact_dir: Path, workspace_root: Path) -> list[Unit]:
     for out in sorted((artifact_dir / "build").glob("*/out")):
         name = out.parent.name.rsplit("-", 1)[0]
         known = versions.get(name, set())
-        units += out_dir_units(out, name, next(iter(known)) if len(known) == 1 else "")
+        units += out_dir_units(out, name, next(iter(known)) if len(known) == 1 else "",
+                               _script_output(out))
     return units
 
 
@@ -788,11 +832,7 @@ def _provenance_lines(file: Any, extra: FileProvenance, indent: str) -> list[str
         seen.add(key)
         what = finding.symbol or f"[{finding.kind}]"
         if finding.crates:
-            shown = ", ".join(f"{c.name} {c.version}".strip() + f" ({short_object(c.object)})"
-                              for c in finding.crates[:4])
-            more = len(finding.crates) - 4
-            lines.append(f"{indent}{what} \u2190 {shown}" + (f" (+{more} more)" if more > 0
-                                                            else ""))
+            lines.append(f"{indent}{what} \u2190 {crates_text(finding.crates)}")
         elif key in extra.reasons:
             lines.append(f"{indent}{what}: {extra.reasons[key]}")
     for cost in extra.costs:
@@ -809,6 +849,26 @@ def _provenance_lines(file: Any, extra: FileProvenance, indent: str) -> list[str
     if extra.note:
         lines.append(f"{indent}note: {extra.note}")
     return lines
+
+
+def crates_text(crates: Iterable[Any], per_crate: int = 2, most: int = 4) -> str:
+    """`deep-entropy 0.1.7 (deep_entropy…rcgu.o), Rust std 1.95.0 (std…rcgu.o)`: each crate
+    once, with its first objects."""
+    objects: dict[tuple[str, str], list[str]] = {}
+    for crate in crates:
+        objects.setdefault((crate.name, crate.version), []).append(short_object(crate.object))
+    parts = []
+    for (name, version), names in list(objects.items())[:most]:
+        more = f" +{len(names) - per_crate}" if len(names) > per_crate else ""
+        parts.append(f"{name} {short_version(version)}".strip()
+                     + f" ({', '.join(names[:per_crate])}{more})")
+    hidden = len(objects) - most
+    return ", ".join(parts) + (f" (+{hidden} more crates)" if hidden > 0 else "")
+
+
+def short_version(version: str, keep: int = 16) -> str:
+    """0.6.1+5.3.0-1-ge13ca993e8… -> 0.6.1+5.3.0-1-ge…: build metadata can be a git hash."""
+    return version if len(version) <= keep else version[:keep - 1] + "\u2026"
 
 
 def short_object(name: str, keep: int = 14) -> str:

@@ -253,3 +253,21 @@ def test_annotate_names_the_crate_and_its_cost():
 def test_short_object_names():
     assert p.short_object(DEEP.object) == "deep_entropy\u2026rcgu.o"
     assert p.short_object("1d1e-native.o") == "1d1e-native.o"
+
+
+def test_linked_archives_are_those_the_build_script_named(tmp_path):
+    out = tmp_path / "out"
+    (out / "build" / "lib").mkdir(parents=True)
+    for name in ("libjemalloc.a", "libjemalloc_pic.a"):
+        (out / "build" / "lib" / name).write_bytes(b"!<arch>\n")
+    (out / "libfoo.a").write_bytes(b"!<arch>\n")
+    (out / "libz.a").write_bytes(b"!<arch>\n")
+    search = [f"native={out / 'build' / 'lib'}", str(out)]
+    assert p.linked_archives(["static=jemalloc_pic"], search) == [
+        out / "build" / "lib" / "libjemalloc_pic.a"]
+    assert p.linked_archives(["static:+whole-archive=foo", "dylib=z", "foo:renamed"],
+                             search) == [out / "libfoo.a"]
+    units = p.out_dir_units(out, "tikv-jemalloc-sys", "0.6.1", (["static=jemalloc_pic"], search))
+    assert [u.path.name for u in units] == ["libjemalloc_pic.a"]
+    # Nothing named (or found): every archive and object of OUT_DIR.
+    assert len(p.out_dir_units(out, "x", "1", None)) == 4
