@@ -117,3 +117,24 @@ def test_lto_rlibs_of_bitcode_say_provenance_unavailable(tmp_path):
 def test_crate_dir_that_is_not_a_crate_exits_2(deep_build, tmp_path):
     proc = run_tool("check", "--glibc", "2.17", "--crate-dir", tmp_path, deep_build["library"])
     assert_clean_failure(proc, 2, "Cargo.toml")
+
+
+def test_jemalloc_static_tls_names_tikv_jemalloc_sys(tmp_path):
+    """jemalloc's initial-exec TLS is in the C objects tikv-jemalloc-sys's build script made
+    and linked (libjemalloc_pic.a), not in the cdylib or tikv-jemallocator. Its target folder
+    is kept in the cache: jemalloc's configure and make take minutes on a cold machine."""
+    from orchestrator.paths import cache_dir
+
+    target_dir = cache_dir("test-provenance", "jemalloc")
+    crate = copy_tree(FIXTURES / "jemalloc-plugin", tmp_path / "jemalloc-plugin")
+    env = {"CARGO_TARGET_DIR": str(target_dir)}
+    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=crate,
+                   env=dict(os.environ, **env), check=True)
+    library = target_dir / "release" / "libprov_jemalloc.so"
+    proc = run_tool("check", "--glibc", "2.17", "--json", "--crate-dir", crate, library, env=env)
+    assert proc.returncode == 1, proc.stderr
+    (file,) = json.loads(proc.stdout)["files"]
+    (static,) = [f for key in ("violations", "warnings") for f in file[key]
+                 if f["kind"] == "static-tls"]
+    assert {c["name"] for c in static["crates"]} == {"tikv-jemalloc-sys"}
+    assert all(c["object"].endswith(".pic.o") for c in static["crates"]), static["crates"]
