@@ -14,12 +14,21 @@ and per object. An object counts only when it defines a symbol the library's own
 still has: `--gc-sections` drops the rest, and stale rlibs of earlier builds never match.
 Where no object can tell (rlibs of LLVM bitcode under LTO, objects without a symbol table),
 the answer is "provenance unavailable" and why, never a guess.
+
+Wiring (the check and the build call these; nothing here changes how they run):
+    for_crate_dir(report, crate_dir, remedy_for)   `check --crate-dir`: the crate's last build
+    MessageLog().feed(line) ; for_build(report, log.units, crate_dir, triple, remedy_for)
+    report_json(annotated, extra) / report_text(annotated, extra)  `crates` in JSON, text lines
+    crate_costs(needs, crates_of, floor, target)  the pure cost function
+`remedy_for(crate_name) -> str | None` is the known-crates table's lookup (known_crates.py).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import mmap
+import os
 import struct
 import sys
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
@@ -548,6 +557,44 @@ def std_units(sysroot: Path, triple: str, release: str) -> list[Unit]:
 
 
 # -- the index -----------------------------------------------------------------------------------
+class UnitFacts(NamedTuple):
+    """The readable objects of one archive, and why none could be read (None: some could)."""
+
+    objects: tuple[tuple[str, ObjectFacts], ...]
+    problem: str | None
+
+
+@functools.lru_cache(maxsize=4096)
+def unit_facts(path: Path, identity: tuple[int, int, int, int]) -> UnitFacts:
+    """Every ELF object of the archive (or object) at `path`; `identity` (device, inode,
+    size, mtime) keys the cache, so that the std rlibs and a workspace's dependencies are
+    read once for all the libraries of a run."""
+    objects: list[tuple[str, ObjectFacts]] = []
+    bitcode = 0
+    unreadable: str | None = None
+    try:
+        members = list(unit_objects(Unit(crate="", version="", path=path)))
+    except (OSError, ValueError, ObjectError) as exc:
+        return UnitFacts((), f"cannot read {path.name} ({exc})")
+    for name, data in members:
+        if isinstance(data, str):
+            unreadable = f"{name}: {data}"
+            continue
+        if bytes(data[:4]) in BITCODE_MAGICS:
+            bitcode += 1
+            continue
+        try:
+            objects.append((name, read_object(data)[1]))
+        except (ObjectError, struct.error) as exc:
+            if bytes(data[:4]) == b"\x7fELF":
+                unreadable = f"{name}: {exc}"
+    if objects:
+        return UnitFacts(tuple(objects), None)
+    if bitcode:
+        return UnitFacts((), BITCODE_ONLY)
+    return UnitFacts((), unreadable)
+
+
 def build_index(units: Iterable[Unit], library: Path | None = None) -> ProvenanceIndex:
     """Read every unit's objects; keep those linked into `library` (an object defining a symbol
     the library's .symtab has). Without a library, or when it is stripped, every object counts
@@ -564,34 +611,21 @@ def build_index(units: Iterable[Unit], library: Path | None = None) -> Provenanc
     stack: list[Origin] = []
     textrel: list[Origin] = []
     unavailable: dict[tuple[str, str], str] = {}
-    seen: set[Path] = set()
+    seen: set[tuple[int, int]] = set()
     for unit in units:
-        resolved = unit.path.resolve()
-        if resolved in seen:   # a path in deps/ and its uplifted hard link, or a repeat
-            continue
-        seen.add(resolved)
-        bitcode = readable = 0
-        unreadable: str | None = None
         try:
-            members = list(unit_objects(unit))
-        except (OSError, ValueError, ObjectError) as exc:
+            st = os.stat(unit.path)
+        except OSError as exc:
             unavailable.setdefault((unit.crate, unit.version),
-                                   f"cannot read {unit.path.name} ({exc})")
+                                   f"cannot read {unit.path.name} ({exc.strerror or exc})")
             continue
-        for name, data in members:
-            if isinstance(data, str):
-                unreadable = f"{name}: {data}"
-                continue
-            if bytes(data[:4]) in BITCODE_MAGICS:
-                bitcode += 1
-                continue
-            try:
-                _machine, facts = read_object(data)
-            except (ObjectError, struct.error) as exc:
-                if bytes(data[:4]) == b"\x7fELF":
-                    unreadable = f"{name}: {exc}"
-                continue
-            readable += 1
+        if (st.st_dev, st.st_ino) in seen:   # deps/lib*.rlib and its uplifted hard link
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        read = unit_facts(unit.path, (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+        if read.problem:
+            unavailable.setdefault((unit.crate, unit.version), read.problem)
+        for name, facts in read.objects:
             if linked is not None and linked.isdisjoint(facts.defined):
                 continue
             origin = Origin(unit.crate, unit.version, name)
@@ -605,10 +639,6 @@ def build_index(units: Iterable[Unit], library: Path | None = None) -> Provenanc
                 stack.append(origin)
             if facts.text_relocations:
                 textrel.append(origin)
-        if bitcode and not readable:
-            unavailable.setdefault((unit.crate, unit.version), BITCODE_ONLY)
-        elif unreadable and not readable:
-            unavailable.setdefault((unit.crate, unit.version), unreadable)
     return ProvenanceIndex(
         symbols={s: tuple(sorted(set(o))) for s, o in symbols.items()},
         weak_symbols={s: tuple(sorted(set(o))) for s, o in weak_symbols.items()},
@@ -981,6 +1011,30 @@ def for_crate_dir(report: Any, crate_dir: Path, remedy_for: RemedyFor | None = N
         indexes[file.path] = build_index(units_of[artifacts], library)
     annotated, extra = annotate(report, indexes, remedy_for, _table_for)
     return annotated, extra, messages
+
+
+def for_build(report: Any, units: Iterable[Unit], crate_dir: Path, triple: str,
+              remedy_for: RemedyFor | None = None) -> tuple[Any, dict[str, FileProvenance]]:
+    """After a build: the report annotated from the build's own record (`MessageLog.units`,
+    fed cargo's JSON lines as they stream) and the Rust std rlibs of `triple`."""
+    from . import toolchain
+
+    release, _host = _rustc_facts(crate_dir.resolve())
+    sysroot = toolchain.sysroot(crate_dir.resolve())
+    std = std_units(Path(sysroot), triple, release) if sysroot else []
+    indexes = {file.path: build_index(same_folder(Path(file.path), units) + std, Path(file.path))
+               for file in report.files}
+    return annotate(report, indexes, remedy_for, _table_for)
+
+
+def same_folder(library: Path, units: Iterable[Unit]) -> list[Unit]:
+    """The units built beside `library` (target/<triple>/<profile>/...): with --target, the
+    build dependencies cargo compiles for the host (target/<profile>/) are never linked into
+    it. All units when none is beside it (a library copied elsewhere)."""
+    units = list(units)
+    folder = library.resolve().parent
+    beside = [u for u in units if u.path.resolve().is_relative_to(folder)]
+    return beside or units
 
 
 def report_text(report: Any, extra: Mapping[str, FileProvenance]) -> str:
