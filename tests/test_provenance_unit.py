@@ -4,7 +4,9 @@ answers, cargo's package ids and messages, and what each crate costs in glibc.""
 from __future__ import annotations
 
 import json
+import os
 import struct
+import time
 
 import pytest
 
@@ -271,3 +273,21 @@ def test_linked_archives_are_those_the_build_script_named(tmp_path):
     assert [u.path.name for u in units] == ["libjemalloc_pic.a"]
     # Nothing named (or found): every archive and object of OUT_DIR.
     assert len(p.out_dir_units(out, "x", "1", None)) == 4
+
+
+def test_units_beside_the_library_and_the_last_run_of_each_crate(tmp_path):
+    release = tmp_path / "target" / "x86_64-unknown-linux-gnu" / "release"
+    host = tmp_path / "target" / "release"
+    mine = p.Unit(crate="deep-entropy", version="0.1.7", path=release / "deps" / "libd-1.rlib")
+    build_dep = p.Unit(crate="cc", version="1.11.1", path=host / "deps" / "libcc-2.rlib")
+    assert p.same_folder(release / "libprov_plugin.so", [mine, build_dep]) == [mine]
+    assert p.same_folder(tmp_path / "dist" / "libprov_plugin.so", [mine, build_dep]) == [
+        mine, build_dep]
+    deps = release / "deps"
+    deps.mkdir(parents=True)
+    old, new, other = (deps / "libserde-aaaa.rlib", deps / "libserde-bbbb.rlib",
+                       deps / "liblibc-cccc.rlib")
+    for path, age in ((old, 86400), (new, 0), (other, 86400)):
+        path.write_bytes(b"!<arch>\n")
+        os.utime(path, (time.time() - age, time.time() - age))
+    assert p._newest_per_crate([old, new, other]) == [other, new]
