@@ -12,12 +12,16 @@ import signal
 import sys
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from . import __version__
 from .errors import EXIT_CODES, OrchestratorError
 from .logger import error
+
+if TYPE_CHECKING:
+    from .check.report import Report
 
 EXIT_CODE_HELP = "\b\nExit codes:\n" + "\n".join(
     f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES.items())
@@ -136,7 +140,7 @@ def check(glibc: str, target: str | None, json_output: bool, host_symbols: Path 
     return report.exit_code
 
 
-def _check_with_provenance(report: object, crate_dir: Path, json_output: bool,
+def _check_with_provenance(report: Report, crate_dir: Path, json_output: bool,
                            junit: Path | None) -> int:
     """`check --crate-dir`: the same report, its findings tied to crates (provenance.py)."""
     import json
@@ -159,7 +163,7 @@ def _check_with_provenance(report: object, crate_dir: Path, json_output: bool,
                          + (text + "\n" if text else ""))
     for err in annotated.errors:
         error(f"{err.path}: {err.message}")
-    return int(annotated.exit_code)
+    return annotated.exit_code
 
 
 @cli.command("verify-load", epilog=EXIT_CODE_HELP)

@@ -32,10 +32,12 @@ import os
 import struct
 import sys
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from .abilist import SymbolTable
+from .check.report import CrateRef, FileReport, Finding, Report
 from .glibc import OLDEST_GLIBC, GlibcVersion, split_version_node
 
 if sys.version_info >= (3, 11):
@@ -84,10 +86,6 @@ class Origin(NamedTuple):
     def to_json(self) -> dict[str, str]:
         return {"name": self.crate, "version": self.version, "object": self.object}
 
-    @property
-    def label(self) -> str:
-        return f"{self.crate} {self.version}" if self.version else self.crate
-
 
 @dataclass(frozen=True)
 class Unit:
@@ -120,6 +118,10 @@ class ObjectFacts:
     static_tls: bool = False
     exec_stack: str | None = None       # why the object asks for an executable stack
     text_relocations: bool = False
+
+
+# Findings about the whole file that objects can explain (the rules' kinds, check/rules/loader.py).
+FLAG_KINDS = frozenset({"static-tls", "exec-stack", "textrel"})
 
 
 @dataclass(frozen=True)
@@ -170,8 +172,6 @@ class ProvenanceIndex:
         return (f"{UNAVAILABLE}: no object of the build that was linked in references {what} "
                 "(the linker or a library added it)")
 
-
-FLAG_KINDS = frozenset({"static-tls", "exec-stack", "textrel"})
 
 
 # -- ELF relocatable objects -------------------------------------------------------------------
@@ -699,7 +699,7 @@ def crate_costs(needs: Needs, crates_of: Mapping[str, Collection[str]],
     return sorted(costs, key=order)
 
 
-def symbol_needs(findings: Iterable[Any], first_version: Callable[[str], GlibcVersion | None]
+def symbol_needs(findings: Iterable[Finding], first_version: Callable[[str], GlibcVersion | None]
                  ) -> dict[str, GlibcVersion | None]:
     """symbol -> the glibc it needs, from a file's violations: a version node above the target
     (version-too-new), the first glibc having an unversioned symbol (symbol-too-new, via
@@ -762,7 +762,7 @@ class FileProvenance:
                 "remedies": dict(self.remedies), "note": self.note}
 
 
-def _first_version_in(table: Any) -> Callable[[str], GlibcVersion | None]:
+def _first_version_in(table: SymbolTable | None) -> Callable[[str], GlibcVersion | None]:
     def first(name: str) -> GlibcVersion | None:
         providers = table.providers(name) if table is not None else None
         if not providers:
@@ -772,17 +772,15 @@ def _first_version_in(table: Any) -> Callable[[str], GlibcVersion | None]:
     return first
 
 
-def annotate_file(file: Any, index: ProvenanceIndex, target: GlibcVersion,
-                  table: Any = None, remedy_for: RemedyFor | None = None
-                  ) -> tuple[Any, FileProvenance]:
+def annotate_file(file: FileReport, index: ProvenanceIndex, target: GlibcVersion,
+                  table: SymbolTable | None = None, remedy_for: RemedyFor | None = None
+                  ) -> tuple[FileReport, FileProvenance]:
     """A FileReport whose findings carry their crates (`Finding.crates`), and the costs of each
     crate; `table`: glibc's symbols (abilist.SymbolTable) for unversioned symbols' first
     version."""
-    from .check.report import CrateRef
-
     reasons: dict[tuple[str, str | None], str] = {}
 
-    def tag(findings: list[Any]) -> list[Any]:
+    def tag(findings: list[Finding]) -> list[Finding]:
         out = []
         for finding in findings:
             origins = index.origins_for(finding.kind, finding.symbol)
@@ -809,21 +807,18 @@ def annotate_file(file: Any, index: ProvenanceIndex, target: GlibcVersion,
             remedy = remedy_for(crate)
             if remedy:
                 remedies[crate] = remedy
-    import dataclasses
-
-    return (dataclasses.replace(file, violations=violations, warnings=warnings),
+    return (replace(file, violations=violations, warnings=warnings),
             FileProvenance(costs=tuple(costs), unavailable=index.unavailable, note=index.note,
                            remedies=remedies, reasons=reasons))
 
 
-def annotate(report: Any, indexes: Mapping[str, ProvenanceIndex],
-             remedy_for: RemedyFor | None = None, table_for: Callable[[str], Any] | None = None
-             ) -> tuple[Any, dict[str, FileProvenance]]:
+def annotate(report: Report, indexes: Mapping[str, ProvenanceIndex],
+             remedy_for: RemedyFor | None = None,
+             table_for: Callable[[str], SymbolTable | None] | None = None
+             ) -> tuple[Report, dict[str, FileProvenance]]:
     """The report with each finding tied to a symbol or an object carrying its crates, and per
     file (by its shown path) the crate costs; files without an index are left as they are.
     `table_for(arch)`: glibc's symbol table for a file's architecture (optional)."""
-    import dataclasses
-
     files = []
     extra: dict[str, FileProvenance] = {}
     for file in report.files:
@@ -835,10 +830,10 @@ def annotate(report: Any, indexes: Mapping[str, ProvenanceIndex],
         annotated, extra[file.path] = annotate_file(file, index, report.glibc, table,
                                                     remedy_for)
         files.append(annotated)
-    return dataclasses.replace(report, files=files), extra
+    return replace(report, files=files), extra
 
 
-def provenance_lines(file: Any, extra: FileProvenance, indent: str = "     ") -> list[str]:
+def provenance_lines(file: FileReport, extra: FileProvenance, indent: str = "     ") -> list[str]:
     """`_provenance_lines`, wrapped at the report's width (check/render.py's fill)."""
     from .check.render import fill
 
@@ -850,7 +845,7 @@ def provenance_lines(file: Any, extra: FileProvenance, indent: str = "     ") ->
     return out
 
 
-def _provenance_lines(file: Any, extra: FileProvenance, indent: str) -> list[str]:
+def _provenance_lines(file: FileReport, extra: FileProvenance, indent: str) -> list[str]:
     """Text for one file: `getrandom ← deep-entropy 0.1.7 (deep_entropy…rcgu.o)` per symbol,
     the crates' costs, remedies and what could not be told."""
     lines: list[str] = []
@@ -881,7 +876,7 @@ def _provenance_lines(file: Any, extra: FileProvenance, indent: str) -> list[str
     return lines
 
 
-def crates_text(crates: Iterable[Any], per_crate: int = 2, most: int = 4) -> str:
+def crates_text(crates: Iterable[CrateRef], per_crate: int = 2, most: int = 4) -> str:
     """`deep-entropy 0.1.7 (deep_entropy…rcgu.o), Rust std 1.95.0 (std…rcgu.o)`: each crate
     once, with its first objects."""
     objects: dict[tuple[str, str], list[str]] = {}
@@ -910,7 +905,7 @@ def short_object(name: str, keep: int = 14) -> str:
     return f"{head}\u2026{'.'.join(tail[-2:]) if len(tail) >= 2 else name[-keep:]}"
 
 
-def report_json(report: Any, extra: Mapping[str, FileProvenance]) -> dict[str, Any]:
+def report_json(report: Report, extra: Mapping[str, FileProvenance]) -> dict[str, Any]:
     """The report's JSON with `crates` on each finding that has them and `provenance` on
     each file that has an index."""
     data: dict[str, Any] = report.to_json()
@@ -970,7 +965,7 @@ def _rustc_facts(crate_dir: Path) -> tuple[str, str]:
     return facts.get("release", ""), facts.get("host", "")
 
 
-def _table_for(arch: str) -> Any:
+def _table_for(arch: str) -> SymbolTable | None:
     from . import abilist
     from .targets import TARGETS
 
@@ -980,8 +975,8 @@ def _table_for(arch: str) -> Any:
     return None
 
 
-def for_crate_dir(report: Any, crate_dir: Path, remedy_for: RemedyFor | None = None
-                  ) -> tuple[Any, dict[str, FileProvenance], list[str]]:
+def for_crate_dir(report: Report, crate_dir: Path, remedy_for: RemedyFor | None = None
+                  ) -> tuple[Report, dict[str, FileProvenance], list[str]]:
     """`check --crate-dir`: the report annotated from the crate's last build in its target
     folder, the provenance of each file, and one line for each file that build did not make.
     A crate folder cargo cannot read raises BadInput (exit 2), like a build would."""
@@ -1013,8 +1008,8 @@ def for_crate_dir(report: Any, crate_dir: Path, remedy_for: RemedyFor | None = N
     return annotated, extra, messages
 
 
-def for_build(report: Any, units: Iterable[Unit], crate_dir: Path, triple: str,
-              remedy_for: RemedyFor | None = None) -> tuple[Any, dict[str, FileProvenance]]:
+def for_build(report: Report, units: Iterable[Unit], crate_dir: Path, triple: str,
+              remedy_for: RemedyFor | None = None) -> tuple[Report, dict[str, FileProvenance]]:
     """After a build: the report annotated from the build's own record (`MessageLog.units`,
     fed cargo's JSON lines as they stream) and the Rust std rlibs of `triple`."""
     from . import toolchain
@@ -1037,7 +1032,7 @@ def same_folder(library: Path, units: Iterable[Unit]) -> list[Unit]:
     return beside or units
 
 
-def report_text(report: Any, extra: Mapping[str, FileProvenance]) -> str:
+def report_text(report: Report, extra: Mapping[str, FileProvenance]) -> str:
     """The provenance section printed after the check's own report (one block per file)."""
     blocks = []
     for file in report.files:
