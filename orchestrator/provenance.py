@@ -29,6 +29,7 @@ import functools
 import json
 import mmap
 import os
+import re
 import struct
 import sys
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
@@ -557,6 +558,25 @@ def std_units(sysroot: Path, triple: str, release: str) -> list[Unit]:
 
 
 # -- the index -----------------------------------------------------------------------------------
+_MAP_MEMBER = re.compile(r"([^\s()]+\.(?:rlib|a))\(([^()]+)\)")
+_MAP_OBJECT = re.compile(r"([^\s()]+\.o)(?=:\(|\s|$)")
+
+
+def linked_members(map_text: str) -> frozenset[str]:
+    """The archive members and object files (by name) a linker map file lists as linked in:
+    lld's `-Wl,-Map=FILE` (each kept input section as `archive(member):(section)`), or GNU
+    ld's, of which only the part after "Linker script and memory map" counts (its "Discarded
+    input sections" come before). Rust members carry their crate's hash in their names; C
+    members are matched by name alone."""
+    marker = "Linker script and memory map"
+    if marker in map_text:
+        map_text = map_text.split(marker, 1)[1]
+    found = {member for _archive, member in _MAP_MEMBER.findall(map_text)}
+    without_members = _MAP_MEMBER.sub(" ", map_text)
+    found.update(Path(path).name for path in _MAP_OBJECT.findall(without_members))
+    return frozenset(found)
+
+
 class UnitFacts(NamedTuple):
     """The readable objects of one archive, and why none could be read (None: some could)."""
 
@@ -595,14 +615,16 @@ def unit_facts(path: Path, identity: tuple[int, int, int, int]) -> UnitFacts:
     return UnitFacts((), unreadable)
 
 
-def build_index(units: Iterable[Unit], library: Path | None = None) -> ProvenanceIndex:
-    """Read every unit's objects; keep those linked into `library` (an object defining a symbol
-    the library's .symtab has). Without a library, or when it is stripped, every object counts
-    (and the index says so)."""
+def build_index(units: Iterable[Unit], library: Path | None = None,
+                map_members: frozenset[str] | None = None) -> ProvenanceIndex:
+    """Read every unit's objects; keep those linked into `library`: the members its linker map
+    lists (`map_members`, from `linked_members`), else those defining a symbol the library's
+    .symtab has. Without either (a stripped library, no map), every object counts, and the
+    index says so."""
     linked = library_symbols(library) if library is not None else None
     weak_in_library = weak_references(library) if library is not None else frozenset()
     note = None
-    if library is not None and linked is None:
+    if library is not None and linked is None and map_members is None:
         note = (f"{library.name} has no .symtab (stripped; zig strips release builds), so "
                 "every object of the build counts, also any the link dropped")
     symbols: dict[str, list[Origin]] = {}
@@ -626,7 +648,10 @@ def build_index(units: Iterable[Unit], library: Path | None = None) -> Provenanc
         if read.problem:
             unavailable.setdefault((unit.crate, unit.version), read.problem)
         for name, facts in read.objects:
-            if linked is not None and linked.isdisjoint(facts.defined):
+            if map_members is not None:
+                if name not in map_members:
+                    continue
+            elif linked is not None and linked.isdisjoint(facts.defined):
                 continue
             origin = Origin(unit.crate, unit.version, name)
             for symbol in facts.undefined:
@@ -1009,16 +1034,30 @@ def for_crate_dir(report: Report, crate_dir: Path, remedy_for: RemedyFor | None 
 
 
 def for_build(report: Report, units: Iterable[Unit], crate_dir: Path, triple: str,
-              remedy_for: RemedyFor | None = None) -> tuple[Report, dict[str, FileProvenance]]:
+              remedy_for: RemedyFor | None = None,
+              map_files: Mapping[str, Path] | None = None
+              ) -> tuple[Report, dict[str, FileProvenance]]:
     """After a build: the report annotated from the build's own record (`MessageLog.units`,
-    fed cargo's JSON lines as they stream) and the Rust std rlibs of `triple`."""
+    fed cargo's JSON lines as they stream) and the Rust std rlibs of `triple`. `map_files`:
+    report path -> the linker map of that library (`-C link-arg=-Wl,-Map=FILE`), which says
+    exactly which objects were linked even when the library is stripped."""
     from . import toolchain
 
     release, _host = _rustc_facts(crate_dir.resolve())
     sysroot = toolchain.sysroot(crate_dir.resolve())
     std = std_units(Path(sysroot), triple, release) if sysroot else []
-    indexes = {file.path: build_index(same_folder(Path(file.path), units) + std, Path(file.path))
-               for file in report.files}
+    units = list(units)
+    indexes = {}
+    for file in report.files:
+        map_file = (map_files or {}).get(file.path)
+        members = None
+        if map_file is not None:
+            try:
+                members = linked_members(map_file.read_text(errors="replace"))
+            except OSError:
+                members = None
+        indexes[file.path] = build_index(same_folder(Path(file.path), units) + std,
+                                         Path(file.path), members)
     return annotate(report, indexes, remedy_for, _table_for)
 
 

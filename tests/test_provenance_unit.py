@@ -291,3 +291,46 @@ def test_units_beside_the_library_and_the_last_run_of_each_crate(tmp_path):
         path.write_bytes(b"!<arch>\n")
         os.utime(path, (time.time() - age, time.time() - age))
     assert p._newest_per_crate([old, new, other]) == [other, new]
+
+
+def ar_archive(members: dict[str, bytes]) -> bytes:
+    """A GNU ar archive (ar(5): `!<arch>\\n`, then 60-byte headers, members padded to even)."""
+    out = b"!<arch>\n"
+    for name, data in members.items():
+        out += (f"{name + '/':<16}{0:<12}{0:<6}{0:<6}{644:<8}{len(data):<10}`\n").encode()
+        out += data + (b"\n" if len(data) % 2 else b"")
+    return out
+
+
+def test_index_from_an_archive_kept_by_the_linker_map(tmp_path):
+    rlib = tmp_path / "libdeep_entropy-3bb3.rlib"
+    rlib.write_bytes(ar_archive({"lib.rmeta": b"rust", "a.rcgu.o": elf_object(),
+                                 "b.rcgu.o": elf_object(undefined=("memfd_create",))}))
+    unit = p.Unit(crate="deep-entropy", version="0.1.7", path=rlib)
+    index = p.build_index([unit])
+    assert index.origins_of("getrandom") == (p.Origin("deep-entropy", "0.1.7", "a.rcgu.o"),)
+    assert index.origins_of("memfd_create")
+    lld_map = ("  VMA  LMA  Size Align Out In Symbol\n"
+               f"  1000 1000 2a 16 {rlib}(a.rcgu.o):(.text.fill)\n"
+               "  1000 1000 0 1 <internal>:(.dynsym)\n")
+    kept = p.build_index([unit], map_members=p.linked_members(lld_map))
+    assert kept.origins_of("getrandom") and not kept.origins_of("memfd_create")
+
+
+def test_gnu_ld_map_discarded_sections_do_not_count():
+    text = ("Archive member included to satisfy reference by file (symbol)\n"
+            "/t/libx.rlib(b.rcgu.o)  /t/liby.rlib(y.o) (sym)\n"
+            "Discarded input sections\n .text.z 0x0 0x10 /t/libx.rlib(c.rcgu.o)\n"
+            "Linker script and memory map\n .text 0x1000 0x2a /t/libx.rlib(a.rcgu.o)\n"
+            " .text 0x1100 0x10 /t/build/out/native.o\n")
+    assert p.linked_members(text) == {"a.rcgu.o", "native.o"}
+
+
+def test_bitcode_only_archives_are_unavailable_not_guessed(tmp_path):
+    rlib = tmp_path / "libdeep_entropy-0f41.rlib"
+    rlib.write_bytes(ar_archive({"lib.rmeta": b"rust",
+                                 "x.rcgu.o": b"BC\xc0\xde" + b"\0" * 32}))
+    index = p.build_index([p.Unit(crate="deep-entropy", version="0.1.7", path=rlib)])
+    assert index.unavailable == (p.Unavailable("deep-entropy", "0.1.7", p.BITCODE_ONLY),)
+    assert index.origins_of("getrandom") == ()
+    assert "LLVM bitcode" in index.why_unavailable("symbol-too-new", "getrandom")
