@@ -12,12 +12,16 @@ import signal
 import sys
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from . import __version__
 from .errors import EXIT_CODES, OrchestratorError
 from .logger import annotate_error, error
+
+if TYPE_CHECKING:
+    from .check.report import Report
 
 EXIT_CODE_HELP = "\b\nExit codes:\n" + "\n".join(
     f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES.items())
@@ -98,9 +102,13 @@ def build(**options: object) -> int:
               help="JSON merged over the built-in policy (ceilings, markers, hints).")
 @click.option("--junit", default=None, type=click.Path(path_type=Path), metavar="FILE",
               help="Also write a JUnit XML report (one test case per file) for CI to show.")
+@click.option("--crate-dir", default=None, type=click.Path(path_type=Path), metavar="DIR",
+              help="The crate that built the files: name the crate behind each finding from "
+                   "its last build in its target folder.")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 def check(glibc: str, target: str | None, json_output: bool, host_symbols: Path | None,
-          policy: Path | None, junit: Path | None, paths: tuple[Path, ...]) -> int:
+          policy: Path | None, junit: Path | None, paths: tuple[Path, ...],
+          crate_dir: Path | None = None) -> int:
     """Check that ELF files (or folders of them) load with dlopen on glibc X.Y.
 
     \b
@@ -117,6 +125,8 @@ def check(glibc: str, target: str | None, json_output: bool, host_symbols: Path 
                          lookup(target) if target else None,
                          read_host_symbols(host_symbols) if host_symbols else frozenset(),
                          policy)
+    if crate_dir is not None:
+        return _check_with_provenance(report, crate_dir, json_output, junit)
     if junit is not None:
         from .files import write_atomically
 
@@ -128,6 +138,32 @@ def check(glibc: str, target: str | None, json_output: bool, host_symbols: Path 
     for err in report.errors:
         error(f"{err.path}: {err.message}")
     return report.exit_code
+
+
+def _check_with_provenance(report: Report, crate_dir: Path, json_output: bool,
+                           junit: Path | None) -> int:
+    """`check --crate-dir`: the same report, its findings tied to crates (provenance.py)."""
+    import json
+
+    from .logger import warn
+    from .provenance import for_crate_dir, report_json, report_text
+
+    annotated, extra, messages = for_crate_dir(report, crate_dir)
+    for message in messages:
+        warn(message)
+    if junit is not None:
+        from .files import write_atomically
+
+        write_atomically(junit, annotated.to_junit())
+    if json_output:
+        sys.stdout.write(json.dumps(report_json(annotated, extra)) + "\n")
+    else:
+        text = report_text(annotated, extra)
+        sys.stdout.write(annotated.render_text(with_errors=False) + "\n"
+                         + (text + "\n" if text else ""))
+    for err in annotated.errors:
+        error(f"{err.path}: {err.message}")
+    return annotated.exit_code
 
 
 @cli.command("verify-load", epilog=EXIT_CODE_HELP)

@@ -11,6 +11,18 @@ from ..glibc import GlibcVersion
 VIOLATION, WARNING = "violation", "warning"
 
 
+class CrateRef(NamedTuple):
+    """The crate whose object brought a finding (provenance.py): package name, version and
+    the archive member (a Rust codegen unit or a C object)."""
+
+    name: str
+    version: str
+    object: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"name": self.name, "version": self.version, "object": self.object}
+
+
 class Finding(NamedTuple):
     """One violation or warning. `text` explains the group, `hint` is about this symbol.
 
@@ -24,6 +36,7 @@ class Finding(NamedTuple):
     library: str | None = None
     hint: str = ""
     severity: str = VIOLATION
+    crates: tuple[CrateRef, ...] = ()   # provenance, when the build is known
 
     @property
     def message(self) -> str:
@@ -35,7 +48,10 @@ class Finding(NamedTuple):
     def to_json(self) -> dict[str, Any]:
         from .render import finding_json
 
-        return finding_json(self)
+        data = finding_json(self)
+        if self.crates:
+            data["crates"] = [c.to_json() for c in self.crates]
+        return data
 
     def __repr__(self) -> str:
         return f"Finding({self.kind!r}, {self.message!r})"
