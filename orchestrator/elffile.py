@@ -22,7 +22,9 @@ from array import array
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Generic, NamedTuple, TypeVar, overload
+
+_T = TypeVar("_T")
 
 
 class ElfError(Exception):
@@ -46,7 +48,7 @@ DT_VERDEF, DT_VERDEFNUM, DT_VERNEED, DT_VERNEEDNUM = 0x6FFFFFFC, 0x6FFFFFFD, 0x6
 DT_X86_64_PLT, DT_X86_64_PLTSZ, DT_X86_64_PLTENT = 0x70000000, 0x70000001, 0x70000003
 DF_TEXTREL, DF_STATIC_TLS = 0x4, 0x10
 DF_1_NODELETE, DF_1_PIE = 0x8, 0x08000000
-VER_FLG_WEAK = 0x2
+VER_FLG_BASE, VER_FLG_WEAK = 0x1, 0x2
 SHT_DYNSYM = 11
 STB_LOCAL, STB_GLOBAL, STB_WEAK, STB_GNU_UNIQUE = 0, 1, 2, 10
 STT_TLS = 6
@@ -59,8 +61,23 @@ MACHINES = {3: "EM_386", 8: "EM_MIPS", 20: "EM_PPC", 21: "EM_PPC64", 22: "EM_S39
             258: "EM_LOONGARCH"}
 
 _HOST_LITTLE = sys.byteorder == "little"
-_MAX_WALK = 1 << 16   # more version records than any real library has: a loop, not a file
-_MAX_CHAIN = 1 << 22  # a longer GNU hash chain is corruption, not a library
+_MIN_PAGE = 4096      # the smallest page size of any target; ld.so checks p_align against it
+# Version records (vernaux, verdef) one file may hold, all chains together. The .gnu.version
+# index is 15 bits (vna_other & 0x7fff, elf/dl-version.c), so a file can give at most 32767
+# versions a meaning; a real library has a few dozen. Past this cap the file is refused as
+# malformed instead of being walked: it bounds the work, the memory and the report (each need
+# is one line of check's output) whatever the chains do.
+MAX_VERSION_RECORDS = 1 << 15
+# Bytes of symbol and version names decoded per file: 8 x the file size + 1 MiB. Names live in
+# DT_STRTAB once; a linker's suffix merging lets names share bytes, so a real file decodes
+# about its string table's size. A crafted one whose thousands of names are each a different
+# suffix of one long string would decode n^2 bytes (a 264 KB file, gigabytes); it is refused.
+_NAME_BUDGET_FACTOR, _NAME_BUDGET_FLOOR = 8, 1 << 20
+# DT_PLTREL values the loader accepts: x86-64 and AArch64 define ELF_MACHINE_NO_REL, so
+# elf/get-dynamic-info.h asserts DT_PLTREL == DT_RELA there (sysdeps/*/dl-machine.h).
+_PLTREL_ALLOWED = {"EM_X86_64": (DT_RELA,), "EM_AARCH64": (DT_RELA,)}
+_TAG_NAMES = {DT_RELA: "DT_RELA", DT_RELAENT: "DT_RELAENT", DT_REL: "DT_REL",
+              DT_RELENT: "DT_RELENT"}
 
 
 class Segment(NamedTuple):
@@ -79,7 +96,7 @@ class VersionNeed(NamedTuple):
     file: str
     name: str
     flags: int
-    index: int
+    index: int  # type: ignore[assignment]  # shadows tuple.index; the ELF name, kept
 
     @property
     def weak(self) -> bool:
@@ -87,7 +104,7 @@ class VersionNeed(NamedTuple):
 
 
 class VersionDef(NamedTuple):
-    index: int
+    index: int  # type: ignore[assignment]  # shadows tuple.index; the ELF name, kept
     flags: int
     name: str
 
@@ -104,17 +121,23 @@ class UndefinedSymbol(NamedTuple):
     file: str | None
 
 
-class cached_property:  # noqa: N801 - named like functools' one, which it replaces
+class cached_property(Generic[_T]):  # noqa: N801 - named like functools' one, which it replaces
     """functools.cached_property without its per-access lock (Python <= 3.11 takes an RLock
     on every access, which cost 2 µs x thousands of reads per run). Non-data descriptor: after
     the first read the value sits in the instance __dict__ and is found there directly."""
 
-    def __init__(self, func: Callable[[Any], Any]) -> None:
+    def __init__(self, func: Callable[[Any], _T]) -> None:
         self.func = func
         self.name = func.__name__
         self.__doc__ = func.__doc__
 
-    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> cached_property[_T]: ...
+
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> _T: ...
+
+    def __get__(self, obj: object, owner: type | None = None) -> _T | cached_property[_T]:
         if obj is None:
             return self
         value = obj.__dict__[self.name] = self.func(obj)
@@ -179,8 +202,8 @@ class ElfFile:
         self.little = ei_data == 1
         self.osabi, self.abiversion = data[7], data[8]
         self.layout = _LAYOUTS[(self.is64, self.little)]
-        (self.type, self.machine_number, _version, _entry, self._phoff, self._shoff, self.flags,
-         _ehsize, phentsize, phnum, shentsize, self._shnum, _shstrndx) = self._unpack(
+        (self.type, self.machine_number, self._e_version, _entry, self._phoff, self._shoff,
+         self.flags, _ehsize, phentsize, phnum, shentsize, self._shnum, _shstrndx) = self._unpack(
             self.layout.ehdr, 16, "the ELF header")
         self.machine = MACHINES.get(self.machine_number, f"EM_{self.machine_number}")
         if phnum == 0xFFFF:   # PN_XNUM: the real count is in section 0's sh_info
@@ -195,7 +218,7 @@ class ElfFile:
         self._shentsize = shentsize
 
     # -- bounded primitives -------------------------------------------------------------
-    def _unpack(self, st: struct.Struct, offset: int, what: str) -> tuple:
+    def _unpack(self, st: struct.Struct, offset: int, what: str) -> tuple[Any, ...]:
         if offset < 0 or offset + st.size > self.size:
             raise ElfError(f"{what} at file offset {offset:#x} runs past the end of the file "
                            f"({self.size} bytes): truncated or corrupt")
@@ -207,7 +230,7 @@ class ElfFile:
                            f"of the file ({self.size} bytes): truncated or corrupt")
         return self.data[offset:offset + size]
 
-    def _section_headers(self, shentsize: int, limit: int | None = None) -> list[tuple]:
+    def _section_headers(self, shentsize: int, limit: int | None = None) -> list[tuple[Any, ...]]:
         count = self._shnum if limit is None else limit
         if not self._shoff or not count:
             return []
@@ -222,12 +245,14 @@ class ElfFile:
     def require_intact(self) -> None:
         """Raise ElfError when a PT_LOAD segment's file part runs past the end of the file (a
         copy that stopped early): the loader maps it all the same and the process dies of
-        SIGBUS when it touches the missing pages, so it is malformed input, not a library."""
+        SIGBUS when it touches the missing pages, so it is malformed input, not a library.
+        Then everything `require_loadable` refuses, which the loader refuses too."""
         for seg in self.segments:
             if seg.type == PT_LOAD and seg.offset + seg.filesz > self.size:
                 raise ElfError(f"a PT_LOAD segment ({seg.filesz} bytes at file offset "
                                f"{seg.offset:#x}) runs past the end of the file ({self.size} "
                                "bytes): truncated or corrupt")
+        self.require_loadable()
 
     @cached_property
     def segments(self) -> list[Segment]:
@@ -254,10 +279,16 @@ class ElfFile:
 
     @cached_property
     def _loads(self) -> list[Segment]:
-        return [s for s in self.segments if s.type == PT_LOAD]
+        """PT_LOAD segments, last first: ld.so maps them in order with MAP_FIXED
+        (elf/dl-map-segments.h), so where two overlap the later one is what memory holds."""
+        return [s for s in reversed(self.segments) if s.type == PT_LOAD]
 
     def _offset_of(self, addr: int, size: int, what: str) -> int:
-        """File offset of `size` bytes at address `addr`, inside one PT_LOAD's file part."""
+        """File offset of `size` bytes at address `addr`, inside one PT_LOAD's file part.
+
+        ld.so reaches every dynamic table through its address once the PT_LOAD segments are
+        mapped (D_PTR(map, l_info[...]) = l_addr + d_ptr, elf/get-dynamic-info.h), never
+        through section headers or p_offset; this is that mapping, bounds-checked."""
         for seg in self._loads:
             if seg.vaddr <= addr and addr + size <= seg.vaddr + seg.filesz:
                 offset = seg.offset + (addr - seg.vaddr)
@@ -267,29 +298,110 @@ class ElfFile:
         raise ElfError(f"{what} ({size} bytes at address {addr:#x}) lies outside the file's "
                        "loadable segments: truncated or corrupt")
 
+    def require_loadable(self) -> None:
+        """Raise ElfError for what glibc's loader refuses in the headers before it reads a
+        single dynamic entry (elf/dl-load.c, open_verify and _dl_map_object_from_fd):
+        nonzero e_ident padding, an e_version other than EV_CURRENT, a PT_LOAD whose p_align
+        is not page-aligned or whose p_vaddr and p_offset disagree modulo p_align, a shared
+        library without PT_LOAD; then locates the dynamic segment as ld.so does (`dynamic`)
+        and applies elf/get-dynamic-info.h's assertions. The page size is the smallest any
+        target uses (4 KiB): a larger runtime page only refuses more."""
+        if any(self.data[9:16]):
+            raise ElfError("nonzero padding in e_ident (bytes 9-15): glibc's loader refuses "
+                           "the file")
+        if self._e_version != 1:
+            raise ElfError(f"e_version is {self._e_version}, not EV_CURRENT (1): glibc's "
+                           "loader refuses the file")
+        mask = (1 << self.bits) - 1
+        for seg in self.segments:
+            if seg.type != PT_LOAD:
+                continue
+            if seg.align & (_MIN_PAGE - 1):
+                raise ElfError(f"a PT_LOAD's p_align {seg.align:#x} is not page-aligned: "
+                               "glibc's loader refuses it (\"ELF load command alignment not "
+                               "page-aligned\")")
+            if (seg.vaddr - seg.offset) & mask & ((seg.align - 1) & mask):
+                raise ElfError(f"a PT_LOAD's p_vaddr {seg.vaddr:#x} and p_offset "
+                               f"{seg.offset:#x} disagree modulo p_align {seg.align:#x}: "
+                               "glibc's loader refuses it (\"ELF load command address/offset "
+                               "not properly aligned\")")
+        if self.type == ET_DYN and not self._loads:
+            raise ElfError("no PT_LOAD segment: glibc's loader refuses the file (\"object file "
+                           "has no loadable segments\")")
+        tags = self._tags
+        if DT_PLTREL in tags and tags[DT_PLTREL] not in _PLTREL_ALLOWED.get(
+                self.machine, (DT_REL, DT_RELA)):
+            raise ElfError(f"DT_PLTREL is {tags[DT_PLTREL]}, which this machine's loader "
+                           "does not accept (elf/get-dynamic-info.h asserts on it)")
+        for table, entsize_tag, entsize in ((DT_RELA, DT_RELAENT, self.layout.rela.size),
+                                            (DT_REL, DT_RELENT, self.layout.rel.size)):
+            if table in tags and tags.get(entsize_tag) != entsize:
+                raise ElfError(f"{_TAG_NAMES[table]} without {_TAG_NAMES[entsize_tag]} = "
+                               f"{entsize}: glibc's loader aborts on an assertion "
+                               "(elf/get-dynamic-info.h)")
+        if DT_GNU_HASH in tags:
+            self._gnu_hash_header()   # its assertion on the Bloom filter size
+
     # -- the dynamic segment --------------------------------------------------------------
     @cached_property
+    def _dynamic_segment(self) -> Segment | None:
+        """The PT_DYNAMIC ld.so uses: the LAST one, since _dl_map_object_from_fd (elf/dl-load.c)
+        sets l->l_ld for every PT_DYNAMIC it meets. One with p_vaddr 0 leaves l_ld 0, which
+        the loader treats as no dynamic section at all."""
+        chosen = None
+        for seg in self.segments:
+            if seg.type == PT_DYNAMIC:
+                chosen = seg
+        return chosen if chosen is not None and chosen.vaddr else None
+
+    @cached_property
     def dynamic(self) -> list[tuple[int, int]]:
-        """(d_tag, d_val) pairs of PT_DYNAMIC up to DT_NULL; [] for a static file."""
-        seg = self.segment(PT_DYNAMIC)
+        """(d_tag, d_val) pairs as ld.so reads them, up to DT_NULL; [] for a static file.
+
+        ld.so finds the entries at PT_DYNAMIC's p_vaddr in the mapped segments (l->l_ld,
+        elf/dl-load.c) and elf_get_dynamic_info walks them up to DT_NULL, whatever p_filesz
+        says; so does this, inside the PT_LOAD holding that address (its zero-filled tail
+        reads as DT_NULL). A p_offset that disagrees with the address is refused: no linker
+        writes one, and a reader that believes p_offset (readelf, this module until issue 11)
+        sees another table than the loader does. At most one entry per 8/16 file bytes."""
+        seg = self._dynamic_segment
         if seg is None:
             return []
         st = self.layout.dyn
-        raw = self._slice(seg.offset, seg.filesz - seg.filesz % st.size, "the dynamic segment")
+        load = next((s for s in self._loads
+                     if s.vaddr <= seg.vaddr < s.vaddr + max(s.memsz, s.filesz)), None)
+        if load is None:
+            raise ElfError(f"PT_DYNAMIC's address {seg.vaddr:#x} is in no PT_LOAD segment: "
+                           "the loader cannot find the dynamic section")
+        start = load.offset + (seg.vaddr - load.vaddr)
+        if seg.offset != start:
+            raise ElfError(f"PT_DYNAMIC's p_offset {seg.offset:#x} disagrees with its address "
+                           f"{seg.vaddr:#x}, which the loading segment puts at file offset "
+                           f"{start:#x}: corrupt")
+        file_end = min(load.offset + load.filesz, self.size)
+        zero_tail = load.memsz > load.filesz   # the loader maps zeros there
         out = []
-        for tag, val in st.iter_unpack(raw):
+        pos = start
+        while True:
+            if pos + st.size > file_end:
+                if zero_tail and pos >= load.offset + load.filesz:
+                    break   # reads as DT_NULL
+                raise ElfError("the dynamic section runs past its segment without a DT_NULL "
+                               "entry: truncated or corrupt")
+            tag, val = st.unpack_from(self.data, pos)
             if tag == DT_NULL:
                 break
             out.append((tag, val))
+            pos += st.size
         return out
 
     @cached_property
     def _tags(self) -> dict[int, int]:
-        """First value of each tag (the loader keeps one per tag; DT_NEEDED is read apart)."""
-        tags: dict[int, int] = {}
-        for tag, val in self.dynamic:
-            tags.setdefault(tag, val)
-        return tags
+        """The value of each tag as ld.so keeps it: the LAST entry of a tag wins, because
+        elf_get_dynamic_info (elf/get-dynamic-info.h) stores `info[tag] = dyn` for every
+        entry. DT_NEEDED, which the loader walks entry by entry (elf/dl-deps.c), is read
+        apart (`needed`)."""
+        return dict(self.dynamic)
 
     def has_tag(self, tag: int) -> bool:
         return tag in self._tags
@@ -309,35 +421,50 @@ class ElfFile:
         return self._offset_of(self._tags[DT_STRTAB], size, "the dynamic string table"), size
 
     def string(self, offset: int) -> str:
+        return self._string_bytes(offset).decode("utf-8", "backslashreplace")
+
+    def _string_bytes(self, offset: int) -> bytes:
+        """The NUL-terminated string at `offset` in DT_STRTAB (found by address). ld.so reads
+        up to the NUL whatever DT_STRSZ says; a string that leaves DT_STRSZ is refused here
+        as corrupt (stricter, never more lenient). Charged to the name budget."""
         start, size = self._strtab
         if offset < 0 or offset >= size:
             raise ElfError(f"string offset {offset:#x} is outside DT_STRTAB ({size} bytes)")
         end = self.data.find(b"\0", start + offset, start + size)
         if end < 0:
             raise ElfError("a string in DT_STRTAB is not NUL-terminated")
-        return self.data[start + offset:end].decode("utf-8", "backslashreplace")
+        self._charge_names(end - start - offset)
+        return self.data[start + offset:end]
 
-    def _strings_of(self, tag: int) -> list[str]:
-        return [self.string(val) for t, val in self.dynamic if t == tag]
+    _name_bytes = 0
+
+    def _charge_names(self, length: int) -> None:
+        """Count `length` bytes of names decoded; past _NAME_BUDGET_FACTOR x the file size
+        (+ _NAME_BUDGET_FLOOR) the file is refused, so names cost memory linear in its size."""
+        self._name_bytes += length
+        if self._name_bytes > _NAME_BUDGET_FACTOR * self.size + _NAME_BUDGET_FLOOR:
+            raise ElfError(f"the file's names add up to more than {_NAME_BUDGET_FACTOR} times "
+                           f"its size ({self.size} bytes): its strings overlap as no linker "
+                           "writes them; corrupt")
 
     @cached_property
     def needed(self) -> list[str]:
-        return self._strings_of(DT_NEEDED)
+        """Every DT_NEEDED in order: elf/dl-deps.c walks the dynamic entries for each one."""
+        return [self.string(val) for t, val in self.dynamic if t == DT_NEEDED]
 
-    @cached_property
-    def soname(self) -> str | None:
-        names = self._strings_of(DT_SONAME)
-        return names[0] if names else None
+    def _last_string(self, tag: int) -> str | None:
+        return self.string(self._tags[tag]) if tag in self._tags else None
 
     @cached_property
     def rpath(self) -> str | None:
-        names = self._strings_of(DT_RPATH)
-        return ":".join(names) if names else None
+        """DT_RPATH as ld.so uses it: the last entry (l_info[DT_RPATH]); the loader ignores
+        it when DT_RUNPATH is present (elf/get-dynamic-info.h), which the caller decides."""
+        return self._last_string(DT_RPATH)
 
     @cached_property
     def runpath(self) -> str | None:
-        names = self._strings_of(DT_RUNPATH)
-        return ":".join(names) if names else None
+        """DT_RUNPATH, the last entry (l_info[DT_RUNPATH])."""
+        return self._last_string(DT_RUNPATH)
 
     @property
     def dt_flags(self) -> int:
@@ -350,26 +477,43 @@ class ElfFile:
     # -- dynamic symbols ------------------------------------------------------------------
     @cached_property
     def symbol_count(self) -> int:
-        """Number of .dynsym entries: DT_HASH's nchain, the GNU hash chains, or the section."""
-        u32 = self.layout.u32
+        """Number of .dynsym entries, from the hash tables ld.so reads (_dl_setup_hash,
+        elf/dl-lookup.c: DT_GNU_HASH, else DT_HASH): the larger count when both are there, so
+        that a table shortened by corruption hides no symbol; the section header only when
+        the file has neither. Never more entries than the file can hold (`_dynsym`)."""
+        counts = []
+        if DT_GNU_HASH in self._tags:   # every symbol from symoffset on is in one chain
+            counts.append(self._gnu_hash_count())
         if DT_HASH in self._tags:
             off = self._offset_of(self._tags[DT_HASH], 8, "DT_HASH")
-            return self._unpack(u32, off + 4, "DT_HASH")[0]
-        if DT_GNU_HASH in self._tags:   # every symbol from symoffset on is in one chain
-            return self._gnu_hash_count()
+            counts.append(self._unpack(self.layout.u32, off + 4, "DT_HASH")[0])
+        if counts:
+            return max(counts)
         symtab = self._tags.get(DT_SYMTAB)
         for sh in self._section_headers(self._shentsize):
             if sh[1] == SHT_DYNSYM and sh[3] == symtab and sh[9]:
-                return sh[5] // sh[9]
+                return int(sh[5] // sh[9])
         return 0
 
-    def _gnu_hash_count(self) -> int:
-        """Highest symbol index reachable through DT_GNU_HASH, plus one."""
+    def _gnu_hash_header(self) -> tuple[int, int, int, int]:
+        """(file offset, nbuckets, symoffset, file offset of the buckets) of DT_GNU_HASH.
+
+        _dl_setup_hash (elf/dl-lookup.c) asserts that the Bloom filter's word count is a
+        power of two; a file that fails it aborts the loader, so it is malformed here."""
         u32 = self.layout.u32
         off = self._offset_of(self._tags[DT_GNU_HASH], 16, "DT_GNU_HASH")
         nbuckets, symoffset, bloom_size = (self._unpack(u32, off + 4 * i, "DT_GNU_HASH")[0]
                                            for i in range(3))
-        buckets_at = off + 16 + bloom_size * (8 if self.is64 else 4)
+        if bloom_size & (bloom_size - 1):
+            raise ElfError(f"DT_GNU_HASH's Bloom filter has {bloom_size} words, not a power "
+                           "of two: glibc's loader aborts on an assertion (_dl_setup_hash)")
+        return off, nbuckets, symoffset, off + 16 + bloom_size * (8 if self.is64 else 4)
+
+    def _gnu_hash_count(self) -> int:
+        """Highest symbol index reachable through DT_GNU_HASH, plus one. The chain walk reads
+        one 4-byte word per step, each inside the file, so it ends within size/4 steps."""
+        u32 = self.layout.u32
+        _off, nbuckets, symoffset, buckets_at = self._gnu_hash_header()
         buckets = array("I", self._slice(buckets_at, 4 * nbuckets, "the GNU hash buckets"))
         if self.little != _HOST_LITTLE:
             buckets.byteswap()
@@ -380,12 +524,11 @@ class ElfFile:
             raise ElfError("a GNU hash bucket points below the first hashed symbol")
         chain_at = buckets_at + 4 * nbuckets
         index = last
-        while index - last < _MAX_CHAIN:
+        while True:   # _unpack raises once the walk leaves the file
             value = self._unpack(u32, chain_at + 4 * (index - symoffset), "the GNU hash chain")[0]
             index += 1
             if value & 1:
                 return index
-        raise ElfError("a GNU hash chain does not end")
 
     @cached_property
     def _dynsym(self) -> tuple[int, int]:
@@ -443,6 +586,8 @@ class ElfFile:
         str_end = str_start + str_size
         data = self.data
         out = []
+        names = 0   # bytes of names decoded, held under the name budget as they grow
+        budget = _NAME_BUDGET_FACTOR * self.size + _NAME_BUDGET_FLOOR - self._name_bytes
         index = low.find(0, 1)
         while index >= 0:   # C-speed scan: only st_shndx == SHN_UNDEF (0) reaches Python
             if high[index] == 0:
@@ -456,6 +601,9 @@ class ElfFile:
                     end = data.find(b"\0", str_start + name_off, str_end)
                     if name_off >= str_size or end < 0:
                         raise ElfError(f"the name of symbol {index} is outside DT_STRTAB")
+                    names += end - str_start - name_off
+                    if names > budget:
+                        self._charge_names(names)   # raises
                     name = data[str_start + name_off:end].decode("utf-8", "backslashreplace")
                     version = file = None
                     if versym is not None:
@@ -468,6 +616,7 @@ class ElfFile:
                     out.append(_new_tuple(UndefinedSymbol, (name, bind == STB_WEAK, version,
                                                             file)))
             index = low.find(0, index + 1)
+        self._charge_names(names)
         return out
 
     @property
@@ -495,69 +644,109 @@ class ElfFile:
             return None
         return self._offset_of(self._tags[DT_VERSYM], 2 * count, ".gnu.version")
 
-    def _version_records(self, addr_tag: int, num_tag: int, record: struct.Struct,
-                         what: str) -> Iterator[tuple[int, tuple]]:
-        """(offset, fields) of each record in a DT_VERNEED/DT_VERDEF chain, bounds- and
-        loop-checked: both chains link records by a `next` offset, the last field."""
-        offset = self._offset_of(self._tags[addr_tag], record.size, what)
-        remaining = self._tags.get(num_tag, _MAX_WALK)
+    def _version_records(self, addr_tag: int, record: struct.Struct,
+                         what: str) -> Iterator[tuple[int, tuple[Any, ...]]]:
+        """(address, fields) of each record of a DT_VERNEED/DT_VERDEF chain, as
+        _dl_check_map_versions (elf/dl-version.c) walks it: from the tag's address through
+        each record's `next` (its last field) until a zero, in the mapped address space.
+        DT_VERNEEDNUM/DT_VERDEFNUM are not consulted: the loader never reads them."""
+        yield from self._chain(self._tags[addr_tag], record, what)
+
+    def _chain(self, addr: int, record: struct.Struct,
+               what: str) -> Iterator[tuple[int, tuple[Any, ...]]]:
+        """Records linked by a relative `next` (the last field) from `addr`, each bounds-
+        checked, loop-checked and charged to the file's record budget (`_charge_records`)."""
+        mask = (1 << self.bits) - 1
         seen: set[int] = set()
-        while remaining > 0:
-            if offset in seen or len(seen) > _MAX_WALK:
+        while True:
+            if addr in seen:
                 raise ElfError(f"the {what} records form a loop")
-            seen.add(offset)
-            fields = self._unpack(record, offset, f"a {what} record")
-            yield offset, fields
-            remaining -= 1
+            seen.add(addr)
+            self._charge_records(what)
+            fields = record.unpack_from(self.data, self._offset_of(addr, record.size,
+                                                                   f"a {what} record"))
+            yield addr, fields
             if not fields[-1]:
-                break
-            offset += fields[-1]
+                return
+            addr = (addr + fields[-1]) & mask   # pointer arithmetic wraps, as in the loader
+
+    _records_walked = 0
+
+    def _charge_records(self, what: str) -> None:
+        """Count one version record walked. A file holds at most size/16 of them (each
+        verneed, vernaux and verdef takes 16 bytes or more) and at most MAX_VERSION_RECORDS;
+        chains that walk more share records or loop, which no linker writes."""
+        self._records_walked += 1
+        if self._records_walked > min(MAX_VERSION_RECORDS, self.size // 16):
+            raise ElfError(f"the version records ({what}) walk more entries than the file "
+                           f"can hold ({self.size} bytes, at most {MAX_VERSION_RECORDS} "
+                           "records): the chains loop or share entries; corrupt")
 
     @cached_property
     def version_needs(self) -> list[VersionNeed]:
-        """Every vernaux of DT_VERNEED, in file order (readelf -V's "Version needs")."""
+        """Every vernaux of DT_VERNEED, in chain order (readelf -V's "Version needs"), read
+        as _dl_check_map_versions (elf/dl-version.c) reads them: the first verneed must have
+        vn_version 1 ("unsupported version of Verneed record"); each verneed's vernaux are
+        followed through vna_next until it is zero and vn_cnt is ignored, so is
+        DT_VERNEEDNUM. Identical entries are reported once (the loader checks them alike).
+
+        The loader finds a needed version by vna_hash, comparing the name only when the
+        hashes match (match_symbol): a non-weak need whose vna_hash is not the ELF hash of
+        its name can never be found, so the loader refuses it ("version not found") and it
+        is an ElfError here, whatever the name says."""
         if DT_VERNEED not in self._tags:
             return []
         lay = self.layout
-        out: list[VersionNeed] = []
-        for offset, (_ver, cnt, file_off, aux, _next) in self._version_records(
-                DT_VERNEED, DT_VERNEEDNUM, lay.verneed, "version need"):
+        out: dict[VersionNeed, None] = {}
+        first = True
+        for addr, (version, _cnt, file_off, aux, _next) in self._version_records(
+                DT_VERNEED, lay.verneed, "version need"):
+            if first and version != 1:
+                raise ElfError(f"unsupported version {version} of the first Verneed record "
+                               "(glibc's loader accepts only 1)")
+            first = False
             file = self.string(file_off)
-            aux_offset = offset + aux
-            aux_seen: set[int] = set()
-            for _ in range(cnt):
-                if aux_offset in aux_seen:
-                    raise ElfError(f"the version need entries of {file} form a loop")
-                aux_seen.add(aux_offset)
-                _hash, flags, other, name_off, aux_next = self._unpack(
-                    lay.vernaux, aux_offset, "a vernaux entry")
-                out.append(VersionNeed(file, self.string(name_off), flags, other))
-                if not aux_next:
-                    break
-                aux_offset += aux_next
-        return out
+            for _aux_addr, (vna_hash, flags, other, name_off, _aux_next) in self._chain(
+                    (addr + aux) & ((1 << self.bits) - 1), lay.vernaux,
+                    f"version need entry of {file}"):
+                raw = self._string_bytes(name_off)
+                name = raw.decode("utf-8", "backslashreplace")
+                if not flags & VER_FLG_WEAK and vna_hash != _elf_hash(raw):
+                    raise ElfError(f"the version need {name} (from {file}) has vna_hash "
+                                   f"{vna_hash:#x}, not its name's ELF hash "
+                                   f"{_elf_hash(raw):#x}: glibc's loader looks versions up "
+                                   "by hash and refuses it; corrupt")
+                out[VersionNeed(file, name, flags, other)] = None
+        return list(out)
 
     @cached_property
     def version_defs(self) -> list[VersionDef]:
-        """Every verdef of DT_VERDEF (the first verdaux names it)."""
+        """Every verdef of DT_VERDEF, named by the verdaux at vd_aux (the loader reads it
+        whatever vd_cnt says), through vd_next as elf/dl-version.c walks them."""
         if DT_VERDEF not in self._tags:
             return []
         lay = self.layout
-        out: list[VersionDef] = []
-        for offset, (_ver, flags, ndx, cnt, _hash, aux, _next) in self._version_records(
-                DT_VERDEF, DT_VERDEFNUM, lay.verdef, "version definition"):
-            if cnt:
-                name_off, _ = self._unpack(lay.verdaux, offset + aux, "a verdaux entry")
-                out.append(VersionDef(ndx, flags, self.string(name_off)))
-        return out
+        out: dict[VersionDef, None] = {}
+        for addr, (_ver, flags, ndx, _cnt, _hash, aux, _next) in self._version_records(
+                DT_VERDEF, lay.verdef, "version definition"):
+            aux_at = self._offset_of((addr + aux) & ((1 << self.bits) - 1), lay.verdaux.size,
+                                     "a verdaux entry")
+            name_off, _ = lay.verdaux.unpack_from(self.data, aux_at)
+            out[VersionDef(ndx, flags, self.string(name_off))] = None
+        return list(out)
 
     @cached_property
     def _version_of_index(self) -> dict[int, tuple[str, str | None]]:
-        """.gnu.version index -> (version name, needed file or None for a definition)."""
-        out: dict[int, tuple[str, str | None]] = {
-            d.index & 0x7FFF: (d.name, None) for d in self.version_defs}
+        """.gnu.version index -> (version name, needed file or None for a definition), filled
+        in the loader's order (elf/dl-version.c): the needs in chain order, a later one
+        overwriting an earlier one's index, then the definitions except VER_FLG_BASE, which
+        overwrite needs of the same index."""
+        out: dict[int, tuple[str, str | None]] = {}
         for need in self.version_needs:
             out[need.index & 0x7FFF] = (need.name, need.file)
+        for d in self.version_defs:
+            if not d.flags & VER_FLG_BASE:
+                out[d.index & 0x7FFF] = (d.name, None)
         return out
 
     # -- relocations ----------------------------------------------------------------------
@@ -576,7 +765,7 @@ class ElfFile:
             offset = self._offset_of(self._tags[addr_tag], size, "a relocation table")
             yield self._slice(offset, size, "a relocation table"), is_rela
 
-    def _types_column(self, raw: bytes, is_rela: bool) -> array | bytes:
+    def _types_column(self, raw: bytes, is_rela: bool) -> array[int] | bytes:
         """r_type of every entry, without a Python-level loop."""
         entsize = (self.layout.rela if is_rela else self.layout.rel).size
         if not self.is64:   # r_info = sym << 8 | type: the type is one byte
@@ -611,7 +800,7 @@ class ElfFile:
 
     def relocation_types_among(self, wanted: frozenset[int]) -> frozenset[int]:
         """Which of the `wanted` r_type values the dynamic relocations use."""
-        found = set()
+        found: set[int] = set()
         for _raw, _is_rela, column, width in self._reloc_columns:
             for rtype in wanted - found:
                 if next(self._type_positions(column, width, rtype), None) is not None:
@@ -644,7 +833,7 @@ class ElfFile:
         return any(info & mask == jump_slot and addend
                    for _off, info, addend in st.iter_unpack(raw))
 
-    def _addend_column(self, raw: bytes) -> array:
+    def _addend_column(self, raw: bytes) -> array[int]:
         words = array("q" if self.is64 else "i", raw)
         if self.little != _HOST_LITTLE:
             words.byteswap()
@@ -685,9 +874,29 @@ class ElfFile:
             if pos + 8 + size > len(desc):
                 raise ElfError("a GNU property runs past the end of its note")
             if ptype == wanted and size >= 4:
-                return self.layout.u32.unpack_from(desc, pos + 8)[0]
+                return int(self.layout.u32.unpack_from(desc, pos + 8)[0])
             pos = _round_up(pos + 8 + size, align)
         return None
+
+
+_ELF_HASHES: dict[bytes, int] = {}
+
+
+def _elf_hash(name: bytes) -> int:
+    """The SysV ELF hash of a version name (_dl_elf_hash, sysdeps/generic/dl-hash.h), as
+    vna_hash and vd_hash hold it; memoized, since a few dozen names recur in every file."""
+    value = _ELF_HASHES.get(name)
+    if value is None:
+        value = 0
+        for byte in name:
+            value = (value << 4) + byte
+            high = value & 0xF0000000
+            if high:
+                value ^= high >> 24
+            value &= ~high & 0xFFFFFFFF
+        if len(_ELF_HASHES) < 4096:
+            _ELF_HASHES[name] = value
+    return value
 
 
 def _round_up(value: int, align: int) -> int:
@@ -730,11 +939,3 @@ def open_elf(path: Path) -> Iterator[ElfFile]:
     finally:
         data.close()
 
-
-def is_elf(path: Path) -> bool:
-    """Cheap sniff (4 bytes) used when searching folders."""
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(4) == b"\x7fELF"
-    except OSError:
-        return False
