@@ -1,4 +1,5 @@
-"""Unit tests of elffile on hand-built ELF images, and the tiny builder that makes them: 64-bit little-endian ET_DYN images made byte by byte.
+"""Unit tests of elffile on hand-built ELF images, and the tiny builder that makes them:
+64-bit little-endian ET_DYN images made byte by byte.
 
 Everything sits in one PT_LOAD mapped at BASE (file offset 0 -> address BASE), so that an
 address and a file offset differ, as they do in real libraries: a reader that confuses the
