@@ -76,6 +76,9 @@ _NAME_BUDGET_FACTOR, _NAME_BUDGET_FLOOR = 8, 1 << 20
 # DT_PLTREL values the loader accepts: x86-64 and AArch64 define ELF_MACHINE_NO_REL, so
 # elf/get-dynamic-info.h asserts DT_PLTREL == DT_RELA there (sysdeps/*/dl-machine.h).
 _PLTREL_ALLOWED = {"EM_X86_64": (DT_RELA,), "EM_AARCH64": (DT_RELA,)}
+# Machines whose loader never writes into the dynamic section (DL_RO_DYN_SECTION in their
+# sysdeps/*/ldsodefs.h before glibc 2.35); on the others it must be writable.
+_READ_ONLY_DYNAMIC = frozenset({"EM_MIPS", "EM_RISCV"})
 _TAG_NAMES = {DT_RELA: "DT_RELA", DT_RELAENT: "DT_RELAENT", DT_REL: "DT_REL",
               DT_RELENT: "DT_RELENT"}
 
@@ -294,6 +297,9 @@ class ElfFile:
                 offset = seg.offset + (addr - seg.vaddr)
                 if offset + size > self.size:
                     break
+                if not seg.flags & PF_R:
+                    raise ElfError(f"{what} (at address {addr:#x}) lies in a PT_LOAD segment "
+                                   "without PF_R: the loader cannot read it; corrupt")
                 return offset
         raise ElfError(f"{what} ({size} bytes at address {addr:#x}) lies outside the file's "
                        "loadable segments: truncated or corrupt")
@@ -373,6 +379,11 @@ class ElfFile:
         if load is None:
             raise ElfError(f"PT_DYNAMIC's address {seg.vaddr:#x} is in no PT_LOAD segment: "
                            "the loader cannot find the dynamic section")
+        if not load.flags & PF_R or (not load.flags & PF_W
+                                     and self.machine not in _READ_ONLY_DYNAMIC):
+            raise ElfError("the dynamic section lies in a PT_LOAD segment without PF_R|PF_W: "
+                           "glibc's loader writes the relocated addresses into it "
+                           "(elf_get_dynamic_info, ADJUST_DYN_INFO) and crashes; corrupt")
         start = load.offset + (seg.vaddr - load.vaddr)
         if seg.offset != start:
             raise ElfError(f"PT_DYNAMIC's p_offset {seg.offset:#x} disagrees with its address "

@@ -293,7 +293,7 @@ def elf32_with_vernaux(aux_next: tuple[int, int]) -> bytearray:
     size = len(body)
     body[0:ehdr.size] = ehdr.pack(b"\x7fELF", 1, 1, 1, 0, 0, bytes(7), 3, 3, 1, 0, ehdr.size,
                                   0, 0, ehdr.size, phdr.size, 2, 40, 0, 0)
-    body[ehdr.size:ehdr.size + phdr.size] = phdr.pack(PT_LOAD, 0, BASE, BASE, size, size, 5,
+    body[ehdr.size:ehdr.size + phdr.size] = phdr.pack(PT_LOAD, 0, BASE, BASE, size, size, 6,
                                                       PAGE)
     body[ehdr.size + phdr.size:ehdr.size + 2 * phdr.size] = phdr.pack(
         PT_DYNAMIC, dyn_addr - BASE, dyn_addr, dyn_addr, len(raw), len(raw), 6, 4)
@@ -443,3 +443,15 @@ def test_names_that_overlap_beyond_the_budget_are_refused():
     assert elf.size * 8 + (1 << 20) < count * 19000
     with pytest.raises(ElfError, match="names add up"):
         _ = elf.undefined_symbols
+
+
+def test_tables_in_unreadable_or_dynamic_in_read_only_segments_are_refused():
+    """ld.so reads the tables from the mapped segments and, on x86-64 before glibc 2.35,
+    writes the relocated addresses back into the dynamic section (ADJUST_DYN_INFO)."""
+    image = glibc_lib(("GLIBC_2.2.5", 0, 2)).finish()
+    struct.pack_into("<I", image, EHDR.size + 4, 4)   # PT_LOAD: PF_R only
+    with pytest.raises(ElfError, match="PF_W"):
+        loaded(image)
+    struct.pack_into("<I", image, EHDR.size + 4, 0)   # PT_LOAD: no access at all
+    with pytest.raises(ElfError, match="PF_R"):
+        loaded(image)
