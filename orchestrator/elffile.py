@@ -62,6 +62,11 @@ MACHINES = {3: "EM_386", 8: "EM_MIPS", 20: "EM_PPC", 21: "EM_PPC64", 22: "EM_S39
 
 _HOST_LITTLE = sys.byteorder == "little"
 _MIN_PAGE = 4096      # the smallest page size of any target; ld.so checks p_align against it
+# Address space the PT_LOAD segments of one file may span: 1 TiB. ld.so maps the whole span
+# at once (elf/dl-map-segments.h); far past any machine's memory the kernel refuses the
+# mapping, so a p_memsz of terabytes is corruption, not a library (the largest real ones
+# span a few GB).
+_MAX_MAPPED_SPAN = 1 << 40
 # Version records (vernaux, verdef) one file may hold, all chains together. The .gnu.version
 # index is 15 bits (vna_other & 0x7fff, elf/dl-version.c), so a file can give at most 32767
 # versions a meaning; a real library has a few dozen. Past this cap the file is refused as
@@ -331,6 +336,14 @@ class ElfFile:
                                f"{seg.offset:#x} disagree modulo p_align {seg.align:#x}: "
                                "glibc's loader refuses it (\"ELF load command address/offset "
                                "not properly aligned\")")
+        if self._loads:
+            low = min(seg.vaddr for seg in self._loads) & ~(_MIN_PAGE - 1)
+            high = max(seg.vaddr + max(seg.memsz, seg.filesz) for seg in self._loads)
+            if high - low > min(_MAX_MAPPED_SPAN, mask):
+                raise ElfError(f"the PT_LOAD segments span {high - low:#x} bytes of address "
+                               f"space (more than {min(_MAX_MAPPED_SPAN, mask):#x}): glibc's "
+                               "loader cannot map them (\"cannot map zero-fill pages\" or "
+                               "\"failed to map segment\"); corrupt")
         if self.type == ET_DYN and not self._loads:
             raise ElfError("no PT_LOAD segment: glibc's loader refuses the file (\"object file "
                            "has no loadable segments\")")
@@ -345,6 +358,13 @@ class ElfFile:
                 raise ElfError(f"{_TAG_NAMES[table]} without {_TAG_NAMES[entsize_tag]} = "
                                f"{entsize}: glibc's loader aborts on an assertion "
                                "(elf/get-dynamic-info.h)")
+        users = [t for t in (DT_HASH, DT_GNU_HASH, DT_RELA, DT_REL, DT_JMPREL) if t in tags]
+        for table in (DT_SYMTAB, DT_STRTAB):
+            if users and table not in tags:
+                name = "DT_SYMTAB" if table == DT_SYMTAB else "DT_STRTAB"
+                raise ElfError(f"a hash table or relocations but no {name}: glibc's loader "
+                               f"reads l_info[{name}] without checking it (do_lookup_x in "
+                               "elf/dl-lookup.c, elf/do-rel.h) and crashes; corrupt")
         if DT_GNU_HASH in tags:
             self._gnu_hash_header()   # its assertion on the Bloom filter size
 
@@ -608,7 +628,7 @@ class ElfFile:
                 name_off = u32.unpack_from(table, base)[0]
                 if info & 0xF == STT_TLS:
                     self._imports_tls = True
-                if name_off and bind != STB_LOCAL:
+                if bind != STB_LOCAL:   # st_name 0 is the name "", which ld.so looks up
                     end = data.find(b"\0", str_start + name_off, str_end)
                     if name_off >= str_size or end < 0:
                         raise ElfError(f"the name of symbol {index} is outside DT_STRTAB")

@@ -455,3 +455,19 @@ def test_tables_in_unreadable_or_dynamic_in_read_only_segments_are_refused():
     struct.pack_into("<I", image, EHDR.size + 4, 0)   # PT_LOAD: no access at all
     with pytest.raises(ElfError, match="PF_R"):
         loaded(image)
+
+
+def test_hash_table_without_symtab_is_refused():
+    """do_lookup_x (elf/dl-lookup.c) dereferences l_info[DT_SYMTAB] for every object with a
+    hash table: without one, ld.so crashes (a DT_SYMTAB entry changed into DT_HASH)."""
+    b = glibc_lib(("GLIBC_2.2.5", 0, 2))
+    b.dynamic = [(DT_HASH if t == DT_SYMTAB else t, v) for t, v in b.dynamic]
+    with pytest.raises(ElfError, match="no DT_SYMTAB"):
+        loaded(b.finish())
+
+
+def test_load_segments_spanning_terabytes_are_refused():
+    image = glibc_lib(("GLIBC_2.2.5", 0, 2)).finish()
+    struct.pack_into("<Q", image, EHDR.size + 40, 0x10102464C457F)   # PT_LOAD p_memsz
+    with pytest.raises(ElfError, match="span"):
+        loaded(image)
