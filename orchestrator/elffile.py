@@ -61,6 +61,7 @@ MACHINES = {3: "EM_386", 8: "EM_MIPS", 20: "EM_PPC", 21: "EM_PPC64", 22: "EM_S39
             258: "EM_LOONGARCH"}
 
 _HOST_LITTLE = sys.byteorder == "little"
+_ELFOSABI_GNU = 3
 _MIN_PAGE = 4096      # the smallest page size of any target; ld.so checks p_align against it
 # Address space the PT_LOAD segments of one file may span: 1 TiB. ld.so maps the whole span
 # at once (elf/dl-map-segments.h); far past any machine's memory the kernel refuses the
@@ -311,15 +312,21 @@ class ElfFile:
 
     def require_loadable(self) -> None:
         """Raise ElfError for what glibc's loader refuses in the headers before it reads a
-        single dynamic entry (elf/dl-load.c, open_verify and _dl_map_object_from_fd):
-        nonzero e_ident padding, an e_version other than EV_CURRENT, a PT_LOAD whose p_align
-        is not page-aligned or whose p_vaddr and p_offset disagree modulo p_align, a shared
-        library without PT_LOAD; then locates the dynamic segment as ld.so does (`dynamic`)
+        single dynamic entry (elf/dl-load.c, open_verify and _dl_map_object_from_fd): an ABI
+        version without ELFOSABI_GNU, nonzero e_ident padding, an e_version other than
+        EV_CURRENT, a PT_LOAD whose p_align is not page-aligned or whose p_vaddr and p_offset
+        disagree modulo p_align, PT_LOAD segments spanning more than _MAX_MAPPED_SPAN, a
+        shared library without PT_LOAD; then locates the dynamic segment as ld.so does (`dynamic`)
         and applies elf/get-dynamic-info.h's assertions. The page size is the smallest any
         target uses (4 KiB): a larger runtime page only refuses more."""
         if any(self.data[9:16]):
             raise ElfError("nonzero padding in e_ident (bytes 9-15): glibc's loader refuses "
                            "the file")
+        if self.abiversion and self.osabi != _ELFOSABI_GNU:
+            raise ElfError(f"EI_ABIVERSION {self.abiversion} with EI_OSABI {self.osabi}: glibc "
+                           "accepts an ABI version only with ELFOSABI_GNU (3) and refuses the "
+                           "file (\"ELF file ABI version invalid\", VALID_ELF_ABIVERSION in "
+                           "sysdeps/unix/sysv/linux/ldsodefs.h)")
         if self._e_version != 1:
             raise ElfError(f"e_version is {self._e_version}, not EV_CURRENT (1): glibc's "
                            "loader refuses the file")

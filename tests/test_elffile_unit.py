@@ -471,3 +471,13 @@ def test_load_segments_spanning_terabytes_are_refused():
     struct.pack_into("<Q", image, EHDR.size + 40, 0x10102464C457F)   # PT_LOAD p_memsz
     with pytest.raises(ElfError, match="span"):
         loaded(image)
+
+
+def test_abi_version_without_gnu_osabi_is_refused():
+    """VALID_ELF_ABIVERSION: a nonzero EI_ABIVERSION only with ELFOSABI_GNU."""
+    image = glibc_lib(("GLIBC_2.2.5", 0, 2)).finish()
+    image[8] = 1
+    with pytest.raises(ElfError, match="ABI version"):
+        loaded(image)
+    image[7] = 3
+    assert loaded(image).abiversion == 1
