@@ -38,7 +38,7 @@ PT_LOAD, PT_DYNAMIC, PT_INTERP, PT_NOTE, PT_TLS = 1, 2, 3, 4, 7
 PT_GNU_STACK, PT_GNU_PROPERTY = 0x6474E551, 0x6474E553
 PF_X, PF_W, PF_R = 1, 2, 4
 # d_tag
-DT_NULL, DT_NEEDED, DT_PLTRELSZ, DT_HASH, DT_STRTAB, DT_SYMTAB = 0, 1, 2, 4, 5, 6
+DT_NULL, DT_NEEDED, DT_PLTRELSZ, DT_PLTGOT, DT_HASH, DT_STRTAB, DT_SYMTAB = 0, 1, 2, 3, 4, 5, 6
 DT_RELA, DT_RELASZ, DT_RELAENT, DT_STRSZ, DT_SYMENT, DT_SONAME, DT_RPATH = 7, 8, 9, 10, 11, 14, 15
 DT_REL, DT_RELSZ, DT_RELENT, DT_PLTREL, DT_TEXTREL, DT_JMPREL = 17, 18, 19, 20, 22, 23
 DT_RUNPATH, DT_FLAGS, DT_RELRSZ, DT_RELR = 29, 30, 35, 36
@@ -86,7 +86,9 @@ _PLTREL_ALLOWED = {"EM_X86_64": (DT_RELA,), "EM_AARCH64": (DT_RELA,)}
 # sysdeps/*/ldsodefs.h before glibc 2.35); on the others it must be writable.
 _READ_ONLY_DYNAMIC = frozenset({"EM_MIPS", "EM_RISCV"})
 _TAG_NAMES = {DT_RELA: "DT_RELA", DT_RELAENT: "DT_RELAENT", DT_REL: "DT_REL",
-              DT_RELENT: "DT_RELENT"}
+              DT_RELENT: "DT_RELENT", DT_RELASZ: "DT_RELASZ", DT_RELSZ: "DT_RELSZ",
+              DT_PLTREL: "DT_PLTREL", DT_JMPREL: "DT_JMPREL", DT_PLTRELSZ: "DT_PLTRELSZ",
+              DT_PLTGOT: "DT_PLTGOT"}
 
 
 class Segment(NamedTuple):
@@ -365,6 +367,18 @@ class ElfFile:
                 raise ElfError(f"{_TAG_NAMES[table]} without {_TAG_NAMES[entsize_tag]} = "
                                f"{entsize}: glibc's loader aborts on an assertion "
                                "(elf/get-dynamic-info.h)")
+        # _ELF_DYNAMIC_DO_RELOC (elf/dynamic-link.h) and elf_machine_runtime_setup read these
+        # entries without checking that they exist, then the tables they locate.
+        for present, required in ((DT_RELA, DT_RELASZ), (DT_REL, DT_RELSZ),
+                                  (DT_PLTREL, DT_JMPREL), (DT_PLTREL, DT_PLTRELSZ),
+                                  (DT_JMPREL, DT_PLTGOT)):
+            if present in tags and required not in tags:
+                raise ElfError(f"{_TAG_NAMES[present]} without {_TAG_NAMES[required]}: "
+                               "glibc's loader reads the missing entry and crashes; corrupt")
+        for table, size_tag in ((DT_RELA, DT_RELASZ), (DT_REL, DT_RELSZ),
+                                (DT_JMPREL, DT_PLTRELSZ)):
+            if table in tags and tags.get(size_tag):
+                self._offset_of(tags[table], tags[size_tag], _TAG_NAMES[table])
         users = [t for t in (DT_HASH, DT_GNU_HASH, DT_RELA, DT_REL, DT_JMPREL) if t in tags]
         for table in (DT_SYMTAB, DT_STRTAB):
             if users and table not in tags:

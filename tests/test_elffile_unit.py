@@ -481,3 +481,12 @@ def test_abi_version_without_gnu_osabi_is_refused():
         loaded(image)
     image[7] = 3
     assert loaded(image).abiversion == 1
+
+
+def test_pltrel_without_jmprel_is_refused():
+    """_ELF_DYNAMIC_DO_RELOC (elf/dynamic-link.h) reads l_info[DT_JMPREL] whenever
+    DT_PLTREL is there (a DT_JMPREL entry overwritten by a copy of another entry)."""
+    b = glibc_lib(("GLIBC_2.2.5", 0, 2))
+    b.dynamic += [(20, DT_RELA), (2, 24)]   # DT_PLTREL = DT_RELA, DT_PLTRELSZ
+    with pytest.raises(ElfError, match="DT_PLTREL without DT_JMPREL"):
+        loaded(b.finish())
