@@ -386,8 +386,20 @@ class ElfFile:
                 raise ElfError(f"a hash table or relocations but no {name}: glibc's loader "
                                f"reads l_info[{name}] without checking it (do_lookup_x in "
                                "elf/dl-lookup.c, elf/do-rel.h) and crashes; corrupt")
+        if (DT_VERNEED in tags or DT_VERDEF in tags) and DT_VERSYM not in tags:
+            raise ElfError("version needs or definitions without DT_VERSYM: glibc's loader "
+                           "reads l_info[DT_VERSYM] unchecked (_dl_check_map_versions, "
+                           "elf/dl-version.c) and crashes; corrupt")
         if DT_GNU_HASH in tags:
-            self._gnu_hash_header()   # its assertion on the Bloom filter size
+            self._gnu_hash_header()   # its assertion on the Bloom filter size, the tables
+        if DT_HASH in tags:
+            at = self._offset_of(tags[DT_HASH], 8, "DT_HASH")
+            nbucket, nchain = self._unpack(self.layout.u32, at, "DT_HASH")[0], \
+                self._unpack(self.layout.u32, at + 4, "DT_HASH")[0]
+            self._offset_of(tags[DT_HASH], 8 + 4 * (nbucket + nchain), "the DT_HASH table")
+        # Strings the loader reads while loading: the dependencies (elf/dl-deps.c), DT_SONAME
+        # (compared by _dl_map_object with each later name), the search paths.
+        _ = self.needed, self.rpath, self.runpath, self._last_string(DT_SONAME)
 
     # -- the dynamic segment --------------------------------------------------------------
     @cached_property
@@ -556,10 +568,13 @@ class ElfFile:
         off = self._offset_of(self._tags[DT_GNU_HASH], 16, "DT_GNU_HASH")
         nbuckets, symoffset, bloom_size = (self._unpack(u32, off + 4 * i, "DT_GNU_HASH")[0]
                                            for i in range(3))
-        if bloom_size & (bloom_size - 1):
+        if bloom_size & (bloom_size - 1) or (nbuckets and not bloom_size):
             raise ElfError(f"DT_GNU_HASH's Bloom filter has {bloom_size} words, not a power "
-                           "of two: glibc's loader aborts on an assertion (_dl_setup_hash)")
-        return off, nbuckets, symoffset, off + 16 + bloom_size * (8 if self.is64 else 4)
+                           "of two: glibc's loader aborts on an assertion (_dl_setup_hash) or, "
+                           "for 0, reads past the filter (do_lookup_x)")
+        size = 16 + bloom_size * (8 if self.is64 else 4) + 4 * nbuckets
+        self._offset_of(self._tags[DT_GNU_HASH], size, "the DT_GNU_HASH table")
+        return off, nbuckets, symoffset, off + size - 4 * nbuckets
 
     def _gnu_hash_count(self) -> int:
         """Highest symbol index reachable through DT_GNU_HASH, plus one. The chain walk reads

@@ -197,6 +197,7 @@ def many_needs(needs: int, auxes: int, shared: bool) -> bytes:
     vernaux (the 32 KB file of issue 11: 1000 x 1000), else each has its own single aux."""
     b = ElfBuilder()
     b.dynamic.append((DT_NEEDED, b.string("libc.so.6")))
+    b.symbols([], [])
     distinct = [b.string(f"GLIBC_2.{i}") for i in range(40)]
     names = [distinct[i % 40] for i in range(max(auxes, needs))]
     file_off = b.string("libc.so.6")

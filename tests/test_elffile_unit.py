@@ -23,7 +23,7 @@ HEADER_ROOM = 0x100   # ELF header (64 bytes) and up to 3 program headers (56 by
 
 PT_LOAD, PT_DYNAMIC = 1, 2
 DT_NULL, DT_NEEDED, DT_HASH, DT_STRTAB, DT_SYMTAB = 0, 1, 4, 5, 6
-DT_RELA, DT_STRSZ, DT_SYMENT = 7, 10, 11
+DT_RELA, DT_STRSZ, DT_SYMENT, DT_SONAME = 7, 10, 11, 14
 DT_GNU_HASH, DT_VERSYM = 0x6FFFFEF5, 0x6FFFFFF0
 DT_VERDEF, DT_VERDEFNUM, DT_VERNEED, DT_VERNEEDNUM = (0x6FFFFFFC, 0x6FFFFFFD, 0x6FFFFFFE,
                                                       0x6FFFFFFF)
@@ -288,7 +288,7 @@ def elf32_with_vernaux(aux_next: tuple[int, int]) -> bytearray:
     dyn_addr = BASE + len(body)
     raw = b"".join(dyn.pack(t, v) for t, v in [
         (DT_NEEDED, 1), (DT_STRTAB, str_addr), (DT_STRSZ, len(strings)),
-        (DT_VERNEED, vn_addr), (DT_NULL, 0)])
+        (DT_VERNEED, vn_addr), (DT_VERSYM, str_addr), (DT_NULL, 0)])
     body += raw
     size = len(body)
     body[0:ehdr.size] = ehdr.pack(b"\x7fELF", 1, 1, 1, 0, 0, bytes(7), 3, 3, 1, 0, ehdr.size,
@@ -336,6 +336,7 @@ def test_shared_aux_chains_are_bounded_by_the_file_size():
     file. The walk stops at size/16 records with an ElfError instead."""
     b = ElfBuilder()
     b.dynamic.append((DT_NEEDED, b.string("libc.so.6")))
+    b.symbols([], [])
     names = [b.string(f"V_{i}") for i in range(1000)]
     file_off = b.string("libc.so.6")
     first = BASE + len(b.body) + (-len(b.body) % 8)
@@ -489,4 +490,13 @@ def test_pltrel_without_jmprel_is_refused():
     b = glibc_lib(("GLIBC_2.2.5", 0, 2))
     b.dynamic += [(20, DT_RELA), (2, 24)]   # DT_PLTREL = DT_RELA, DT_PLTRELSZ
     with pytest.raises(ElfError, match="DT_PLTREL without DT_JMPREL"):
+        loaded(b.finish())
+
+
+def test_version_needs_without_versym_are_refused():
+    """_dl_check_map_versions reads l_info[DT_VERSYM] unchecked once it found a version."""
+    b = glibc_lib(("GLIBC_2.2.5", 0, 2))
+    b.dynamic = [(DT_SONAME if t == DT_VERSYM else t, 1 if t == DT_VERSYM else v)
+                 for t, v in b.dynamic]
+    with pytest.raises(ElfError, match="without DT_VERSYM"):
         loaded(b.finish())
