@@ -35,7 +35,7 @@ class ElfError(Exception):
 ET_REL, ET_EXEC, ET_DYN, ET_CORE = 1, 2, 3, 4
 # p_type / p_flags
 PT_LOAD, PT_DYNAMIC, PT_INTERP, PT_NOTE, PT_TLS = 1, 2, 3, 4, 7
-PT_GNU_STACK, PT_GNU_PROPERTY = 0x6474E551, 0x6474E553
+PT_GNU_STACK, PT_GNU_RELRO, PT_GNU_PROPERTY = 0x6474E551, 0x6474E552, 0x6474E553
 PF_X, PF_W, PF_R = 1, 2, 4
 # d_tag
 DT_NULL, DT_NEEDED, DT_PLTRELSZ, DT_PLTGOT, DT_HASH, DT_STRTAB, DT_SYMTAB = 0, 1, 2, 3, 4, 5, 6
@@ -353,6 +353,15 @@ class ElfFile:
                                f"space (more than {min(_MAX_MAPPED_SPAN, mask):#x}): glibc's "
                                "loader cannot map them (\"cannot map zero-fill pages\" or "
                                "\"failed to map segment\"); corrupt")
+            relro = [seg for seg in self.segments if seg.type == PT_GNU_RELRO]
+            if relro:   # _dl_protect_relro (elf/dl-reloc.c): the last one, page-truncated
+                start = relro[-1].vaddr & ~(_MIN_PAGE - 1)
+                end = (relro[-1].vaddr + relro[-1].memsz) & ~(_MIN_PAGE - 1)
+                if start != end and not low <= start <= end <= _round_up(high, _MIN_PAGE):
+                    raise ElfError(f"PT_GNU_RELRO ({relro[-1].memsz:#x} bytes at "
+                                   f"{relro[-1].vaddr:#x}) reaches outside the mapped "
+                                   "segments: glibc's loader fails (\"cannot apply additional "
+                                   "memory protection after relocation\"); corrupt")
         if self.type == ET_DYN and not self._loads:
             raise ElfError("no PT_LOAD segment: glibc's loader refuses the file (\"object file "
                            "has no loadable segments\")")

@@ -500,3 +500,15 @@ def test_version_needs_without_versym_are_refused():
                  for t, v in b.dynamic]
     with pytest.raises(ElfError, match="without DT_VERSYM"):
         loaded(b.finish())
+
+
+def test_relro_outside_the_mapped_segments_is_refused():
+    """_dl_protect_relro mprotects the last PT_GNU_RELRO's pages: outside the mapping, the
+    loader fails after relocation."""
+    b = glibc_lib(("GLIBC_2.2.5", 0, 2))
+    image = b.finish(extra_phdrs=(Phdr(0x6474E552, 0, BASE, PAGE, PAGE, 1),))
+    assert loaded(image).needed == ["libc.so.6"]
+    b = glibc_lib(("GLIBC_2.2.5", 0, 2))
+    image = b.finish(extra_phdrs=(Phdr(0x6474E552, 0, 0x10102464C457F, PAGE, PAGE, 1),))
+    with pytest.raises(ElfError, match="PT_GNU_RELRO"):
+        loaded(image)
