@@ -617,7 +617,11 @@ class ElfFile:
             raise ElfError(f"DT_SYMENT is {self._tags[DT_SYMENT]}, expected {entsize}")
         if count * entsize > self.size:
             raise ElfError(f"{count} dynamic symbols cannot fit in the file")
-        return self._offset_of(self._tags[DT_SYMTAB], count * entsize, "the dynamic symbols"), count
+        start = self._offset_of(self._tags[DT_SYMTAB], count * entsize, "the dynamic symbols")
+        if any(self.data[start:start + entsize]):
+            raise ElfError("dynamic symbol 0 is not the null symbol the gABI requires: "
+                           "DT_SYMTAB points at something else than a symbol table; corrupt")
+        return start, count
 
     def _symbol(self, index: int) -> tuple[str, int, int]:
         """(name, st_info, st_shndx) of dynamic symbol `index`."""

@@ -512,3 +512,12 @@ def test_relro_outside_the_mapped_segments_is_refused():
     image = b.finish(extra_phdrs=(Phdr(0x6474E552, 0, 0x10102464C457F, PAGE, PAGE, 1),))
     with pytest.raises(ElfError, match="PT_GNU_RELRO"):
         loaded(image)
+
+
+def test_symtab_pointing_at_another_table_is_refused():
+    """A DT_SYMTAB moved onto another table (a DT_GNU_HASH entry turned into DT_SYMTAB):
+    symbol 0 is not the gABI's null symbol, so these are not symbols."""
+    b = glibc_lib(("GLIBC_2.2.5", 0, 2))
+    b.dynamic.append((DT_SYMTAB, next(v for t, v in b.dynamic if t == DT_HASH)))
+    with pytest.raises(ElfError, match="null symbol"):
+        _ = loaded(b.finish()).undefined_symbols
