@@ -414,11 +414,15 @@ class ElfFile:
     @cached_property
     def _dynamic_segment(self) -> Segment | None:
         """The PT_DYNAMIC ld.so uses: the LAST one, since _dl_map_object_from_fd (elf/dl-load.c)
-        sets l->l_ld for every PT_DYNAMIC it meets. One with p_vaddr 0 leaves l_ld 0, which
+        sets l->l_ld for every PT_DYNAMIC it meets (and refuses one with p_filesz 0, as
+        bullseye's glibc 2.31 does). One with p_vaddr 0 leaves l_ld 0, which
         the loader treats as no dynamic section at all."""
         chosen = None
         for seg in self.segments:
             if seg.type == PT_DYNAMIC:
+                if seg.filesz == 0:   # checked per header, as the loop in dl-load.c does
+                    raise ElfError("a PT_DYNAMIC with p_filesz 0: glibc's loader refuses the "
+                                   "file (\"object file has no dynamic section\")")
                 chosen = seg
         return chosen if chosen is not None and chosen.vaddr else None
 

@@ -521,3 +521,9 @@ def test_symtab_pointing_at_another_table_is_refused():
     b.dynamic.append((DT_SYMTAB, next(v for t, v in b.dynamic if t == DT_HASH)))
     with pytest.raises(ElfError, match="null symbol"):
         _ = loaded(b.finish()).undefined_symbols
+
+
+def test_pt_dynamic_with_no_file_size_is_refused():
+    image = glibc_lib(("GLIBC_2.2.5", 0, 2)).finish(tweak_dynamic_phdr={"filesz": 0})
+    with pytest.raises(ElfError, match="no dynamic section"):
+        loaded(image)
