@@ -317,8 +317,9 @@ class ElfFile:
         single dynamic entry (elf/dl-load.c, open_verify and _dl_map_object_from_fd): an ABI
         version without ELFOSABI_GNU, nonzero e_ident padding, an e_version other than
         EV_CURRENT, a PT_LOAD whose p_align is not page-aligned or whose p_vaddr and p_offset
-        disagree modulo p_align, PT_LOAD segments spanning more than _MAX_MAPPED_SPAN, a
-        shared library without PT_LOAD; then locates the dynamic segment as ld.so does (`dynamic`)
+        disagree modulo p_align, PT_LOAD segments out of order or overlapping or spanning
+        more than _MAX_MAPPED_SPAN, a PT_GNU_RELRO outside them, a shared library without
+        PT_LOAD; then locates the dynamic segment as ld.so does (`dynamic`)
         and applies elf/get-dynamic-info.h's assertions. The page size is the smallest any
         target uses (4 KiB): a larger runtime page only refuses more."""
         if any(self.data[9:16]):
@@ -345,6 +346,14 @@ class ElfFile:
                                f"{seg.offset:#x} disagree modulo p_align {seg.align:#x}: "
                                "glibc's loader refuses it (\"ELF load command address/offset "
                                "not properly aligned\")")
+        ordered = self._loads[::-1]   # header order
+        for before, after in zip(ordered, ordered[1:]):
+            if after.vaddr < before.vaddr + max(before.memsz, before.filesz):
+                raise ElfError(f"PT_LOAD segments out of order or overlapping (one at "
+                               f"{before.vaddr:#x}+{before.memsz:#x}, the next at "
+                               f"{after.vaddr:#x}): the gABI wants them ascending, and "
+                               "_dl_map_segments (elf/dl-map-segments.h) maps the span from "
+                               "the first to the last and zero-fills over the others; corrupt")
         if self._loads:
             low = min(seg.vaddr for seg in self._loads) & ~(_MIN_PAGE - 1)
             high = max(seg.vaddr + max(seg.memsz, seg.filesz) for seg in self._loads)

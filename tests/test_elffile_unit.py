@@ -527,3 +527,13 @@ def test_pt_dynamic_with_no_file_size_is_refused():
     image = glibc_lib(("GLIBC_2.2.5", 0, 2)).finish(tweak_dynamic_phdr={"filesz": 0})
     with pytest.raises(ElfError, match="no dynamic section"):
         loaded(image)
+
+
+def test_overlapping_load_segments_are_refused():
+    """A p_memsz grown over the next PT_LOAD: ld.so's zero-fill maps over it."""
+    b = glibc_lib(("GLIBC_2.2.5", 0, 2))
+    image = b.finish(extra_phdrs=(Phdr(PT_LOAD, 0, BASE + PAGE, 16, 16),))
+    assert loaded(image).needed == ["libc.so.6"]
+    struct.pack_into("<Q", image, EHDR.size + 40, 2 * PAGE)   # first PT_LOAD's p_memsz
+    with pytest.raises(ElfError, match="overlapping"):
+        loaded(image)
