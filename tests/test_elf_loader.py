@@ -162,12 +162,12 @@ def refusal_is_about_the_structures(result, report) -> bool:
     return True
 
 
-# 120 fixed examples keep this file under a minute; ELF_LOADER_FUZZ_EXAMPLES=5000 (random
+# 400 fixed examples keep this file well under a minute; ELF_LOADER_FUZZ_EXAMPLES=5000 (random
 # seeds) for a deeper local run.
 EXAMPLES = int(os.environ.get("ELF_LOADER_FUZZ_EXAMPLES", "0"))
 
 
-@settings(max_examples=EXAMPLES or 120, deadline=None, derandomize=not EXAMPLES,
+@settings(max_examples=EXAMPLES or 400, deadline=None, derandomize=not EXAMPLES,
           database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                  HealthCheck.data_too_large])
