@@ -272,15 +272,14 @@ class ElfFile:
         st = self.layout.phdr
         if self._phnum * st.size > self.size:
             raise ElfError(f"e_phnum {self._phnum} program headers cannot fit in the file")
-        out = []
-        for i in range(self._phnum):
-            fields = self._unpack(st, self._phoff + i * st.size, "a program header")
-            if self.is64:
-                p_type, p_flags, off, vaddr, _paddr, filesz, memsz, align = fields
-            else:
-                p_type, off, vaddr, _paddr, filesz, memsz, p_flags, align = fields
-            out.append(Segment(p_type, p_flags, off, vaddr, filesz, memsz, align))
-        return out
+        raw = self._slice(self._phoff, self._phnum * st.size, "the program headers")
+        if self.is64:
+            return [_new_tuple(Segment, (p_type, p_flags, off, vaddr, filesz, memsz, align))
+                    for p_type, p_flags, off, vaddr, _paddr, filesz, memsz, align
+                    in st.iter_unpack(raw)]
+        return [_new_tuple(Segment, (p_type, p_flags, off, vaddr, filesz, memsz, align))
+                for p_type, off, vaddr, _paddr, filesz, memsz, p_flags, align
+                in st.iter_unpack(raw)]
 
     def segment(self, p_type: int) -> Segment | None:
         for seg in self.segments:
@@ -409,7 +408,7 @@ class ElfFile:
                            "reads l_info[DT_VERSYM] unchecked (_dl_check_map_versions, "
                            "elf/dl-version.c) and crashes; corrupt")
         if DT_GNU_HASH in tags:
-            self._gnu_hash_header()   # its assertion on the Bloom filter size, the tables
+            _ = self._gnu_hash_header   # its assertion on the Bloom filter size, the tables
         if DT_HASH in tags:
             at = self._offset_of(tags[DT_HASH], 8, "DT_HASH")
             nbucket, nchain = self._unpack(self.layout.u32, at, "DT_HASH")[0], \
@@ -449,9 +448,10 @@ class ElfFile:
         if seg is None:
             return []
         st = self.layout.dyn
-        load = next((s for s in self._loads
-                     if s.vaddr <= seg.vaddr < s.vaddr + max(s.memsz, s.filesz)), None)
-        if load is None:
+        for load in self._loads:
+            if load.vaddr <= seg.vaddr < load.vaddr + max(load.memsz, load.filesz):
+                break
+        else:
             raise ElfError(f"PT_DYNAMIC's address {seg.vaddr:#x} is in no PT_LOAD segment: "
                            "the loader cannot find the dynamic section")
         if not load.flags & PF_R or (not load.flags & PF_W
@@ -466,9 +466,14 @@ class ElfFile:
                            f"{start:#x}: corrupt")
         file_end = min(load.offset + load.filesz, self.size)
         zero_tail = load.memsz > load.filesz   # the loader maps zeros there
-        out = []
-        pos = start
-        while True:
+        out: list[tuple[int, int]] = []
+        # Fast path: the entries inside p_filesz, where every real file ends them.
+        pos = start + min(seg.filesz, max(0, file_end - start)) // st.size * st.size
+        for tag, val in st.iter_unpack(self.data[start:pos]):
+            if tag == DT_NULL:
+                return out
+            out.append((tag, val))
+        while True:   # past p_filesz, as far as the loader would read
             if pos + st.size > file_end:
                 if zero_tail and pos >= load.offset + load.filesz:
                     break   # reads as DT_NULL
@@ -519,7 +524,9 @@ class ElfFile:
         end = self.data.find(b"\0", start + offset, start + size)
         if end < 0:
             raise ElfError("a string in DT_STRTAB is not NUL-terminated")
-        self._charge_names(end - start - offset)
+        self._name_bytes += end - start - offset
+        if self._name_bytes > _NAME_BUDGET_FACTOR * self.size + _NAME_BUDGET_FLOOR:
+            self._charge_names(0)   # raises
         return self.data[start + offset:end]
 
     _name_bytes = 0
@@ -581,6 +588,7 @@ class ElfFile:
                 return int(sh[5] // sh[9])
         return 0
 
+    @cached_property
     def _gnu_hash_header(self) -> tuple[int, int, int, int]:
         """(file offset, nbuckets, symoffset, file offset of the buckets) of DT_GNU_HASH.
 
@@ -602,7 +610,7 @@ class ElfFile:
         """Highest symbol index reachable through DT_GNU_HASH, plus one. The chain walk reads
         one 4-byte word per step, each inside the file, so it ends within size/4 steps."""
         u32 = self.layout.u32
-        _off, nbuckets, symoffset, buckets_at = self._gnu_hash_header()
+        _off, nbuckets, symoffset, buckets_at = self._gnu_hash_header
         buckets = array("I", self._slice(buckets_at, 4 * nbuckets, "the GNU hash buckets"))
         if self.little != _HOST_LITTLE:
             buckets.byteswap()
@@ -751,17 +759,30 @@ class ElfFile:
         checked, loop-checked and charged to the file's record budget (`_charge_records`)."""
         mask = (1 << self.bits) - 1
         seen: set[int] = set()
+        data, size, unpack = self.data, record.size, record.unpack_from
+        loads = self._loads
         while True:
             if addr in seen:
                 raise ElfError(f"the {what} records form a loop")
             seen.add(addr)
-            self._charge_records(what)
-            fields = record.unpack_from(self.data, self._offset_of(addr, record.size,
-                                                                   f"a {what} record"))
+            self._records_walked += 1
+            if self._records_walked > self._record_limit:
+                self._charge_records(what)   # raises
+            seg = loads[0] if len(loads) == 1 else None   # inline _offset_of's common case
+            if (seg is not None and seg.flags & PF_R and seg.vaddr <= addr
+                    and addr + size <= seg.vaddr + seg.filesz
+                    and seg.offset + (addr - seg.vaddr) + size <= self.size):
+                fields = unpack(data, seg.offset + (addr - seg.vaddr))
+            else:
+                fields = unpack(data, self._offset_of(addr, size, f"a {what} record"))
             yield addr, fields
             if not fields[-1]:
                 return
             addr = (addr + fields[-1]) & mask   # pointer arithmetic wraps, as in the loader
+
+    @cached_property
+    def _record_limit(self) -> int:
+        return min(MAX_VERSION_RECORDS, self.size // 16)
 
     _records_walked = 0
 
@@ -769,8 +790,7 @@ class ElfFile:
         """Count one version record walked. A file holds at most size/16 of them (each
         verneed, vernaux and verdef takes 16 bytes or more) and at most MAX_VERSION_RECORDS;
         chains that walk more share records or loop, which no linker writes."""
-        self._records_walked += 1
-        if self._records_walked > min(MAX_VERSION_RECORDS, self.size // 16):
+        if self._records_walked > self._record_limit:
             raise ElfError(f"the version records ({what}) walk more entries than the file "
                            f"can hold ({self.size} bytes, at most {MAX_VERSION_RECORDS} "
                            "records): the chains loop or share entries; corrupt")
@@ -791,6 +811,9 @@ class ElfFile:
             return []
         lay = self.layout
         out: dict[VersionNeed, None] = {}
+        mask = (1 << self.bits) - 1
+        vernaux, unpack_aux = lay.vernaux, lay.vernaux.unpack_from
+        data, offset_of, hashes = self.data, self._offset_of, _ELF_HASHES
         first = True
         for addr, (version, _cnt, file_off, aux, _next) in self._version_records(
                 DT_VERNEED, lay.verneed, "version need"):
@@ -799,17 +822,29 @@ class ElfFile:
                                "(glibc's loader accepts only 1)")
             first = False
             file = self.string(file_off)
-            for _aux_addr, (vna_hash, flags, other, name_off, _aux_next) in self._chain(
-                    (addr + aux) & ((1 << self.bits) - 1), lay.vernaux,
-                    f"version need entry of {file}"):
+            aux_addr = (addr + aux) & mask
+            seen: set[int] = set()
+            while True:   # _chain, inlined: this loop runs for every need of every file
+                if aux_addr in seen:
+                    raise ElfError(f"the version need entry of {file} records form a loop")
+                seen.add(aux_addr)
+                self._records_walked += 1
+                if self._records_walked > self._record_limit:
+                    self._charge_records(f"version need entry of {file}")   # raises
+                vna_hash, flags, other, name_off, aux_next = unpack_aux(data, offset_of(
+                    aux_addr, vernaux.size, f"a version need entry of {file} record"))
                 raw = self._string_bytes(name_off)
                 name = raw.decode("utf-8", "backslashreplace")
-                if not flags & VER_FLG_WEAK and vna_hash != _elf_hash(raw):
+                if not flags & VER_FLG_WEAK and vna_hash != (hashes.get(raw)
+                                                             or _elf_hash(raw)):
                     raise ElfError(f"the version need {name} (from {file}) has vna_hash "
                                    f"{vna_hash:#x}, not its name's ELF hash "
                                    f"{_elf_hash(raw):#x}: glibc's loader looks versions up "
                                    "by hash and refuses it; corrupt")
-                out[VersionNeed(file, name, flags, other)] = None
+                out[_new_tuple(VersionNeed, (file, name, flags, other))] = None
+                if not aux_next:
+                    break
+                aux_addr = (aux_addr + aux_next) & mask
         return list(out)
 
     @cached_property
