@@ -333,7 +333,11 @@ class ElfFile:
             raise ElfError(f"e_version is {self._e_version}, not EV_CURRENT (1): glibc's "
                            "loader refuses the file")
         mask = (1 << self.bits) - 1
+        previous_end = low = high = -1
+        relro = None
         for seg in self.segments:
+            if seg.type == PT_GNU_RELRO:
+                relro = seg
             if seg.type != PT_LOAD:
                 continue
             if seg.align & (_MIN_PAGE - 1):
@@ -345,29 +349,27 @@ class ElfFile:
                                f"{seg.offset:#x} disagree modulo p_align {seg.align:#x}: "
                                "glibc's loader refuses it (\"ELF load command address/offset "
                                "not properly aligned\")")
-        ordered = self._loads[::-1]   # header order
-        for before, after in zip(ordered, ordered[1:]):
-            if after.vaddr < before.vaddr + max(before.memsz, before.filesz):
-                raise ElfError(f"PT_LOAD segments out of order or overlapping (one at "
-                               f"{before.vaddr:#x}+{before.memsz:#x}, the next at "
-                               f"{after.vaddr:#x}): the gABI wants them ascending, and "
+            if seg.vaddr < previous_end:
+                raise ElfError(f"PT_LOAD segments out of order or overlapping (the one at "
+                               f"{seg.vaddr:#x} starts before {previous_end:#x}, where the one "
+                               "before it ends): the gABI wants them ascending, and "
                                "_dl_map_segments (elf/dl-map-segments.h) maps the span from "
                                "the first to the last and zero-fills over the others; corrupt")
-        if self._loads:
-            low = min(seg.vaddr for seg in self._loads) & ~(_MIN_PAGE - 1)
-            high = max(seg.vaddr + max(seg.memsz, seg.filesz) for seg in self._loads)
+            previous_end = high = seg.vaddr + max(seg.memsz, seg.filesz)
+            if low < 0:
+                low = seg.vaddr & ~(_MIN_PAGE - 1)
+        if high >= 0:
             if high - low > min(_MAX_MAPPED_SPAN, mask):
                 raise ElfError(f"the PT_LOAD segments span {high - low:#x} bytes of address "
                                f"space (more than {min(_MAX_MAPPED_SPAN, mask):#x}): glibc's "
                                "loader cannot map them (\"cannot map zero-fill pages\" or "
                                "\"failed to map segment\"); corrupt")
-            relro = [seg for seg in self.segments if seg.type == PT_GNU_RELRO]
-            if relro:   # _dl_protect_relro (elf/dl-reloc.c): the last one, page-truncated
-                start = relro[-1].vaddr & ~(_MIN_PAGE - 1)
-                end = (relro[-1].vaddr + relro[-1].memsz) & ~(_MIN_PAGE - 1)
+            if relro is not None:   # _dl_protect_relro (elf/dl-reloc.c): the last, truncated
+                start = relro.vaddr & ~(_MIN_PAGE - 1)
+                end = (relro.vaddr + relro.memsz) & ~(_MIN_PAGE - 1)
                 if start != end and not low <= start <= end <= _round_up(high, _MIN_PAGE):
-                    raise ElfError(f"PT_GNU_RELRO ({relro[-1].memsz:#x} bytes at "
-                                   f"{relro[-1].vaddr:#x}) reaches outside the mapped "
+                    raise ElfError(f"PT_GNU_RELRO ({relro.memsz:#x} bytes at "
+                                   f"{relro.vaddr:#x}) reaches outside the mapped "
                                    "segments: glibc's loader fails (\"cannot apply additional "
                                    "memory protection after relocation\"); corrupt")
         if self.type == ET_DYN and not self._loads:
@@ -699,21 +701,23 @@ class ElfFile:
                 if info & 0xF == STT_TLS:
                     self._imports_tls = True
                 if bind != STB_LOCAL:   # st_name 0 is the name "", which ld.so looks up
-                    end = data.find(b"\0", str_start + name_off, str_end)
+                    name_at = str_start + name_off
+                    end = data.find(b"\0", name_at, str_end)
                     if name_off >= str_size or end < 0:
                         raise ElfError(f"the name of symbol {index} is outside DT_STRTAB")
-                    names += end - str_start - name_off
+                    names += end - name_at
                     if names > budget:
                         self._charge_names(names)   # raises
-                    name = data[str_start + name_off:end].decode("utf-8", "backslashreplace")
+                    name = data[name_at:end].decode("utf-8", "backslashreplace")
                     version = file = None
                     if versym is not None:
                         ndx = versym_table[index] & 0x7FFF
                         if ndx > 1:
-                            if ndx not in versions:
+                            known = versions.get(ndx)
+                            if known is None:
                                 raise ElfError(f"symbol {name} has version index {ndx}, which no "
                                                "version need or definition declares")
-                            version, file = versions[ndx]
+                            version, file = known
                     out.append(_new_tuple(UndefinedSymbol, (name, bind == STB_WEAK, version,
                                                             file)))
             index = low.find(0, index + 1)
