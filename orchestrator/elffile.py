@@ -796,8 +796,8 @@ class ElfFile:
         chains that walk more share records or loop, which no linker writes."""
         if self._records_walked > self._record_limit:
             raise ElfError(f"the version records ({what}) walk more entries than the file "
-                           f"can hold ({self.size} bytes, at most {MAX_VERSION_RECORDS} "
-                           "records): the chains loop or share entries; corrupt")
+                           f"can hold ({self._record_limit} in {self.size} bytes): the chains "
+                           "loop or share entries; corrupt")
 
     @cached_property
     def version_needs(self) -> list[VersionNeed]:
