@@ -1,9 +1,17 @@
 """Read the parts of an ELF file that the glibc checker needs, and nothing else.
 
 This is the one module that parses ELF (like auditwheel's elfutils.py). It reads what the
-dynamic loader reads: the file header, the program headers, the dynamic segment and the tables
-it points at (dynamic symbols, .gnu.version, version needs/definitions, relocations, notes).
-Section headers are only a fallback for the dynamic-symbol count.
+dynamic loader reads, the way glibc's ld.so reads it: the file header, the program headers,
+the dynamic segment found at the last PT_DYNAMIC's address (elf/dl-load.c), the last entry of
+each tag (elf/get-dynamic-info.h), and the tables those entries point at through the PT_LOAD
+mapping (dynamic symbols, hash tables, .gnu.version, version needs and definitions followed
+through their `next` links as elf/dl-version.c does, relocations, notes). Section headers are
+only a fallback for the dynamic-symbol count; where they and the dynamic segment disagree, the
+dynamic segment wins. `require_intact` refuses, as ElfError, what the loader refuses or
+crashes on in those structures, so that `check` never calls such a file ok.
+
+Work, memory and output are bounded by the input: version records walked by the file size
+(and MAX_VERSION_RECORDS), decoded names by a multiple of it, symbols by what fits in it.
 
 It uses `struct` over an mmap instead of pyelftools. Measured on 400 host libraries:
 auditwheel's pyelftools scan of the version-need table alone takes ~1.3 ms per library; this
