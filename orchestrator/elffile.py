@@ -678,7 +678,11 @@ class ElfFile:
 
     @cached_property
     def undefined_symbols(self) -> list[UndefinedSymbol]:
-        """Every imported symbol with its binding and version (index 0 is the null symbol)."""
+        """Every imported symbol with its binding and version (index 0 is the null symbol).
+
+        At most one per symbol-table entry, and the table must fit in the file (`_dynsym`):
+        a file of N bytes yields at most N/24 symbols (N/16 for 32-bit), whose names together
+        stay within the name budget (_NAME_BUDGET_FACTOR)."""
         start, count = self._dynsym
         if count < 2:
             return []
