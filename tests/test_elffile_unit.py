@@ -537,3 +537,15 @@ def test_overlapping_load_segments_are_refused():
     struct.pack_into("<Q", image, EHDR.size + 40, 2 * PAGE)   # first PT_LOAD's p_memsz
     with pytest.raises(ElfError, match="overlapping"):
         loaded(image)
+
+
+def test_definitions_tagged_with_a_needed_version_count_as_imports():
+    """ld.so looks up every symbol a relocation names with the version its .gnu.version
+    index gives; a definition tagged GLIBC_2.36 of libc.so.6 is looked up there."""
+    b = ElfBuilder()
+    b.dynamic.append((DT_NEEDED, b.string("libc.so.6")))
+    b.symbols(["mine", "borrowed"], [1, 2], undefined=False)
+    b.dynamic.append((DT_VERNEED, b.verneed([("libc.so.6", [("GLIBC_2.36", 0, 2)])])))
+    elf = loaded(b.finish())
+    assert [(s.name, s.version, s.file) for s in elf.undefined_symbols] == [
+        ("borrowed", "GLIBC_2.36", "libc.so.6")]
