@@ -413,6 +413,10 @@ class ElfFile:
                 raise ElfError(f"a hash table or relocations but no {name}: glibc's loader "
                                f"reads l_info[{name}] without checking it (do_lookup_x in "
                                "elf/dl-lookup.c, elf/do-rel.h) and crashes; corrupt")
+        if DT_VERSYM in tags and not (DT_VERNEED in tags or DT_VERDEF in tags):
+            raise ElfError("DT_VERSYM without version needs or definitions: glibc's loader "
+                           "then has no l_versions table and crashes indexing it for every "
+                           "relocated symbol (elf/do-rel.h); corrupt")
         if (DT_VERNEED in tags or DT_VERDEF in tags) and DT_VERSYM not in tags:
             raise ElfError("version needs or definitions without DT_VERSYM: glibc's loader "
                            "reads l_info[DT_VERSYM] unchecked (_dl_check_map_versions, "
@@ -733,55 +737,7 @@ class ElfFile:
                     out.append(_new_tuple(UndefinedSymbol, (name, bind == STB_WEAK, version,
                                                             file)))
             index = low.find(0, index + 1)
-        if versym is not None:
-            out.extend(self._defined_but_needed(table, versym_table, versions, budget - names))
         self._charge_names(names)
-        return out
-
-    def _defined_but_needed(self, table: bytes, versym: array[int],
-                            versions: dict[int, tuple[str, str | None]],
-                            budget: int) -> list[UndefinedSymbol]:
-        """Defined symbols whose .gnu.version index names a version NEEDED from another file.
-
-        ld.so looks up every symbol a relocation names, defined or not (symbol interposition,
-        elf/dl-lookup.c), with the version l_versions[ndx] gives it (elf/dl-version.c): a
-        definition tagged with a need of libc.so.6 is looked up in libc.so.6 like an import.
-        No linker writes one; they are reported as imports so that the check judges them.
-        Found with bytes.find on the index column: no per-symbol loop for real files."""
-        entsize = self.layout.sym.size
-        shndx_at, info_at = (6, 4) if self.is64 else (14, 12)
-        raw = versym.tobytes()
-        hits: set[int] = set()
-        for ndx, (_name, file) in versions.items():
-            if file is None:
-                continue
-            for value in (ndx, ndx | 0x8000):
-                needle = value.to_bytes(2, sys.byteorder)
-                pos = raw.find(needle)
-                while pos >= 0:
-                    if not pos % 2 and pos:
-                        hits.add(pos // 2)
-                    pos = raw.find(needle, pos + 1)
-        out = []
-        u32, (str_start, str_size), data = self.layout.u32, self._strtab, self.data
-        for index in sorted(hits):
-            base = index * entsize
-            if not (table[base + shndx_at] or table[base + shndx_at + 1]):
-                continue   # undefined: already an import
-            info = table[base + info_at]
-            if info >> 4 == STB_LOCAL:
-                continue
-            name_off = u32.unpack_from(table, base)[0]
-            end = data.find(b"\0", str_start + name_off, str_start + str_size)
-            if name_off >= str_size or end < 0:
-                raise ElfError(f"the name of symbol {index} is outside DT_STRTAB")
-            budget -= end - str_start - name_off
-            if budget < 0:
-                self._charge_names(1 << 62)   # raises
-            version, file = versions[versym[index] & 0x7FFF]
-            out.append(_new_tuple(UndefinedSymbol, (
-                data[str_start + name_off:end].decode("utf-8", "backslashreplace"),
-                info >> 4 == STB_WEAK, version, file)))
         return out
 
     @property

@@ -539,13 +539,10 @@ def test_overlapping_load_segments_are_refused():
         loaded(image)
 
 
-def test_definitions_tagged_with_a_needed_version_count_as_imports():
-    """ld.so looks up every symbol a relocation names with the version its .gnu.version
-    index gives; a definition tagged GLIBC_2.36 of libc.so.6 is looked up there."""
-    b = ElfBuilder()
-    b.dynamic.append((DT_NEEDED, b.string("libc.so.6")))
-    b.symbols(["mine", "borrowed"], [1, 2], undefined=False)
-    b.dynamic.append((DT_VERNEED, b.verneed([("libc.so.6", [("GLIBC_2.36", 0, 2)])])))
-    elf = loaded(b.finish())
-    assert [(s.name, s.version, s.file) for s in elf.undefined_symbols] == [
-        ("borrowed", "GLIBC_2.36", "libc.so.6")]
+def test_versym_without_version_tables_is_refused():
+    """Without needs or definitions ld.so has no l_versions, yet indexes it for every
+    relocated symbol once DT_VERSYM is there (a DT_VERNEED entry turned into DT_VERSYM)."""
+    b = glibc_lib(("GLIBC_2.2.5", 0, 2))
+    b.dynamic = [(DT_VERSYM, v) if t == DT_VERNEED else (t, v) for t, v in b.dynamic]
+    with pytest.raises(ElfError, match="DT_VERSYM without version needs"):
+        loaded(b.finish())
