@@ -714,7 +714,9 @@ def rename_version_need(path: Path, old: str, new: str) -> None:
         for _ in range(cnt):
             _hash, _flags, _other, name, aux_next = struct.unpack_from("<IHHII", data, at)
             if strings[name:strings.index(b"\0", name)] == old.encode():
-                with open(path, "r+b") as out:
+                with open(path, "r+b") as out:   # vna_hash too: the loader matches by hash
+                    out.seek(base + at)
+                    out.write(struct.pack("<I", elf_hash(new.encode())))
                     out.seek(base + at + 8)
                     out.write(struct.pack("<I", new_offset))
                 return
@@ -722,6 +724,15 @@ def rename_version_need(path: Path, old: str, new: str) -> None:
         if not nxt:
             raise AssertionError(f"{old} not found")
         offset += nxt
+
+
+def elf_hash(name: bytes) -> int:
+    """The SysV ELF hash (the System V gABI's elf_hash) that vna_hash holds."""
+    value = 0
+    for byte in name:
+        value = ((value << 4) + byte) & 0xFFFFFFFF
+        value = (value ^ (value & 0xF0000000) >> 24) & 0x0FFFFFFF
+    return value
 
 
 def drop_needed(path: Path, soname: str) -> None:
