@@ -328,7 +328,7 @@ def archive_members(path: Path) -> Iterator[tuple[str, int, int]]:
     """(name, data offset, size) of each member of an ar archive (GNU and BSD variants, the
     format rustc and cc's `ar` write; https://www.freebsd.org/cgi/man.cgi?query=ar&sektion=5),
     read with arpy; at most MAX_MEMBERS."""
-    import arpy  # type: ignore[import-untyped]
+    import arpy
 
     with arpy.Archive(str(path)) as archive:
         for count, header in enumerate(archive.infolist()):
