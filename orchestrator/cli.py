@@ -142,6 +142,9 @@ def check(glibc: str, target: str | None, json_output: bool, host_symbols: Path 
               help="Rust target triple (default: from the libraries' ELF machine).")
 @click.option("--timeout", default=60.0, type=float, show_default=True,
               help="Seconds each library may take to load and run.")
+@click.option("--kernel", default=None, metavar="X.Y",
+              help="Simulate this kernel: only its system calls are allowed (seccomp), the "
+                   "others return ENOSYS and are named.")
 @click.option("--json", "json_output", is_flag=True, help="Print one JSON summary on stdout.")
 @click.argument("libs", nargs=-1, required=True, type=click.Path(path_type=Path),
                 metavar="LIB...")
