@@ -68,6 +68,12 @@ GLIBC_HELP = "Highest glibc the output may need, MAJOR.MINOR (default 2.17)."
               metavar="ROOT|ARCHIVE",
               help="After the check, dlopen each library with the glibc of this root folder or "
                    "image archive (see `verify-load`).")
+@click.option("--kernel", default=None, metavar="X.Y",
+              help="Kernel floor: --verify-on loads with only this kernel's system calls "
+                   "(seccomp; the others return ENOSYS and are named).")
+@click.option("--verify-call", default=None, metavar="SYMBOL",
+              help="After --verify-on loads a library, call its `int SYMBOL(void)`; it must "
+                   "return 0 (a bare load runs only the constructors).")
 @click.option("--verify-reproducible/--no-verify-reproducible", default=None,
               help="Build a second time from another folder and compare the bytes.")
 @click.option("--json", "json_output", is_flag=True,
@@ -78,7 +84,7 @@ def build(**options: object) -> int:
 
     Defaults can also come from the crate's Cargo.toml, [package.metadata.glibc-build]
     (keys: glibc, target, backend, recipe, profile, features, verify-on,
-    verify-reproducible); flags win.
+    verify-reproducible, kernel, verify-call); flags win.
     """
     from .build import BuildOptions, run_build
 
