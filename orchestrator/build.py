@@ -313,8 +313,13 @@ def prove(request: BuildRequest, built: list[Path]
                     f"{result.message}".rstrip())
         for line in result.output.rstrip().splitlines() if result.output.strip() else []:
             logger.info(f"  | {line}")
-        loads.append({"name": result.lib.name, "ok": result.ok, "message": result.message,
-                      "returned": result.returned, "denied": result.denied})
+        entry: dict[str, Any] = {"name": result.lib.name, "ok": result.ok,
+                                 "message": result.message}
+        if request.verify_call:
+            entry["returned"] = result.returned
+        if request.kernel is not None:
+            entry["denied"] = result.denied
+        loads.append(entry)
     proof = Proof(root_glibc=root_glibc, kernel=request.kernel, called=request.verify_call,
                   target_glibc=str(request.glibc))
     refused = [r for r in results if not r.ok]
