@@ -179,8 +179,8 @@ def verify_load_command(**options: object) -> int:
 @click.option("--include", default=None, metavar="PKG,...",
               help="Extra packages for debootstrap.")
 @click.option("--mirror", default=None, metavar="URL",
-              help="Debian mirror for debootstrap (end-of-life suites: "
-                   "http://archive.debian.org/debian).")
+              help="Debian mirror for debootstrap (default: where the suite lives now, "
+                   "e.g. http://archive.debian.org/debian for buster and older).")
 @click.argument("dest", type=click.Path(path_type=Path))
 def rootfs(**options: object) -> int:
     """Make an old-glibc root folder in DEST for verify-load and --verify-on."""

@@ -9,7 +9,9 @@ filter in the real test loader under the bullseye root's own glibc (2.31) on thi
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -248,6 +250,43 @@ def test_a_floor_below_the_roots_glibc_is_exit_3(getrandom_lib, bullseye_root):
     proc = run_tool("verify-load", "--rootfs", bullseye_root, "--kernel", "2.6.32", getrandom_lib)
     assert_clean_failure(proc, 3, "--kernel 2.6.32 is below Linux 3.2", "glibc 2.31")
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+# Run build.py in a process whose own seccomp filter answers seccomp(2) and
+# prctl(PR_SET_SECCOMP) with EINVAL: what a kernel without CONFIG_SECCOMP_FILTER answers.
+WITHOUT_SECCOMP = r"""
+import ctypes, os, sys
+sys.path.insert(0, sys.argv[1])
+from orchestrator import seccomp as s
+I = s.Instruction
+deny = I(code=s.BPF_RET_K, k=0x00050000 | 22)  # SECCOMP_RET_ERRNO | EINVAL
+code = [I(code=s.BPF_LD_W_ABS, k=0),                 # nr
+        I(code=s.BPF_JEQ_K, k=317, jt=0, jf=1), deny,  # seccomp(2)
+        I(code=s.BPF_JEQ_K, k=157, jt=0, jf=3),        # prctl(2)...
+        I(code=s.BPF_LD_W_ABS, k=16),                # ...its option (args[0])
+        I(code=s.BPF_JEQ_K, k=22, jt=0, jf=1), deny,   # PR_SET_SECCOMP
+        I(code=s.BPF_RET_K, k=s.SECCOMP_RET_ALLOW)]
+raw = ctypes.create_string_buffer(s.encode(code))
+class Prog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+prog = Prog(len(code), ctypes.cast(raw, ctypes.c_void_p))
+libc = ctypes.CDLL(None, use_errno=True)
+assert libc.prctl(38, 1, 0, 0, 0) == 0                      # PR_SET_NO_NEW_PRIVS
+assert libc.prctl(22, 2, ctypes.byref(prog), 0, 0) == 0     # SECCOMP_MODE_FILTER
+os.execv(sys.executable, [sys.executable, *sys.argv[2:]])
+"""
+
+
+def test_a_kernel_without_seccomp_is_exit_3_never_a_pass(getrandom_lib, bullseye_root):
+    proc = subprocess.run(
+        [sys.executable, "-c", WITHOUT_SECCOMP, str(REPO), str(REPO / "build.py"),
+         "verify-load", "--rootfs", str(bullseye_root), "--kernel", "3.10", "--call", "probe",
+         str(getrandom_lib)],
+        env=dict(os.environ, GLIBC_BUILD_NO_VENV="1", NO_COLOR="1"), capture_output=True,
+        text=True, timeout=300)
+    assert_clean_failure(proc, 3, "cannot install a seccomp filter (Invalid argument)",
+                         "Linux 3.10 cannot be simulated")
+    assert "probe() returned" not in proc.stderr
 
 
 @pytest.mark.parametrize("kernel", ["3", "three", "3.10.x"])
