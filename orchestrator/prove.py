@@ -19,8 +19,9 @@ tool did not unpack.
 With a kernel floor (`--kernel 3.10`), the test loader first installs a seccomp filter built by
 seccomp.py that allows only the system calls that kernel had; the others return ENOSYS, and
 each one denied is named in the result. The root's glibc must itself run on that kernel: its
-libc.so.6 carries the oldest kernel it supports in its ABI note (NT_GNU_ABI_TAG, checked by
-ld.so at start, glibc's elf/dl-sysdep.c), so a floor below it cannot be simulated with it.
+libc.so.6 carries the oldest kernel its build supports (configure --enable-kernel) in its ABI
+note (NT_GNU_ABI_TAG, glibc's csu/abi-note.S; such a glibc stops with "FATAL: kernel too old"
+below it, sysdeps/unix/sysv/linux/dl-osinfo.h), so a floor below it cannot be simulated.
 
 A proof states what it proved (Proof): the root's glibc, the simulated kernel, and what code
 ran; a bare dlopen runs only the constructors.
@@ -397,15 +398,15 @@ def _signal_name(returncode: int) -> str:
 
 def _run_one(info: RootInfo, loader: Path, lib: Path, call: str | None, timeout: float,
              target: Target, kernel: KernelVersion | None = None,
-             kernel_filter: bytes | None = None) -> LoadResult:
+             filter_program: bytes | None = None) -> LoadResult:
     with tempfile.TemporaryDirectory(prefix="verify-load-") as scratch:
         report_path = Path(scratch) / "report"
         command = [str(info.ld_so), "--inhibit-cache", "--library-path",
                    ":".join(map(str, info.library_path)), str(loader), "--report",
                    str(report_path)]
-        if kernel_filter is not None:
+        if filter_program is not None:
             filter_path = Path(scratch) / "seccomp.bpf"
-            filter_path.write_bytes(kernel_filter)
+            filter_path.write_bytes(filter_program)
             command += ["--seccomp", str(filter_path)]
         if call:
             command += ["--call", call]
