@@ -1,4 +1,5 @@
-"""Reader for zig's glibc ABI database (`abilists`); format in shared/notes/checks.md §2.
+"""Reader for zig's glibc ABI database (`abilists`), the file zig's own glibc stub generator
+reads (ziglang/zig src/libs/glibc.zig; the format is written by ziglang/glibc-abi-tool).
 
 The header (libraries, versions, targets) is all the build needs, to know which glibc versions
 exist; the checker reads the symbol tables too.
@@ -7,7 +8,6 @@ exist; the checker reads the symbol tables too.
 from __future__ import annotations
 
 import functools
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +18,7 @@ from .zig import abilists_path
 @dataclass(frozen=True)
 class Header:
     libraries: tuple[str, ...]              # in file order, e.g. ("m", "c", "ld", ...)
-    versions: tuple[tuple[int, int, int], ...]  # ascending
+    versions: tuple[GlibcVersion, ...]      # ascending
     targets: tuple[str, ...]                # "x86_64-linux-gnu", ...
     end: int                                # offset of the first symbol table
 
@@ -37,10 +37,16 @@ def parse_header(data: bytes) -> Header:
     libraries, pos = _cstrings(data, pos + 1, data[pos])
     nversions = data[pos]
     pos += 1
-    versions = tuple(tuple(data[pos + 3 * i: pos + 3 * i + 3]) for i in range(nversions))
+    versions = tuple(_version(data[pos + 3 * i], data[pos + 3 * i + 1], data[pos + 3 * i + 2])
+                     for i in range(nversions))
     pos += 3 * nversions
     targets, pos = _cstrings(data, pos + 1, data[pos])
-    return Header(tuple(libraries), versions, tuple(targets), pos)  # type: ignore[arg-type]
+    return Header(tuple(libraries), versions, tuple(targets), pos)
+
+
+def _version(major: int, minor: int, patch: int) -> GlibcVersion:
+    """The database stores MAJOR, MINOR, PATCH bytes; a zero patch is not written (2.17)."""
+    return GlibcVersion(major, minor, patch) if patch else GlibcVersion(major, minor)
 
 
 @functools.cache
@@ -54,8 +60,7 @@ def header() -> Header:
 
 
 def newest_glibc() -> GlibcVersion:
-    major, minor, _ = header().versions[-1]
-    return GlibcVersion(major, minor)
+    return GlibcVersion(*header().versions[-1].parts[:2])
 
 
 # -- symbol tables ----------------------------------------------------------------------------
@@ -80,24 +85,7 @@ class SymbolTable:
     def floor(self) -> str:
         """The oldest version node this target has (x86_64 2.2.5, aarch64 2.17)."""
         used = {v for libs in self.symbols.values() for vs in libs.values() for v in vs}
-        return min(used, key=version_key) if used else "2.0"
-
-
-_KEYS: dict[str, tuple[int, ...]] = {}
-
-
-def version_key(version: str) -> tuple[int, ...]:
-    """ "2.2.5" -> (2, 2, 5); non-numeric parts sort as 0. Memoised: the checker asks for the
-    same few dozen versions tens of thousands of times."""
-    key = _KEYS.get(version)
-    if key is None:
-        key = _KEYS[version] = tuple(int(p) if p.isdigit() else 0 for p in version.split("."))
-    return key
-
-
-def version_string(triple: tuple[int, int, int]) -> str:
-    major, minor, patch = triple
-    return f"{major}.{minor}.{patch}" if patch else f"{major}.{minor}"
+        return min(used, key=GlibcVersion.of) if used else "2.0"
 
 
 def _uleb128(data: bytes, pos: int) -> tuple[int, int]:
@@ -117,7 +105,7 @@ def parse_symbols(data: bytes, target: str) -> dict[str, dict[str, list[str]]]:
     if target not in head.targets:
         raise ValueError(f"{target} is not in zig's glibc ABI database")
     bit = 1 << head.targets.index(target)
-    versions = [version_string(v) for v in head.versions]   # type: ignore[arg-type]
+    versions = [str(v) for v in head.versions]
     table: dict[str, dict[str, list[str]]] = {}
     pos = head.end
     for sized in (False, True, True):   # functions, objects, TLS (absent in older files)
@@ -147,7 +135,7 @@ def parse_symbols(data: bytes, target: str) -> dict[str, dict[str, list[str]]]:
                 library = head.libraries[lib_byte & 0x1F]
                 libs = table.setdefault(name, {})
                 merged = set(libs.get(library, ())) | set(nodes)
-                libs[library] = sorted(merged, key=version_key)
+                libs[library] = sorted(merged, key=GlibcVersion.of)
     return table
 
 
@@ -160,7 +148,7 @@ def symbol_table(target: str, path: Path | None = None) -> SymbolTable:
     from .cache import cache_dir
 
     data = load_bytes(path)
-    versions = tuple(version_string(v) for v in parse_header(data).versions)  # type: ignore[arg-type]
+    versions = tuple(str(v) for v in parse_header(data).versions)
     key = hashlib.sha256(data).hexdigest()[:24]
     try:
         cache_file: Path | None = (cache_dir("abilists")
@@ -176,10 +164,11 @@ def symbol_table(target: str, path: Path | None = None) -> SymbolTable:
             pass
     table = parse_symbols(data, target)
     if cache_file is not None:
-        tmp = cache_file.with_name(f"{cache_file.name}.{os.getpid()}.tmp")
-        try:   # write beside, then rename: a reader never sees half a file
-            tmp.write_text(json.dumps(table, separators=(",", ":")))
-            os.replace(tmp, cache_file)
-        except OSError:
-            tmp.unlink(missing_ok=True)
+        from .errors import BadInput
+        from .files import write_atomically
+
+        try:   # a reader never sees half a file; a cache that cannot be written is no error
+            write_atomically(cache_file, json.dumps(table, separators=(",", ":")))
+        except BadInput:
+            pass
     return SymbolTable(target, table, versions)

@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import cargo, logger, manifest, reproducible, targets
-from .abilist import newest_glibc
 from .backends import BuildContext, BuildResult, backend
 from .errors import BadInput, CheckFailed, LoadRefused, NotReproducible, UsageError
 from .files import staged
-from .glibc import GlibcVersion
+from .glibc import GlibcVersion, require_for_build
 from .syscalls import KernelVersion
 
 if TYPE_CHECKING:
@@ -74,24 +73,11 @@ class BuildRequest:
     verify_call: str | None = None
 
 
-def validate_glibc(version: GlibcVersion, target: targets.Target,
-                   what: str = "--glibc") -> GlibcVersion:
-    """Refuse versions Rust cannot target or zig's glibc database does not know."""
-    if version < target.glibc_floor:
-        raise UsageError(f"{what} {version} is older than {target.glibc_floor}, the oldest glibc "
-                         f"Rust's std supports on {target.rust}; use {target.glibc_floor} or newer")
-    newest = newest_glibc()
-    if version > newest:
-        raise UsageError(f"{what} {version} is newer than the newest glibc this tool knows "
-                         f"({newest}); use {newest} or older")
-    return version
-
-
 def _check_cli_values(options: BuildOptions) -> None:
     """Fail fast on bad flag values, before cargo is even asked about the crate."""
     target = targets.lookup(options.target or targets.DEFAULT_TARGET)
     if options.glibc is not None:
-        validate_glibc(GlibcVersion.parse(options.glibc), target)
+        require_for_build(GlibcVersion.parse(options.glibc), target)
     if options.kernel is not None:
         KernelVersion.parse(options.kernel)
 
@@ -127,8 +113,9 @@ def resolve(options: BuildOptions, crate: cargo.Crate) -> BuildRequest:
     target_name, _ = pick(options.target, "target")
     target = targets.lookup(str(target_name or targets.DEFAULT_TARGET))
     glibc_text, glibc_source = pick(options.glibc, "glibc")
-    glibc = validate_glibc(GlibcVersion.parse(str(glibc_text or DEFAULT_GLIBC), what=glibc_source),
-                           target, glibc_source)
+    glibc = require_for_build(
+        GlibcVersion.parse(str(glibc_text or DEFAULT_GLIBC), what=glibc_source), target,
+        glibc_source)
     chosen, backend_source = pick(options.backend, "backend")
     recipe: object = options.recipe
     if recipe is None and options.backend != "zig":  # the crate's recipe goes with its docker

@@ -17,7 +17,7 @@ import click
 
 from . import __version__
 from .errors import EXIT_CODES, OrchestratorError
-from .logger import error
+from .logger import annotate_error, error
 
 EXIT_CODE_HELP = "\b\nExit codes:\n" + "\n".join(
     f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES.items())
@@ -305,9 +305,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except click.ClickException as exc:
         exc.show()
+        annotate_error(exc.format_message())
         return 2 if isinstance(exc, click.UsageError) else exc.exit_code
     except OrchestratorError as exc:
-        error(exc.message, exc.details)
+        error(exc.message, exc.details, file=getattr(exc, "path", None))
         return exc.exit_code
     except KeyboardInterrupt:
         error("interrupted")

@@ -20,7 +20,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,7 @@ from .errors import DownloadFailed, ToolchainError, UsageError
 from .files import locked, write_atomically
 from .layers import clamp_tree_links
 from .logger import info, step
+from .paths import RESOURCES_DIR
 from .rootdest import host_debian_arch, move_into_place, prepare_dest, remove_tree
 
 if sys.version_info >= (3, 11):
@@ -44,14 +44,14 @@ if sys.version_info >= (3, 11):
 else:  # Python < 3.11
     import tomli as tomllib
 
-MIRRORS_TOML = Path(__file__).resolve().parent / "resources" / "debian-mirrors.toml"
+MIRRORS_TOML = RESOURCES_DIR / "debian-mirrors.toml"
 DEFAULT_MIRROR_HINT = "http://deb.debian.org/debian"
 ARCHIVE_MIRROR = "http://archive.debian.org/debian"
 PROBE_TIMEOUT = 20.0  # seconds a mirror may take to answer for one Release file
 
 
 # -- where a suite lives -----------------------------------------------------------------------
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SuitePlace:
     """The hosts that may carry a suite (in the order to try) and the keyrings for it."""
 
@@ -106,10 +106,10 @@ def probe(mirror: str, suite: str, *, timeout: float = PROBE_TIMEOUT) -> str:
         return MISSING if exc.code in (404, 410) else f"HTTP {exc.code} {exc.reason}"
     except urllib.error.URLError as exc:
         reason = exc.reason
-        if isinstance(reason, socket.timeout):
+        if isinstance(reason, TimeoutError):
             return f"no answer within {timeout:g}s"
         return str(getattr(reason, "strerror", None) or reason)
-    except socket.timeout:
+    except TimeoutError:
         return f"no answer within {timeout:g}s"
     except OSError as exc:
         return exc.strerror or str(exc)

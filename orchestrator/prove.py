@@ -60,10 +60,11 @@ from .errors import BadInput, LoadRefused, ToolchainError, UsageError
 from .files import staged
 from .glibc import GlibcVersion
 from .logger import info, step
+from .paths import RESOURCES_DIR
 from .syscalls import KernelVersion, allowed_numbers, name_of
 from .targets import DEFAULT_TARGET, TARGETS, Target, by_elf_machine, lookup
 
-LOADER_SOURCE = Path(__file__).resolve().parent / "resources" / "loader.c"
+LOADER_SOURCE = RESOURCES_DIR / "loader.c"
 LOADER_FLAGS = ("-O2", "-Wall", "-Wextra")
 DEFAULT_TIMEOUT = 60.0
 MAX_TIMEOUT = 7 * 24 * 3600.0  # a week; far beyond any load, and within what poll() takes
@@ -626,7 +627,7 @@ def verify_load(root: Path, libs: list[Path], call: str | None = None,
 
 
 # -- what a proof proved -----------------------------------------------------------------------
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Proof:
     """What loading proved, and what only the static check (of the build) covers.
 

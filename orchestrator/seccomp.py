@@ -43,7 +43,7 @@ X32_SYSCALL_BIT = 0x40000000  # arch/x86/include/uapi/asm/unistd.h
 _INSTRUCTION = struct.Struct("=HBBI")  # struct sock_filter {__u16 code; __u8 jt, jf; __u32 k}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Instruction:
     """One `struct sock_filter`: jt/jf are how many instructions to skip when true/false."""
 

@@ -88,7 +88,7 @@ def kinds(file_report) -> list[str]:
 
 # -- the database -------------------------------------------------------------------------
 def test_abilists_table_knows_the_documented_facts():
-    """Values from shared/notes/checks.md §2 (zig 0.17.1's database)."""
+    """Values of zig 0.17.1's glibc ABI database (lib/libc/glibc/abilists)."""
     x86 = abilist.symbol_table("x86_64-linux-gnu")
     assert x86.providers("memcpy") == {"c": ["2.2.5", "2.14"]}
     assert x86.providers("pthread_create") == {"c": ["2.34"], "pthread": ["2.2.5"]}
@@ -131,7 +131,7 @@ def test_reallocarray_against_217_stubs_is_caught(build: Builder):
     version table looks clean, only the existence check sees it."""
     lib = build.zig("reallocarray.so", "reallocarray.c")
     report = check_one(lib)
-    assert "GLIBC" not in report.required or report.required["GLIBC"] <= "2.17"
+    assert "GLIBC" not in report.required or GlibcVersion.of(report.required["GLIBC"]) <= G217
     [violation] = report.violations
     assert violation.kind == "symbol-too-new"
     assert violation.symbol == "reallocarray"
@@ -595,7 +595,7 @@ def readelf_version_needs(paths: list[Path]) -> dict[str, list[str]]:
 
 def highest_glibc(names: list[str]) -> str | None:
     versions = [n[6:] for n in names if re.fullmatch(r"GLIBC_\d+(\.\d+)+", n)]
-    return max(versions, key=abilist.version_key) if versions else None
+    return max(versions, key=GlibcVersion.of) if versions else None
 
 
 def readelf_highest_glibc(path: Path) -> str | None:

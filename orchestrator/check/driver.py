@@ -1,0 +1,146 @@
+"""Run every rule family over each file and make its report; the lowest glibc a file loads
+on is the highest of its rules' requirements."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from .. import abilist
+from ..elffile import ElfError, ElfFile, open_elf
+from ..errors import BadInput
+from ..glibc import OLDEST_GLIBC, GlibcVersion, require_for_check
+from ..targets import TARGETS, Target, by_elf_machine
+from .discover import collect
+from .policy import Policy, load_policy
+from .report import (
+    VIOLATION,
+    FileReport,
+    Finding,
+    InputError,
+    Report,
+    Requirement,
+    lowest_glibc,
+)
+from .rules.context import Context, Item
+from .rules.existence import check_existence
+from .rules.identity import arch_matches, check_file_type, check_identity, is_dynamic_object
+from .rules.loader import check_loader_hazards
+from .rules.needed import check_needed
+from .rules.versions import check_version_needs, required_versions
+
+
+class Unsupported(Exception):
+    """An ELF file for an architecture without a glibc target here: cannot be judged."""
+
+
+UNSUPPORTED = ("{bits}-bit {machine} file: not an architecture with a glibc target here "
+               "({known}); pass --target to check it against one anyway")
+
+
+def read_host_symbols(path: Path) -> frozenset[str]:
+    """One symbol per line; `#` starts a comment; blank lines are skipped."""
+    try:
+        text = Path(path).read_text(errors="replace")
+    except FileNotFoundError:
+        raise BadInput(f"--host-symbols {path}: no such file") from None
+    except OSError as exc:
+        raise BadInput(f"--host-symbols {path}: cannot read it ({exc.strerror})") from None
+    names = (line.split("#", 1)[0].strip() for line in text.splitlines())
+    return frozenset(name for name in names if name)
+
+
+def file_target(elf: ElfFile, target: Target | None) -> Target:
+    """The target to judge the file against: the one asked for, else the file's own."""
+    if target is not None:
+        return target
+    own = by_elf_machine(elf.machine)
+    if own is not None and elf.machine == "EM_X86_64" and not elf.is64:
+        own = None   # x32
+    if own is None:
+        known = ", ".join(sorted({t.arch for t in TARGETS.values()}))
+        raise Unsupported(UNSUPPORTED.format(bits=elf.bits, machine=elf.machine, known=known))
+    return own
+
+
+def check_file(elf: ElfFile, shown: str, glibc: GlibcVersion, target: Target | None,
+               host_symbols: frozenset[str], policy: Policy,
+               contexts: dict[tuple[str, bool], Context] | None = None) -> FileReport:
+    """Every rule family over one file, in report order. `contexts`: the contexts of earlier
+    files of the same run, to reuse."""
+    target = file_target(elf, target)
+    matches = arch_matches(elf, target)
+    ctx = None if contexts is None else contexts.get((target.rust, matches))
+    if ctx is None:
+        ctx = Context.make(target=target, glibc=glibc, policy=policy,
+                           table=abilist.symbol_table(target.zig) if matches else None,
+                           host_symbols=host_symbols)
+        if contexts is not None:
+            contexts[(target.rust, matches)] = ctx
+    families: list[Iterable[Item]] = [check_identity(elf, ctx), check_file_type(elf, ctx)]
+    required: dict[str, str] = {}
+    needed: list[str] = []
+    if is_dynamic_object(elf):
+        needed = elf.needed
+        required = required_versions(elf)
+        if matches:
+            families.append(check_existence(elf, ctx))
+        families += [check_version_needs(elf, ctx), check_needed(elf, ctx),
+                     check_loader_hazards(elf, ctx)]
+    violations: list[Finding] = []
+    warnings: list[Finding] = []
+    requirements: list[Requirement] = []
+    unresolved: list[str] = []
+    for family in families:
+        for item in family:
+            if isinstance(item, Finding):
+                (violations if item.severity == VIOLATION else warnings).append(item)
+            elif isinstance(item, Requirement):
+                requirements.append(item)
+            else:
+                unresolved.extend(item.names)
+    lowest = lowest_glibc(requirements, OLDEST_GLIBC)
+    return FileReport(path=shown, arch=target.arch, required=required, violations=violations,
+                      warnings=warnings, unresolved=unresolved, needed=needed,
+                      min_glibc=None if lowest is None else str(lowest))
+
+
+def check_paths(paths: list[Path], glibc: GlibcVersion, target: Target | None = None,
+                host_symbols: frozenset[str] = frozenset(),
+                policy_path: Path | None = None) -> Report:
+    """Check every ELF file named or found under `paths` against `glibc`.
+
+    `target`: the expected architecture (None: each file's own). Raises only for bad options
+    (UsageError/BadInput); a bad file goes into `Report.errors`.
+    """
+    policy = load_policy(policy_path)
+    require_for_check(glibc)
+    files: list[FileReport] = []
+    errors: list[InputError] = []
+    done: dict[tuple[int, int, int, int], FileReport] = {}   # hard links are checked once
+    contexts: dict[tuple[str, bool], Context] = {}
+    for shown, path in collect(paths, errors):
+        try:
+            st = os.stat(path)
+            identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+            if identity in done:
+                same = done[identity]
+                files.append(dataclasses.replace(
+                    same, path=shown, required=dict(same.required),
+                    violations=list(same.violations), warnings=list(same.warnings),
+                    unresolved=list(same.unresolved), needed=list(same.needed)))
+                continue
+            with open_elf(path) as elf:
+                elf.require_intact()
+                files.append(check_file(elf, shown, glibc, target, host_symbols, policy,
+                                        contexts))
+            done[identity] = files[-1]
+        except (ElfError, Unsupported) as exc:
+            errors.append(InputError(shown, str(exc)))
+        except OSError as exc:
+            errors.append(InputError(shown, f"cannot read it ({exc.strerror or exc})"))
+        except ValueError as exc:   # mmap of an odd file; never a traceback for a bad input
+            errors.append(InputError(shown, f"cannot read it ({exc})"))
+    return Report(glibc, files, errors)

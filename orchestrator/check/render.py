@@ -1,0 +1,169 @@
+"""A Report as text (for people), JSON (for programs) and JUnit XML (for CI systems).
+
+Findings of one kind, version, library and text are shown once, with their symbols listed;
+long lines are wrapped at 100 columns.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..glibc import GlibcVersion, split_version_node
+from .report import FileReport, Finding, Report
+
+LIST_LIMIT = 12  # names shown per line group in text before "+N more"
+WIDTH = 100
+
+GroupKey = tuple[str, "str | None", "str | None", str]
+
+
+# -- JSON ------------------------------------------------------------------------------------
+def finding_json(finding: Finding) -> dict[str, Any]:
+    return {"kind": finding.kind, "symbol": finding.symbol, "version": finding.version,
+            "library": finding.library, "message": finding.message}
+
+
+def file_json(report: FileReport) -> dict[str, Any]:
+    return {"path": report.path, "ok": report.ok, "arch": report.arch,
+            "required": report.required,
+            "violations": [finding_json(f) for f in report.violations],
+            "warnings": [finding_json(f) for f in report.warnings],
+            "min_glibc": report.min_glibc, "needed": report.needed,
+            "unresolved": report.unresolved}
+
+
+def report_json(report: Report) -> dict[str, Any]:
+    return {"glibc": str(report.glibc), "ok": report.ok,
+            "files": [file_json(f) for f in report.files],
+            "errors": [e.to_json() for e in report.errors]}
+
+
+# -- text ------------------------------------------------------------------------------------
+def report_text(report: Report, *, with_errors: bool = True) -> str:
+    lines: list[str] = []
+    for file in report.files:
+        file_lines(file, report.glibc, lines)
+    files = report.files
+    failing = sum(not f.ok for f in files)
+    lines.append(f"checked {len(files)} file{'s' * (len(files) != 1)} against "
+                 f"glibc {report.glibc}: {len(files) - failing} ok, {failing} failing"
+                 + (f", {len(report.errors)} could not be analysed" if report.errors else ""))
+    if with_errors:
+        lines.extend(f"error: {err.path}: {err.message}" for err in report.errors)
+    return "\n".join(lines)
+
+
+def file_lines(report: FileReport, glibc: GlibcVersion, lines: list[str]) -> None:
+    """Append the text of one file's report to `lines`."""
+    arch = f" ({report.arch})" if report.arch else ""
+    if report.ok:
+        need = report.required.get("GLIBC")
+        lines.append(f"ok   {report.path}{arch}: loads on glibc {glibc}"
+                     + (f" (needs {need})" if need else ""))
+    else:
+        count = len(report.violations)
+        lines.append(f"FAIL {report.path}{arch}: {count} violation{'s' * (count != 1)} "
+                     f"for glibc {glibc}")
+    if report.required:
+        lines.append("     needs: " + ", ".join(f"{ns} {v}" for ns, v in report.required.items()))
+    if not report.ok:
+        lowest = report.min_glibc or "none (see below)"
+        lines.append(f"     lowest glibc it can load on: {lowest}")
+    for title, findings in (("", report.violations), ("warning: ", report.warnings)):
+        for (kind, version, library, text), group in grouped(findings):
+            where = " ".join(x for x in (version, f"from {library}" if library else "") if x)
+            symbols = sorted(f.symbol for f in group if f.symbol)
+            head = f"  {title}[{kind}]" + (f" {where}" if where else "")
+            if symbols:
+                head += f": {len(symbols)} symbol{'s' * (len(symbols) != 1)}"
+                lines.append(head)
+                lines.extend(wrap_list(symbols, "       "))
+            else:
+                lines.append(head)
+            lines.extend(fill(text, "       "))
+            for f in sorted(group, key=lambda f: f.symbol or ""):
+                if f.hint:
+                    lines.extend(fill(f"{f.symbol}: {f.hint}", "       "))
+    if report.unresolved:
+        shown = ", ".join(report.unresolved[:LIST_LIMIT])
+        more = len(report.unresolved) - LIST_LIMIT
+        lines.append(f"  info: {len(report.unresolved)} undefined symbol"
+                     f"{'s' * (len(report.unresolved) != 1)} glibc does not provide (a DT_NEEDED "
+                     f"library or the host must): {shown}" + (f" (+{more} more)" if more > 0
+                                                              else ""))
+
+
+def grouped(findings: list[Finding]) -> list[tuple[GroupKey, list[Finding]]]:
+    """Findings of one kind, version, library and text together; kinds in order of first
+    appearance, the highest version first within a kind."""
+    groups: dict[GroupKey, list[Finding]] = {}
+    kind_order: dict[str, int] = {}
+    for f in findings:
+        kind_order.setdefault(f.kind, len(kind_order))
+        groups.setdefault((f.kind, f.version, f.library, f.text), []).append(f)
+
+    def order(item: tuple[GroupKey, list[Finding]]) -> tuple[int, tuple[int, ...]]:
+        kind, version, _library, _text = item[0]
+        numbers = split_version_node(version)[1] if version else None
+        return (kind_order[kind],
+                tuple(-n for n in GlibcVersion.of(numbers).parts) if numbers else ())
+
+    return sorted(groups.items(), key=order)
+
+
+def fill(text: str, indent: str, width: int = WIDTH) -> list[str]:
+    """Greedy word wrap (textwrap is ~10x slower, and a report can have thousands of these)."""
+    out, line = [], indent
+    for word in text.split():
+        if line != indent and len(line) + 1 + len(word) > width:
+            out.append(line)
+            line = indent + word
+        else:
+            line += word if line == indent else " " + word
+    out.append(line)
+    return out
+
+
+def wrap_list(words: list[str], indent: str, width: int = WIDTH) -> list[str]:
+    """Comma-separated names, wrapped."""
+    out, line = [], indent
+    for word in words:
+        piece = word if line == indent else ", " + word
+        if len(line) + len(piece) > width and line != indent:
+            out.append(line + ",")
+            line = indent + word
+        else:
+            line += piece
+    out.append(line)
+    return out
+
+
+# -- JUnit -----------------------------------------------------------------------------------
+def report_junit(report: Report) -> str:
+    """JUnit XML, the report format CI systems (GitLab, Jenkins, Azure, GitHub actions)
+    show natively: one test case per file, a failure per violating file, an error per
+    input that could not be analysed, warnings as the case's output."""
+    from xml.etree import ElementTree as ET
+
+    suite_name = f"glibc {report.glibc} compatibility"
+    failures = sum(not f.ok for f in report.files)
+    counts = {"tests": str(len(report.files) + len(report.errors)), "failures": str(failures),
+              "errors": str(len(report.errors))}
+    suites = ET.Element("testsuites", {"name": "glibc-build check", **counts})
+    suite = ET.SubElement(suites, "testsuite", {"name": suite_name, **counts})
+    for file in report.files:
+        case = ET.SubElement(suite, "testcase", classname=suite_name, name=file.path)
+        lines: list[str] = []
+        file_lines(file, report.glibc, lines)
+        if not file.ok:
+            failure = ET.SubElement(case, "failure", type="glibc-compatibility", message=(
+                f"{len(file.violations)} violation(s) for glibc {report.glibc}; lowest "
+                f"glibc it loads on: {file.min_glibc or 'none'}"))
+            failure.text = "\n".join(lines)
+        elif file.warnings:
+            ET.SubElement(case, "system-out").text = "\n".join(lines)
+    for err in report.errors:
+        case = ET.SubElement(suite, "testcase", classname=suite_name, name=err.path)
+        ET.SubElement(case, "error", type="unreadable", message=err.message)
+    ET.indent(suites)
+    return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
