@@ -72,6 +72,12 @@ GLIBC_HELP = "Highest glibc the output may need, MAJOR.MINOR (default 2.17)."
               metavar="ROOT|ARCHIVE",
               help="After the check, dlopen each library with the glibc of this root folder or "
                    "image archive (see `verify-load`).")
+@click.option("--kernel", default=None, metavar="X.Y",
+              help="Kernel floor: --verify-on loads with only this kernel's system calls "
+                   "(seccomp; the others return ENOSYS and are named).")
+@click.option("--verify-call", default=None, metavar="SYMBOL",
+              help="After --verify-on loads a library, call its `int SYMBOL(void)`; it must "
+                   "return 0 (a bare load runs only the constructors).")
 @click.option("--verify-reproducible/--no-verify-reproducible", default=None,
               help="Build a second time from another folder and compare the bytes.")
 @click.option("--json", "json_output", is_flag=True,
@@ -82,7 +88,7 @@ def build(**options: object) -> int:
 
     Defaults can also come from the crate's Cargo.toml, [package.metadata.glibc-build]
     (keys: glibc, target, backend, recipe, profile, features, verify-on,
-    verify-reproducible); flags win.
+    verify-reproducible, kernel, verify-call); flags win.
     """
     from .build import BuildOptions, run_build
 
@@ -178,6 +184,9 @@ def _check_with_provenance(report: Report, crate_dir: Path, json_output: bool,
               help="Rust target triple (default: from the libraries' ELF machine).")
 @click.option("--timeout", default=60.0, type=float, show_default=True,
               help="Seconds each library may take to load and run.")
+@click.option("--kernel", default=None, metavar="X.Y",
+              help="Simulate this kernel: only its system calls are allowed (seccomp), the "
+                   "others return ENOSYS and are named.")
 @click.option("--json", "json_output", is_flag=True, help="Print one JSON summary on stdout.")
 @click.argument("libs", nargs=-1, required=True, type=click.Path(path_type=Path),
                 metavar="LIB...")
@@ -206,8 +215,8 @@ def verify_load_command(**options: object) -> int:
 @click.option("--include", default=None, metavar="PKG,...",
               help="Extra packages for debootstrap.")
 @click.option("--mirror", default=None, metavar="URL",
-              help="Debian mirror for debootstrap (end-of-life suites: "
-                   "http://archive.debian.org/debian).")
+              help="Debian mirror for debootstrap (default: where the suite lives now, "
+                   "e.g. http://archive.debian.org/debian for buster and older).")
 @click.argument("dest", type=click.Path(path_type=Path))
 def rootfs(**options: object) -> int:
     """Make an old-glibc root folder in DEST for verify-load and --verify-on."""
