@@ -45,12 +45,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .cache import cache_dir
+from .check.discover import ElfKind, elf_kind
 from .elffile import (
-    DF_1_PIE,
-    ET_CORE,
     ET_DYN,
-    ET_EXEC,
-    ET_REL,
     PT_NOTE,
     ElfError,
     ElfFile,
@@ -77,16 +74,6 @@ NT_GNU_ABI_TAG = 1  # elf.h: the note giving the oldest kernel a libc supports
 SYSCALL_ARCH = {"EM_X86_64": "x86_64", "EM_AARCH64": "aarch64"}
 MAX_NAMED_OUTSIDE = 3  # objects from outside the root named in the message; the rest counted
 
-# The dynamic loader's file name per ELF machine, as glibc installs it.
-LD_SO_NAMES: dict[str, tuple[str, ...]] = {
-    "EM_X86_64": ("ld-linux-x86-64.so.2",),
-    "EM_AARCH64": ("ld-linux-aarch64.so.1",),
-    "EM_386": ("ld-linux.so.2",),
-    "EM_ARM": ("ld-linux-armhf.so.3", "ld-linux.so.3"),
-    "EM_PPC64": ("ld64.so.2",),
-    "EM_RISCV": ("ld-linux-riscv64-lp64d.so.1",),
-    "EM_S390": ("ld64.so.1",),
-}
 # Folders glibc searches by default; an object loaded from one on the host leaked in.
 HOST_DEFAULT_DIRS = ("/lib", "/lib32", "/lib64", "/libx32", "/usr/lib", "/usr/lib32",
                      "/usr/lib64", "/usr/libx32", "/usr/local/lib")
@@ -202,7 +189,7 @@ def _ld_so_conf_dirs(root: Path, conf: str = "etc/ld.so.conf", depth: int = 0) -
 
 
 def _find_ld_so(root: Path, target: Target, search: list[str]) -> Path | None:
-    names = LD_SO_NAMES.get(target.elf_machine, ())
+    names = target.ld_so_names
     candidates = [f"{folder}/{name}" for name in names for folder in search]
     for folder in search:  # any glibc ld.so of the right machine, whatever its name
         where = resolve_in_root(root, folder)
@@ -307,10 +294,6 @@ def loader_binary(target: Target) -> Path:
 
 
 # -- running it ------------------------------------------------------------------------------
-_TYPE_NAMES = {ET_REL: "ET_REL (a .o object)", ET_EXEC: "ET_EXEC",
-               ET_CORE: "ET_CORE (a core dump)"}
-
-
 def _check_lib(lib: Path) -> str:
     """The ELF machine of LIB, or BadInput when it is not a sound shared library.
 
@@ -323,13 +306,13 @@ def _check_lib(lib: Path) -> str:
         raise BadInput(f"{lib}: not a file; pass the .so itself")
     try:
         with open_elf(lib) as elf:
-            if elf.type != ET_DYN:
-                kind = _TYPE_NAMES.get(elf.type, f"type {elf.type}")
-                raise BadInput(f"{lib}: an ELF {kind} file, not a shared library; pass the .so")
-            _check_mappable(elf)
-            if elf.dt_flags_1 & DF_1_PIE:
-                raise BadInput(f"{lib}: a position-independent executable, not a shared "
+            kind = elf_kind(elf)
+            if kind not in (ElfKind.SHARED_LIBRARY, ElfKind.PIE_EXECUTABLE):
+                raise BadInput(f"{lib}: {kind.value} (ELF type {elf.type}), not a shared "
                                "library; pass the .so")
+            _check_mappable(elf)
+            if kind is ElfKind.PIE_EXECUTABLE:
+                raise BadInput(f"{lib}: {kind.value}, not a shared library; pass the .so")
             return elf.machine
     except ElfError as exc:
         raise BadInput(f"{lib}: {exc}; pass an intact shared library (.so)") from None
