@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 DEFAULT_GLIBC = "2.17"
 # Keys a crate may set in [package.metadata.glibc-build]; command-line flags win over them.
 SETTINGS = ("glibc", "target", "backend", "recipe", "profile", "features", "verify-on",
-            "verify-reproducible")
+            "verify-reproducible", "strict", "host-libraries")
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,8 @@ class BuildOptions:
     verify_on: Path | None = None
     verify_reproducible: bool | None = None
     json_output: bool = False
+    strict: bool | None = None
+    host_libraries: str | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,8 @@ class BuildRequest:
     verify_root: Path | None      # the root folder it resolved to (archives are unpacked once)
     verify_reproducible: bool
     json_output: bool
+    strict: bool = False                      # check: see check_paths
+    host_libraries: frozenset[str] | None = None
 
 
 def _check_cli_values(options: BuildOptions) -> None:
@@ -134,6 +138,13 @@ def resolve(options: BuildOptions, crate: cargo.Crate) -> BuildRequest:
         value, origin = _setting(crate, "verify-on", (str,))
         verify_on = origin / str(value) if value else None
     repro, _ = pick(options.verify_reproducible, "verify-reproducible", (bool,))
+    strict, _ = pick(options.strict, "strict", (bool,))
+    host_text, _ = pick(options.host_libraries, "host-libraries", (str, list))
+    if isinstance(host_text, list):
+        host_text = ",".join(str(name) for name in host_text)
+    from .check import parse_host_libraries
+
+    host_libraries = parse_host_libraries(str(host_text)) if host_text else None
     out = options.out or options.crate_dir / "dist"
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; give a folder (it is made if missing)")
@@ -152,7 +163,7 @@ def resolve(options: BuildOptions, crate: cargo.Crate) -> BuildRequest:
         recipe=loaded, profile=str(profile or "release"),
         features=str(features) if features else None, out=out,
         verify_on=verify_on, verify_root=verify_root, verify_reproducible=bool(repro),
-        json_output=options.json_output)
+        json_output=options.json_output, strict=bool(strict), host_libraries=host_libraries)
 
 
 def copy_out(built: Sequence[Path], out: Path, texts: dict[str, str]) -> list[Path]:
@@ -214,7 +225,8 @@ def run_build(options: BuildOptions) -> int:
 
     plural = "y" if len(built) == 1 else "ies"
     logger.step(f"checking {len(built)} librar{plural} against glibc {request.glibc}")
-    report = check_paths(built, request.glibc, request.target)
+    report = check_paths(built, request.glibc, request.target, strict=request.strict,
+                         host_libraries=request.host_libraries)
     logger.console().print(report.render_text(), markup=False, highlight=False)
     summary: dict[str, Any] = {
         "ok": report.ok, "glibc": str(request.glibc), "target": request.target.rust,

@@ -257,15 +257,24 @@ def test_glibc_private(build: Builder):
 
 def test_missing_libpthread_below_234(build: Builder):
     """Linked with no libraries at all: pthread_create is unversioned and nothing in DT_NEEDED
-    provides it on glibc 2.17 (it is in libpthread.so.0 there, in libc from 2.34)."""
+    provides it on glibc 2.17 (it is in libpthread.so.0 there, in libc from 2.34). It loads in
+    a host that already has libpthread loaded: a warning; --strict or --host-libraries
+    without it make it a violation, satisfied from 2.34."""
     lib = build.gcc("threads-nolibs.so", "threads.c", "-nostdlib")
+    expected = {("missing-library", "pthread_create", "libpthread.so.0"),
+                ("missing-library", "pthread_join", "libpthread.so.0")}
     report = check_one(lib)
-    assert {(v.kind, v.symbol, v.library) for v in report.violations} == {
-        ("missing-library", "pthread_create", "libpthread.so.0"),
-        ("missing-library", "pthread_join", "libpthread.so.0")}
-    assert "-lpthread" in report.violations[0].message
-    assert report.min_glibc == "2.34"
-    assert check_one(lib, "2.34").ok
+    assert report.ok
+    assert {(w.kind, w.symbol, w.library) for w in report.warnings} >= expected
+    assert report.min_glibc is not None
+    assert GlibcVersion.parse(report.min_glibc) <= GlibcVersion(2, 17)
+    strict = check_one(lib, strict=True)
+    assert {(v.kind, v.symbol, v.library) for v in strict.violations} == expected
+    assert "-lpthread" in strict.violations[0].message
+    assert strict.min_glibc == "2.34"
+    assert check_one(lib, host_libraries=frozenset({"libm.so.6"})).min_glibc == "2.34"
+    assert check_one(lib, host_libraries=frozenset({"libpthread.so.0"})).ok
+    assert check_one(lib, "2.34", strict=True).ok
     linked = build.zig("threads.so", "threads.c", "-lpthread")
     assert check_one(linked).ok
 
@@ -298,6 +307,64 @@ def test_orphan_version_need(build: Builder, tmp_path: Path):
     assert "patchelf" in orphan[0].message
     assert "symbol-too-new" in kinds(report)
     assert report.required["GLIBC"] == "2.26"
+
+
+def rename_string(data: bytes, old: str, new: str) -> bytes:
+    """Replace the .dynstr string `old` by `new` (same length): every version need naming it
+    then asks for `new`, as a hex editor or a bad patchelf leaves it."""
+    assert len(old) == len(new)
+    needle = b"\0" + old.encode() + b"\0"
+    assert data.count(needle) == 1, old
+    return data.replace(needle, b"\0" + new.encode() + b"\0")
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    ("GLIBC_2.14", "GLIBC-2.36"),     # a name glibc never used
+    ("GLIBC_2.14", "GLIBC_2.99"),     # a version no glibc has (yet)
+    ("GLIBC_2.14", "GLIBC_2.19"),     # a release, but no x86-64 library defines this node
+    ("GLIBC_2.2.5", "GLIBC_2.7.5"),   # a release-like name no glibc has
+])
+def test_need_for_a_version_glibc_never_defined_fails_like_the_loader(
+        build: Builder, tmp_path: Path, bullseye_root: Path, old: str, new: str):
+    """elf/dl-version.c match_symbol refuses a need its library does not define; the checker
+    said ok to GLIBC-2.36 (issue 11, item 1). Proven with the real bullseye loader."""
+    from orchestrator.prove import verify_load
+
+    lib = tmp_path / "renamed.so"
+    original = build.zig("plain.so", "plain.c").read_bytes()
+    lib.write_bytes(rename_string(original, old, new))
+    [loaded] = verify_load(bullseye_root, [lib])
+    assert not loaded.loaded and f"version `{new}' not found" in loaded.message, loaded
+    report = check_one(lib)
+    assert not report.ok and report.min_glibc is None
+    unknown = [v for v in report.violations if v.kind == "unknown-version"]
+    assert unknown and all(v.version == new and v.library == "libc.so.6" for v in unknown)
+    assert "every glibc" in unknown[0].message
+    proc = run_tool("check", "--glibc", "2.17", lib)
+    assert proc.returncode == 1 and "FAIL" in proc.stdout, proc.stdout + proc.stderr
+    assert "lowest glibc it can load on: none" in proc.stdout
+
+
+def test_needs_on_other_libraries_are_reported_not_judged(tmp_path: Path):
+    """ALSA_0.9 of libasound.so.2: what such a library defines depends on the machine, so
+    the need is listed (JSON other_version_needs, a text line), not judged."""
+    need_tool("gcc")
+    (tmp_path / "sound.c").write_text("int snd_open(void) { return 1; }\n")
+    (tmp_path / "sound.map").write_text("ALSA_0.9 { global: snd_open; local: *; };\n")
+    (tmp_path / "user.c").write_text("int snd_open(void);\nint use(void) { return snd_open(); }\n")
+    for argv in (["gcc", "-shared", "-fPIC", "-o", "libasound.so.2", "-Wl,-soname,libasound.so.2",
+                  "-Wl,--version-script=sound.map", "sound.c"],
+                 ["gcc", "-shared", "-fPIC", "-o", "user.so", "user.c", "./libasound.so.2"]):
+        subprocess.run(argv, cwd=tmp_path, check=True, capture_output=True, timeout=120)
+    report = check_one(tmp_path / "user.so")
+    assert report.ok, report.violations
+    assert report.other_version_needs == {"libasound.so.2": ["ALSA_0.9"]}
+    proc = run_tool("check", "--json", tmp_path / "user.so")
+    assert proc.returncode == 0, proc.stderr
+    [file] = json.loads(proc.stdout)["files"]
+    assert file["other_version_needs"] == {"libasound.so.2": ["ALSA_0.9"]}
+    text = run_tool("check", tmp_path / "user.so").stdout
+    assert "libasound.so.2 ALSA_0.9" in text and "not judged" in text
 
 
 def test_version_need_without_dt_needed(build: Builder, tmp_path: Path):

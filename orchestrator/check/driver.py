@@ -29,7 +29,7 @@ from .rules.existence import check_existence
 from .rules.identity import arch_matches, check_file_type, check_identity, is_dynamic_object
 from .rules.loader import check_loader_hazards
 from .rules.needed import check_needed
-from .rules.versions import check_version_needs, required_versions
+from .rules.versions import check_version_needs, other_version_needs, required_versions
 
 
 class Unsupported(Exception):
@@ -52,6 +52,17 @@ def read_host_symbols(path: Path) -> frozenset[str]:
     return frozenset(name for name in names if name)
 
 
+def parse_host_libraries(text: str) -> frozenset[str]:
+    """`--host-libraries libm.so.6,libdl.so.2`: the sonames the host process has loaded before
+    it loads the checked files (comma-separated)."""
+    names = [name.strip() for name in text.split(",")]
+    bad = next((name for name in names if not name or "/" in name or " " in name), None)
+    if bad is not None:
+        raise BadInput(f"--host-libraries {text[:200]!r}: {bad!r} is not a soname; give "
+                       "comma-separated sonames such as libm.so.6,libdl.so.2")
+    return frozenset(names)
+
+
 def file_target(elf: ElfFile, target: Target | None) -> Target:
     """The target to judge the file against: the one asked for, else the file's own."""
     if target is not None:
@@ -67,24 +78,29 @@ def file_target(elf: ElfFile, target: Target | None) -> Target:
 
 def check_file(elf: ElfFile, shown: str, glibc: GlibcVersion, target: Target | None,
                host_symbols: frozenset[str], policy: Policy,
-               contexts: dict[tuple[str, bool], Context] | None = None) -> FileReport:
+               contexts: dict[tuple[str, bool], Context] | None = None, *,
+               strict: bool = False,
+               host_libraries: frozenset[str] | None = None) -> FileReport:
     """Every rule family over one file, in report order. `contexts`: the contexts of earlier
-    files of the same run, to reuse."""
+    files of the same run, to reuse. `strict`, `host_libraries`: see Context."""
     target = file_target(elf, target)
     matches = arch_matches(elf, target)
     ctx = None if contexts is None else contexts.get((target.rust, matches))
     if ctx is None:
         ctx = Context.make(target=target, glibc=glibc, policy=policy,
                            table=abilist.symbol_table(target.zig) if matches else None,
-                           host_symbols=host_symbols)
+                           host_symbols=host_symbols, strict=strict,
+                           host_libraries=host_libraries)
         if contexts is not None:
             contexts[(target.rust, matches)] = ctx
     families: list[Iterable[Item]] = [check_identity(elf, ctx), check_file_type(elf, ctx)]
     required: dict[str, str] = {}
     needed: list[str] = []
+    others: dict[str, list[str]] = {}
     if is_dynamic_object(elf):
         needed = elf.needed
         required = required_versions(elf)
+        others = other_version_needs(elf, ctx)
         if matches:
             families.append(check_existence(elf, ctx))
         families += [check_version_needs(elf, ctx), check_needed(elf, ctx),
@@ -104,16 +120,21 @@ def check_file(elf: ElfFile, shown: str, glibc: GlibcVersion, target: Target | N
     lowest = lowest_glibc(requirements, OLDEST_GLIBC)
     return FileReport(path=shown, arch=target.arch, required=required, violations=violations,
                       warnings=warnings, unresolved=unresolved, needed=needed,
-                      min_glibc=None if lowest is None else str(lowest))
+                      min_glibc=None if lowest is None else str(lowest),
+                      other_version_needs=others)
 
 
 def check_paths(paths: list[Path], glibc: GlibcVersion, target: Target | None = None,
                 host_symbols: frozenset[str] = frozenset(),
-                policy_path: Path | None = None) -> Report:
+                policy_path: Path | None = None, *, strict: bool = False,
+                host_libraries: frozenset[str] | None = None) -> Report:
     """Check every ELF file named or found under `paths` against `glibc`.
 
-    `target`: the expected architecture (None: each file's own). Raises only for bad options
-    (UsageError/BadInput); a bad file goes into `Report.errors`.
+    `target`: the expected architecture (None: each file's own). `strict`: a glibc symbol
+    whose library is not in DT_NEEDED is a violation (else a warning: the file loads in a
+    host that already has that library loaded); `host_libraries`: the sonames the host has
+    loaded, which settles that question. Raises only for bad options (UsageError/BadInput);
+    a bad file goes into `Report.errors`.
     """
     policy = load_policy(policy_path)
     require_for_check(glibc)
@@ -130,12 +151,15 @@ def check_paths(paths: list[Path], glibc: GlibcVersion, target: Target | None = 
                 files.append(dataclasses.replace(
                     same, path=shown, required=dict(same.required),
                     violations=list(same.violations), warnings=list(same.warnings),
-                    unresolved=list(same.unresolved), needed=list(same.needed)))
+                    unresolved=list(same.unresolved), needed=list(same.needed),
+                    other_version_needs={k: list(v) for k, v in
+                                         same.other_version_needs.items()}))
                 continue
             with open_elf(path) as elf:
                 elf.require_intact()
                 files.append(check_file(elf, shown, glibc, target, host_symbols, policy,
-                                        contexts))
+                                        contexts, strict=strict,
+                                        host_libraries=host_libraries))
             done[identity] = files[-1]
         except (ElfError, Unsupported) as exc:
             errors.append(InputError(shown, str(exc)))

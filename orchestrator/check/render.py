@@ -29,7 +29,8 @@ def file_json(report: FileReport) -> dict[str, Any]:
             "violations": [finding_json(f) for f in report.violations],
             "warnings": [finding_json(f) for f in report.warnings],
             "min_glibc": report.min_glibc, "needed": report.needed,
-            "unresolved": report.unresolved}
+            "unresolved": report.unresolved,
+            "other_version_needs": report.other_version_needs}
 
 
 def report_json(report: Report) -> dict[str, Any]:
@@ -67,8 +68,7 @@ def file_lines(report: FileReport, glibc: GlibcVersion, lines: list[str]) -> Non
     if report.required:
         lines.append("     needs: " + ", ".join(f"{ns} {v}" for ns, v in report.required.items()))
     if not report.ok:
-        lowest = report.min_glibc or "none (see below)"
-        lines.append(f"     lowest glibc it can load on: {lowest}")
+        lines.append(lowest_line(report, glibc))
     for title, findings in (("", report.violations), ("warning: ", report.warnings)):
         for (kind, version, library, text), group in grouped(findings):
             where = " ".join(x for x in (version, f"from {library}" if library else "") if x)
@@ -84,6 +84,8 @@ def file_lines(report: FileReport, glibc: GlibcVersion, lines: list[str]) -> Non
             for f in sorted(group, key=lambda f: f.symbol or ""):
                 if f.hint:
                     lines.extend(fill(f"{f.symbol}: {f.hint}", "       "))
+    if report.other_version_needs:
+        lines.append(other_needs_line(report.other_version_needs))
     if report.unresolved:
         shown = ", ".join(report.unresolved[:LIST_LIMIT])
         more = len(report.unresolved) - LIST_LIMIT
@@ -91,6 +93,27 @@ def file_lines(report: FileReport, glibc: GlibcVersion, lines: list[str]) -> Non
                      f"{'s' * (len(report.unresolved) != 1)} glibc does not provide (a DT_NEEDED "
                      f"library or the host must): {shown}" + (f" (+{more} more)" if more > 0
                                                               else ""))
+
+
+def other_needs_line(others: dict[str, list[str]]) -> str:
+    """Needs on other libraries, e.g. `libasound.so.2 ALSA_0.9`: at most LIST_LIMIT shown."""
+    pairs = [f"{file} {name}" for file, names in others.items() for name in names]
+    more = len(pairs) - LIST_LIMIT
+    return ("  info: version needs on other libraries (not judged: the target machine's "
+            "copies must define them): " + ", ".join(pairs[:LIST_LIMIT])
+            + (f" (+{more} more)" if more > 0 else ""))
+
+
+def lowest_line(report: FileReport, glibc: GlibcVersion) -> str:
+    """The failing file's lowest glibc, worded so that it never reads as "it loads on the
+    target": at or below the target, its violations are about something else (the host,
+    the kernel, a newer glibc)."""
+    if report.min_glibc is None:
+        return "     lowest glibc it can load on: none (see below)"
+    if GlibcVersion.of(report.min_glibc) > glibc:
+        return f"     lowest glibc it can load on: {report.min_glibc}"
+    return (f"     its symbols and version needs allow glibc {report.min_glibc}, but the "
+            f"violations below stop it on some systems with any glibc")
 
 
 def grouped(findings: list[Finding]) -> list[tuple[GroupKey, list[Finding]]]:

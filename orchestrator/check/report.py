@@ -82,6 +82,8 @@ class FileReport:
     unresolved: list[str] = field(default_factory=list)
     min_glibc: str | None = None   # lowest glibc it loads on; None: no glibc version does
     needed: list[str] = field(default_factory=list)
+    # Version needs on libraries that are not glibc's or the C++ runtime's: not judged.
+    other_version_needs: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
