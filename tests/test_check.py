@@ -406,8 +406,10 @@ def test_json_shape_and_exit_code_1(build: Builder):
     assert second["required"] == {"GLIBC": "2.28"}
     assert second["violations"] == [{
         "kind": "version-too-new", "symbol": "fcntl64", "version": "GLIBC_2.28",
-        "library": "libc.so.6", "message": second["violations"][0]["message"]}]
-    assert {"path", "ok", "arch", "required", "violations", "warnings"} <= set(second)
+        "library": "libc.so.6", "message": second["violations"][0]["message"],
+        "symbols_omitted": 0}]
+    assert {"path", "ok", "arch", "required", "violations", "warnings", "other_version_needs",
+            "findings_omitted", "unresolved_omitted"} <= set(second)
 
 
 def test_junit_report_for_ci(build: Builder, tmp_path: Path):
@@ -744,6 +746,81 @@ def test_reader_rejects_without_python_errors(tmp_path: Path):
     with pytest.raises(ElfError, match="past the end"):
         with open_elf(bad) as elf:
             assert elf.segments
+
+
+# -- bounded work and output ------------------------------------------------------------------
+def many_version_needs(needs: int, auxes: int) -> bytes:
+    """A valid x86-64 shared object whose `needs` version-need records all share one chain of
+    `auxes` auxiliaries: needs x auxes version needs in a file of 32 * (needs + auxes) bytes."""
+    names = [f"GLIBC_3.{i}" if i % 2 else f"FOO_{i}" for i in range(auxes)]
+    strtab = bytearray(b"\0")
+    offsets = {}
+    for name in ["libc.so.6", "libfoo.so.1", *names]:
+        offsets[name] = len(strtab)
+        strtab += name.encode() + b"\0"
+    phoff, phnum = 64, 3
+    dyn_at = phoff + 56 * phnum
+    dyn_count = 10
+    str_at = dyn_at + 16 * dyn_count
+    sym_at = (str_at + len(strtab) + 7) & ~7
+    hash_at = sym_at + 24
+    need_at = hash_at + 16
+    aux_at = need_at + 16 * needs
+    size = aux_at + 16 * auxes
+    out = bytearray(size)
+    out[:16] = b"\x7fELF\x02\x01\x01" + bytes(9)
+    struct.pack_into("<HHIQQQIHHHHHH", out, 16, 3, 62, 1, 0, phoff, 0, 0, 64, 56, phnum, 64, 0, 0)
+    struct.pack_into("<IIQQQQQQ", out, phoff, 1, 4, 0, 0, 0, size, size, 0x1000)
+    struct.pack_into("<IIQQQQQQ", out, phoff + 56, 2, 6, dyn_at, dyn_at, dyn_at, 16 * dyn_count,
+                     16 * dyn_count, 8)
+    struct.pack_into("<IIQQQQQQ", out, phoff + 112, 0x6474E551, 6, 0, 0, 0, 0, 0, 16)
+    tags = [(1, offsets["libc.so.6"]), (1, offsets["libfoo.so.1"]), (5, str_at),
+            (10, len(strtab)), (6, sym_at), (11, 24), (4, hash_at), (0x6FFFFFFE, need_at),
+            (0x6FFFFFFF, needs), (0, 0)]
+    for i, (tag, val) in enumerate(tags):
+        struct.pack_into("<qQ", out, dyn_at + 16 * i, tag, val)
+    out[str_at:str_at + len(strtab)] = strtab
+    struct.pack_into("<IIII", out, hash_at, 1, 1, 0, 0)   # nbucket 1, nchain 1: the null symbol
+    for i in range(needs):
+        at = need_at + 16 * i
+        file = offsets["libc.so.6" if i % 2 else "libfoo.so.1"]
+        struct.pack_into("<HHIII", out, at, 1, auxes, file, aux_at - at,
+                         16 if i < needs - 1 else 0)
+    for j, name in enumerate(names):
+        struct.pack_into("<IHHII", out, aux_at + 16 * j, 0, 0, 2 + j, offsets[name],
+                         16 if j < auxes - 1 else 0)
+    return bytes(out)
+
+
+def test_output_and_memory_are_bounded_for_repeated_version_needs(tmp_path: Path):
+    """300 version-need records sharing one chain of 300 auxiliaries: 90,000 needs in a 13 KB
+    file. The report printed 37 MB of JSON and peaked at 135 MB (issue 11, item 2); findings
+    are now bounded per file (report.Bounded). Budget, in work: JSON and text under 256 KB,
+    traced peak under 48 MB (most of it the reader's 90,000 needs)."""
+    import tracemalloc
+
+    lib = tmp_path / "many-needs.so"
+    lib.write_bytes(many_version_needs(300, 300))
+    assert lib.stat().st_size < 16_000
+    tracemalloc.start()
+    try:
+        report = check_paths([lib], G217)
+        text = report.render_text()
+        out = json.dumps(report.to_json())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert not report.errors, report.errors
+    [file] = report.files
+    assert not file.ok and file.min_glibc is None
+    assert len(out) < 256_000 and len(text) < 256_000, (len(out), len(text))
+    assert peak < 48_000_000, peak
+    assert file.findings_omitted > 0
+    assert sum(f.omitted for f in file.violations) > 0
+    data = json.loads(out)["files"][0]
+    assert data["findings_omitted"] == file.findings_omitted
+    assert any(v["symbols_omitted"] for v in data["violations"])
+    assert "not shown" in text
 
 
 # -- ELF surgery for fixtures (pyelftools finds the places; independent of our reader) ----

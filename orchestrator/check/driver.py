@@ -4,6 +4,7 @@ on is the highest of its rules' requirements."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -17,11 +18,14 @@ from .discover import collect
 from .policy import Policy, load_policy
 from .report import (
     VIOLATION,
+    WARNING,
+    Bounded,
     FileReport,
     Finding,
     InputError,
     Report,
     Requirement,
+    clip,
     lowest_glibc,
 )
 from .rules.context import Context, Item
@@ -98,30 +102,46 @@ def check_file(elf: ElfFile, shown: str, glibc: GlibcVersion, target: Target | N
     needed: list[str] = []
     others: dict[str, list[str]] = {}
     if is_dynamic_object(elf):
-        needed = elf.needed
-        required = required_versions(elf)
-        others = other_version_needs(elf, ctx)
+        needed = [clip(name, Bounded.NAME) for name in elf.needed]
+        required = bounded_required(required_versions(elf))
+        others = bounded_others(other_version_needs(elf, ctx))
         if matches:
             families.append(check_existence(elf, ctx))
         families += [check_version_needs(elf, ctx), check_needed(elf, ctx),
                      check_loader_hazards(elf, ctx)]
-    violations: list[Finding] = []
-    warnings: list[Finding] = []
-    requirements: list[Requirement] = []
+    findings = Bounded()
+    requirements: set[Requirement] = set()   # a crafted file repeats them by the million
     unresolved: list[str] = []
     for family in families:
         for item in family:
             if isinstance(item, Finding):
-                (violations if item.severity == VIOLATION else warnings).append(item)
+                findings.add(item)
             elif isinstance(item, Requirement):
-                requirements.append(item)
+                requirements.add(item)
             else:
                 unresolved.extend(item.names)
-    lowest = lowest_glibc(requirements, OLDEST_GLIBC)
-    return FileReport(path=shown, arch=target.arch, required=required, violations=violations,
-                      warnings=warnings, unresolved=unresolved, needed=needed,
+    lowest = lowest_glibc(list(requirements), OLDEST_GLIBC)
+    listed, unlisted = Bounded.names(unresolved)
+    return FileReport(path=shown, arch=target.arch, required=required,
+                      violations=findings.findings(VIOLATION),
+                      warnings=findings.findings(WARNING), unresolved=listed, needed=needed,
                       min_glibc=None if lowest is None else str(lowest),
-                      other_version_needs=others)
+                      other_version_needs=others, findings_omitted=findings.omitted,
+                      unresolved_omitted=unlisted)
+
+
+def bounded_required(required: dict[str, str]) -> dict[str, str]:
+    """At most Bounded.GROUPS namespaces, clipped: a crafted file can multiply them."""
+    name = Bounded.NAME
+    return {clip(ns, name): clip(version, name)
+            for ns, version in itertools.islice(required.items(), Bounded.GROUPS)}
+
+
+def bounded_others(others: dict[str, list[str]]) -> dict[str, list[str]]:
+    """At most Bounded.GROUPS libraries with Bounded.PER_GROUP versions each, clipped."""
+    name = Bounded.NAME
+    return {clip(file, name): [clip(version, name) for version in versions[:Bounded.PER_GROUP]]
+            for file, versions in itertools.islice(others.items(), Bounded.GROUPS)}
 
 
 def check_paths(paths: list[Path], glibc: GlibcVersion, target: Target | None = None,

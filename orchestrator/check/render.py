@@ -20,7 +20,8 @@ GroupKey = tuple[str, "str | None", "str | None", str]
 # -- JSON ------------------------------------------------------------------------------------
 def finding_json(finding: Finding) -> dict[str, Any]:
     return {"kind": finding.kind, "symbol": finding.symbol, "version": finding.version,
-            "library": finding.library, "message": finding.message}
+            "library": finding.library, "message": finding.message,
+            "symbols_omitted": finding.omitted}
 
 
 def file_json(report: FileReport) -> dict[str, Any]:
@@ -30,7 +31,9 @@ def file_json(report: FileReport) -> dict[str, Any]:
             "warnings": [finding_json(f) for f in report.warnings],
             "min_glibc": report.min_glibc, "needed": report.needed,
             "unresolved": report.unresolved,
-            "other_version_needs": report.other_version_needs}
+            "other_version_needs": report.other_version_needs,
+            "findings_omitted": report.findings_omitted,
+            "unresolved_omitted": report.unresolved_omitted}
 
 
 def report_json(report: Report) -> dict[str, Any]:
@@ -73,24 +76,31 @@ def file_lines(report: FileReport, glibc: GlibcVersion, lines: list[str]) -> Non
         for (kind, version, library, text), group in grouped(findings):
             where = " ".join(x for x in (version, f"from {library}" if library else "") if x)
             symbols = sorted(f.symbol for f in group if f.symbol)
+            omitted = sum(f.omitted for f in group)
             head = f"  {title}[{kind}]" + (f" {where}" if where else "")
             if symbols:
-                head += f": {len(symbols)} symbol{'s' * (len(symbols) != 1)}"
+                count = len(symbols) + omitted
+                head += f": {count} symbol{'s' * (count != 1)}"
                 lines.append(head)
-                lines.extend(wrap_list(symbols, "       "))
+                lines.extend(wrap_list(symbols + ([f"(+{omitted} more)"] if omitted else []),
+                                       "       "))
             else:
                 lines.append(head)
             lines.extend(fill(text, "       "))
             for f in sorted(group, key=lambda f: f.symbol or ""):
                 if f.hint:
                     lines.extend(fill(f"{f.symbol}: {f.hint}", "       "))
+    if report.findings_omitted:
+        lines.append(f"  info: {report.findings_omitted} more findings of other kinds, versions "
+                     "or libraries are not shown (a report lists a bounded number per file)")
     if report.other_version_needs:
         lines.append(other_needs_line(report.other_version_needs))
     if report.unresolved:
         shown = ", ".join(report.unresolved[:LIST_LIMIT])
-        more = len(report.unresolved) - LIST_LIMIT
-        lines.append(f"  info: {len(report.unresolved)} undefined symbol"
-                     f"{'s' * (len(report.unresolved) != 1)} glibc does not provide (a DT_NEEDED "
+        total = len(report.unresolved) + report.unresolved_omitted
+        more = total - LIST_LIMIT
+        lines.append(f"  info: {total} undefined symbol"
+                     f"{'s' * (total != 1)} glibc does not provide (a DT_NEEDED "
                      f"library or the host must): {shown}" + (f" (+{more} more)" if more > 0
                                                               else ""))
 

@@ -24,6 +24,7 @@ class Finding(NamedTuple):
     library: str | None = None
     hint: str = ""
     severity: str = VIOLATION
+    omitted: int = 0   # more findings of its group, left out of the report (Bounded)
 
     @property
     def message(self) -> str:
@@ -84,6 +85,8 @@ class FileReport:
     needed: list[str] = field(default_factory=list)
     # Version needs on libraries that are not glibc's or the C++ runtime's: not judged.
     other_version_needs: dict[str, list[str]] = field(default_factory=dict)
+    findings_omitted: int = 0      # findings of groups beyond Bounded.GROUPS, not listed
+    unresolved_omitted: int = 0    # undefined symbols beyond Bounded.NAMES, not listed
 
     @property
     def ok(self) -> bool:
@@ -93,6 +96,86 @@ class FileReport:
         from .render import file_json
 
         return file_json(self)
+
+
+def clip(text: str, limit: int) -> str:
+    """`text`, or its start and its length when longer than `limit` characters: names come
+    from the file's string table, and many entries may share one long string."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit - 32]}... ({len(text)} characters)"
+
+
+class Bounded:
+    """A file's findings, bounded: the report of any input is O(GROUPS x PER_GROUP) findings
+    of O(NAME + TEXT) characters each, and O(NAMES) undefined symbols, whatever the file
+    holds (a 13 KB file can hold 90,000 version needs by sharing one chain of auxiliaries).
+
+    Findings group by (severity, kind, version, library), as the text report shows them: a
+    group keeps its first PER_GROUP distinct findings and counts the rest on its last kept
+    one (`Finding.omitted`, JSON `symbols_omitted`); a file keeps its first GROUPS groups per
+    severity and counts the findings of the others (`FileReport.findings_omitted`). No real
+    library comes near either cap; a crafted one cannot make the report, or the memory
+    holding it, grow with what it repeats."""
+
+    PER_GROUP = 100
+    GROUPS = 100
+    NAMES = 2000
+    NAME = 256
+    TEXT = 2000
+
+    def __init__(self) -> None:
+        self.kept: dict[str, list[Finding]] = {VIOLATION: [], WARNING: []}
+        # group -> [its findings kept (a set, for duplicates), omitted, index of its last]
+        self.groups: dict[tuple[str, str, str | None, str | None],
+                          tuple[set[Finding], list[int]]] = {}
+        self.group_count = {VIOLATION: 0, WARNING: 0}
+        self.omitted = 0
+
+    def add(self, finding: Finding) -> None:
+        finding = self._clipped(finding)
+        severity = finding.severity if finding.severity in self.kept else VIOLATION
+        key = (severity, finding.kind, finding.version, finding.library)
+        group = self.groups.get(key)
+        if group is None:
+            if self.group_count[severity] >= self.GROUPS:
+                self.omitted += 1
+                return
+            self.group_count[severity] += 1
+            group = self.groups[key] = (set(), [0, -1])
+        seen, counts = group
+        if finding in seen or len(seen) >= self.PER_GROUP:
+            counts[0] += 1
+            return
+        seen.add(finding)
+        kept = self.kept[severity]
+        counts[1] = len(kept)
+        kept.append(finding)
+
+    def _clipped(self, finding: Finding) -> Finding:
+        name, text = self.NAME, self.TEXT
+        if (len(finding.text) <= text and len(finding.hint) <= text
+                and len(finding.symbol or "") <= name and len(finding.version or "") <= name
+                and len(finding.library or "") <= name):
+            return finding
+        return finding._replace(
+            text=clip(finding.text, text), hint=clip(finding.hint, text),
+            symbol=finding.symbol and clip(finding.symbol, name),
+            version=finding.version and clip(finding.version, name),
+            library=finding.library and clip(finding.library, name))
+
+    def findings(self, severity: str) -> list[Finding]:
+        """The kept findings of `severity`, each group's last one carrying its omitted count."""
+        kept = self.kept[severity]
+        for (group_severity, *_rest), (_seen, (omitted, last)) in self.groups.items():
+            if omitted and group_severity == severity:
+                kept[last] = kept[last]._replace(omitted=omitted)
+        return kept
+
+    @classmethod
+    def names(cls, names: list[str]) -> tuple[list[str], int]:
+        """At most NAMES names, each clipped to NAME characters, and how many were left out."""
+        return [clip(n, cls.NAME) for n in names[:cls.NAMES]], max(0, len(names) - cls.NAMES)
 
 
 @dataclass(frozen=True)
