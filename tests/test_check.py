@@ -739,6 +739,54 @@ def test_fuzz_reader_never_crashes(fuzz_seed: bytes, tmp_path: Path, data) -> No
     assert_handled(target)
 
 
+@pytest.fixture(scope="session")
+def loader_regions(fuzz_seed: bytes, build: Builder) -> list[tuple[int, int]]:
+    """(offset, size) of what ld.so reads before relocating plain.so: the ELF and program
+    headers, the dynamic section, symbols, strings, hash and version tables."""
+    handle, elf = _sections(build.zig("plain.so", "plain.c"))
+    with handle:
+        names = (".dynamic", ".dynsym", ".dynstr", ".hash", ".gnu.hash", ".gnu.version",
+                 ".gnu.version_r", ".gnu.version_d")
+        regions = [(0, 64), (elf["e_phoff"], elf["e_phnum"] * elf["e_phentsize"])]
+        for name in names:
+            section = elf.get_section_by_name(name)
+            if section is not None and section["sh_size"]:
+                regions.append((section["sh_offset"], section["sh_size"]))
+    return regions
+
+
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+def test_fuzz_no_input_family_ends_in_a_crash(fuzz_seed: bytes, loader_regions,
+                                              tmp_path: Path, data) -> None:
+    """Random bytes behind an ELF identification, truncated real libraries, and mutations of
+    what the loader reads (headers, dynamic section, symbol, hash and version tables): each
+    ends as a report or an input error, never an exception (which the CLI turns into exit
+    70), and its output stays bounded (report.Bounded)."""
+    family = data.draw(st.sampled_from(["random", "truncated", "loader-tables"]))
+    if family == "random":
+        ident = bytes([0x7F, 0x45, 0x4C, 0x46, data.draw(st.sampled_from([1, 2, 0, 3])),
+                       data.draw(st.sampled_from([1, 2, 0])), 1])
+        blob = bytearray(ident + data.draw(st.binary(max_size=2048)))
+    elif family == "truncated":
+        real = fuzz_seed if data.draw(st.booleans()) else real_lib().read_bytes()
+        blob = bytearray(real[:data.draw(st.integers(0, len(real)))])
+    else:
+        blob = bytearray(fuzz_seed)
+        for _ in range(data.draw(st.integers(1, 6))):
+            start, size = data.draw(st.sampled_from(loader_regions))
+            pos = start + data.draw(st.integers(0, max(0, size - 1)))
+            width = data.draw(st.sampled_from([1, 2, 4, 8]))
+            value = data.draw(st.one_of(st.integers(0, (1 << (8 * width)) - 1),
+                                        st.sampled_from([0, 1, 0xFF, 0xFFFF, 0x7FFFFFFF])))
+            blob[pos:pos + width] = (value % (1 << (8 * width))).to_bytes(width, "little")
+    target = tmp_path / "fuzzed.so"
+    target.write_bytes(bytes(blob))
+    report = assert_handled(target)
+    assert len(json.dumps(report.to_json())) < 2_000_000
+
+
 def test_reader_rejects_without_python_errors(tmp_path: Path):
     """ElfError is the only exception the reader raises for bad bytes."""
     bad = tmp_path / "x.so"
