@@ -495,3 +495,27 @@ def test_text_report_agrees_with_the_verdict_and_lists_other_needs():
     data = report_json(Report(V("2.17"), [failing]))["files"][0]
     assert data["other_version_needs"] == {"libasound.so.2": ["ALSA_0.9"]}
     assert data["findings_omitted"] == 0 and data["unresolved_omitted"] == 0
+
+
+def test_build_takes_strict_and_host_libraries_from_flags_or_crate_metadata():
+    from orchestrator import cargo
+    from orchestrator.build import BuildOptions, resolve
+
+    root = Path("/nonexistent/crate")
+
+    def crate(**settings: object) -> cargo.Crate:
+        return cargo.Crate(root=root, manifest=root / "Cargo.toml", workspace_root=root,
+                           target_dir=root / "target", packages=("plug",), version="1",
+                           settings={k.replace("_", "-"): (v, root) for k, v in settings.items()},
+                           source_root=root)
+
+    plain = resolve(BuildOptions(crate_dir=root, out=root / "dist"), crate())
+    assert plain.strict is False and plain.host_libraries is None
+    meta = resolve(BuildOptions(crate_dir=root, out=root / "dist"),
+                   crate(strict=True, host_libraries=["libm.so.6", "libdl.so.2"]))
+    assert meta.strict is True and meta.host_libraries == {"libm.so.6", "libdl.so.2"}
+    flags = resolve(BuildOptions(crate_dir=root, out=root / "dist", strict=False,
+                                 host_libraries="libm.so.6"), crate(strict=True))
+    assert flags.strict is False and flags.host_libraries == {"libm.so.6"}
+    with pytest.raises(UsageError, match="strict"):
+        resolve(BuildOptions(crate_dir=root, out=root / "dist"), crate(strict="yes"))
