@@ -421,6 +421,18 @@ def test_a_name_glibc_never_used_on_its_library_is_a_violation_elsewhere_reporte
         "libasound.so.2": ["ALSA_0.9", "ALSA_0.9.0rc4"], "libssl.so.3": ["OPENSSL_3.0"]}
 
 
+def test_libxcrypt_needs_are_reported_not_judged():
+    """libcrypt.so.1 is libxcrypt on current systems (XCRYPT_2.0): glibc's own libcrypt
+    (removed in 2.39) is not in zig's database, so its needs are not judged by name."""
+    from orchestrator.check.rules.versions import check_version_needs, other_version_needs
+
+    elf = _elf(needs=[("libcrypt.so.1", "XCRYPT_2.0", 0), ("libcrypt.so.1", "GLIBC_2.2.5", 0)],
+               needed=("libc.so.6", "libcrypt.so.1"))
+    findings, lowest = _run(check_version_needs, elf, _ctx())
+    assert not [f for f in findings if f.severity == "violation"] and lowest == V("2.2.5")
+    assert other_version_needs(elf, _ctx()) == {"libcrypt.so.1": ["XCRYPT_2.0"]}
+
+
 def test_a_weak_need_for_an_undefined_version_is_only_a_warning():
     from orchestrator.check.rules.versions import check_version_needs
     from orchestrator.elffile import VER_FLG_WEAK
@@ -477,9 +489,26 @@ def test_bounded_clips_long_names_and_texts():
     bounded = Bounded()
     bounded.add(Finding("k", long, symbol=long, version=long, library=long))
     [kept] = bounded.findings("violation")
-    assert max(map(len, (kept.text, kept.symbol, kept.version, kept.library))) <= Bounded.TEXT
-    names, omitted = Bounded.names([long] * (Bounded.NAMES + 5))
-    assert len(names) == Bounded.NAMES and omitted == 5 and len(names[0]) <= Bounded.NAME
+    assert len(kept.text) <= Bounded.TEXT
+    assert max(map(len, (kept.symbol, kept.version, kept.library))) <= Bounded.NAME
+    names, omitted = Bounded.names(["name"] * (Bounded.NAMES + 5))
+    assert len(names) == Bounded.NAMES and omitted == 5
+    names, omitted = Bounded.names([long] * 1000)
+    assert sum(map(len, names)) <= Bounded.NAMES_CHARS and len(names) + omitted == 1000
+    assert len(names[0]) <= Bounded.NAME
+
+
+def test_bounded_keeps_at_most_its_characters():
+    from orchestrator.check.report import Bounded
+
+    bounded = Bounded()
+    text = "t" * Bounded.TEXT
+    for i in range(2 * Bounded.CHARS // Bounded.TEXT):
+        bounded.add(Finding(f"kind{i % 50}", text, symbol=f"s{i}", version="V", library="l"))
+    kept = bounded.findings("violation")
+    assert sum(len(f.text) for f in kept) <= Bounded.CHARS
+    assert len(kept) + sum(f.omitted for f in kept) + bounded.omitted == \
+        2 * Bounded.CHARS // Bounded.TEXT
 
 
 def test_text_report_agrees_with_the_verdict_and_lists_other_needs():

@@ -107,29 +107,35 @@ def clip(text: str, limit: int) -> str:
 
 
 class Bounded:
-    """A file's findings, bounded: the report of any input is O(GROUPS x PER_GROUP) findings
-    of O(NAME + TEXT) characters each, and O(NAMES) undefined symbols, whatever the file
-    holds (a 13 KB file can hold 90,000 version needs by sharing one chain of auxiliaries).
+    """A file's findings, bounded: whatever the file holds (a 13 KB file can hold 90,000
+    version needs by sharing one chain of auxiliaries, and any number of entries may name one
+    long string), its report keeps findings of at most CHARS characters in all (text, hint
+    and names, each clipped to TEXT or NAME), at most GROUPS groups per severity and
+    PER_GROUP distinct findings per group, and at most NAMES undefined symbols of at most
+    NAMES_CHARS characters. Output and the memory that holds it are O(CHARS + NAMES_CHARS)
+    per file; the rest is counted, not listed.
 
     Findings group by (severity, kind, version, library), as the text report shows them: a
-    group keeps its first PER_GROUP distinct findings and counts the rest on its last kept
-    one (`Finding.omitted`, JSON `symbols_omitted`); a file keeps its first GROUPS groups per
-    severity and counts the findings of the others (`FileReport.findings_omitted`). No real
-    library comes near either cap; a crafted one cannot make the report, or the memory
-    holding it, grow with what it repeats."""
+    group's last kept finding carries the count of its findings left out (`Finding.omitted`,
+    JSON `symbols_omitted`); findings of groups that were not kept are counted per file
+    (`FileReport.findings_omitted`). The caps are far above real libraries: 395 libraries of
+    a Debian system and 78 of popular wheels list everything."""
 
-    PER_GROUP = 100
-    GROUPS = 100
-    NAMES = 2000
-    NAME = 256
-    TEXT = 2000
+    PER_GROUP = 500
+    GROUPS = 200
+    CHARS = 4_000_000
+    NAME = 4096
+    TEXT = 4000
+    NAMES = 10_000
+    NAMES_CHARS = 1_000_000
 
     def __init__(self) -> None:
         self.kept: dict[str, list[Finding]] = {VIOLATION: [], WARNING: []}
-        # group -> [its findings kept (a set, for duplicates), omitted, index of its last]
+        # group -> (its findings kept, for duplicates; [omitted, index of its last kept])
         self.groups: dict[tuple[str, str, str | None, str | None],
                           tuple[set[Finding], list[int]]] = {}
         self.group_count = {VIOLATION: 0, WARNING: 0}
+        self.chars = 0
         self.omitted = 0
 
     def add(self, finding: Finding) -> None:
@@ -137,17 +143,20 @@ class Bounded:
         severity = finding.severity if finding.severity in self.kept else VIOLATION
         key = (severity, finding.kind, finding.version, finding.library)
         group = self.groups.get(key)
+        cost = _cost(finding)
         if group is None:
-            if self.group_count[severity] >= self.GROUPS:
+            if self.group_count[severity] >= self.GROUPS or self.chars + cost > self.CHARS:
                 self.omitted += 1
                 return
             self.group_count[severity] += 1
             group = self.groups[key] = (set(), [0, -1])
         seen, counts = group
-        if finding in seen or len(seen) >= self.PER_GROUP:
+        if (finding in seen or len(seen) >= self.PER_GROUP
+                or self.chars + cost > self.CHARS):
             counts[0] += 1
             return
         seen.add(finding)
+        self.chars += cost
         kept = self.kept[severity]
         counts[1] = len(kept)
         kept.append(finding)
@@ -168,14 +177,28 @@ class Bounded:
         """The kept findings of `severity`, each group's last one carrying its omitted count."""
         kept = self.kept[severity]
         for (group_severity, *_rest), (_seen, (omitted, last)) in self.groups.items():
-            if omitted and group_severity == severity:
-                kept[last] = kept[last]._replace(omitted=omitted)
+            if omitted and group_severity == severity and last >= 0:
+                kept[last] = kept[last]._replace(omitted=kept[last].omitted + omitted)
         return kept
 
     @classmethod
     def names(cls, names: list[str]) -> tuple[list[str], int]:
-        """At most NAMES names, each clipped to NAME characters, and how many were left out."""
-        return [clip(n, cls.NAME) for n in names[:cls.NAMES]], max(0, len(names) - cls.NAMES)
+        """The first names, each clipped to NAME characters, up to NAMES of them and
+        NAMES_CHARS characters in all; and how many were left out."""
+        out: list[str] = []
+        chars = 0
+        for name in names[:cls.NAMES]:
+            name = clip(name, cls.NAME)
+            chars += len(name)
+            if chars > cls.NAMES_CHARS:
+                break
+            out.append(name)
+        return out, len(names) - len(out)
+
+
+def _cost(finding: Finding) -> int:
+    return (len(finding.text) + len(finding.hint) + len(finding.symbol or "")
+            + len(finding.version or "") + len(finding.library or ""))
 
 
 @dataclass(frozen=True)

@@ -37,18 +37,15 @@ class Context(NamedTuple):
     # named, so such a symbol is a warning stating the condition).
     strict: bool = False
     host_libraries: frozenset[str] | None = None
-    glibc_files: frozenset[str] = frozenset()   # every soname of glibc's (loader included)
 
     @classmethod
     def make(cls, *, target: Target, glibc: GlibcVersion, policy: Policy,
              table: SymbolTable | None, host_symbols: frozenset[str] = frozenset(),
              strict: bool = False, host_libraries: frozenset[str] | None = None) -> Context:
-        sonames = policy.glibc_sonames(target.zig)
         return cls(target=target, glibc=glibc, policy=policy, table=table,
-                   host_symbols=host_symbols, sonames=sonames,
+                   host_symbols=host_symbols, sonames=policy.glibc_sonames(target.zig),
                    rebuild_advice=REBUILD.format(glibc=glibc), strict=strict,
-                   host_libraries=host_libraries,
-                   glibc_files=frozenset(sonames.values()) | policy.not_in_database)
+                   host_libraries=host_libraries)
 
     def host_has(self, soname: str) -> bool | None:
         """Does the host process have `soname` loaded? True/False when --host-libraries named

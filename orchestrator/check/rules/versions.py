@@ -108,7 +108,7 @@ def check_version_needs(elf: ElfFile, ctx: Context) -> Items:
                 node=need.name, rebuild=ctx.rebuild_advice), version=need.name, library=need.file)
         elif version is not None and cxx_runtime.judges(ctx, ns):
             yield from cxx_runtime.check_cxx_need(ctx, need, ns, version, users)
-        elif need.file in ctx.glibc_files:   # GLIBC-2.36, FOO_1 on libc.so.6: never glibc's
+        elif need.file in ctx.sonames.values():   # GLIBC-2.36 or FOO_1 on libc.so.6
             yield from _undefined_need(ctx, need, users, TEXT["not-glibc-name"])
         elif not users:
             yield unused_need(need)
@@ -144,13 +144,16 @@ def _undefined_need(ctx: Context, need: VersionNeed, users: list[tuple[str, bool
 
 
 def other_version_needs(elf: ElfFile, ctx: Context) -> dict[str, list[str]]:
-    """Version needs on libraries that are neither glibc's nor the C++ runtime's (ALSA_0.9 of
-    libasound.so.2, OPENSSL_3.0 of libssl.so.3): reported, not judged, since what those
-    libraries define depends on the machine; library -> its needed versions, sorted."""
-    runtime = set(ctx.policy.cxx_runtime.namespaces.values())
+    """Version needs no rule judges: GLIBC_* names are glibc's wherever they are needed, and
+    every name needed from a library of zig's database (libc.so.6, libm.so.6, ...) or of the
+    C++ runtime is judged; the others (ALSA_0.9 of libasound.so.2, OPENSSL_3.0 of
+    libssl.so.3, XCRYPT_2.0 of libcrypt.so.1, which is libxcrypt on current systems) are
+    reported, not judged, since what those libraries define depends on the machine.
+    Library -> its needed versions, sorted."""
+    judged = set(ctx.sonames.values()) | set(ctx.policy.cxx_runtime.namespaces.values())
     out: dict[str, set[str]] = {}
     for need in elf.version_needs:
-        if need.file not in ctx.glibc_files and need.file not in runtime:
+        if need.file not in judged and not need.name.startswith("GLIBC"):
             out.setdefault(need.file, set()).add(need.name)
     return {file: sorted(names) for file, names in sorted(out.items())}
 
