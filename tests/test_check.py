@@ -787,6 +787,33 @@ def test_fuzz_no_input_family_ends_in_a_crash(fuzz_seed: bytes, loader_regions,
     assert len(json.dumps(report.to_json())) < 2_000_000
 
 
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+def test_fuzz_version_names_against_the_real_loader(fuzz_seed: bytes, bullseye_root: Path,
+                                                    tmp_path: Path, data) -> None:
+    """Near-miss names for plain.so's version needs (GLIBC_2.14, GLIBC_2.2.5), same length:
+    whenever glibc 2.31's own loader refuses the file, `check --glibc 2.31` must not say ok
+    (issue 11, item 1: it said ok to GLIBC-2.36)."""
+    from orchestrator.prove import verify_load
+
+    alphabet = "GLIBC_-.0123456789X"
+    blob = fuzz_seed
+    for old in ("GLIBC_2.14", "GLIBC_2.2.5"):
+        if data.draw(st.booleans()):
+            chars = list(old)
+            for _ in range(data.draw(st.integers(1, 3))):
+                chars[data.draw(st.integers(0, len(old) - 1))] = data.draw(
+                    st.sampled_from(alphabet))
+            blob = rename_string(blob, old, "".join(chars))
+    lib = tmp_path / "renamed.so"
+    lib.write_bytes(blob)
+    [loaded] = verify_load(bullseye_root, [lib])
+    report = check_paths([lib], GlibcVersion(2, 31))
+    if not loaded.loaded:
+        assert report.errors or not report.files[0].ok, (loaded.message, report.render_text())
+
+
 def test_reader_rejects_without_python_errors(tmp_path: Path):
     """ElfError is the only exception the reader raises for bad bytes."""
     bad = tmp_path / "x.so"
