@@ -190,8 +190,8 @@ def report_junit(report: Report) -> str:
         file_lines(file, report.glibc, lines)
         if not file.ok:
             failure = ET.SubElement(case, "failure", type="glibc-compatibility", message=(
-                f"{len(file.violations)} violation(s) for glibc {report.glibc}; lowest "
-                f"glibc it loads on: {file.min_glibc or 'none'}"))
+                f"{len(file.violations)} violation(s) for glibc {report.glibc}; "
+                + lowest_line(file, report.glibc).strip()))
             failure.text = "\n".join(lines)
         elif file.warnings:
             ET.SubElement(case, "system-out").text = "\n".join(lines)
