@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 DEFAULT_GLIBC = "2.17"
 # Keys a crate may set in [package.metadata.glibc-build]; command-line flags win over them.
 SETTINGS = ("glibc", "target", "backend", "recipe", "profile", "features", "verify-on",
-            "verify-reproducible", "kernel", "verify-call")
+            "verify-reproducible", "kernel", "verify-call", "strict", "host-libraries")
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,8 @@ class BuildOptions:
     json_output: bool = False
     kernel: str | None = None        # a kernel floor X.Y, simulated by --verify-on
     verify_call: str | None = None   # `int SYMBOL(void)` called after --verify-on loads
+    strict: bool | None = None
+    host_libraries: str | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,8 @@ class BuildRequest:
     json_output: bool
     kernel: KernelVersion | None = None   # simulated under --verify-on (seccomp)
     verify_call: str | None = None
+    strict: bool = False                      # check: see check_paths
+    host_libraries: frozenset[str] | None = None
 
 
 def _check_cli_values(options: BuildOptions) -> None:
@@ -144,6 +148,13 @@ def resolve(options: BuildOptions, crate: cargo.Crate) -> BuildRequest:
     kernel_text, kernel_source = pick(options.kernel, "kernel")
     kernel = KernelVersion.parse(str(kernel_text), what=kernel_source) if kernel_text else None
     verify_call, _ = pick(options.verify_call, "verify-call")
+    strict, _ = pick(options.strict, "strict", (bool,))
+    host_text, _ = pick(options.host_libraries, "host-libraries", (str, list))
+    if isinstance(host_text, list):
+        host_text = ",".join(str(name) for name in host_text)
+    from .check import parse_host_libraries
+
+    host_libraries = parse_host_libraries(str(host_text)) if host_text else None
     out = options.out or options.crate_dir / "dist"
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; give a folder (it is made if missing)")
@@ -166,7 +177,8 @@ def resolve(options: BuildOptions, crate: cargo.Crate) -> BuildRequest:
         features=str(features) if features else None, out=out,
         verify_on=verify_on, verify_root=verify_root, verify_reproducible=bool(repro),
         json_output=options.json_output, kernel=kernel,
-        verify_call=str(verify_call) if verify_call else None)
+        verify_call=str(verify_call) if verify_call else None, strict=bool(strict),
+        host_libraries=host_libraries)
 
 
 def _check_verify(root: Path, target: targets.Target, kernel: KernelVersion | None,
@@ -243,7 +255,8 @@ def run_build(options: BuildOptions) -> int:
 
     plural = "y" if len(built) == 1 else "ies"
     logger.step(f"checking {len(built)} librar{plural} against glibc {request.glibc}")
-    report = check_paths(built, request.glibc, request.target)
+    report = check_paths(built, request.glibc, request.target, strict=request.strict,
+                         host_libraries=request.host_libraries)
     logger.console().print(report.render_text(), markup=False, highlight=False)
     summary: dict[str, Any] = {
         "ok": report.ok, "glibc": str(request.glibc), "target": request.target.rust,

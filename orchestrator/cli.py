@@ -82,13 +82,18 @@ GLIBC_HELP = "Highest glibc the output may need, MAJOR.MINOR (default 2.17)."
               help="Build a second time from another folder and compare the bytes.")
 @click.option("--json", "json_output", is_flag=True,
               help="Print one JSON summary on stdout (artifacts, check, manifest).")
+@click.option("--strict/--no-strict", default=None,
+              help="A glibc symbol whose library is not in DT_NEEDED fails the check (by "
+                   "default a warning: it loads in a host that has that library loaded).")
+@click.option("--host-libraries", default=None, metavar="LIST",
+              help="Sonames the host process has loaded (comma-separated), e.g. libm.so.6.")
 @click.argument("crate_dir", type=click.Path(path_type=Path))
 def build(**options: object) -> int:
     """Build every cdylib of CRATE_DIR for an old glibc, then check it.
 
     Defaults can also come from the crate's Cargo.toml, [package.metadata.glibc-build]
     (keys: glibc, target, backend, recipe, profile, features, verify-on,
-    verify-reproducible, kernel, verify-call); flags win.
+    verify-reproducible, kernel, verify-call, strict, host-libraries); flags win.
     """
     from .build import BuildOptions, run_build
 
@@ -111,10 +116,15 @@ def build(**options: object) -> int:
 @click.option("--crate-dir", default=None, type=click.Path(path_type=Path), metavar="DIR",
               help="The crate that built the files: name the crate behind each finding from "
                    "its last build in its target folder.")
+@click.option("--strict", is_flag=True,
+              help="A glibc symbol whose library is not in DT_NEEDED fails the check (by "
+                   "default a warning: it loads in a host that has that library loaded).")
+@click.option("--host-libraries", default=None, metavar="LIST",
+              help="Sonames the host process has loaded (comma-separated), e.g. libm.so.6.")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 def check(glibc: str, target: str | None, json_output: bool, host_symbols: Path | None,
-          policy: Path | None, junit: Path | None, paths: tuple[Path, ...],
-          crate_dir: Path | None = None) -> int:
+          policy: Path | None, junit: Path | None, strict: bool, host_libraries: str | None,
+          paths: tuple[Path, ...], crate_dir: Path | None = None) -> int:
     """Check that ELF files (or folders of them) load with dlopen on glibc X.Y.
 
     \b
@@ -123,14 +133,16 @@ def check(glibc: str, target: str | None, json_output: bool, host_symbols: Path 
     """
     import json
 
-    from .check import check_paths, read_host_symbols
+    from .check import check_paths, parse_host_libraries, read_host_symbols
     from .glibc import GlibcVersion
     from .targets import lookup
 
     report = check_paths(list(paths), GlibcVersion.parse(glibc),
                          lookup(target) if target else None,
                          read_host_symbols(host_symbols) if host_symbols else frozenset(),
-                         policy)
+                         policy, strict=strict,
+                         host_libraries=(parse_host_libraries(host_libraries)
+                                         if host_libraries is not None else None))
     if crate_dir is not None:
         return _check_with_provenance(report, crate_dir, json_output, junit)
     if junit is not None:
