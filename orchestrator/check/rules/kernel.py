@@ -220,7 +220,8 @@ def plt_stubs(data: bytes, addr: int, arch: str, slots: dict[int, str]) -> dict[
     previous: list[capstone.CsInsn] = []
     for insn in md.disasm(data, addr):
         if arch == "x86_64" and insn.mnemonic == "jmp" and insn.operands \
-                and insn.operands[0].type == 3 and insn.reg_name(insn.operands[0].mem.base) == "rip":
+                and insn.operands[0].type == 3 \
+                and insn.reg_name(insn.operands[0].mem.base) == "rip":
             slot = insn.address + insn.size + insn.operands[0].mem.disp
             if slot in slots:
                 start = previous[-1].address if previous and previous[-1].mnemonic == "endbr64" \
