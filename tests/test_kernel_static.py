@@ -41,7 +41,8 @@ def test_x86_mov_edi_imm_before_the_call():
 @pytest.mark.unit
 def test_x86_xor_edi_edi_is_zero_and_a_register_copy_is_unknown():
     assert constant_before(b"\x31\xff" + CALL, BASE, BASE + 2, "x86_64", "edi") == 0
-    assert constant_before(b"\x89\xf7" + CALL, BASE, BASE + 2, "x86_64", "edi") is None  # mov edi,esi
+    mov_edi_esi = b"\x89\xf7"
+    assert constant_before(mov_edi_esi + CALL, BASE, BASE + 2, "x86_64", "edi") is None
 
 
 @pytest.mark.unit
@@ -208,4 +209,6 @@ def test_a_plain_rust_std_plugin_passes_centos_7_with_notes_only(tmp_path):
     kernel_warnings = [w for w in file["warnings"] if w["kind"].startswith("kernel-")]
     assert not kernel_warnings, kernel_warnings
     assert all(n["kind"] in ("kernel-fallback", "kernel-wrapper") for n in file["notes"])
+    # std's statx (Linux 4.11, fs::metadata) is there, attributed to std: a note
+    assert [n["symbol"] for n in file["notes"] if n["kind"] == "kernel-fallback"] == ["statx"]
     assert "centos-7" in file["loads_on"]["ok"]

@@ -33,8 +33,9 @@ from __future__ import annotations
 
 import bisect
 import re
+import struct
 from collections.abc import Iterator
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from ...elffile import ElfFile
 from ...syscalls import KernelCalls, KernelVersion, kernel_calls
@@ -42,8 +43,9 @@ from ...syscalls import table as syscall_table
 from ..report import NOTE, VIOLATION, WARNING, Finding
 from .context import Context
 
-MAX_CODE_BYTES = 64 << 20   # executable bytes searched for call sites
+MAX_CODE_BYTES = 32 << 20   # executable bytes searched for call sites
 MAX_SITES = 4096            # call sites decoded
+MAX_SYMBOLS = 1 << 21       # entries read per symbol table
 WINDOW = 48                 # bytes decoded before a site (x86 instructions are <= 15 bytes)
 
 SYSCALL_NUMBER = {"x86_64": "edi", "aarch64": "x0"}    # syscall(long number, ...)
@@ -58,17 +60,17 @@ _V0_CRATE = re.compile(r"C(?:s[0-9A-Za-z]*_)?(\d+)")
 _LEGACY = re.compile(r"_ZN(\d+)")
 
 TEXT = {
-    "call": ("{call} (Linux {first}) has no fallback here; on {where}'s {floor} it fails with "
+    "call": ("{call} (Linux {first}) has no fallback here; on {on} it fails with "
              "ENOSYS (the file loads, the call fails); keep a fallback for ENOSYS or raise the "
              "kernel floor"),
-    "wrapper": ("imports glibc's {symbol}, a wrapper of {call} (Linux {first}); on {where}'s "
-                "{floor} glibc's wrapper returns ENOSYS (the file loads, the call fails)"),
+    "wrapper": ("imports glibc's {symbol}, a wrapper of {call} (Linux {first}); on {on} "
+                "glibc's wrapper returns ENOSYS (the file loads, the call fails)"),
     "weak-wrapper": ("weak reference to glibc's {symbol}, a wrapper of {call} (Linux {first}): "
-                     "the code can do without it; on {where}'s {floor} the call gives ENOSYS"),
+                     "the code can do without it; on {on} the call gives ENOSYS"),
     "fallback": ("{call} (Linux {first}) is called by {crate}, which falls back when the kernel "
-                 "answers ENOSYS ({where}'s {floor} lacks it){how}"),
-    "madvise": ("madvise advice {advice} (Linux {first}) fails with EINVAL on {where}'s "
-                "{floor}; check the result and fall back (e.g. MADV_DONTNEED)"),
+                 "answers ENOSYS ({on} lacks it){how}"),
+    "madvise": ("madvise advice {advice} (Linux {first}) fails with EINVAL on {on}; "
+                "check the result and fall back (e.g. MADV_DONTNEED)"),
     "isa": ("marked as needing x86-64-v{level} (GNU_PROPERTY_X86_ISA_1_NEEDED), above "
             "{where}'s x86-64-v{allowed}: glibc refuses to load it on the CPUs it allows (\"CPU "
             "ISA level is lower than required\"); build for x86-64-v{allowed}"),
@@ -165,48 +167,81 @@ class Code(NamedTuple):
 
 def read_code(elf: ElfFile, arch: str, wanted: frozenset[str]) -> Code:
     """Executable sections, the PLT entries and GOT slots of `wanted` imports, and the
-    function symbols (.symtab), read with pyelftools."""
+    function symbols (.symtab). pyelftools reads the section headers; the tables themselves
+    are read with struct (pyelftools parses a relocation in ~20 us, and a big C++ library has
+    hundreds of thousands). A 64-bit little-endian file (x86_64, aarch64)."""
     import io
 
     from elftools.elf.elffile import ELFFile
-    from elftools.elf.relocation import RelocationSection
-    from elftools.elf.sections import SymbolTableSection
 
-    ef = ELFFile(io.BytesIO(bytes(elf.data)))
+    data = elf.data
+    # mmap is file-like (read, seek); pyelftools moves its position, so searches pass start 0
+    stream: Any = io.BytesIO(data) if isinstance(data, bytes) else data
+    ef = ELFFile(stream)
+    headers = [section.header for section in ef.iter_sections()]
+    names = [section.name for section in ef.iter_sections()]
     sections: list[tuple[int, bytes]] = []
+    plts: list[tuple[int, bytes]] = []
     budget = MAX_CODE_BYTES
-    plts: list[tuple[str, int, bytes]] = []
     slots: dict[int, str] = {}
     functions: list[tuple[int, int, str]] = []
-    for section in ef.iter_sections():
-        flags = section["sh_flags"]
-        if section["sh_type"] == "SHT_PROGBITS" and flags & 0x4 and budget > 0:   # SHF_EXECINSTR
-            data = section.data()[:budget]
-            budget -= len(data)
-            if section.name.startswith(".plt"):
-                plts.append((section.name, section["sh_addr"], data))
-            else:
-                sections.append((section["sh_addr"], data))
-        elif isinstance(section, RelocationSection):
-            symtab = ef.get_section(section["sh_link"])
-            if not isinstance(symtab, SymbolTableSection):
+
+    def raw(header: Any) -> bytes:
+        if header["sh_type"] == "SHT_NOBITS":
+            return b""
+        return bytes(data[header["sh_offset"]:header["sh_offset"] + header["sh_size"]])
+
+    def table(index: int) -> tuple[bytes, bytes]:
+        """A symbol table's entries and its string table."""
+        if not 0 < index < len(headers) or headers[index]["sh_type"] not in ("SHT_DYNSYM",
+                                                                              "SHT_SYMTAB"):
+            return b"", b""
+        link = headers[index]["sh_link"]
+        strings = raw(headers[link]) if 0 < link < len(headers) else b""
+        return raw(headers[index])[:MAX_SYMBOLS * 24], strings
+
+    for index, (header, name) in enumerate(zip(headers, names)):
+        kind = header["sh_type"]
+        if kind == "SHT_PROGBITS" and header["sh_flags"] & 0x4 and budget > 0:   # SHF_EXECINSTR
+            code = raw(header)[:budget]
+            budget -= len(code)
+            (plts if name.startswith(".plt") else sections).append((header["sh_addr"], code))
+        elif kind == "SHT_RELA":
+            symbols, strings = table(header["sh_link"])
+            indices = {i: sym for i, sym in enumerate(_symbol_names(symbols, strings, wanted))
+                       if sym}
+            if not indices:
                 continue
-            for reloc in section.iter_relocations():
-                index = reloc["r_info_sym"]
-                if index and index < symtab.num_symbols():
-                    name = symtab.get_symbol(index).name
-                    if name in wanted:
-                        slots[reloc["r_offset"]] = name
-        elif section.name == ".symtab" and isinstance(section, SymbolTableSection):
-            for sym in section.iter_symbols():
-                if sym["st_info"]["type"] == "STT_FUNC" and sym["st_value"] and sym.name:
-                    functions.append((sym["st_value"], sym["st_value"] + max(sym["st_size"], 1),
-                                      sym.name))
+            entries = raw(header)
+            for offset, info, _addend in struct.iter_unpack("<QQq", entries[:len(entries)
+                                                                              // 24 * 24]):
+                sym = indices.get(info >> 32)
+                if sym:
+                    slots[offset] = sym
+        elif kind == "SHT_SYMTAB":
+            symbols, strings = table(index)
+            for st_name, info, _other, _shndx, value, size in struct.iter_unpack(
+                    "<IBBHQQ", symbols[:len(symbols) // 24 * 24]):
+                if info & 0xF == 2 and value and st_name:   # STT_FUNC
+                    end = strings.find(b"\0", st_name)
+                    functions.append((value, value + max(size, 1),
+                                      strings[st_name:end if end >= 0 else None]
+                                      .decode(errors="replace")))
     functions.sort()
     stubs: dict[int, str] = {}
-    for _name, addr, data in plts:
-        stubs.update(plt_stubs(data, addr, arch, slots))
+    for addr, code in plts:
+        stubs.update(plt_stubs(code, addr, arch, slots))
     return Code(sections=sections, stubs=stubs, slots=slots, functions=functions)
+
+
+def _symbol_names(symbols: bytes, strings: bytes, wanted: frozenset[str]) -> list[str | None]:
+    """Per symbol index, its name when it is one of `wanted`, else None."""
+    targets = {name.encode() + b"\0": name for name in wanted}
+    out: list[str | None] = []
+    for (st_name,) in struct.iter_unpack("<I20x", symbols[:len(symbols) // 24 * 24]):
+        out.append(next((name for key, name in targets.items()
+                         if strings.startswith(key, st_name)), None))
+    return out
 
 
 def plt_stubs(data: bytes, addr: int, arch: str, slots: dict[int, str]) -> dict[int, str]:
@@ -348,7 +383,8 @@ def check_kernel(elf: ElfFile, ctx: Context) -> Iterator[Finding | KernelNeed | 
     calls = kernel_calls()
     known = syscall_table()
     floor = ctx.kernel
-    where = ctx.platform_name or "a kernel"
+    on = (f"{ctx.platform_name}'s {floor}" if ctx.platform_name and ctx.floor_from_platform
+          else f"Linux {floor}")
     severity = VIOLATION if ctx.strict else WARNING
     for symbol in elf.undefined_symbols:
         call = calls.wrappers.get(symbol.name)
@@ -358,7 +394,7 @@ def check_kernel(elf: ElfFile, ctx: Context) -> Iterator[Finding | KernelNeed | 
         yield KernelNeed(call, first, symbol.weak)
         if floor is not None and first > floor:
             text = TEXT["weak-wrapper" if symbol.weak else "wrapper"].format(
-                symbol=symbol.name, call=call, first=first, where=where, floor=floor)
+                symbol=symbol.name, call=call, first=first, on=on)
             yield Finding("kernel-wrapper", text, symbol=symbol.name, version=symbol.version,
                           severity=NOTE if symbol.weak else severity)
     arch = {"EM_X86_64": "x86_64", "EM_AARCH64": "aarch64"}.get(elf.machine)
@@ -366,14 +402,15 @@ def check_kernel(elf: ElfFile, ctx: Context) -> Iterator[Finding | KernelNeed | 
         return
     code = read_code(elf, arch, frozenset({"syscall", "madvise"}))
     stripped = not code.functions
-    markers = stripped and any(m in bytes(elf.data) for m in calls.rust_std_markers)
+    markers = stripped and any(elf.data.find(m, 0) >= 0 for m in calls.rust_std_markers)
+    reported: set[tuple[str, bool]] = set()
     for site in constant_sites(code, arch):
         if site.what == "madvise":
             advice = next((n for n, v in known.madvise_values.items() if v == site.value), None)
             first = known.madvise.get(advice) if advice else None
             if advice and first and floor is not None and first > floor:
                 yield Finding("kernel-madvise", TEXT["madvise"].format(
-                    advice=advice, first=first, where=where, floor=floor), symbol=advice,
+                    advice=advice, first=first, on=on), symbol=advice,
                     severity=severity)
             continue
         name = known.by_number[arch].get(site.value)
@@ -383,14 +420,15 @@ def check_kernel(elf: ElfFile, ctx: Context) -> Iterator[Finding | KernelNeed | 
         decided = fallback_crate(name, function_at(code.functions, site.address), stripped,
                                  markers, calls)
         yield KernelNeed(name, first, decided is not None)
-        if floor is None or first <= floor:
+        if floor is None or first <= floor or (name, decided is None) in reported:
             continue
+        reported.add((name, decided is None))   # one finding per call and verdict
         if decided is not None:
             crate, how = decided
             yield Finding("kernel-fallback", TEXT["fallback"].format(
-                call=name, first=first, crate=crate, where=where, floor=floor, how=how),
+                call=name, first=first, crate=crate, on=on, how=how),
                 symbol=name, severity=NOTE)
         else:
             yield Finding("kernel-syscall", TEXT["call"].format(
-                call=name, first=first, where=where, floor=floor), symbol=name,
+                call=name, first=first, on=on), symbol=name,
                 severity=severity)
