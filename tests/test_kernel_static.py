@@ -212,3 +212,40 @@ def test_a_plain_rust_std_plugin_passes_centos_7_with_notes_only(tmp_path):
     # std's statx (Linux 4.11, fs::metadata) is there, attributed to std: a note
     assert [n["symbol"] for n in file["notes"] if n["kind"] == "kernel-fallback"] == ["statx"]
     assert "centos-7" in file["loads_on"]["ok"]
+
+
+MADVISE_C = """\
+#include <stddef.h>
+#include <sys/mman.h>
+int plugin_entry(void *p, size_t n) { return madvise(p, n, 8); }   /* MADV_FREE */
+"""
+
+
+def test_madv_free_is_named_for_centos_7_and_a_syscall_on_aarch64(tmp_path):
+    lib = zig_cc(tmp_path, "madvise", MADVISE_C)
+    code, file = check_json("--glibc", "centos-7", lib)
+    assert code == 0, file
+    assert [w["symbol"] for w in file["warnings"] if w["kind"] == "kernel-madvise"] == \
+        ["MADV_FREE"]
+    code, file = check_json("--glibc", "debian-9", lib)   # Linux 4.9 has MADV_FREE (4.5)
+    assert not [w for w in file["warnings"] if w["kind"] == "kernel-madvise"], file
+    src = tmp_path / "arm.c"
+    src.write_text(GETRANDOM_C)
+    arm = tmp_path / "libarm.so"
+    subprocess.run([str(zig_binary()), "cc", "-target", "aarch64-linux-gnu.2.17", "-shared",
+                    "-fPIC", "-O1", "-o", str(arm), str(src)], check=True)
+    code, file = check_json("--glibc", "2.17", "--kernel", "3.10", arm)
+    assert file["arch"] == "aarch64" and file["kernel_needs"] == {"getrandom": "3.17"}, file
+    assert any("getrandom (Linux 3.17)" in w["message"] and "Linux 3.10" in w["message"]
+               for w in file["warnings"]), file
+
+
+def test_scout_can_be_checked_and_an_unknown_preset_is_bad_input(tmp_path):
+    lib = zig_cc(tmp_path, "getrandom", GETRANDOM_C)
+    proc = run_tool("check", "--glibc", "steam-scout", lib)
+    assert proc.returncode == 0 and "glibc 2.15" in proc.stdout, proc.stdout + proc.stderr
+    proc = run_tool("check", "--glibc", "centos7", lib)
+    assert proc.returncode == 2 and "did you mean centos-7" in proc.stderr, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    proc = run_tool("check", "--kernel", "3.x", lib)
+    assert proc.returncode == 2 and "--kernel '3.x'" in proc.stderr, proc.stderr
