@@ -159,7 +159,8 @@ def check(glibc: str, target: str | None, json_output: bool, host_symbols: Path 
                                          if host_libraries is not None else None),
                          platform=None if platform.bare else platform,
                          kernel=KernelVersion.parse(kernel) if kernel is not None else None,
-                         loads_on_presets=each(presets) if presets is not None else None)
+                         loads_on_presets=each(presets) if presets is not None else None,
+                         scan_code=True if json_output or loads_on else None)
     if loads_on:
         import dataclasses
 

@@ -29,9 +29,13 @@ CxxDefaults = Callable[[GlibcVersion], Mapping[str, GlibcVersion]]
 class LoadsOn:
     ok: tuple[str, ...]
     not_on: tuple[tuple[str, str], ...]   # (preset, reason), in table order
+    # Whether the code was read for system call sites (else the kernel reasons are only
+    # from imported glibc wrappers).
+    system_calls_read: bool = True
 
     def to_json(self) -> dict[str, object]:
-        return {"ok": list(self.ok), "not": dict(self.not_on)}
+        return {"ok": list(self.ok), "not": dict(self.not_on),
+                "system_calls_read": self.system_calls_read}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,7 +77,8 @@ def reason(needs: Needs, platform: Platform, cxx_defaults: CxxDefaults | None = 
 
 
 def loads_on(needs: Needs, presets: Iterable[Platform],
-             cxx_defaults: CxxDefaults | None = None) -> LoadsOn:
+             cxx_defaults: CxxDefaults | None = None, *,
+             system_calls_read: bool = True) -> LoadsOn:
     ok: list[str] = []
     not_on: list[tuple[str, str]] = []
     for platform in presets:
@@ -82,7 +87,7 @@ def loads_on(needs: Needs, presets: Iterable[Platform],
             ok.append(platform.name)
         else:
             not_on.append((platform.name, why))
-    return LoadsOn(ok=tuple(ok), not_on=tuple(not_on))
+    return LoadsOn(ok=tuple(ok), not_on=tuple(not_on), system_calls_read=system_calls_read)
 
 
 def text_lines(matrix: LoadsOn, indent: str = "     ") -> list[str]:

@@ -168,6 +168,14 @@ def test_a_constant_getrandom_syscall_is_a_warning_for_centos_7(tmp_path):
     assert code == 0 and not file["warnings"]
     proc = run_tool("check", "--glibc", "centos-7", "--loads-on", lib)
     assert "loads on:" in proc.stdout and "getrandom" in proc.stdout
+    # without a floor, --json and --loads-on still read the code for the matrix
+    code, file = check_json("--glibc", "2.17", lib)
+    assert not file["warnings"] and file["loads_on"]["system_calls_read"] is True
+    assert file["loads_on"]["not"]["centos-7"].startswith("getrandom (Linux 3.17)")
+    proc = run_tool("check", "--glibc", "2.17", "--loads-on", "--presets", "centos-7,debian-9",
+                    lib)
+    assert "loads on: debian-9" in proc.stdout and "not on centos-7: getrandom" in proc.stdout
+    assert "loads on:" not in run_tool("check", "--glibc", "2.17", lib).stdout
 
 
 def test_a_2_28_library_is_listed_as_not_for_centos_7(tmp_path):

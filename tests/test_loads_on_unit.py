@@ -72,7 +72,8 @@ def test_text_groups_presets_by_reason():
     assert lines[1:] == ["not on centos-7, debian-9: needs glibc 2.28"]
     assert matrix.to_json() == {"ok": ["rhel-8"],
                                 "not": {"centos-7": "needs glibc 2.28",
-                                        "debian-9": "needs glibc 2.28"}}
+                                        "debian-9": "needs glibc 2.28"},
+                                "system_calls_read": True}
 
 
 def test_a_preset_s_cxx_ceilings_replace_the_policy_defaults():

@@ -159,7 +159,8 @@ def check_file(elf: ElfFile, shown: str, glibc: GlibcVersion, target: Target | N
             Needs(min_glibc=lowest, cxx=required, kernel=kernel_needs, isa_level=isa_level,
                   zig=zig),
             presets, lambda glibc: {ns: ceiling for ns, (ceiling, _reference)
-                                    in defaults.cxx_runtime.ceilings_for(glibc, zig).items()})
+                                    in defaults.cxx_runtime.ceilings_for(glibc, zig).items()},
+            system_calls_read=scan_code)
     return FileReport(path=shown, arch=target.arch, required=required,
                       violations=findings.findings(VIOLATION),
                       warnings=findings.findings(WARNING), unresolved=listed, needed=needed,
@@ -190,7 +191,8 @@ def check_paths(paths: list[Path], glibc: GlibcVersion, target: Target | None = 
                 policy_path: Path | None = None, *, strict: bool = False,
                 host_libraries: frozenset[str] | None = None,
                 platform: Platform | None = None, kernel: KernelVersion | None = None,
-                loads_on_presets: tuple[Platform, ...] | None = None) -> Report:
+                loads_on_presets: tuple[Platform, ...] | None = None,
+                scan_code: bool | None = None) -> Report:
     """Check every ELF file named or found under `paths` against `glibc`.
 
     `target`: the expected architecture (None: each file's own). `strict`: a glibc symbol
@@ -199,7 +201,8 @@ def check_paths(paths: list[Path], glibc: GlibcVersion, target: Target | None = 
     loaded, which settles that question. `platform` (platforms.resolve): its C++ ceilings
     replace the policy's defaults, its kernel floor and ISA level are judged (`kernel`
     overrides the floor). `loads_on_presets`: the presets of the loads-on matrix (None: the
-    whole table). The code is read for system call sites when there is a floor. Raises only
+    whole table). `scan_code`: read the code for system call sites (rules/kernel.py; None:
+    when there is a kernel floor), which the matrix's kernel reasons need. Raises only
     for bad options (UsageError/BadInput); a bad file goes into `Report.errors`.
     """
     base_policy = load_policy(policy_path)
@@ -209,7 +212,8 @@ def check_paths(paths: list[Path], glibc: GlibcVersion, target: Target | None = 
         from ..platforms import presets as all_presets
 
         loads_on_presets = all_presets()
-    scan_code = kernel is not None or (platform is not None and platform.kernel is not None)
+    if scan_code is None:
+        scan_code = kernel is not None or (platform is not None and platform.kernel is not None)
     files: list[FileReport] = []
     errors: list[InputError] = []
     done: dict[tuple[int, int, int, int], FileReport] = {}   # hard links are checked once
