@@ -60,6 +60,8 @@ _V0_CRATE = re.compile(r"C(?:s[0-9A-Za-z]*_)?(\d+)")
 _LEGACY = re.compile(r"_ZN(\d+)")
 
 TEXT = {
+    "unread": ("could not read the code for system call sites ({why}); the kernel floor was "
+               "judged by the imported glibc wrappers only"),
     "call": ("{call} (Linux {first}) has no fallback here; on {on} it fails with "
              "ENOSYS (the file loads, the call fails); keep a fallback for ENOSYS or raise the "
              "kernel floor"),
@@ -400,7 +402,12 @@ def check_kernel(elf: ElfFile, ctx: Context) -> Iterator[Finding | KernelNeed | 
     arch = {"EM_X86_64": "x86_64", "EM_AARCH64": "aarch64"}.get(elf.machine)
     if arch is None or not elf.is64 or not ctx.scan_code:
         return
-    code = read_code(elf, arch, frozenset({"syscall", "madvise"}))
+    try:
+        code = read_code(elf, arch, frozenset({"syscall", "madvise"}))
+    except Exception as exc:   # noqa: BLE001 - pyelftools on a crafted file: one warning
+        yield Finding("kernel-unread", TEXT["unread"].format(
+            why=f"{type(exc).__name__}: {exc}"[:200]), severity=WARNING)
+        return
     stripped = not code.functions
     markers = stripped and any(elf.data.find(m, 0) >= 0 for m in calls.rust_std_markers)
     reported: set[tuple[str, bool]] = set()
