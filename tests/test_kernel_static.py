@@ -257,3 +257,21 @@ def test_scout_can_be_checked_and_an_unknown_preset_is_bad_input(tmp_path):
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     proc = run_tool("check", "--kernel", "3.x", lib)
     assert proc.returncode == 2 and "--kernel '3.x'" in proc.stderr, proc.stderr
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++ (a GLIBCXX_3.4.21 library)")
+def test_a_preset_s_cxx_ceilings_judge_a_cxx_library(tmp_path):
+    src = tmp_path / "cxx.cpp"
+    src.write_text('#include <string>\nextern "C" int plugin_entry(const char *s) '
+                   '{ std::string x(s); x += "a"; return (int)x.size(); }\n')
+    lib = tmp_path / "libcxx.so"
+    subprocess.run(["g++", "-shared", "-fPIC", "-O1", "-Wl,-z,noexecstack", "-o", str(lib),
+                    str(src)], check=True)
+    code, file = check_json("--glibc", "centos-7", lib)
+    assert code == 1, file
+    cxx = [v["message"] for v in file["violations"] if v["kind"] == "cxx-too-new"]
+    assert cxx and all("centos-7 (" in m for m in cxx), cxx   # the preset's, not the default
+    assert file["loads_on"]["not"]["centos-7"].startswith("GLIBCXX_3.4.21 above its libstdc++")
+    assert "rhel-8" in file["loads_on"]["ok"]
+    code, file = check_json("--glibc", "rhel-8", lib)
+    assert code == 0, file
