@@ -5,6 +5,9 @@ syscalls(2) table ("System call / Kernel") and the kernel's UAPI headers (asm/un
 x86_64, asm-generic/unistd.h for aarch64); the JSON names the packages and versions it came from.
 `madvise` advice values and the kernel that introduced each come from madvise(2) the same way.
 A kernel floor (`--kernel 3.10`, a platform preset) is judged against this table.
+resources/kernel_calls.json (hand-kept, each fact with its source) adds what the static check
+needs: glibc wrapper -> system call, and which Rust crates call which system calls with a
+fallback for ENOSYS.
 """
 
 from __future__ import annotations
