@@ -101,8 +101,17 @@ def build(**options: object) -> int:
 
 
 @cli.command(epilog=EXIT_CODE_HELP)
-@click.option("--glibc", default="2.17", show_default=True, metavar="X.Y",
-              help="Oldest glibc the files must load on.")
+@click.option("--glibc", default="2.17", show_default=True, metavar="X.Y|PLATFORM",
+              help="Oldest glibc the files must load on, or a platform preset (centos-7, "
+                   "steam-sniper; a comma list takes the strictest): its glibc, C++ runtime, "
+                   "kernel floor and x86-64 level are checked (`build.py platforms`).")
+@click.option("--kernel", default=None, metavar="X.Y",
+              help="Kernel floor: system calls newer than it are named (overrides the preset's).")
+@click.option("--loads-on", "loads_on", is_flag=True,
+              help="Print, per file, the presets it loads on and why not on the others "
+                   "(always in --json).")
+@click.option("--presets", default=None, metavar="LIST",
+              help="The presets of the loads-on matrix (comma-separated; default: all).")
 @click.option("--target", default=None, metavar="TRIPLE",
               help="Expected Rust target triple (default: each file's own architecture).")
 @click.option("--json", "json_output", is_flag=True,
@@ -124,25 +133,38 @@ def build(**options: object) -> int:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 def check(glibc: str, target: str | None, json_output: bool, host_symbols: Path | None,
           policy: Path | None, junit: Path | None, strict: bool, host_libraries: str | None,
-          paths: tuple[Path, ...], crate_dir: Path | None = None) -> int:
+          paths: tuple[Path, ...], crate_dir: Path | None = None, kernel: str | None = None,
+          loads_on: bool = False, presets: str | None = None) -> int:
     """Check that ELF files (or folders of them) load with dlopen on glibc X.Y.
 
     \b
     Exit 0: every file loads on the target; 1: a violation; 2: an input could not be
     analysed (missing, not ELF, truncated, malformed); the other files are still reported.
+    A system call newer than the kernel floor is a warning (the file loads, that call fails
+    with ENOSYS), a violation under --strict.
     """
     import json
 
     from .check import check_paths, parse_host_libraries, read_host_symbols
-    from .glibc import GlibcVersion
+    from .platforms import each, resolve
+    from .syscalls import KernelVersion
     from .targets import lookup
 
-    report = check_paths(list(paths), GlibcVersion.parse(glibc),
+    platform = resolve(glibc)
+    report = check_paths(list(paths), platform.glibc,
                          lookup(target) if target else None,
                          read_host_symbols(host_symbols) if host_symbols else frozenset(),
                          policy, strict=strict,
                          host_libraries=(parse_host_libraries(host_libraries)
-                                         if host_libraries is not None else None))
+                                         if host_libraries is not None else None),
+                         platform=None if platform.bare else platform,
+                         kernel=KernelVersion.parse(kernel) if kernel is not None else None,
+                         loads_on_presets=each(presets) if presets is not None else None,
+                         scan_code=True if json_output or loads_on else None)
+    if loads_on:
+        import dataclasses
+
+        report = dataclasses.replace(report, show_loads_on=True)
     if crate_dir is not None:
         return _check_with_provenance(report, crate_dir, json_output, junit)
     if junit is not None:

@@ -37,7 +37,10 @@ def file_json(report: FileReport) -> dict[str, Any]:
             "unresolved": report.unresolved,
             "other_version_needs": report.other_version_needs,
             "findings_omitted": report.findings_omitted,
-            "unresolved_omitted": report.unresolved_omitted}
+            "unresolved_omitted": report.unresolved_omitted,
+            "notes": [finding_json(f) for f in report.notes],
+            "kernel_needs": report.kernel_needs, "isa_level": report.isa_level,
+            "loads_on": report.loads_on.to_json() if report.loads_on else None}
 
 
 def report_json(report: Report) -> dict[str, Any]:
@@ -51,6 +54,8 @@ def report_text(report: Report, *, with_errors: bool = True) -> str:
     lines: list[str] = []
     for file in report.files:
         file_lines(file, report.glibc, lines)
+        if report.show_loads_on and file.loads_on is not None:
+            lines.extend(loads_on_lines(file.loads_on))
     files = report.files
     failing = sum(not f.ok for f in files)
     lines.append(f"checked {len(files)} file{'s' * (len(files) != 1)} against "
@@ -76,7 +81,8 @@ def file_lines(report: FileReport, glibc: GlibcVersion, lines: list[str]) -> Non
         lines.append("     needs: " + ", ".join(f"{ns} {v}" for ns, v in report.required.items()))
     if not report.ok:
         lines.append(lowest_line(report, glibc))
-    for title, findings in (("", report.violations), ("warning: ", report.warnings)):
+    for title, findings in (("", report.violations), ("warning: ", report.warnings),
+                            ("note: ", report.notes)):
         for (kind, version, library, text), group in grouped(findings):
             where = " ".join(x for x in (version, f"from {library}" if library else "") if x)
             symbols = sorted(f.symbol for f in group if f.symbol)
@@ -107,6 +113,13 @@ def file_lines(report: FileReport, glibc: GlibcVersion, lines: list[str]) -> Non
                      f"{'s' * (total != 1)} glibc does not provide (a DT_NEEDED "
                      f"library or the host must): {shown}" + (f" (+{more} more)" if more > 0
                                                               else ""))
+
+
+def loads_on_lines(matrix: Any) -> list[str]:
+    """The loads-on matrix (loads_on.py) as text lines."""
+    from ..loads_on import text_lines
+
+    return text_lines(matrix)
 
 
 def other_needs_line(others: dict[str, list[str]]) -> str:
