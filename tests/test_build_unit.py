@@ -274,6 +274,42 @@ def test_manifest_names_zig_for_the_zig_backend():
         {"rustc": "r", "zig": "0.17.1"}
 
 
+@pytest.mark.unit
+@pytest.mark.parametrize("args, expected", [
+    (["conftest.c"], ["-o", "a.out"]),               # autoconf's first test
+    (["-x", "c", "-"], ["-o", "a.out"]),             # a link from standard input
+    (["-o", "conftest", "conftest.c"], []),
+    (["-oconftest", "conftest.c"], []),
+    (["@args"], []),                                 # rustc names -o inside its @file
+    (["-v"], []),                                    # nothing to link, nothing written
+    (["-print-file-name=libc.so"], []),
+])
+def test_a_link_without_output_writes_a_out_where_it_was_called(args, expected):
+    assert zigwrap.default_output(args) == expected
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("out, host", [
+    ("/w/target/release/build/foo-0123/build_script_build-0123", True),
+    ("/w/target/release/deps/libserde_derive-0123.so", True),     # a proc-macro
+    ("/w/target/x86_64-unknown-linux-gnu/release/deps/libplug.so", False),
+    ("/w/target/x86_64-unknown-linux-gnu/debug/build/x/build_script_build", False),
+])
+def test_host_artifacts_are_told_apart_by_their_output_path(out, host):
+    assert zigwrap.links_for_host(["-shared", "-o", out, "x.o"], TRIPLE) is host
+    assert zigwrap.links_for_host([f"-o{out}"], TRIPLE) is host
+    assert not zigwrap.links_for_host(["-o", out], "")  # no triple given: always the target
+
+
+@pytest.mark.unit
+def test_a_host_link_runs_the_machines_compiler_as_rustc_called_it():
+    args = ["-fuse-ld=lld", "-B/r/gcc-ld", "-o", "/t/release/build/x/build_script_build"]
+    assert zigwrap.host_command("cc", X86, "/z", args, "/usr/bin/cc") == ["/usr/bin/cc", *args]
+    # no compiler on the machine: zig, for its default glibc of that architecture
+    assert zigwrap.host_command("cc", X86, "/z", args, "")[:4] == \
+        ["/z", "cc", "-target", "x86_64-linux-gnu"]
+
+
 # --- the in-image sh wrapper against zigwrap itself (runs sh: fast, but not a unit) --------
 
 def _fake_zig(tmp_path: Path) -> Path:
@@ -304,6 +340,42 @@ def test_the_sh_wrapper_does_what_zigwrap_does(tmp_path, zig_target):
         assert sh == py
         assert sh[0] == ("/" if "-c" not in extra else str(work))
     assert f"{work}/out.so" in sh_link_lines(script, work, ["-o", "out.so"])
+
+
+def test_a_link_without_output_lands_where_it_was_called_in_sh_and_python(tmp_path):
+    """autoconf's `cc conftest.c`: never `/a.out` (the link itself runs from /)."""
+    zig = _fake_zig(tmp_path)
+    script = tmp_path / "zig-cc"
+    script.write_text("\n".join(zigwrap.sh_wrapper("cc", str(zig), X86)) + "\n")
+    script.chmod(0o755)
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "conftest.c").write_text("")
+    for runner in ([str(script)], [sys.executable, "-I", "-S", zigwrap.__file__, "cc", X86,
+                                   str(zig)]):
+        for args, expected in ((["conftest.c"], ["-o", f"{work}/a.out"]), (["-v"], [])):
+            lines = subprocess.run([*runner, *args], capture_output=True, text=True, cwd=work,
+                                   check=True).stdout.splitlines()
+            assert lines[0] == "/"
+            assert lines[-2:] == expected or (not expected and "-o" not in lines)
+
+
+def test_zigwrap_links_a_host_artifact_with_the_host_compiler(tmp_path):
+    """With the triple set, a build script's link goes to ZIGWRAP_HOST_CC unchanged."""
+    zig = _fake_zig(tmp_path)
+    host_cc = tmp_path / "host-cc"
+    host_cc.write_text("#!/bin/sh\necho host \"$@\"\n")
+    host_cc.chmod(0o755)
+    env = {zigwrap.RUST_TARGET_VAR: TRIPLE, "ZIGWRAP_HOST_CC": str(host_cc)}
+    run = [sys.executable, "-I", "-S", zigwrap.__file__, "cc", X86, str(zig)]
+    build_script = "target/release/build/x/build_script_build"
+    out = subprocess.run([*run, "-fuse-ld=lld", "-o", build_script], capture_output=True,
+                         text=True, env=env, cwd=tmp_path, check=True).stdout
+    assert out.split() == ["host", "-fuse-ld=lld", "-o", build_script]
+    plugin = f"target/{TRIPLE}/release/deps/libplug.so"
+    out = subprocess.run([*run, "-fuse-ld=lld", "-o", plugin], capture_output=True, text=True,
+                         env=env, cwd=tmp_path, check=True).stdout.splitlines()
+    assert out[:4] == ["/", "cc", "-target", X86]
 
 
 def sh_link_lines(script: Path, cwd: Path, args: list[str]) -> list[str]:

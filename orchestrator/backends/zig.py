@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shlex
+import shutil
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,7 +21,7 @@ from ..paths import cache_dir
 from ..reproducible import REMAP_FLAG
 from ..targets import Target
 from ..zig import zig_binary, zig_version
-from ..zigwrap import MODES
+from ..zigwrap import HOST_COMPILER_VARS, MODES, RUST_TARGET_VAR
 from . import BuildContext, BuildResult, Toolchain
 
 ZIGWRAP = Path(__file__).resolve().parent.parent / "zigwrap.py"
@@ -35,11 +36,15 @@ def write_wrappers(ctx: BuildContext) -> dict[str, Path]:
 
     Their folder is named by a hash of their content, so the paths stay the same from one run
     to the next: cargo and the cc crate rebuild everything when the linker or CC path changes.
+    The scripts name the Rust target and the machine's own compilers, with which zigwrap links
+    build scripts and proc-macros for the machine instead of the target glibc.
     """
     zig = str(zig_binary())
+    host = host_link_env(ctx.target.rust)
+    exports = "".join(f"export {name}={shlex.quote(value)}\n" for name, value in host.items())
     scripts = {
-        mode: "#!/bin/sh\nexec " + shlex.join([sys.executable, "-I", "-S", str(ZIGWRAP), mode,
-                                               zig_target(ctx), zig]) + ' "$@"\n'
+        mode: "#!/bin/sh\n" + exports + "exec " + shlex.join(
+            [sys.executable, "-I", "-S", str(ZIGWRAP), mode, zig_target(ctx), zig]) + ' "$@"\n'
         for mode in MODES
     }
     key = hashlib.sha256("".join(scripts.values()).encode()).hexdigest()[:16]
@@ -51,6 +56,15 @@ def write_wrappers(ctx: BuildContext) -> dict[str, Path]:
             write_atomically(path, text, 0o755)  # a concurrent build never runs half a script
         paths[mode] = path
     return paths
+
+
+def host_link_env(rust_target: str) -> dict[str, str]:
+    """zigwrap's variables for host links: the target triple and the machine's `cc`/`c++`
+    (rustc's default linker), empty when missing (zigwrap then links with zig)."""
+    env = {RUST_TARGET_VAR: rust_target}
+    for mode, name in HOST_COMPILER_VARS.items():
+        env[name] = shutil.which(mode) or ""
+    return env
 
 
 def compiler_env(target: Target, tools: Mapping[str, str]) -> dict[str, str]:
