@@ -22,7 +22,7 @@ from ..reproducible import REMAP_FLAG
 from ..targets import Target
 from ..zig import zig_binary, zig_version
 from ..zigwrap import HOST_COMPILER_VARS, MODES, RUST_TARGET_VAR
-from . import BuildContext, BuildResult, Toolchain
+from . import BuildContext, BuildResult, Toolchain, cmake
 
 ZIGWRAP = Path(__file__).resolve().parent.parent / "zigwrap.py"
 
@@ -98,7 +98,11 @@ def build(ctx: BuildContext) -> BuildResult:
     logger.step(f"building {', '.join(ctx.crate.packages)} with zig {version} for "
                 f"glibc {ctx.glibc} ({ctx.target.rust}, {ctx.profile})")
     host_env = dict(os.environ)
-    ours = build_env(ctx, write_wrappers(ctx), host_env)
+    wrappers = write_wrappers(ctx)
+    ours = build_env(ctx, wrappers, host_env)
+    for name, value in cmake.cmake_env(ctx.target, cmake.write_toolchain_file(ctx.target, wrappers),
+                                       cmake.tools_dir(cmake.tool_binaries()), host_env).items():
+        ours.setdefault(name, value)
     flags = cargo.hand_over_rustflags(
         ctx.crate.root.resolve(), ctx.target.rust, {**host_env, **ours},
         [*ctx.rustflags, *reproducible.remap_rustflags(ctx.path_remaps)])
