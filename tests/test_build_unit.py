@@ -405,3 +405,36 @@ def test_the_sh_wrapper_rewrites_a_response_file_like_zigwrap(tmp_path):
     assert out[-1] == f"@{work}/args"
     assert written == ["-shared", "-o", f"{work}/out.so", f"{work}/in.o", "-lunwind",
                        "with space"]
+
+
+# --- known crates: policy data ---------------------------------------------------------------
+
+@pytest.mark.unit
+def test_known_crates_name_the_fix_for_each_problem():
+    from orchestrator import known_crates
+
+    openssl = known_crates.lookup("openssl_sys")
+    assert openssl is not None and openssl.problem == "system-library"
+    assert "vendored" in openssl.advice and openssl.system_packages == ("libssl-dev",)
+    jemalloc = known_crates.lookup("tikv-jemalloc-sys")
+    assert jemalloc is not None and "disable_initial_exec_tls" in jemalloc.advice
+    assert {c.name for c in known_crates.with_problem("static-tls")} == \
+        {"tikv-jemalloc-sys", "libmimalloc-sys"}
+    assert known_crates.lookup("serde") is None
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("text, needle", [
+    ('[crates.x]\nproblem = "slow"\nwhen = "a"\nadvice = "b"\n', "problem must be one of"),
+    ('[crates.x]\nproblem = "static-tls"\nwhen = "a"\n', "advice must be"),
+    ('[crates.x]\nproblem = "static-tls"\nwhen = "a"\nadvice = "b"\nfeatures = "f"\n',
+     "features must be a list"),
+    ('[crates.x]\nproblem = "static-tls"\nwhen = "a"\nadvice = "b"\ncolour = 1\n',
+     "unknown key 'colour'"),
+])
+def test_a_malformed_known_crate_is_refused(text, needle):
+    from orchestrator import known_crates
+    from orchestrator.errors import BadInput
+
+    with pytest.raises(BadInput, match=needle):
+        known_crates.parse(text)
