@@ -120,3 +120,39 @@ def test_a_cmake_based_c_part_builds_without_a_system_cmake(tmp_path, target_dir
     symbols = subprocess.run(["nm", "-D", "--defined-only", str(artifact)], capture_output=True,
                              text=True, check=True).stdout
     assert "plugin_crc" in symbols
+
+
+@pytest.mark.docker
+def test_cxx_jemalloc_and_vendored_openssl_build_in_the_bullseye_image(
+        tmp_path, docker_client, bullseye_root):
+    """One crate with a C++ part (cc crate, exceptions), jemalloc (configure and make) and
+    vendored OpenSSL (perl's Configure), built by the debian-bullseye recipe, loaded on the
+    bullseye root."""
+    crate = write_crate(
+        tmp_path, "native_plugin",
+        'tikv-jemallocator = { version = "0.6", features = ["disable_initial_exec_tls"] }\n'
+        'openssl = { version = "0.10", features = ["vendored"] }\n'
+        '\n[build-dependencies]\ncc = "1"',
+        "#[global_allocator]\nstatic A: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;"
+        "\nextern \"C\" { fn part_length(n: i32) -> i32; }\n"
+        "#[no_mangle]\npub extern \"C\" fn plugin_entry() -> i32 {\n"
+        "    let digest = openssl::sha::sha256(b\"abc\");\n"
+        "    // sha256(\"abc\") starts with 0xba = 186: 186 % 7 + 1 = 5 characters thrown\n"
+        "    if unsafe { part_length(digest[0] as i32) } == 5 { 0 } else { 1 }\n}\n",
+        build_rs='fn main() { cc::Build::new().cpp(true).file("src/part.cpp").compile("part"); }\n')
+    (crate / "src" / "part.cpp").write_text(
+        "#include <stdexcept>\n#include <string>\n"
+        "extern \"C\" int part_length(int n) {\n"
+        "  try { if (n >= 0) throw std::runtime_error(std::string(n % 7 + 1, 'x')); }\n"
+        "  catch (const std::exception &e) { return (int)std::string(e.what()).size(); }\n"
+        "  return -1;\n}\n")
+    proc = run_tool("--backend", "docker", "--recipe", "debian-bullseye", "--glibc", "2.31",
+                    "--json", "--verify-on", bullseye_root, crate, timeout=2400)
+    assert proc.returncode == 0, proc.stderr[-6000:]
+    summary = json.loads(proc.stdout)
+    (artifact,) = map(Path, summary["artifacts"])
+    assert max(glibc_needs(artifact)) <= (2, 31)
+    assert summary["verify_load"][0]["ok"]
+    loaded = run_tool("verify-load", "--rootfs", bullseye_root, "--call", "plugin_entry",
+                      artifact)
+    assert loaded.returncode == 0, loaded.stdout + loaded.stderr  # plugin_entry returned 0
