@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 DEFAULT_GLIBC = "2.17"
 # Keys a crate may set in [package.metadata.glibc-build]; command-line flags win over them.
 SETTINGS = ("glibc", "target", "backend", "recipe", "profile", "features", "verify-on",
-            "verify-reproducible")
+            "verify-reproducible", "system-packages", "system-suite", "image-packages")
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,8 @@ class BuildOptions:
     out: Path | None = None
     verify_on: Path | None = None
     verify_reproducible: bool | None = None
+    system_packages: tuple[str, ...] | None = None
+    system_suite: str | None = None
     json_output: bool = False
 
 
@@ -66,6 +68,8 @@ class BuildRequest:
     verify_root: Path | None      # the root folder it resolved to (archives are unpacked once)
     verify_reproducible: bool
     json_output: bool
+    system_packages: tuple[str, ...] = ()   # zig backend: a target sysroot (sysroot.py)
+    system_suite: str | None = None
 
 
 def _check_cli_values(options: BuildOptions) -> None:
@@ -134,6 +138,15 @@ def resolve(options: BuildOptions, crate: cargo.Crate) -> BuildRequest:
         value, origin = _setting(crate, "verify-on", (str,))
         verify_on = origin / str(value) if value else None
     repro, _ = pick(options.verify_reproducible, "verify-reproducible", (bool,))
+    packages_value, packages_source = pick(options.system_packages, "system-packages", (list,))
+    system_packages = list(packages_value) if isinstance(packages_value, (list, tuple)) else []
+    if not all(isinstance(p, str) and p for p in system_packages):
+        raise UsageError(f"{packages_source} must be a list of Debian package names")
+    system_suite, _ = pick(options.system_suite, "system-suite")
+    if system_packages and chosen != "zig":
+        raise UsageError(f"{packages_source} applies to the zig backend; with docker, put the "
+                         "packages in the image: image-packages = [...] in "
+                         f"[package.metadata.{cargo.SETTINGS_KEY}]")
     out = options.out or options.crate_dir / "dist"
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; give a folder (it is made if missing)")
@@ -152,7 +165,9 @@ def resolve(options: BuildOptions, crate: cargo.Crate) -> BuildRequest:
         recipe=loaded, profile=str(profile or "release"),
         features=str(features) if features else None, out=out,
         verify_on=verify_on, verify_root=verify_root, verify_reproducible=bool(repro),
-        json_output=options.json_output)
+        json_output=options.json_output,
+        system_packages=tuple(str(p) for p in system_packages),
+        system_suite=str(system_suite) if system_suite else None)
 
 
 def copy_out(built: Sequence[Path], out: Path, texts: dict[str, str]) -> list[Path]:
@@ -178,7 +193,9 @@ def context(request: BuildRequest, crate: cargo.Crate) -> BuildContext:
     return BuildContext(crate=crate, target=request.target, glibc=request.glibc,
                         profile=request.profile, features=request.features,
                         recipe=request.recipe, path_remaps=remaps,
-                        env=reproducible.environment(crate, request.target, os.environ, remaps))
+                        env=reproducible.environment(crate, request.target, os.environ, remaps),
+                        system_packages=request.system_packages,
+                        system_suite=request.system_suite)
 
 
 def rebuild_elsewhere(request: BuildRequest, ctx: BuildContext, scratch: Path) -> BuildResult:

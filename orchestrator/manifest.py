@@ -43,7 +43,10 @@ def data(*, crate: Crate, target: str, glibc: str, backend: str, profile: str,
     """The manifest's content. `artifacts` are `artifact_entries(result.artifacts)`; `check`
     is the report's JSON (file paths are cut to their names)."""
     files = [{**entry, "path": Path(entry["path"]).name} for entry in check.get("files", [])]
+    extra = ({"system_packages": dict(result.system_packages)}
+             if result.system_packages is not None else {})
     return {
+        **extra,
         "crate": {"name": crate.packages[0], "packages": list(crate.packages),
                   "version": crate.version},
         "target": target,

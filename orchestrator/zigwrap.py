@@ -70,6 +70,8 @@ DEFAULT_OUTPUT = "a.out"
 # Set by the wrapper scripts: the Rust target triple, and the host's C and C++ compilers.
 RUST_TARGET_VAR = "ZIGWRAP_RUST_TARGET"
 HOST_COMPILER_VARS = {"cc": "ZIGWRAP_HOST_CC", "c++": "ZIGWRAP_HOST_CXX"}
+# Arguments for every target compile and link, one a line (a target sysroot's -idirafter, -L).
+TARGET_ARGS_VAR = "ZIGWRAP_TARGET_ARGS"
 
 
 def matches(rule: Rule, arg: str, zig_target: str) -> bool:
@@ -206,6 +208,8 @@ def main(argv: list[str]) -> None:
                                os.environ.get(HOST_COMPILER_VARS[mode], ""))
             os.execv(cmd[0], cmd)
     cmd = command(mode, zig_target, zig, args)
+    if mode in ("cc", "c++"):
+        cmd += [arg for arg in os.environ.get(TARGET_ARGS_VAR, "").split("\n") if arg]
     if mode in ("cc", "c++") and is_link(cmd):
         cmd = cmd[:4] + absolute(cmd[4:])  # zig's own words (mode, target) are not paths
         os.chdir(LINK_CWD)

@@ -21,7 +21,7 @@ from ..paths import cache_dir
 from ..reproducible import REMAP_FLAG
 from ..targets import Target
 from ..zig import zig_binary, zig_version
-from ..zigwrap import HOST_COMPILER_VARS, MODES, RUST_TARGET_VAR
+from ..zigwrap import HOST_COMPILER_VARS, MODES, RUST_TARGET_VAR, TARGET_ARGS_VAR
 from . import BuildContext, BuildResult, Toolchain, cmake
 
 ZIGWRAP = Path(__file__).resolve().parent.parent / "zigwrap.py"
@@ -31,7 +31,7 @@ def zig_target(ctx: BuildContext) -> str:
     return f"{ctx.target.zig}.{ctx.glibc}"
 
 
-def write_wrappers(ctx: BuildContext) -> dict[str, Path]:
+def write_wrappers(ctx: BuildContext, target_args: tuple[str, ...] = ()) -> dict[str, Path]:
     """Write `cc`, `c++`, `ar` and `ranlib` scripts that run zigwrap.py; return their paths.
 
     Their folder is named by a hash of their content, so the paths stay the same from one run
@@ -41,6 +41,8 @@ def write_wrappers(ctx: BuildContext) -> dict[str, Path]:
     """
     zig = str(zig_binary())
     host = host_link_env(ctx.target.rust)
+    if target_args:
+        host[TARGET_ARGS_VAR] = "\n".join(target_args)
     exports = "".join(f"export {name}={shlex.quote(value)}\n" for name, value in host.items())
     scripts = {
         mode: "#!/bin/sh\n" + exports + "exec " + shlex.join(
@@ -98,11 +100,22 @@ def build(ctx: BuildContext) -> BuildResult:
     logger.step(f"building {', '.join(ctx.crate.packages)} with zig {version} for "
                 f"glibc {ctx.glibc} ({ctx.target.rust}, {ctx.profile})")
     host_env = dict(os.environ)
-    wrappers = write_wrappers(ctx)
+    root = None
+    if ctx.system_packages:
+        from ..debian import archive
+        from ..sysroot import compiler_args, make_sysroot, pkg_config_env
+
+        root = make_sysroot(ctx.system_suite or archive().default_suite, ctx.target,
+                            ctx.system_packages)
+    wrappers = write_wrappers(ctx, tuple(compiler_args(root)) if root else ())
     ours = build_env(ctx, wrappers, host_env)
-    for name, value in cmake.cmake_env(ctx.target, cmake.write_toolchain_file(ctx.target, wrappers),
+    toolchain_file = cmake.write_toolchain_file(ctx.target, wrappers,
+                                                root.path if root else None)
+    for name, value in cmake.cmake_env(ctx.target, toolchain_file,
                                        cmake.tools_dir(cmake.tool_binaries()), host_env).items():
         ours.setdefault(name, value)
+    if root is not None:
+        ours.update(pkg_config_env(root))
     flags = cargo.hand_over_rustflags(
         ctx.crate.root.resolve(), ctx.target.rust, {**host_env, **ours},
         [*ctx.rustflags, *reproducible.remap_rustflags(ctx.path_remaps)])
@@ -115,4 +128,5 @@ def build(ctx: BuildContext) -> BuildResult:
         artifacts=tuple(artifacts),
         rustflags=tuple(f for f in flags.flags if not f.startswith(REMAP_FLAG)),
         path_remaps=ctx.path_remaps, env=ours,
-        toolchain=Toolchain(rustc=toolchain.version_verbose(ctx.crate.root), zig=version))
+        toolchain=Toolchain(rustc=toolchain.version_verbose(ctx.crate.root), zig=version),
+        system_packages=root.manifest_entry() if root else None)
