@@ -12,8 +12,10 @@ by their sha256, so a package is fetched once.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import lzma
+import os
 import re
 import sys
 import tempfile
@@ -33,6 +35,7 @@ else:  # pragma: no cover - exercised on older Pythons only
     import tomli as tomllib
 
 ARCHIVE_FILE = RESOURCES_DIR / "debian-archive.toml"
+MIRROR_ENV = "GLIBC_BUILD_DEBIAN_MIRROR"  # another mirror of the same signed archive
 _SUITE_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
 _PACKAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
 
@@ -47,8 +50,16 @@ class Archive:
     provided_by_zig: frozenset[str]
 
 
-@functools.cache
 def archive() -> Archive:
+    """The archive's data; GLIBC_BUILD_DEBIAN_MIRROR names another mirror (signatures and
+    hashes are checked all the same, so any mirror will do)."""
+    spec = _archive_data()
+    mirror = os.environ.get(MIRROR_ENV, "").rstrip("/")
+    return dataclasses.replace(spec, mirror=mirror) if mirror else spec
+
+
+@functools.cache
+def _archive_data() -> Archive:
     data = tomllib.loads(ARCHIVE_FILE.read_text(encoding="utf-8"))
     return Archive(mirror=data["mirror"].rstrip("/"), default_suite=data["default-suite"],
                    component=data["component"], keyring=Path(data["keyring"]),
