@@ -160,6 +160,13 @@ def resolve(options: BuildOptions, crate: cargo.Crate) -> BuildRequest:
         from .recipe import load_recipe
 
         loaded = load_recipe(str(recipe))
+        image_packages, _ = _setting(crate, "image-packages", (list,))
+        if image_packages:
+            if not all(isinstance(p, str) and p and not p.startswith("-")
+                       for p in image_packages):  # type: ignore[attr-defined]
+                raise UsageError(f"image-packages in [package.metadata.{cargo.SETTINGS_KEY}] "
+                                 "must be a list of package names")
+            loaded = replace(loaded, image_packages=tuple(image_packages))  # type: ignore[arg-type]
     return BuildRequest(
         crate=crate, glibc=glibc, target=target, backend=str(chosen),
         recipe=loaded, profile=str(profile or "release"),
