@@ -438,3 +438,89 @@ def test_a_malformed_known_crate_is_refused(text, needle):
 
     with pytest.raises(BadInput, match=needle):
         known_crates.parse(text)
+
+
+# --- hints for a failed build script ---------------------------------------------------------
+
+ALSA_FAILURE = """error: failed to run custom build command for `alsa-sys v0.3.1`
+  --- stderr
+  thread 'main' panicked at build.rs:13:18:
+
+  pkg-config exited with status code 1
+  > PKG_CONFIG_ALLOW_SYSTEM_LIBS=1 PKG_CONFIG_ALLOW_SYSTEM_CFLAGS=1 pkg-config --libs --cflags alsa
+
+  The system library `alsa` required by crate `alsa-sys` was not found.
+  The file `alsa.pc` needs to be installed and the PKG_CONFIG_PATH environment variable \
+must contain its parent directory.
+"""
+
+
+@pytest.mark.unit
+def test_a_missing_pc_file_names_the_debian_package():
+    from orchestrator.script_hints import hint
+
+    found = hint(ALSA_FAILURE.splitlines())
+    assert found is not None and "--system-package libasound2-dev" in found
+    assert "alsa-sys" in found
+    unknown = hint(ALSA_FAILURE.replace("alsa", "libfoo").splitlines())
+    assert unknown is not None and "packages.debian.org/file:libfoo.pc" in unknown
+
+
+@pytest.mark.unit
+def test_openssl_sys_gets_the_known_crates_advice():
+    from orchestrator.script_hints import hint
+
+    text = ("error: failed to run custom build command for `openssl-sys v0.9.111`\n"
+            "  Could not find openssl via pkg-config:\n"
+            "  The system library `openssl` required by crate `openssl-sys` was not found.\n")
+    found = hint(text.splitlines())
+    assert found is not None and "vendored" in found and "libssl-dev" in found
+
+
+@pytest.mark.unit
+def test_configure_failure_gives_config_logs_real_error(tmp_path):
+    from orchestrator.script_hints import hint
+
+    (tmp_path / "config.log").write_text(
+        "configure:3001: checking whether the C compiler works\n"
+        "configure:3023: cc    conftest.c  >&5\n"
+        "ld.lld: error: unable to find library -lfoo\n"
+        "configure:3027: $? = 1\n")
+    text = (f"configure: error: in `{tmp_path}':\n"
+            "configure: error: C compiler cannot create executables\n")
+    found = hint(text.splitlines())
+    assert found == (f"configure's first test failed: ld.lld: error: unable to find library "
+                     f"-lfoo (see {tmp_path}/config.log)")
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("line", [
+    "src/x.c:1:10: fatal error: 'libudev.h' file not found",      # clang (zig)
+    "src/x.c:1:10: fatal error: libudev.h: No such file or directory",   # gcc
+])
+def test_a_missing_header_is_named(line):
+    from orchestrator.script_hints import hint
+
+    found = hint(["error: failed to run custom build command for `libudev-sys v0.1.4`", line])
+    assert found is not None and "libudev.h" in found and "libudev-sys" in found
+
+
+@pytest.mark.unit
+def test_an_ordinary_failure_gets_no_hint():
+    from orchestrator.script_hints import hint
+
+    assert hint(["error[E0425]: cannot find value `x` in this scope"]) is None
+
+
+@pytest.mark.unit
+def test_the_hint_leads_the_error_above_cargos_lines():
+    from orchestrator.errors import ToolchainError
+
+    output = cargo.CargoOutput(["cargo", "build"], "cargo")
+    for line in ALSA_FAILURE.splitlines():
+        output.scanned.append(line)
+        output.tail.append(line)
+    with pytest.raises(ToolchainError) as caught:
+        output.finish(101)
+    assert str(caught.value).startswith("alsa-sys needs the system library alsa")
+    assert "(cargo failed, exit 101); cargo's last lines:" in str(caught.value)

@@ -165,3 +165,15 @@ def test_an_index_that_does_not_match_its_release_hash_is_exit_4(tmp_path, tampe
     assert_clean_failure(proc, 4, "sha256")
     assert not list((cache / "debian" / "index").glob("*"))
     assert not made(cache / "sysroots")
+
+
+def test_without_the_system_package_the_error_names_it(tmp_path):
+    """The build script's pkg-config finds nothing (zig hides the machine's libraries): one
+    line above cargo's says which --system-package to add."""
+    from orchestrator.paths import cache_dir
+
+    proc = run_tool("--glibc", "2.17", alsa_crate(tmp_path),
+                    env={"CARGO_TARGET_DIR": str(cache_dir("test-real-crates", "no-sysroot"))})
+    assert_clean_failure(proc, 3, "--system-package libasound2-dev")
+    ours = [line for line in proc.stderr.splitlines() if line.startswith("error: alsa-sys")]
+    assert ours and ours[0].startswith("error: alsa-sys needs the system library alsa")

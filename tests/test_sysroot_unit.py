@@ -13,11 +13,12 @@ from orchestrator.errors import BadInput
 
 pytestmark = pytest.mark.unit
 
-RELEASE = """Origin: Debian
+XZ_SHA = "1c3405444297ead864711c18e64bce4810db63b48340a2f9d81182d9f235ad71"
+RELEASE = f"""Origin: Debian
 Suite: oldstable
 SHA256:
- c974c29a32187129bcd03242961dcdd1561f12e65c80dcfcb067054824225d80 45561367 main/binary-amd64/Packages
- 1c3405444297ead864711c18e64bce4810db63b48340a2f9d81182d9f235ad71  8065948 main/binary-amd64/Packages.xz
+ c974c29a32187129bcd03242961dcdd1561f12e65c80dcfcb067054824225d80 45561367 main/b/Packages
+ {XZ_SHA}  8065948 main/binary-amd64/Packages.xz
 """
 
 PACKAGES = """Package: libasound2-dev
@@ -61,8 +62,8 @@ SHA256: 00
 
 def test_release_gives_each_index_its_sha256_and_size():
     hashes = debian.release_hashes(RELEASE)
-    assert hashes["main/binary-amd64/Packages.xz"] == (
-        "1c3405444297ead864711c18e64bce4810db63b48340a2f9d81182d9f235ad71", 8065948)
+    assert hashes["main/binary-amd64/Packages.xz"] == (XZ_SHA, 8065948)
+    assert hashes["main/b/Packages"][1] == 45561367
 
 
 def test_relations_keep_names_and_alternatives_only():
