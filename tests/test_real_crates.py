@@ -3,7 +3,9 @@
 Each test writes a tiny cdylib that depends on a real crate of one kind (autoconf `configure`,
 CMake, a build script) and builds it with build.py as a user would. The crates share one cargo
 home (the user's) and one target folder per (target, glibc) in the cache, so a warm run only
-links; CARGO_TARGET_DIR is what cargo itself reads.
+links; CARGO_TARGET_DIR is what cargo itself reads. The crates themselves live at a fixed
+place in the cache too: the build remaps the crate's path (--remap-path-prefix), so a new
+folder each session would change every unit's flags and rebuild everything.
 """
 
 from __future__ import annotations
@@ -35,18 +37,32 @@ def target_dirs():
     return target_dir
 
 
-def write_crate(folder: Path, name: str, deps: str, lib_rs: str, build_rs: str | None = None,
-                features: str = "") -> Path:
-    """A cdylib crate `name` in `folder` with the given [dependencies] lines and sources."""
-    crate = folder / name
-    (crate / "src").mkdir(parents=True)
-    (crate / "Cargo.toml").write_text(
-        f'[package]\nname = "{name}"\nversion = "0.1.0"\nedition = "2021"\n'
-        + ('build = "build.rs"\n' if build_rs else "")
-        + f'\n[lib]\ncrate-type = ["cdylib"]\n\n[dependencies]\n{deps}\n{features}')
-    (crate / "src" / "lib.rs").write_text(lib_rs)
+def crates_home() -> Path:
+    from orchestrator.paths import cache_dir
+
+    return cache_dir("test-real-crates", "crates")
+
+
+def write_if_changed(path: Path, text: str) -> None:
+    """Same text, same file (and mtime): cargo then has nothing to rebuild."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.is_file() or path.read_text() != text:
+        path.write_text(text)
+
+
+def write_crate(folder: Path | None, name: str, deps: str, lib_rs: str,
+                build_rs: str | None = None, features: str = "") -> Path:
+    """A cdylib crate `name` with the given [dependencies] lines and sources, in `folder`
+    (default: its fixed place in the cache)."""
+    crate = (folder or crates_home()) / name
+    write_if_changed(crate / "Cargo.toml",
+                     f'[package]\nname = "{name}"\nversion = "0.1.0"\nedition = "2021"\n'
+                     + ('build = "build.rs"\n' if build_rs else "")
+                     + f'\n[lib]\ncrate-type = ["cdylib"]\n\n[dependencies]\n{deps}\n'
+                     + features)
+    write_if_changed(crate / "src" / "lib.rs", lib_rs)
     if build_rs:
-        (crate / "build.rs").write_text(build_rs)
+        write_if_changed(crate / "build.rs", build_rs)
     return crate
 
 
@@ -70,10 +86,10 @@ def host_glibc() -> tuple[int, int]:
     return int(major), int(minor)
 
 
-def test_a_configure_based_c_part_builds_and_loads(tmp_path, target_dirs, bullseye_root):
+def test_a_configure_based_c_part_builds_and_loads(target_dirs, bullseye_root):
     """tikv-jemalloc-sys runs autoconf's configure, whose first test links without -o."""
     crate = write_crate(
-        tmp_path, "jemalloc_plugin",
+        None, "jemalloc_plugin",
         'tikv-jemallocator = { version = "0.6", features = ["disable_initial_exec_tls"] }',
         "#[global_allocator]\nstatic A: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;"
         "\n#[no_mangle]\npub extern \"C\" fn plugin_len() -> i32 { vec![1u8; 100].len() as i32 }\n")
@@ -84,12 +100,12 @@ def test_a_configure_based_c_part_builds_and_loads(tmp_path, target_dirs, bullse
     assert not Path("/a.out").exists()
 
 
-def test_build_scripts_run_with_a_glibc_newer_than_this_machines(tmp_path, target_dirs):
+def test_build_scripts_run_with_a_glibc_newer_than_this_machines(target_dirs):
     """Build scripts (ours and libc's) and proc-macros link for the machine, not the target."""
     major, minor = host_glibc()
     newer = f"{major}.{minor + 4}"
     crate = write_crate(
-        tmp_path, "script_plugin", 'libc = "0.2"\nserde = { version = "1", features = ["derive"] }',
+        None, "script_plugin", 'libc = "0.2"\nserde = { version = "1", features = ["derive"] }',
         "#[derive(serde::Serialize)]\nstruct S;\n"
         "#[no_mangle]\npub extern \"C\" fn plugin_pid() -> i32 { unsafe { libc::getpid() } }\n"
         "#[no_mangle]\npub static PLUGIN_BUILT_BY: &[u8; 16] = "
@@ -104,14 +120,14 @@ def test_build_scripts_run_with_a_glibc_newer_than_this_machines(tmp_path, targe
     assert scripts and max(glibc_needs(scripts[0])) <= (major, minor)
 
 
-def test_a_cmake_based_c_part_builds_without_a_system_cmake(tmp_path, target_dirs):
+def test_a_cmake_based_c_part_builds_without_a_system_cmake(target_dirs):
     """libz-ng-sys builds zlib-ng through the cmake crate; CMake and Ninja come from the
     tool's own environment and a toolchain file points CMake at zig."""
     path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep)
                            if not (Path(p) / "cmake").exists())
     assert shutil.which("cmake", path=path) is None
     crate = write_crate(
-        tmp_path, "zng_plugin", 'libz-ng-sys = "1.1"',
+        None, "zng_plugin", 'libz-ng-sys = "1.1"',
         "#[no_mangle]\npub extern \"C\" fn plugin_crc() -> u32 {\n"
         "    unsafe { libz_ng_sys::crc32(0, b\"abc\".as_ptr(), 3) as u32 }\n}\n")
     summary = build(crate, target_dirs("2.17"), "--glibc", "2.17", env={"PATH": path})
@@ -124,12 +140,12 @@ def test_a_cmake_based_c_part_builds_without_a_system_cmake(tmp_path, target_dir
 
 @pytest.mark.docker
 def test_cxx_jemalloc_and_vendored_openssl_build_in_the_bullseye_image(
-        tmp_path, docker_client, bullseye_root):
+        docker_client, bullseye_root):
     """One crate with a C++ part (cc crate, exceptions), jemalloc (configure and make) and
     vendored OpenSSL (perl's Configure), built by the debian-bullseye recipe, loaded on the
     bullseye root."""
     crate = write_crate(
-        tmp_path, "native_plugin",
+        None, "native_plugin",
         'tikv-jemallocator = { version = "0.6", features = ["disable_initial_exec_tls"] }\n'
         'openssl = { version = "0.10", features = ["vendored"] }\n'
         '\n[build-dependencies]\ncc = "1"',
@@ -140,7 +156,7 @@ def test_cxx_jemalloc_and_vendored_openssl_build_in_the_bullseye_image(
         "    // sha256(\"abc\") starts with 0xba = 186: 186 % 7 + 1 = 5 characters thrown\n"
         "    if unsafe { part_length(digest[0] as i32) } == 5 { 0 } else { 1 }\n}\n",
         build_rs='fn main() { cc::Build::new().cpp(true).file("src/part.cpp").compile("part"); }\n')
-    (crate / "src" / "part.cpp").write_text(
+    write_if_changed(crate / "src" / "part.cpp",
         "#include <stdexcept>\n#include <string>\n"
         "extern \"C\" int part_length(int n) {\n"
         "  try { if (n >= 0) throw std::runtime_error(std::string(n % 7 + 1, 'x')); }\n"

@@ -31,21 +31,19 @@ pub extern "C" fn plugin_entry() -> i32 {
 """
 
 
-def alsa_crate(folder: Path) -> Path:
-    crate = folder / "alsa_plugin"
-    (crate / "src").mkdir(parents=True)
-    (crate / "Cargo.toml").write_text(
-        '[package]\nname = "alsa_plugin"\nversion = "0.1.0"\nedition = "2021"\n\n'
-        '[lib]\ncrate-type = ["cdylib"]\n\n[dependencies]\nalsa-sys = "0.3"\n')
-    (crate / "src" / "lib.rs").write_text(ALSA_LIB)
-    return crate
+def alsa_crate(folder: Path | None) -> Path:
+    """The alsa plugin in `folder`, or at its fixed place in the cache (see
+    test_real_crates.py: a fixed path lets a warm run reuse the shared target folder)."""
+    from .test_real_crates import write_crate
+
+    return write_crate(folder, "alsa_plugin", 'alsa-sys = "0.3"', ALSA_LIB)
 
 
 @pytest.fixture(scope="module")
-def alsa_build(tmp_path_factory) -> dict:
+def alsa_build() -> dict:
     from orchestrator.paths import cache_dir
 
-    crate = alsa_crate(tmp_path_factory.mktemp("alsa"))
+    crate = alsa_crate(None)
     proc = run_tool("--glibc", "2.17", "--system-package", "libasound2-dev", "--json", crate,
                     env={"CARGO_TARGET_DIR": str(cache_dir("test-real-crates",
                                                            "x86_64-unknown-linux-gnu-2.17"))})
