@@ -173,13 +173,10 @@ def links_for_host(args: list[str], rust_target: str) -> bool:
     return f"/{rust_target}/" not in "/" + os.path.abspath(out) + "/"
 
 
-def host_command(mode: str, zig_target: str, zig: str, args: list[str],
-                 host_compiler: str) -> list[str]:
-    """A host artifact's link: the machine's compiler as rustc gave it the arguments, or zig
-    with its default glibc for the same architecture (no version: what zig builds for)."""
-    if host_compiler:
-        return [host_compiler, *args]
-    return command(mode, zig_target.split(".", 1)[0], zig, args)
+def host_zig_target(zig_target: str) -> str:
+    """A host artifact's zig target when the machine has no compiler: the same architecture
+    with zig's default glibc (no version suffix), which an older machine than the target runs."""
+    return zig_target.split(".", 1)[0]
 
 
 def command(mode: str, zig_target: str, zig: str, args: list[str]) -> list[str]:
@@ -204,9 +201,10 @@ def main(argv: list[str]) -> None:
     if mode in ("cc", "c++") and is_link(args):
         args = args + default_output(args)
         if links_for_host(args, os.environ.get(RUST_TARGET_VAR, "")):
-            cmd = host_command(mode, zig_target, zig, args,
-                               os.environ.get(HOST_COMPILER_VARS[mode], ""))
-            os.execv(cmd[0], cmd)
+            host_compiler = os.environ.get(HOST_COMPILER_VARS[mode], "")
+            if host_compiler:  # as rustc called it: the machine's cc is rustc's default
+                os.execv(host_compiler, [host_compiler, *args])
+            zig_target = host_zig_target(zig_target)
     cmd = command(mode, zig_target, zig, args)
     if mode in ("cc", "c++"):
         cmd += [arg for arg in os.environ.get(TARGET_ARGS_VAR, "").split("\n") if arg]
@@ -296,6 +294,23 @@ def sh_wrapper(mode: str, zig: str, target: str) -> list[str]:
         f"for arg do case \"$arg\" in {not_a_link}) link=no ;; esac",
         "  case \"$arg\" in -o*|@*) named=yes ;; -) inputs=yes ;; -*) ;; *) inputs=yes ;; esac",
         "done",
+        "# a build script or proc-macro (output not under target/<triple>/) links for the",
+        "# machine: zig's default glibc, as zigwrap.host_command does without a host compiler",
+        f"if [ $link = yes ] && [ -n \"${{{RUST_TARGET_VAR}:-}}\" ]; then",
+        "  out=; previous=",
+        "  for arg do",
+        "    case \"$previous\" in -o) out=$arg ;; esac",
+        "    case \"$arg\" in",
+        "      -o?*) out=${arg#-o} ;;",
+        "      @*) if [ -f \"${arg#@}\" ]; then prev=; while IFS= read -r line || "
+        "[ -n \"$line\" ]; do case \"$prev\" in -o) out=$line ;; esac; prev=$line; "
+        "done < \"${arg#@}\"; fi ;;",
+        "    esac",
+        "    previous=$arg",
+        "  done",
+        f"  case \"$out\" in '') ;; */\"${RUST_TARGET_VAR}\"/*) ;; "
+        "*) target=${target%%.*} ;; esac",
+        "fi",
         "# a link naming no output writes a.out where it was called (zigwrap.default_output)",
         "if [ $link = yes ] && [ $named = no ] && [ $inputs = yes ]; then "
         f"set -- \"$@\" -o {_q(DEFAULT_OUTPUT)}; fi",

@@ -197,6 +197,7 @@ def test_container_env_of_a_zig_recipe_links_for_the_target_glibc():
     assert env["RANLIB_x86_64_unknown_linux_gnu"] == "zig-ranlib"
     assert env["CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER"] == "zig-cc"
     assert env["CXXSTDLIB_x86_64_unknown_linux_gnu"] == "c++"
+    assert env[zigwrap.RUST_TARGET_VAR] == TRIPLE  # build scripts link for the image
     assert overridden(recipe, env) == ["ZIG_TARGET_GLIBC"]
 
 
@@ -302,12 +303,10 @@ def test_host_artifacts_are_told_apart_by_their_output_path(out, host):
 
 
 @pytest.mark.unit
-def test_a_host_link_runs_the_machines_compiler_as_rustc_called_it():
-    args = ["-fuse-ld=lld", "-B/r/gcc-ld", "-o", "/t/release/build/x/build_script_build"]
-    assert zigwrap.host_command("cc", X86, "/z", args, "/usr/bin/cc") == ["/usr/bin/cc", *args]
-    # no compiler on the machine: zig, for its default glibc of that architecture
-    assert zigwrap.host_command("cc", X86, "/z", args, "")[:4] == \
-        ["/z", "cc", "-target", "x86_64-linux-gnu"]
+def test_without_a_host_compiler_a_host_link_uses_zigs_default_glibc():
+    assert zigwrap.host_zig_target(X86) == "x86_64-linux-gnu"
+    assert zigwrap.host_zig_target("x86_64-linux-gnu.${ZIG_TARGET_GLIBC:-2.31}") == \
+        "x86_64-linux-gnu"
 
 
 # --- the in-image sh wrapper against zigwrap itself (runs sh: fast, but not a unit) --------
@@ -376,6 +375,26 @@ def test_zigwrap_links_a_host_artifact_with_the_host_compiler(tmp_path):
     out = subprocess.run([*run, "-fuse-ld=lld", "-o", plugin], capture_output=True, text=True,
                          env=env, cwd=tmp_path, check=True).stdout.splitlines()
     assert out[:4] == ["/", "cc", "-target", X86]
+
+
+def test_a_host_link_without_host_compiler_is_the_same_in_sh_and_python(tmp_path):
+    """In an image with no compiler (the zig recipes), a build script links with zig for its
+    default glibc; a target artifact keeps the target glibc. sh and zigwrap.py agree."""
+    zig = _fake_zig(tmp_path)
+    script = tmp_path / "zig-cc"
+    script.write_text("\n".join(zigwrap.sh_wrapper("cc", str(zig), X86)) + "\n")
+    script.chmod(0o755)
+    env = {zigwrap.RUST_TARGET_VAR: TRIPLE, "PATH": "/usr/bin:/bin"}
+    (tmp_path / "args").write_text("-shared\n-o\n/w/target/release/deps/libpm.so\n")
+    for out, expected in ((["-o", "/w/target/release/build/x/build_script_build"],
+                           "x86_64-linux-gnu"),
+                          (["-o", f"/w/target/{TRIPLE}/release/deps/libplug.so"], X86),
+                          ([f"@{tmp_path}/args"], "x86_64-linux-gnu")):
+        runs = [subprocess.run(runner + out, capture_output=True, text=True, env=env,
+                               cwd=tmp_path, check=True).stdout.splitlines()
+                for runner in ([str(script)], [sys.executable, "-I", "-S", zigwrap.__file__,
+                                               "cc", X86, str(zig)])]
+        assert runs[0][:4] == runs[1][:4] == ["/", "cc", "-target", expected], out
 
 
 def sh_link_lines(script: Path, cwd: Path, args: list[str]) -> list[str]:
