@@ -22,6 +22,7 @@ from .backends import BuildContext, BuildResult, backend
 from .errors import BadInput, CheckFailed, LoadRefused, NotReproducible, UsageError
 from .files import staged
 from .glibc import GlibcVersion, require_for_build
+from .syscalls import KernelVersion
 
 if TYPE_CHECKING:
     from .recipe import Recipe
@@ -29,7 +30,8 @@ if TYPE_CHECKING:
 DEFAULT_GLIBC = "2.17"
 # Keys a crate may set in [package.metadata.glibc-build]; command-line flags win over them.
 SETTINGS = ("glibc", "target", "backend", "recipe", "profile", "features", "verify-on",
-            "verify-reproducible", "system-packages", "system-suite", "image-packages")
+            "verify-reproducible", "kernel", "verify-call", "strict", "host-libraries",
+            "system-packages", "system-suite", "image-packages")
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,10 @@ class BuildOptions:
     system_packages: tuple[str, ...] | None = None
     system_suite: str | None = None
     json_output: bool = False
+    kernel: str | None = None        # a kernel floor X.Y, simulated by --verify-on
+    verify_call: str | None = None   # `int SYMBOL(void)` called after --verify-on loads
+    strict: bool | None = None
+    host_libraries: str | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,10 @@ class BuildRequest:
     verify_root: Path | None      # the root folder it resolved to (archives are unpacked once)
     verify_reproducible: bool
     json_output: bool
+    kernel: KernelVersion | None = None   # simulated under --verify-on (seccomp)
+    verify_call: str | None = None
+    strict: bool = False                      # check: see check_paths
+    host_libraries: frozenset[str] | None = None
     system_packages: tuple[str, ...] = ()   # zig backend: a target sysroot (sysroot.py)
     system_suite: str | None = None
 
@@ -77,6 +87,8 @@ def _check_cli_values(options: BuildOptions) -> None:
     target = targets.lookup(options.target or targets.DEFAULT_TARGET)
     if options.glibc is not None:
         require_for_build(GlibcVersion.parse(options.glibc), target)
+    if options.kernel is not None:
+        KernelVersion.parse(options.kernel)
 
 
 def _setting(crate: cargo.Crate, key: str, kinds: tuple[type, ...]) -> tuple[object, Path]:
@@ -147,6 +159,16 @@ def resolve(options: BuildOptions, crate: cargo.Crate) -> BuildRequest:
         raise UsageError(f"{packages_source} applies to the zig backend; with docker, put the "
                          "packages in the image: image-packages = [...] in "
                          f"[package.metadata.{cargo.SETTINGS_KEY}]")
+    kernel_text, kernel_source = pick(options.kernel, "kernel")
+    kernel = KernelVersion.parse(str(kernel_text), what=kernel_source) if kernel_text else None
+    verify_call, _ = pick(options.verify_call, "verify-call")
+    strict, _ = pick(options.strict, "strict", (bool,))
+    host_text, _ = pick(options.host_libraries, "host-libraries", (str, list))
+    if isinstance(host_text, list):
+        host_text = ",".join(str(name) for name in host_text)
+    from .check import parse_host_libraries
+
+    host_libraries = parse_host_libraries(str(host_text)) if host_text else None
     out = options.out or options.crate_dir / "dist"
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; give a folder (it is made if missing)")
@@ -155,6 +177,9 @@ def resolve(options: BuildOptions, crate: cargo.Crate) -> BuildRequest:
         from .rootfs import resolve_root
 
         verify_root = resolve_root(verify_on)  # a bad root fails now, not after the build
+        _check_verify(verify_root, target, kernel, verify_call)
+    elif verify_call:
+        raise UsageError("--verify-call needs --verify-on ROOT: the call runs in that root")
     loaded = None
     if recipe:
         from .recipe import load_recipe
@@ -172,9 +197,26 @@ def resolve(options: BuildOptions, crate: cargo.Crate) -> BuildRequest:
         recipe=loaded, profile=str(profile or "release"),
         features=str(features) if features else None, out=out,
         verify_on=verify_on, verify_root=verify_root, verify_reproducible=bool(repro),
-        json_output=options.json_output,
+        json_output=options.json_output, kernel=kernel,
+        verify_call=str(verify_call) if verify_call else None, strict=bool(strict),
+        host_libraries=host_libraries,
         system_packages=tuple(str(p) for p in system_packages),
         system_suite=str(system_suite) if system_suite else None)
+
+
+def _check_verify(root: Path, target: targets.Target, kernel: KernelVersion | None,
+                  call: object) -> None:
+    """Refuse what --verify-on could not do (a bad symbol, a floor below the root's glibc)
+    before the build, not after it."""
+    import re
+
+    from .prove import check_kernel_floor, inspect_root, kernel_filter
+
+    if call and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(call)):
+        raise UsageError(f"--verify-call {call!r} is not a symbol name")
+    if kernel is not None:
+        kernel_filter(kernel, target)
+        check_kernel_floor(inspect_root(root, target), kernel)
 
 
 def copy_out(built: Sequence[Path], out: Path, texts: dict[str, str]) -> list[Path]:
@@ -238,7 +280,8 @@ def run_build(options: BuildOptions) -> int:
 
     plural = "y" if len(built) == 1 else "ies"
     logger.step(f"checking {len(built)} librar{plural} against glibc {request.glibc}")
-    report = check_paths(built, request.glibc, request.target)
+    report = check_paths(built, request.glibc, request.target, strict=request.strict,
+                         host_libraries=request.host_libraries)
     logger.console().print(report.render_text(), markup=False, highlight=False)
     summary: dict[str, Any] = {
         "ok": report.ok, "glibc": str(request.glibc), "target": request.target.rust,
@@ -249,10 +292,10 @@ def run_build(options: BuildOptions) -> int:
                               f"more than glibc {request.glibc} "
                               f"(see the report above); nothing was copied to {request.out}; "
                               f"the files are in {built[0].parent}")
-    loads = None
+    loads, verify = None, None
     if failure is None and request.verify_on is not None:
-        loads, failure = prove(request, built)
-        summary["verify_load"] = loads
+        loads, failure, verify = prove(request, built)
+        summary["verify_load"], summary["verify"] = loads, verify
     if failure is None and request.verify_reproducible:
         failure = verify_reproducible(request, ctx, built)
         summary["reproducible"] = failure is None
@@ -260,7 +303,8 @@ def run_build(options: BuildOptions) -> int:
         text = manifest.render(manifest.data(
             crate=request.crate, target=request.target.rust, glibc=str(request.glibc),
             backend=request.backend, profile=request.profile, result=result,
-            artifacts=manifest.artifact_entries(built), check=report.to_json(), loads=loads))
+            artifacts=manifest.artifact_entries(built), check=report.to_json(), loads=loads,
+            verify=verify))
         artifacts = copy_out(built, request.out, {manifest.MANIFEST_NAME: text})
         summary["artifacts"] = [str(p) for p in artifacts]
         summary["manifest"] = str(request.out / manifest.MANIFEST_NAME)
@@ -274,26 +318,42 @@ def run_build(options: BuildOptions) -> int:
     return 0
 
 
-def prove(request: BuildRequest,
-          built: list[Path]) -> tuple[list[dict[str, Any]], Exception | None]:
-    """Load every library with the real dynamic loader of the --verify-on root."""
-    from .prove import verify_load
+def prove(request: BuildRequest, built: list[Path]
+          ) -> tuple[list[dict[str, Any]], Exception | None, dict[str, Any]]:
+    """Load every library with the real dynamic loader of the --verify-on root (with only the
+    system calls of --kernel, calling --verify-call), and say what that proved."""
+    from .prove import Proof, inspect_root, verify_load
 
     assert request.verify_root is not None
     root = request.verify_root
-    logger.step(f"loading {len(built)} librar{'y' if len(built) == 1 else 'ies'} with the glibc "
-                f"of {request.verify_on}")
-    results = verify_load(root, built, call=None, target=request.target)
+    root_glibc = inspect_root(root, request.target).glibc
+    simulated = f", on a simulated Linux {request.kernel}" if request.kernel else ""
+    logger.step(f"loading {len(built)} librar{'y' if len(built) == 1 else 'ies'} with glibc "
+                f"{root_glibc or '(unknown version)'} of {request.verify_on}{simulated}")
+    results = verify_load(root, built, call=request.verify_call, target=request.target,
+                          kernel=request.kernel)
     loads = []
     for result in results:
         logger.info(f"{result.lib.name}: {'loaded' if result.ok else 'REFUSED'} "
                     f"{result.message}".rstrip())
-        loads.append({"name": result.lib.name, "ok": result.ok, "message": result.message})
+        for line in result.output.rstrip().splitlines() if result.output.strip() else []:
+            logger.info(f"  | {line}")
+        entry: dict[str, Any] = {"name": result.lib.name, "ok": result.ok,
+                                 "message": result.message}
+        if request.verify_call:
+            entry["returned"] = result.returned
+        if request.kernel is not None:
+            entry["denied"] = result.denied
+        loads.append(entry)
+    proof = Proof(root_glibc=root_glibc, kernel=request.kernel, called=request.verify_call,
+                  target_glibc=str(request.glibc))
     refused = [r for r in results if not r.ok]
     if refused:
         return loads, LoadRefused(f"{refused[0].lib.name} does not load on "
-                                  f"{request.verify_on}: {refused[0].message}")
-    return loads, None
+                                  f"{request.verify_on}: {refused[0].message}"), proof.to_json()
+    for line in proof.lines():
+        logger.info(line)
+    return loads, None, proof.to_json()
 
 
 def verify_reproducible(request: BuildRequest, ctx: BuildContext,

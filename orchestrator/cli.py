@@ -12,12 +12,16 @@ import signal
 import sys
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from . import __version__
 from .errors import EXIT_CODES, OrchestratorError
-from .logger import error
+from .logger import annotate_error, error
+
+if TYPE_CHECKING:
+    from .check.report import Report
 
 EXIT_CODE_HELP = "\b\nExit codes:\n" + "\n".join(
     f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES.items())
@@ -68,6 +72,12 @@ GLIBC_HELP = "Highest glibc the output may need, MAJOR.MINOR (default 2.17)."
               metavar="ROOT|ARCHIVE",
               help="After the check, dlopen each library with the glibc of this root folder or "
                    "image archive (see `verify-load`).")
+@click.option("--kernel", default=None, metavar="X.Y",
+              help="Kernel floor: --verify-on loads with only this kernel's system calls "
+                   "(seccomp; the others return ENOSYS and are named).")
+@click.option("--verify-call", default=None, metavar="SYMBOL",
+              help="After --verify-on loads a library, call its `int SYMBOL(void)`; it must "
+                   "return 0 (a bare load runs only the constructors).")
 @click.option("--verify-reproducible/--no-verify-reproducible", default=None,
               help="Build a second time from another folder and compare the bytes.")
 @click.option("--system-package", "system_packages", multiple=True, metavar="NAME",
@@ -77,13 +87,19 @@ GLIBC_HELP = "Highest glibc the output may need, MAJOR.MINOR (default 2.17)."
               help="Debian suite the system packages come from (default bullseye).")
 @click.option("--json", "json_output", is_flag=True,
               help="Print one JSON summary on stdout (artifacts, check, manifest).")
+@click.option("--strict/--no-strict", default=None,
+              help="A glibc symbol whose library is not in DT_NEEDED fails the check (by "
+                   "default a warning: it loads in a host that has that library loaded).")
+@click.option("--host-libraries", default=None, metavar="LIST",
+              help="Sonames the host process has loaded (comma-separated), e.g. libm.so.6.")
 @click.argument("crate_dir", type=click.Path(path_type=Path))
 def build(**options: object) -> int:
     """Build every cdylib of CRATE_DIR for an old glibc, then check it.
 
     Defaults can also come from the crate's Cargo.toml, [package.metadata.glibc-build]
     (keys: glibc, target, backend, recipe, profile, features, verify-on,
-    verify-reproducible, system-packages, system-suite); flags win.
+    verify-reproducible, kernel, verify-call, strict, host-libraries, system-packages,
+    system-suite, image-packages); flags win.
     """
     from .build import BuildOptions, run_build
 
@@ -104,9 +120,18 @@ def build(**options: object) -> int:
               help="JSON merged over the built-in policy (ceilings, markers, hints).")
 @click.option("--junit", default=None, type=click.Path(path_type=Path), metavar="FILE",
               help="Also write a JUnit XML report (one test case per file) for CI to show.")
+@click.option("--crate-dir", default=None, type=click.Path(path_type=Path), metavar="DIR",
+              help="The crate that built the files: name the crate behind each finding from "
+                   "its last build in its target folder.")
+@click.option("--strict", is_flag=True,
+              help="A glibc symbol whose library is not in DT_NEEDED fails the check (by "
+                   "default a warning: it loads in a host that has that library loaded).")
+@click.option("--host-libraries", default=None, metavar="LIST",
+              help="Sonames the host process has loaded (comma-separated), e.g. libm.so.6.")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 def check(glibc: str, target: str | None, json_output: bool, host_symbols: Path | None,
-          policy: Path | None, junit: Path | None, paths: tuple[Path, ...]) -> int:
+          policy: Path | None, junit: Path | None, strict: bool, host_libraries: str | None,
+          paths: tuple[Path, ...], crate_dir: Path | None = None) -> int:
     """Check that ELF files (or folders of them) load with dlopen on glibc X.Y.
 
     \b
@@ -115,14 +140,18 @@ def check(glibc: str, target: str | None, json_output: bool, host_symbols: Path 
     """
     import json
 
-    from .check import check_paths, read_host_symbols
+    from .check import check_paths, parse_host_libraries, read_host_symbols
     from .glibc import GlibcVersion
     from .targets import lookup
 
     report = check_paths(list(paths), GlibcVersion.parse(glibc),
                          lookup(target) if target else None,
                          read_host_symbols(host_symbols) if host_symbols else frozenset(),
-                         policy)
+                         policy, strict=strict,
+                         host_libraries=(parse_host_libraries(host_libraries)
+                                         if host_libraries is not None else None))
+    if crate_dir is not None:
+        return _check_with_provenance(report, crate_dir, json_output, junit)
     if junit is not None:
         from .files import write_atomically
 
@@ -134,6 +163,32 @@ def check(glibc: str, target: str | None, json_output: bool, host_symbols: Path 
     for err in report.errors:
         error(f"{err.path}: {err.message}")
     return report.exit_code
+
+
+def _check_with_provenance(report: Report, crate_dir: Path, json_output: bool,
+                           junit: Path | None) -> int:
+    """`check --crate-dir`: the same report, its findings tied to crates (provenance.py)."""
+    import json
+
+    from .logger import warn
+    from .provenance import for_crate_dir, report_json, report_text
+
+    annotated, extra, messages = for_crate_dir(report, crate_dir)
+    for message in messages:
+        warn(message)
+    if junit is not None:
+        from .files import write_atomically
+
+        write_atomically(junit, annotated.to_junit())
+    if json_output:
+        sys.stdout.write(json.dumps(report_json(annotated, extra)) + "\n")
+    else:
+        text = report_text(annotated, extra)
+        sys.stdout.write(annotated.render_text(with_errors=False) + "\n"
+                         + (text + "\n" if text else ""))
+    for err in annotated.errors:
+        error(f"{err.path}: {err.message}")
+    return annotated.exit_code
 
 
 @cli.command("verify-load", epilog=EXIT_CODE_HELP)
@@ -148,6 +203,9 @@ def check(glibc: str, target: str | None, json_output: bool, host_symbols: Path 
               help="Rust target triple (default: from the libraries' ELF machine).")
 @click.option("--timeout", default=60.0, type=float, show_default=True,
               help="Seconds each library may take to load and run.")
+@click.option("--kernel", default=None, metavar="X.Y",
+              help="Simulate this kernel: only its system calls are allowed (seccomp), the "
+                   "others return ENOSYS and are named.")
 @click.option("--json", "json_output", is_flag=True, help="Print one JSON summary on stdout.")
 @click.argument("libs", nargs=-1, required=True, type=click.Path(path_type=Path),
                 metavar="LIB...")
@@ -176,8 +234,8 @@ def verify_load_command(**options: object) -> int:
 @click.option("--include", default=None, metavar="PKG,...",
               help="Extra packages for debootstrap.")
 @click.option("--mirror", default=None, metavar="URL",
-              help="Debian mirror for debootstrap (end-of-life suites: "
-                   "http://archive.debian.org/debian).")
+              help="Debian mirror for debootstrap (default: where the suite lives now, "
+                   "e.g. http://archive.debian.org/debian for buster and older).")
 @click.argument("dest", type=click.Path(path_type=Path))
 def rootfs(**options: object) -> int:
     """Make an old-glibc root folder in DEST for verify-load and --verify-on."""
@@ -302,9 +360,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except click.ClickException as exc:
         exc.show()
+        annotate_error(exc.format_message())
         return 2 if isinstance(exc, click.UsageError) else exc.exit_code
     except OrchestratorError as exc:
-        error(exc.message, exc.details)
+        error(exc.message, exc.details, file=getattr(exc, "path", None))
         return exc.exit_code
     except KeyboardInterrupt:
         error("interrupted")

@@ -19,8 +19,13 @@ GroupKey = tuple[str, "str | None", "str | None", str]
 
 # -- JSON ------------------------------------------------------------------------------------
 def finding_json(finding: Finding) -> dict[str, Any]:
-    return {"kind": finding.kind, "symbol": finding.symbol, "version": finding.version,
-            "library": finding.library, "message": finding.message}
+    data: dict[str, Any] = {
+        "kind": finding.kind, "symbol": finding.symbol, "version": finding.version,
+        "library": finding.library, "message": finding.message,
+        "symbols_omitted": finding.omitted}
+    if finding.crates:   # provenance, when the build that made the file is known
+        data["crates"] = [crate.to_json() for crate in finding.crates]
+    return data
 
 
 def file_json(report: FileReport) -> dict[str, Any]:
@@ -29,7 +34,10 @@ def file_json(report: FileReport) -> dict[str, Any]:
             "violations": [finding_json(f) for f in report.violations],
             "warnings": [finding_json(f) for f in report.warnings],
             "min_glibc": report.min_glibc, "needed": report.needed,
-            "unresolved": report.unresolved}
+            "unresolved": report.unresolved,
+            "other_version_needs": report.other_version_needs,
+            "findings_omitted": report.findings_omitted,
+            "unresolved_omitted": report.unresolved_omitted}
 
 
 def report_json(report: Report) -> dict[str, Any]:
@@ -67,30 +75,59 @@ def file_lines(report: FileReport, glibc: GlibcVersion, lines: list[str]) -> Non
     if report.required:
         lines.append("     needs: " + ", ".join(f"{ns} {v}" for ns, v in report.required.items()))
     if not report.ok:
-        lowest = report.min_glibc or "none (see below)"
-        lines.append(f"     lowest glibc it can load on: {lowest}")
+        lines.append(lowest_line(report, glibc))
     for title, findings in (("", report.violations), ("warning: ", report.warnings)):
         for (kind, version, library, text), group in grouped(findings):
             where = " ".join(x for x in (version, f"from {library}" if library else "") if x)
             symbols = sorted(f.symbol for f in group if f.symbol)
+            omitted = sum(f.omitted for f in group)
             head = f"  {title}[{kind}]" + (f" {where}" if where else "")
             if symbols:
-                head += f": {len(symbols)} symbol{'s' * (len(symbols) != 1)}"
+                count = len(symbols) + omitted
+                head += f": {count} symbol{'s' * (count != 1)}"
                 lines.append(head)
-                lines.extend(wrap_list(symbols, "       "))
+                lines.extend(wrap_list(symbols + ([f"(+{omitted} more)"] if omitted else []),
+                                       "       "))
             else:
                 lines.append(head)
             lines.extend(fill(text, "       "))
             for f in sorted(group, key=lambda f: f.symbol or ""):
                 if f.hint:
                     lines.extend(fill(f"{f.symbol}: {f.hint}", "       "))
+    if report.findings_omitted:
+        lines.append(f"  info: {report.findings_omitted} more findings of other kinds, versions "
+                     "or libraries are not shown (a report lists a bounded number per file)")
+    if report.other_version_needs:
+        lines.append(other_needs_line(report.other_version_needs))
     if report.unresolved:
         shown = ", ".join(report.unresolved[:LIST_LIMIT])
-        more = len(report.unresolved) - LIST_LIMIT
-        lines.append(f"  info: {len(report.unresolved)} undefined symbol"
-                     f"{'s' * (len(report.unresolved) != 1)} glibc does not provide (a DT_NEEDED "
+        total = len(report.unresolved) + report.unresolved_omitted
+        more = total - LIST_LIMIT
+        lines.append(f"  info: {total} undefined symbol"
+                     f"{'s' * (total != 1)} glibc does not provide (a DT_NEEDED "
                      f"library or the host must): {shown}" + (f" (+{more} more)" if more > 0
                                                               else ""))
+
+
+def other_needs_line(others: dict[str, list[str]]) -> str:
+    """Needs on other libraries, e.g. `libasound.so.2 ALSA_0.9`: at most LIST_LIMIT shown."""
+    pairs = [f"{file} {name}" for file, names in others.items() for name in names]
+    more = len(pairs) - LIST_LIMIT
+    return ("  info: version needs on other libraries (not judged: the target machine's "
+            "copies must define them): " + ", ".join(pairs[:LIST_LIMIT])
+            + (f" (+{more} more)" if more > 0 else ""))
+
+
+def lowest_line(report: FileReport, glibc: GlibcVersion) -> str:
+    """The failing file's lowest glibc, worded so that it never reads as "it loads on the
+    target": at or below the target, its violations are about something else (the host,
+    the kernel, a newer glibc)."""
+    if report.min_glibc is None:
+        return "     lowest glibc it can load on: none (see below)"
+    if GlibcVersion.of(report.min_glibc) > glibc:
+        return f"     lowest glibc it can load on: {report.min_glibc}"
+    return (f"     its symbols and version needs allow glibc {report.min_glibc}, but the "
+            f"violations below stop it on some systems with any glibc")
 
 
 def grouped(findings: list[Finding]) -> list[tuple[GroupKey, list[Finding]]]:
@@ -157,8 +194,8 @@ def report_junit(report: Report) -> str:
         file_lines(file, report.glibc, lines)
         if not file.ok:
             failure = ET.SubElement(case, "failure", type="glibc-compatibility", message=(
-                f"{len(file.violations)} violation(s) for glibc {report.glibc}; lowest "
-                f"glibc it loads on: {file.min_glibc or 'none'}"))
+                f"{len(file.violations)} violation(s) for glibc {report.glibc}; "
+                + lowest_line(file, report.glibc).strip()))
             failure.text = "\n".join(lines)
         elif file.warnings:
             ET.SubElement(case, "system-out").text = "\n".join(lines)
