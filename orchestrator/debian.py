@@ -144,8 +144,8 @@ def closure(names: Iterable[str], index: dict[str, Package], skip: frozenset[str
             where: str) -> list[Package]:
     """The named packages and everything they depend on in the suite, sorted by name;
     packages in `skip` (zig provides them) are left out with all they alone need. An
-    unknown name is refused; a dependency nothing provides is left out (as debootstrap
-    would fail on it, but a header-only sysroot does not need it)."""
+    unknown name is refused; a dependency that no package of the suite is or provides is
+    left out (a sysroot holds files to build against, it installs nothing)."""
     providers: dict[str, list[str]] = {}
     for package in index.values():
         for virtual in package.provides:

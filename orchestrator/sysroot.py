@@ -19,7 +19,7 @@ import os
 import shutil
 import tarfile
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -205,6 +205,3 @@ def compiler_args(sysroot: Sysroot) -> list[str]:
             f"-L{root / 'usr' / 'lib' / ma}", f"-L{root / 'lib' / ma}",
             f"-L{root / 'usr' / 'lib'}"]
 
-
-def environment(sysroot: Sysroot) -> Mapping[str, str]:
-    return pkg_config_env(sysroot)
