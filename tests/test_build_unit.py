@@ -543,3 +543,30 @@ def test_the_hint_leads_the_error_above_cargos_lines():
         output.finish(101)
     assert str(caught.value).startswith("alsa-sys needs the system library alsa")
     assert "(cargo failed, exit 101); cargo's last lines:" in str(caught.value)
+
+
+# --- CMake: a toolchain file for zig, and the environment the cmake crate reads ---------------
+
+@pytest.mark.unit
+def test_the_cmake_toolchain_file_names_zig_and_keeps_the_machine_out():
+    from orchestrator.backends.cmake import toolchain_file_text
+
+    wrappers = {mode: Path(f"/w/zig-{mode}") for mode in zigwrap.MODES}
+    text = toolchain_file_text(lookup(TRIPLE), wrappers, Path("/sysroot"))
+    assert 'set(CMAKE_C_COMPILER "/w/zig-cc")' in text
+    assert 'set(CMAKE_CXX_COMPILER "/w/zig-c++")' in text
+    assert 'set(CMAKE_FIND_ROOT_PATH "/sysroot")' in text
+    for kind in ("LIBRARY", "INCLUDE", "PACKAGE"):
+        assert f"set(CMAKE_FIND_ROOT_PATH_MODE_{kind} ONLY)" in text
+
+
+@pytest.mark.unit
+def test_cmake_env_keeps_the_users_choices_and_needs_no_tools():
+    from orchestrator.backends.cmake import cmake_env
+
+    target = lookup(TRIPLE)
+    ours = cmake_env(target, Path("/t.cmake"), {}, {"PATH": "/usr/bin"})
+    assert ours == {"CMAKE_TOOLCHAIN_FILE_x86_64_unknown_linux_gnu": "/t.cmake"}
+    user = cmake_env(target, Path("/t.cmake"), {},
+                     {"CMAKE_TOOLCHAIN_FILE": "/mine.cmake", "CMAKE_GENERATOR": "Unix Makefiles"})
+    assert user == {}

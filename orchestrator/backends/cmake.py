@@ -17,7 +17,6 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from ..errors import ToolchainError
 from ..files import write_atomically
 from ..paths import cache_dir
 from ..targets import Target
@@ -28,21 +27,27 @@ CMAKE_PROCESSOR = {"powerpc64le": "ppc64le"}
 
 
 def tool_binaries() -> dict[str, Path]:
-    """The pinned CMake's and Ninja's executables, by the name they are run as."""
+    """The pinned CMake's and Ninja's executables that are installed, by the name they are run
+    as. Only crates with CMake parts need them, so a missing one is left out, not an error (the
+    `cmake` crate then says what it could not run)."""
+    found: dict[str, Path] = {}
     try:
         import cmake
+    except ImportError:
+        pass
+    else:
+        for name in ("cmake", "ctest", "cpack"):
+            found[name] = Path(str(cmake.CMAKE_BIN_DIR)) / name
+    try:
         import ninja
     except ImportError:
-        raise ToolchainError("the cmake and ninja packages are not installed; run build.py "
-                             "(it sets up its own .venv) or `pip install -r requirements.txt`"
-                             ) from None
-    cmake_bin = Path(str(cmake.CMAKE_BIN_DIR))
-    tools = {name: cmake_bin / name for name in ("cmake", "ctest", "cpack")}
-    tools["ninja"] = Path(str(ninja.BIN_DIR)) / "ninja"
-    missing = [str(path) for path in tools.values() if not path.is_file()]
-    if missing:
-        raise ToolchainError(f"{missing[0]} is missing; reinstall the cmake and ninja packages")
-    return tools
+        pass
+    else:
+        # BIN_DIR is "" when the ninja script is not where pip usually puts it
+        candidates = [Path(str(ninja.BIN_DIR)) / "ninja"] if ninja.BIN_DIR else []
+        candidates.append(Path(str(ninja.__file__)).parent / "data" / "bin" / "ninja")
+        found["ninja"] = next((c for c in candidates if c.is_file()), candidates[0])
+    return {name: path for name, path in found.items() if path.is_file()}
 
 
 def tools_dir(tools: Mapping[str, Path]) -> Path:
@@ -98,15 +103,17 @@ def write_toolchain_file(target: Target, wrappers: Mapping[str, Path],
     return path
 
 
-def cmake_env(target: Target, toolchain_file: Path, tools: Path,
+def cmake_env(target: Target, toolchain_file: Path, tools: Mapping[str, Path],
               host_env: Mapping[str, str]) -> dict[str, str]:
-    """PATH with our CMake and Ninja first, the toolchain file for the target, Ninja as the
-    generator; a toolchain file or generator the user chose is kept."""
-    env = {"PATH": os.pathsep.join([str(tools), host_env.get("PATH", os.defpath)])}
+    """PATH with our CMake and Ninja first (`tools`, those installed), the toolchain file for
+    the target, Ninja as the generator; a toolchain file or generator the user chose is kept."""
+    env = {}
+    if tools:
+        env["PATH"] = os.pathsep.join([str(tools_dir(tools)), host_env.get("PATH", os.defpath)])
     chosen = ("CMAKE_TOOLCHAIN_FILE", f"CMAKE_TOOLCHAIN_FILE_{target.env_suffix}",
               f"CMAKE_TOOLCHAIN_FILE_{target.rust}", "TARGET_CMAKE_TOOLCHAIN_FILE")
     if not any(host_env.get(name) for name in chosen):
         env[f"CMAKE_TOOLCHAIN_FILE_{target.env_suffix}"] = str(toolchain_file)
-    if not host_env.get("CMAKE_GENERATOR"):
+    if "ninja" in tools and not host_env.get("CMAKE_GENERATOR"):
         env["CMAKE_GENERATOR"] = "Ninja"
     return env

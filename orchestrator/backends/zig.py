@@ -111,8 +111,8 @@ def build(ctx: BuildContext) -> BuildResult:
     ours = build_env(ctx, wrappers, host_env)
     toolchain_file = cmake.write_toolchain_file(ctx.target, wrappers,
                                                 root.path if root else None)
-    for name, value in cmake.cmake_env(ctx.target, toolchain_file,
-                                       cmake.tools_dir(cmake.tool_binaries()), host_env).items():
+    for name, value in cmake.cmake_env(ctx.target, toolchain_file, cmake.tool_binaries(),
+                                       host_env).items():
         ours.setdefault(name, value)
     if root is not None:
         ours.update(pkg_config_env(root))
