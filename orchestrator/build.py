@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 DEFAULT_GLIBC = "2.17"
 # Keys a crate may set in [package.metadata.glibc-build]; command-line flags win over them.
 SETTINGS = ("glibc", "target", "backend", "recipe", "profile", "features", "verify-on",
-            "verify-reproducible", "kernel", "verify-call", "strict", "host-libraries")
+            "verify-reproducible", "kernel", "verify-call", "strict", "host-libraries",
+            "system-packages", "system-suite", "image-packages")
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,8 @@ class BuildOptions:
     out: Path | None = None
     verify_on: Path | None = None
     verify_reproducible: bool | None = None
+    system_packages: tuple[str, ...] | None = None
+    system_suite: str | None = None
     json_output: bool = False
     kernel: str | None = None        # a kernel floor X.Y, simulated by --verify-on
     verify_call: str | None = None   # `int SYMBOL(void)` called after --verify-on loads
@@ -75,6 +78,8 @@ class BuildRequest:
     verify_call: str | None = None
     strict: bool = False                      # check: see check_paths
     host_libraries: frozenset[str] | None = None
+    system_packages: tuple[str, ...] = ()   # zig backend: a target sysroot (sysroot.py)
+    system_suite: str | None = None
 
 
 def _check_cli_values(options: BuildOptions) -> None:
@@ -145,6 +150,15 @@ def resolve(options: BuildOptions, crate: cargo.Crate) -> BuildRequest:
         value, origin = _setting(crate, "verify-on", (str,))
         verify_on = origin / str(value) if value else None
     repro, _ = pick(options.verify_reproducible, "verify-reproducible", (bool,))
+    packages_value, packages_source = pick(options.system_packages, "system-packages", (list,))
+    system_packages = list(packages_value) if isinstance(packages_value, (list, tuple)) else []
+    if not all(isinstance(p, str) and p for p in system_packages):
+        raise UsageError(f"{packages_source} must be a list of Debian package names")
+    system_suite, _ = pick(options.system_suite, "system-suite")
+    if system_packages and chosen != "zig":
+        raise UsageError(f"{packages_source} applies to the zig backend; with docker, put the "
+                         "packages in the image: image-packages = [...] in "
+                         f"[package.metadata.{cargo.SETTINGS_KEY}]")
     kernel_text, kernel_source = pick(options.kernel, "kernel")
     kernel = KernelVersion.parse(str(kernel_text), what=kernel_source) if kernel_text else None
     verify_call, _ = pick(options.verify_call, "verify-call")
@@ -171,6 +185,13 @@ def resolve(options: BuildOptions, crate: cargo.Crate) -> BuildRequest:
         from .recipe import load_recipe
 
         loaded = load_recipe(str(recipe))
+        image_packages, _ = _setting(crate, "image-packages", (list,))
+        if image_packages:
+            if not all(isinstance(p, str) and p and not p.startswith("-")
+                       for p in image_packages):  # type: ignore[attr-defined]
+                raise UsageError(f"image-packages in [package.metadata.{cargo.SETTINGS_KEY}] "
+                                 "must be a list of package names")
+            loaded = replace(loaded, image_packages=tuple(image_packages))  # type: ignore[arg-type]
     return BuildRequest(
         crate=crate, glibc=glibc, target=target, backend=str(chosen),
         recipe=loaded, profile=str(profile or "release"),
@@ -178,7 +199,9 @@ def resolve(options: BuildOptions, crate: cargo.Crate) -> BuildRequest:
         verify_on=verify_on, verify_root=verify_root, verify_reproducible=bool(repro),
         json_output=options.json_output, kernel=kernel,
         verify_call=str(verify_call) if verify_call else None, strict=bool(strict),
-        host_libraries=host_libraries)
+        host_libraries=host_libraries,
+        system_packages=tuple(str(p) for p in system_packages),
+        system_suite=str(system_suite) if system_suite else None)
 
 
 def _check_verify(root: Path, target: targets.Target, kernel: KernelVersion | None,
@@ -219,7 +242,9 @@ def context(request: BuildRequest, crate: cargo.Crate) -> BuildContext:
     return BuildContext(crate=crate, target=request.target, glibc=request.glibc,
                         profile=request.profile, features=request.features,
                         recipe=request.recipe, path_remaps=remaps,
-                        env=reproducible.environment(crate, request.target, os.environ, remaps))
+                        env=reproducible.environment(crate, request.target, os.environ, remaps),
+                        system_packages=request.system_packages,
+                        system_suite=request.system_suite)
 
 
 def rebuild_elsewhere(request: BuildRequest, ctx: BuildContext, scratch: Path) -> BuildResult:

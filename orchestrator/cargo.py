@@ -31,6 +31,8 @@ else:  # pragma: no cover - exercised on older Pythons only
 # A parsed JSON object or TOML table (cargo metadata, cargo config files).
 JSON = dict[str, Any]
 ERROR_TAIL_LINES = 25
+# cargo's lines kept to recognise a failed build script (script_hints.py) when cargo fails.
+HINT_SCAN_LINES = 4000
 # How long cargo's process group gets to stop after SIGTERM before it is killed.
 STOP_GRACE_SECONDS = 5.0
 # Build defaults a crate can carry: [package.metadata.glibc-build] (or [workspace.metadata...]).
@@ -302,6 +304,7 @@ class CargoOutput:
         self.cmd, self.label = cmd, label
         self.artifacts: list[Path] = []
         self.tail: deque[str] = deque(maxlen=ERROR_TAIL_LINES)
+        self.scanned: deque[str] = deque(maxlen=HINT_SCAN_LINES)
         self._partial = {"out": "", "err": ""}
 
     def stdout_line(self, line: str) -> None:
@@ -309,6 +312,7 @@ class CargoOutput:
 
     def stderr_line(self, line: str) -> None:
         self.tail.append(line.rstrip("\n"))
+        self.scanned.append(line.rstrip("\n"))
         sys.stderr.write(line if line.endswith("\n") else line + "\n")
         sys.stderr.flush()
 
@@ -324,7 +328,12 @@ class CargoOutput:
             if self._partial[stream]:
                 self.feed(stream, "\n")
         if returncode != 0:
-            raise ToolchainError(f"{self.label} failed (exit {returncode}); cargo's last lines:",
+            from .script_hints import hint
+
+            what = hint(self.scanned)
+            lead = f"{what} ({self.label} failed, exit {returncode})" if what else \
+                f"{self.label} failed (exit {returncode})"
+            raise ToolchainError(f"{lead}; cargo's last lines:",
                                  details=tail_lines("\n".join(self.tail)))
         if not self.artifacts:
             raise ToolchainError(f"{self.label} finished but reported no cdylib file; run "

@@ -80,6 +80,11 @@ GLIBC_HELP = "Highest glibc the output may need, MAJOR.MINOR (default 2.17)."
                    "return 0 (a bare load runs only the constructors).")
 @click.option("--verify-reproducible/--no-verify-reproducible", default=None,
               help="Build a second time from another folder and compare the bytes.")
+@click.option("--system-package", "system_packages", multiple=True, metavar="NAME",
+              help="Debian package for a target sysroot (zig backend), e.g. libasound2-dev; "
+                   "repeatable.")
+@click.option("--system-suite", default=None, metavar="SUITE",
+              help="Debian suite the system packages come from (default bullseye).")
 @click.option("--json", "json_output", is_flag=True,
               help="Print one JSON summary on stdout (artifacts, check, manifest).")
 @click.option("--strict/--no-strict", default=None,
@@ -93,10 +98,12 @@ def build(**options: object) -> int:
 
     Defaults can also come from the crate's Cargo.toml, [package.metadata.glibc-build]
     (keys: glibc, target, backend, recipe, profile, features, verify-on,
-    verify-reproducible, kernel, verify-call, strict, host-libraries); flags win.
+    verify-reproducible, kernel, verify-call, strict, host-libraries, system-packages,
+    system-suite, image-packages); flags win.
     """
     from .build import BuildOptions, run_build
 
+    options["system_packages"] = tuple(options["system_packages"]) or None  # type: ignore[arg-type]
     return run_build(BuildOptions(**options))  # type: ignore[arg-type]
 
 

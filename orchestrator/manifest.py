@@ -46,7 +46,10 @@ def data(*, crate: Crate, target: str, glibc: str, backend: str, profile: str,
     proved (prove.Proof.to_json: the root's glibc, the kernel floor, what was called, what
     was proven by loading and what only by reading the file)."""
     files = [{**entry, "path": Path(entry["path"]).name} for entry in check.get("files", [])]
+    extra = ({"system_packages": dict(result.system_packages)}
+             if result.system_packages is not None else {})
     return {
+        **extra,
         "crate": {"name": crate.packages[0], "packages": list(crate.packages),
                   "version": crate.version},
         "target": target,

@@ -131,6 +131,9 @@ class Recipe:
     template_text: str = field(repr=False)
     # The name or path the user gave, for advice such as "run `build.py fetch --recipe ...`".
     given: str = field(default="", compare=False)
+    # Packages a crate adds to the image (`image-packages` in its metadata); the templates
+    # install them, so the rendered Dockerfile, and with it the image tag, changes with them.
+    image_packages: tuple[str, ...] = ()
 
     def digest(self) -> str:
         """sha256 over the recipe file and its template (each length-prefixed): the image tag.

@@ -11,7 +11,17 @@ scripts that `backends/zig.py` writes:
 
 Links run from `/`: zig compiles its support code (libunwind, glibc's nonshared objects) on the
 first link and records the working directory in their debug info, so linking from the crate's
-folder would put that folder in the library. Relative paths are made absolute first.
+folder would put that folder in the library. Relative paths are made absolute first, and a link
+without `-o` (autoconf's first test: `cc conftest.c`) gets `-o $PWD/a.out`, so its default
+output lands where the compiler was called from, never in `/`.
+
+Build scripts and proc-macros run on the build machine, so they must link for it, not for the
+target glibc (https://github.com/rust-lang/cargo/issues/9453: with host == target, cargo gives
+both the target's `linker`). With `--target`, cargo puts host artifacts under
+`target/<profile>/` and the target's under `target/<triple>/<profile>/`; the wrapper tells them
+apart by the output path when the script sets ZIGWRAP_RUST_TARGET, and links host artifacts
+with ZIGWRAP_HOST_CC / ZIGWRAP_HOST_CXX (the machine's `cc`, as cargo would without us), or
+with zig for its default glibc when the machine has no compiler.
 """
 
 from __future__ import annotations
@@ -56,6 +66,12 @@ RULES: tuple[Rule, ...] = (
 # Any of these makes a call a compile, not a link.
 NOT_A_LINK = ("-c", "-E", "-S", "-M", "-MM")
 LINK_CWD = "/"
+DEFAULT_OUTPUT = "a.out"
+# Set by the wrapper scripts: the Rust target triple, and the host's C and C++ compilers.
+RUST_TARGET_VAR = "ZIGWRAP_RUST_TARGET"
+HOST_COMPILER_VARS = {"cc": "ZIGWRAP_HOST_CC", "c++": "ZIGWRAP_HOST_CXX"}
+# Arguments for every target compile and link, one a line (a target sysroot's -idirafter, -L).
+TARGET_ARGS_VAR = "ZIGWRAP_TARGET_ARGS"
 
 
 def matches(rule: Rule, arg: str, zig_target: str) -> bool:
@@ -114,6 +130,55 @@ def is_link(args: list[str]) -> bool:
     return not set(NOT_A_LINK).intersection(args)
 
 
+def names_output(args: list[str]) -> bool:
+    """Whether the arguments choose the output (`-o FILE`, `-oFILE`) or may do so in an @file."""
+    return any(arg.startswith(("-o", "@")) for arg in args)
+
+
+def has_input(args: list[str]) -> bool:
+    """Whether there is something to compile or link (`-` is standard input); `cc -v` or
+    `cc -print-file-name=...` have none, and no output either."""
+    return any(arg == "-" or not arg.startswith("-") for arg in args)
+
+
+def default_output(args: list[str]) -> list[str]:
+    """`-o a.out` for a link that names no output (made absolute before the link moves)."""
+    if names_output(args) or not has_input(args):
+        return []
+    return ["-o", DEFAULT_OUTPUT]
+
+
+def output_path(args: list[str]) -> str | None:
+    """The `-o` of a link, looked for in rustc's @file too."""
+    previous = ""
+    for arg in args:
+        if previous == "-o":
+            return arg
+        if arg.startswith("-o") and len(arg) > 2:
+            return arg[2:]
+        if arg.startswith("@") and os.path.isfile(arg[1:]):
+            with open(arg[1:], encoding="utf-8") as handle:
+                found = output_path(handle.read().split("\n"))
+            if found is not None:
+                return found
+        previous = arg
+    return None
+
+
+def links_for_host(args: list[str], rust_target: str) -> bool:
+    """A build script or proc-macro: its output is not under `target/<rust_target>/`."""
+    out = output_path(args)
+    if not rust_target or out is None:
+        return False
+    return f"/{rust_target}/" not in "/" + os.path.abspath(out) + "/"
+
+
+def host_zig_target(zig_target: str) -> str:
+    """A host artifact's zig target when the machine has no compiler: the same architecture
+    with zig's default glibc (no version suffix), which an older machine than the target runs."""
+    return zig_target.split(".", 1)[0]
+
+
 def command(mode: str, zig_target: str, zig: str, args: list[str]) -> list[str]:
     """The zig command line for one wrapper call."""
     if mode in ("ar", "ranlib"):
@@ -132,7 +197,17 @@ def main(argv: list[str]) -> None:
         sys.stderr.write("usage: zigwrap.py MODE ZIG_TARGET ZIG [ARGS...]\n")
         raise SystemExit(2)
     mode, zig_target, zig = argv[1:4]
-    cmd = command(mode, zig_target, zig, argv[4:])
+    args = argv[4:]
+    if mode in ("cc", "c++") and is_link(args):
+        args = args + default_output(args)
+        if links_for_host(args, os.environ.get(RUST_TARGET_VAR, "")):
+            host_compiler = os.environ.get(HOST_COMPILER_VARS[mode], "")
+            if host_compiler:  # as rustc called it: the machine's cc is rustc's default
+                os.execv(host_compiler, [host_compiler, *args])
+            zig_target = host_zig_target(zig_target)
+    cmd = command(mode, zig_target, zig, args)
+    if mode in ("cc", "c++"):
+        cmd += [arg for arg in os.environ.get(TARGET_ARGS_VAR, "").split("\n") if arg]
     if mode in ("cc", "c++") and is_link(cmd):
         cmd = cmd[:4] + absolute(cmd[4:])  # zig's own words (mode, target) are not paths
         os.chdir(LINK_CWD)
@@ -215,8 +290,30 @@ def sh_wrapper(mode: str, zig: str, target: str) -> list[str]:
         "printf '%s\\n' \"$abs\"; previous=$abs; fi",
         "  done < \"$1\" > \"$1.zigwrap\" && mv -f \"$1.zigwrap\" \"$1\"",
         "}",
-        "link=yes",
-        f"for arg do case \"$arg\" in {not_a_link}) link=no ;; esac; done",
+        "link=yes; named=no; inputs=no",
+        f"for arg do case \"$arg\" in {not_a_link}) link=no ;; esac",
+        "  case \"$arg\" in -o*|@*) named=yes ;; -) inputs=yes ;; -*) ;; *) inputs=yes ;; esac",
+        "done",
+        "# a build script or proc-macro (output not under target/<triple>/) links for the",
+        "# machine: zig's default glibc, as zigwrap.host_command does without a host compiler",
+        f"if [ $link = yes ] && [ -n \"${{{RUST_TARGET_VAR}:-}}\" ]; then",
+        "  out=; previous=",
+        "  for arg do",
+        "    case \"$previous\" in -o) out=$arg ;; esac",
+        "    case \"$arg\" in",
+        "      -o?*) out=${arg#-o} ;;",
+        "      @*) if [ -f \"${arg#@}\" ]; then prev=; while IFS= read -r line || "
+        "[ -n \"$line\" ]; do case \"$prev\" in -o) out=$line ;; esac; prev=$line; "
+        "done < \"${arg#@}\"; fi ;;",
+        "    esac",
+        "    previous=$arg",
+        "  done",
+        f"  case \"$out\" in '') ;; */\"${RUST_TARGET_VAR}\"/*) ;; "
+        "*) target=${target%%.*} ;; esac",
+        "fi",
+        "# a link naming no output writes a.out where it was called (zigwrap.default_output)",
+        "if [ $link = yes ] && [ $named = no ] && [ $inputs = yes ]; then "
+        f"set -- \"$@\" -o {_q(DEFAULT_OUTPUT)}; fi",
         "previous=",
         "for arg do",
         "  shift",

@@ -197,6 +197,7 @@ def test_container_env_of_a_zig_recipe_links_for_the_target_glibc():
     assert env["RANLIB_x86_64_unknown_linux_gnu"] == "zig-ranlib"
     assert env["CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER"] == "zig-cc"
     assert env["CXXSTDLIB_x86_64_unknown_linux_gnu"] == "c++"
+    assert env[zigwrap.RUST_TARGET_VAR] == TRIPLE  # build scripts link for the image
     assert overridden(recipe, env) == ["ZIG_TARGET_GLIBC"]
 
 
@@ -274,6 +275,40 @@ def test_manifest_names_zig_for_the_zig_backend():
         {"rustc": "r", "zig": "0.17.1"}
 
 
+@pytest.mark.unit
+@pytest.mark.parametrize("args, expected", [
+    (["conftest.c"], ["-o", "a.out"]),               # autoconf's first test
+    (["-x", "c", "-"], ["-o", "a.out"]),             # a link from standard input
+    (["-o", "conftest", "conftest.c"], []),
+    (["-oconftest", "conftest.c"], []),
+    (["@args"], []),                                 # rustc names -o inside its @file
+    (["-v"], []),                                    # nothing to link, nothing written
+    (["-print-file-name=libc.so"], []),
+])
+def test_a_link_without_output_writes_a_out_where_it_was_called(args, expected):
+    assert zigwrap.default_output(args) == expected
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("out, host", [
+    ("/w/target/release/build/foo-0123/build_script_build-0123", True),
+    ("/w/target/release/deps/libserde_derive-0123.so", True),     # a proc-macro
+    ("/w/target/x86_64-unknown-linux-gnu/release/deps/libplug.so", False),
+    ("/w/target/x86_64-unknown-linux-gnu/debug/build/x/build_script_build", False),
+])
+def test_host_artifacts_are_told_apart_by_their_output_path(out, host):
+    assert zigwrap.links_for_host(["-shared", "-o", out, "x.o"], TRIPLE) is host
+    assert zigwrap.links_for_host([f"-o{out}"], TRIPLE) is host
+    assert not zigwrap.links_for_host(["-o", out], "")  # no triple given: always the target
+
+
+@pytest.mark.unit
+def test_without_a_host_compiler_a_host_link_uses_zigs_default_glibc():
+    assert zigwrap.host_zig_target(X86) == "x86_64-linux-gnu"
+    assert zigwrap.host_zig_target("x86_64-linux-gnu.${ZIG_TARGET_GLIBC:-2.31}") == \
+        "x86_64-linux-gnu"
+
+
 # --- the in-image sh wrapper against zigwrap itself (runs sh: fast, but not a unit) --------
 
 def _fake_zig(tmp_path: Path) -> Path:
@@ -306,6 +341,62 @@ def test_the_sh_wrapper_does_what_zigwrap_does(tmp_path, zig_target):
     assert f"{work}/out.so" in sh_link_lines(script, work, ["-o", "out.so"])
 
 
+def test_a_link_without_output_lands_where_it_was_called_in_sh_and_python(tmp_path):
+    """autoconf's `cc conftest.c`: never `/a.out` (the link itself runs from /)."""
+    zig = _fake_zig(tmp_path)
+    script = tmp_path / "zig-cc"
+    script.write_text("\n".join(zigwrap.sh_wrapper("cc", str(zig), X86)) + "\n")
+    script.chmod(0o755)
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "conftest.c").write_text("")
+    for runner in ([str(script)], [sys.executable, "-I", "-S", zigwrap.__file__, "cc", X86,
+                                   str(zig)]):
+        for args, expected in ((["conftest.c"], ["-o", f"{work}/a.out"]), (["-v"], [])):
+            lines = subprocess.run([*runner, *args], capture_output=True, text=True, cwd=work,
+                                   check=True).stdout.splitlines()
+            assert lines[0] == "/"
+            assert lines[-2:] == expected or (not expected and "-o" not in lines)
+
+
+def test_zigwrap_links_a_host_artifact_with_the_host_compiler(tmp_path):
+    """With the triple set, a build script's link goes to ZIGWRAP_HOST_CC unchanged."""
+    zig = _fake_zig(tmp_path)
+    host_cc = tmp_path / "host-cc"
+    host_cc.write_text("#!/bin/sh\necho host \"$@\"\n")
+    host_cc.chmod(0o755)
+    env = {zigwrap.RUST_TARGET_VAR: TRIPLE, "ZIGWRAP_HOST_CC": str(host_cc)}
+    run = [sys.executable, "-I", "-S", zigwrap.__file__, "cc", X86, str(zig)]
+    build_script = "target/release/build/x/build_script_build"
+    out = subprocess.run([*run, "-fuse-ld=lld", "-o", build_script], capture_output=True,
+                         text=True, env=env, cwd=tmp_path, check=True).stdout
+    assert out.split() == ["host", "-fuse-ld=lld", "-o", build_script]
+    plugin = f"target/{TRIPLE}/release/deps/libplug.so"
+    out = subprocess.run([*run, "-fuse-ld=lld", "-o", plugin], capture_output=True, text=True,
+                         env=env, cwd=tmp_path, check=True).stdout.splitlines()
+    assert out[:4] == ["/", "cc", "-target", X86]
+
+
+def test_a_host_link_without_host_compiler_is_the_same_in_sh_and_python(tmp_path):
+    """In an image with no compiler (the zig recipes), a build script links with zig for its
+    default glibc; a target artifact keeps the target glibc. sh and zigwrap.py agree."""
+    zig = _fake_zig(tmp_path)
+    script = tmp_path / "zig-cc"
+    script.write_text("\n".join(zigwrap.sh_wrapper("cc", str(zig), X86)) + "\n")
+    script.chmod(0o755)
+    env = {zigwrap.RUST_TARGET_VAR: TRIPLE, "PATH": "/usr/bin:/bin"}
+    (tmp_path / "args").write_text("-shared\n-o\n/w/target/release/deps/libpm.so\n")
+    for out, expected in ((["-o", "/w/target/release/build/x/build_script_build"],
+                           "x86_64-linux-gnu"),
+                          (["-o", f"/w/target/{TRIPLE}/release/deps/libplug.so"], X86),
+                          ([f"@{tmp_path}/args"], "x86_64-linux-gnu")):
+        runs = [subprocess.run(runner + out, capture_output=True, text=True, env=env,
+                               cwd=tmp_path, check=True).stdout.splitlines()
+                for runner in ([str(script)], [sys.executable, "-I", "-S", zigwrap.__file__,
+                                               "cc", X86, str(zig)])]
+        assert runs[0][:4] == runs[1][:4] == ["/", "cc", "-target", expected], out
+
+
 def sh_link_lines(script: Path, cwd: Path, args: list[str]) -> list[str]:
     return subprocess.run([str(script), *args], capture_output=True, text=True, cwd=cwd,
                           check=True).stdout.splitlines()
@@ -333,3 +424,149 @@ def test_the_sh_wrapper_rewrites_a_response_file_like_zigwrap(tmp_path):
     assert out[-1] == f"@{work}/args"
     assert written == ["-shared", "-o", f"{work}/out.so", f"{work}/in.o", "-lunwind",
                        "with space"]
+
+
+# --- known crates: policy data ---------------------------------------------------------------
+
+@pytest.mark.unit
+def test_known_crates_name_the_fix_for_each_problem():
+    from orchestrator import known_crates
+
+    openssl = known_crates.lookup("openssl_sys")
+    assert openssl is not None and openssl.problem == "system-library"
+    assert "vendored" in openssl.advice and openssl.system_packages == ("libssl-dev",)
+    jemalloc = known_crates.lookup("tikv-jemalloc-sys")
+    assert jemalloc is not None and "disable_initial_exec_tls" in jemalloc.advice
+    assert {c.name for c in known_crates.with_problem("static-tls")} == \
+        {"tikv-jemalloc-sys", "libmimalloc-sys"}
+    assert known_crates.lookup("serde") is None
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("text, needle", [
+    ('[crates.x]\nproblem = "slow"\nwhen = "a"\nadvice = "b"\n', "problem must be one of"),
+    ('[crates.x]\nproblem = "static-tls"\nwhen = "a"\n', "advice must be"),
+    ('[crates.x]\nproblem = "static-tls"\nwhen = "a"\nadvice = "b"\nfeatures = "f"\n',
+     "features must be a list"),
+    ('[crates.x]\nproblem = "static-tls"\nwhen = "a"\nadvice = "b"\ncolour = 1\n',
+     "unknown key 'colour'"),
+])
+def test_a_malformed_known_crate_is_refused(text, needle):
+    from orchestrator import known_crates
+    from orchestrator.errors import BadInput
+
+    with pytest.raises(BadInput, match=needle):
+        known_crates.parse(text)
+
+
+# --- hints for a failed build script ---------------------------------------------------------
+
+ALSA_FAILURE = """error: failed to run custom build command for `alsa-sys v0.3.1`
+  --- stderr
+  thread 'main' panicked at build.rs:13:18:
+
+  pkg-config exited with status code 1
+  > PKG_CONFIG_ALLOW_SYSTEM_LIBS=1 PKG_CONFIG_ALLOW_SYSTEM_CFLAGS=1 pkg-config --libs --cflags alsa
+
+  The system library `alsa` required by crate `alsa-sys` was not found.
+  The file `alsa.pc` needs to be installed and the PKG_CONFIG_PATH environment variable \
+must contain its parent directory.
+"""
+
+
+@pytest.mark.unit
+def test_a_missing_pc_file_names_the_debian_package():
+    from orchestrator.script_hints import hint
+
+    found = hint(ALSA_FAILURE.splitlines())
+    assert found is not None and "--system-package libasound2-dev" in found
+    assert "alsa-sys" in found
+    unknown = hint(ALSA_FAILURE.replace("alsa", "libfoo").splitlines())
+    assert unknown is not None and "packages.debian.org/file:libfoo.pc" in unknown
+
+
+@pytest.mark.unit
+def test_openssl_sys_gets_the_known_crates_advice():
+    from orchestrator.script_hints import hint
+
+    text = ("error: failed to run custom build command for `openssl-sys v0.9.111`\n"
+            "  Could not find openssl via pkg-config:\n"
+            "  The system library `openssl` required by crate `openssl-sys` was not found.\n")
+    found = hint(text.splitlines())
+    assert found is not None and "vendored" in found and "libssl-dev" in found
+
+
+@pytest.mark.unit
+def test_configure_failure_gives_config_logs_real_error(tmp_path):
+    from orchestrator.script_hints import hint
+
+    (tmp_path / "config.log").write_text(
+        "configure:3001: checking whether the C compiler works\n"
+        "configure:3023: cc    conftest.c  >&5\n"
+        "ld.lld: error: unable to find library -lfoo\n"
+        "configure:3027: $? = 1\n")
+    text = (f"configure: error: in `{tmp_path}':\n"
+            "configure: error: C compiler cannot create executables\n")
+    found = hint(text.splitlines())
+    assert found == (f"configure's first test failed: ld.lld: error: unable to find library "
+                     f"-lfoo (see {tmp_path}/config.log)")
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("line", [
+    "src/x.c:1:10: fatal error: 'libudev.h' file not found",      # clang (zig)
+    "src/x.c:1:10: fatal error: libudev.h: No such file or directory",   # gcc
+])
+def test_a_missing_header_is_named(line):
+    from orchestrator.script_hints import hint
+
+    found = hint(["error: failed to run custom build command for `libudev-sys v0.1.4`", line])
+    assert found is not None and "libudev.h" in found and "libudev-sys" in found
+
+
+@pytest.mark.unit
+def test_an_ordinary_failure_gets_no_hint():
+    from orchestrator.script_hints import hint
+
+    assert hint(["error[E0425]: cannot find value `x` in this scope"]) is None
+
+
+@pytest.mark.unit
+def test_the_hint_leads_the_error_above_cargos_lines():
+    from orchestrator.errors import ToolchainError
+
+    output = cargo.CargoOutput(["cargo", "build"], "cargo")
+    for line in ALSA_FAILURE.splitlines():
+        output.scanned.append(line)
+        output.tail.append(line)
+    with pytest.raises(ToolchainError) as caught:
+        output.finish(101)
+    assert str(caught.value).startswith("alsa-sys needs the system library alsa")
+    assert "(cargo failed, exit 101); cargo's last lines:" in str(caught.value)
+
+
+# --- CMake: a toolchain file for zig, and the environment the cmake crate reads ---------------
+
+@pytest.mark.unit
+def test_the_cmake_toolchain_file_names_zig_and_keeps_the_machine_out():
+    from orchestrator.backends.cmake import toolchain_file_text
+
+    wrappers = {mode: Path(f"/w/zig-{mode}") for mode in zigwrap.MODES}
+    text = toolchain_file_text(lookup(TRIPLE), wrappers, Path("/sysroot"))
+    assert 'set(CMAKE_C_COMPILER "/w/zig-cc")' in text
+    assert 'set(CMAKE_CXX_COMPILER "/w/zig-c++")' in text
+    assert 'set(CMAKE_FIND_ROOT_PATH "/sysroot")' in text
+    for kind in ("LIBRARY", "INCLUDE", "PACKAGE"):
+        assert f"set(CMAKE_FIND_ROOT_PATH_MODE_{kind} ONLY)" in text
+
+
+@pytest.mark.unit
+def test_cmake_env_keeps_the_users_choices_and_needs_no_tools():
+    from orchestrator.backends.cmake import cmake_env
+
+    target = lookup(TRIPLE)
+    ours = cmake_env(target, Path("/t.cmake"), {}, {"PATH": "/usr/bin"})
+    assert ours == {"CMAKE_TOOLCHAIN_FILE_x86_64_unknown_linux_gnu": "/t.cmake"}
+    user = cmake_env(target, Path("/t.cmake"), {},
+                     {"CMAKE_TOOLCHAIN_FILE": "/mine.cmake", "CMAKE_GENERATOR": "Unix Makefiles"})
+    assert user == {}

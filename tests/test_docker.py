@@ -177,7 +177,10 @@ def test_base_image_from_a_docker_save_archive(docker_build, docker_client, tmp_
     """Air-gapped without debootstrap: `image --base-archive` takes a real `docker save`."""
     archive = tmp_path / "bullseye.tar"
     with open(archive, "wb") as handle:
-        for chunk in docker_client.images.get("debian:bullseye").save():
+        from orchestrator.recipe import load_recipe
+
+        bullseye = load_recipe("debian-bullseye").base_image  # made by docker_build
+        for chunk in docker_client.images.get(bullseye).save():
             handle.write(chunk)
     base = "glibc-build-test/archive-base:1"
     (tmp_path / "from-archive.Dockerfile.j2").write_text(

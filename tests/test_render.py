@@ -292,3 +292,36 @@ def test_a_folder_given_as_recipe_is_called_a_folder(tmp_path):
     proc = run_tool("render", "--recipe", tmp_path)
     assert_clean_failure(proc, 2, str(tmp_path), "is a folder")
     assert "does not exist" not in proc.stderr
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("name, needle", [
+    ("debian-bullseye", "apt-get install -y --no-install-recommends libasound2-dev libudev-dev"),
+    ("debian-bullseye-zig", "apt-get install -y --no-install-recommends libasound2-dev"),
+    ("centos7", "pkgconfig which xz libasound2-dev libudev-dev"),
+    ("fedora20-llvm5", "tar which xz libasound2-dev libudev-dev"),
+])
+def test_image_packages_are_installed_and_change_the_dockerfile(name, needle):
+    """A crate's image-packages reach the image, so its tag (a hash of the Dockerfile)
+    changes with them; without any, the Dockerfile is as before."""
+    from dataclasses import replace
+
+    recipe = load_recipe(name)
+    plain = render_dockerfile(recipe)
+    text = render_dockerfile(replace(recipe, image_packages=("libasound2-dev", "libudev-dev")))
+    assert needle in text and needle not in plain
+    assert text != plain
+
+
+@pytest.mark.unit
+def test_a_crates_image_packages_reach_the_recipe(tmp_path):
+    from orchestrator import build, cargo
+
+    crate = cargo.Crate(root=tmp_path, manifest=tmp_path / "Cargo.toml", workspace_root=tmp_path,
+                        target_dir=tmp_path / "target", packages=("p",), version="1",
+                        settings={"image-packages": (["libasound2-dev"], tmp_path)},
+                        source_root=tmp_path)
+    request = build.resolve(build.BuildOptions(crate_dir=tmp_path, backend="docker",
+                                               recipe="debian-bullseye", glibc="2.31"), crate)
+    assert request.recipe is not None
+    assert request.recipe.image_packages == ("libasound2-dev",)

@@ -8,7 +8,7 @@ import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..cargo import Crate
 from ..glibc import GlibcVersion
@@ -37,6 +37,9 @@ class BuildContext:
     # general first; a backend that moves the build elsewhere maps its own folders instead.
     path_remaps: tuple[tuple[str, str], ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)   # extra environment for cargo
+    # zig backend: Debian packages for a target sysroot (sysroot.py), from this suite.
+    system_packages: tuple[str, ...] = ()
+    system_suite: str | None = None   # None: debian.py's default suite (data)
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,8 @@ class BuildResult:
     path_remaps: tuple[tuple[str, str], ...]
     env: Mapping[str, str]     # the variables set for cargo on top of the user's environment
     toolchain: Toolchain
+    # The target sysroot's suite and packages (name, version, sha256), when one was used.
+    system_packages: Mapping[str, Any] | None = None
 
 
 def backend(name: str) -> Callable[[BuildContext], BuildResult]:

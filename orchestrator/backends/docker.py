@@ -24,7 +24,7 @@ from ..errors import ToolchainError, UsageError
 from ..glibc import GlibcVersion
 from ..paths import cache_dir
 from ..targets import Target
-from ..zigwrap import MODES
+from ..zigwrap import MODES, RUST_TARGET_VAR
 from . import BuildContext, BuildResult, Toolchain
 from .zig import compiler_env
 
@@ -98,6 +98,7 @@ def container_env(recipe: Recipe, *, target: Target, glibc: GlibcVersion,
         env[f"CXXSTDLIB_{target.env_suffix}"] = "c++"  # zig ships libc++, not libstdc++
         env["ZIG_TARGET_GLIBC"] = str(glibc)  # zig links for the target, not the base
         env["ZIG_GLOBAL_CACHE_DIR"] = ZIG_CACHE
+        env[RUST_TARGET_VAR] = target.rust  # build scripts link for the image, not the target
     if source_date_epoch is not None:
         env["SOURCE_DATE_EPOCH"] = source_date_epoch
     return env

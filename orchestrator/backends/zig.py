@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shlex
+import shutil
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,8 +21,8 @@ from ..paths import cache_dir
 from ..reproducible import REMAP_FLAG
 from ..targets import Target
 from ..zig import zig_binary, zig_version
-from ..zigwrap import MODES
-from . import BuildContext, BuildResult, Toolchain
+from ..zigwrap import HOST_COMPILER_VARS, MODES, RUST_TARGET_VAR, TARGET_ARGS_VAR
+from . import BuildContext, BuildResult, Toolchain, cmake
 
 ZIGWRAP = Path(__file__).resolve().parent.parent / "zigwrap.py"
 
@@ -30,16 +31,22 @@ def zig_target(ctx: BuildContext) -> str:
     return f"{ctx.target.zig}.{ctx.glibc}"
 
 
-def write_wrappers(ctx: BuildContext) -> dict[str, Path]:
+def write_wrappers(ctx: BuildContext, target_args: tuple[str, ...] = ()) -> dict[str, Path]:
     """Write `cc`, `c++`, `ar` and `ranlib` scripts that run zigwrap.py; return their paths.
 
     Their folder is named by a hash of their content, so the paths stay the same from one run
     to the next: cargo and the cc crate rebuild everything when the linker or CC path changes.
+    The scripts name the Rust target and the machine's own compilers, with which zigwrap links
+    build scripts and proc-macros for the machine instead of the target glibc.
     """
     zig = str(zig_binary())
+    host = host_link_env(ctx.target.rust)
+    if target_args:
+        host[TARGET_ARGS_VAR] = "\n".join(target_args)
+    exports = "".join(f"export {name}={shlex.quote(value)}\n" for name, value in host.items())
     scripts = {
-        mode: "#!/bin/sh\nexec " + shlex.join([sys.executable, "-I", "-S", str(ZIGWRAP), mode,
-                                               zig_target(ctx), zig]) + ' "$@"\n'
+        mode: "#!/bin/sh\n" + exports + "exec " + shlex.join(
+            [sys.executable, "-I", "-S", str(ZIGWRAP), mode, zig_target(ctx), zig]) + ' "$@"\n'
         for mode in MODES
     }
     key = hashlib.sha256("".join(scripts.values()).encode()).hexdigest()[:16]
@@ -51,6 +58,15 @@ def write_wrappers(ctx: BuildContext) -> dict[str, Path]:
             write_atomically(path, text, 0o755)  # a concurrent build never runs half a script
         paths[mode] = path
     return paths
+
+
+def host_link_env(rust_target: str) -> dict[str, str]:
+    """zigwrap's variables for host links: the target triple and the machine's `cc`/`c++`
+    (rustc's default linker), empty when missing (zigwrap then links with zig)."""
+    env = {RUST_TARGET_VAR: rust_target}
+    for mode, name in HOST_COMPILER_VARS.items():
+        env[name] = shutil.which(mode) or ""
+    return env
 
 
 def compiler_env(target: Target, tools: Mapping[str, str]) -> dict[str, str]:
@@ -84,7 +100,22 @@ def build(ctx: BuildContext) -> BuildResult:
     logger.step(f"building {', '.join(ctx.crate.packages)} with zig {version} for "
                 f"glibc {ctx.glibc} ({ctx.target.rust}, {ctx.profile})")
     host_env = dict(os.environ)
-    ours = build_env(ctx, write_wrappers(ctx), host_env)
+    root = None
+    if ctx.system_packages:
+        from ..debian import archive
+        from ..sysroot import compiler_args, make_sysroot, pkg_config_env
+
+        root = make_sysroot(ctx.system_suite or archive().default_suite, ctx.target,
+                            ctx.system_packages)
+    wrappers = write_wrappers(ctx, tuple(compiler_args(root)) if root else ())
+    ours = build_env(ctx, wrappers, host_env)
+    toolchain_file = cmake.write_toolchain_file(ctx.target, wrappers,
+                                                root.path if root else None)
+    for name, value in cmake.cmake_env(ctx.target, toolchain_file, cmake.tool_binaries(),
+                                       host_env).items():
+        ours.setdefault(name, value)
+    if root is not None:
+        ours.update(pkg_config_env(root))
     flags = cargo.hand_over_rustflags(
         ctx.crate.root.resolve(), ctx.target.rust, {**host_env, **ours},
         [*ctx.rustflags, *reproducible.remap_rustflags(ctx.path_remaps)])
@@ -97,4 +128,5 @@ def build(ctx: BuildContext) -> BuildResult:
         artifacts=tuple(artifacts),
         rustflags=tuple(f for f in flags.flags if not f.startswith(REMAP_FLAG)),
         path_remaps=ctx.path_remaps, env=ours,
-        toolchain=Toolchain(rustc=toolchain.version_verbose(ctx.crate.root), zig=version))
+        toolchain=Toolchain(rustc=toolchain.version_verbose(ctx.crate.root), zig=version),
+        system_packages=root.manifest_entry() if root else None)

@@ -10,7 +10,7 @@ FROM fedora:20
 RUN sed -i -e 's/^metalink=/#metalink=/' \
         -e 's|^#baseurl=http://download.fedoraproject.org/pub/fedora/linux|baseurl=http://archives.fedoraproject.org/pub/archive/fedora/linux|' \
         /etc/yum.repos.d/fedora.repo /etc/yum.repos.d/fedora-updates.repo && \
-    yum -y install coreutils findutils gcc gcc-c++ gzip make python tar which xz && \
+    yum -y install coreutils findutils gcc gcc-c++ gzip make perl perl-IPC-Cmd pkgconfig python tar which xz && \
     yum clean all && \
     test "$(getconf GNU_LIBC_VERSION)" = 'glibc 2.18'
 
