@@ -7,23 +7,29 @@ that folder never holds a file that would fail to load on the target.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import cargo, logger, manifest, reproducible, targets
+from . import cargo, jsonout, logger, manifest, reproducible, targets
 from .backends import BuildContext, BuildResult, backend
-from .errors import BadInput, CheckFailed, LoadRefused, NotReproducible, UsageError
-from .files import staged
+from .errors import (
+    BadInput,
+    CheckFailed,
+    LoadRefused,
+    NotReproducible,
+    OrchestratorError,
+    ToolchainError,
+    UsageError,
+)
 from .glibc import GlibcVersion, require_for_build
+from .outdir import publish, require_usable
 
 if TYPE_CHECKING:
+    from .platforms import Platform
     from .recipe import Recipe
 
 DEFAULT_GLIBC = "2.17"
@@ -48,6 +54,18 @@ class BuildOptions:
     verify_on: Path | None = None
     verify_reproducible: bool | None = None
     json_output: bool = False
+    # cargo's own conventions (issue 14)
+    manifest_path: Path | None = None
+    release: bool = False
+    target_dir: Path | None = None
+    locked: bool = False
+    frozen: bool = False
+    offline: bool = False
+    all_features: bool = False
+    no_default_features: bool = False
+    verbose: int = 0
+    quiet: bool = False
+    cargo_args: tuple[str, ...] = ()     # everything after `--`
 
 
 @dataclass(frozen=True)
@@ -66,13 +84,106 @@ class BuildRequest:
     verify_root: Path | None      # the root folder it resolved to (archives are unpacked once)
     verify_reproducible: bool
     json_output: bool
+    platform: str = ""                  # names the default --out folder: glibc-2.17, centos-7
+    target_dir: Path | None = None      # cargo's target folder for this (target, glibc, backend)
+    cargo_args: tuple[str, ...] = ()    # passed to `cargo build` as they are
+
+
+def split_target(text: str) -> tuple[str, str | None]:
+    """cargo-zigbuild's `x86_64-unknown-linux-gnu.2.17`: the triple, and the glibc after it."""
+    triple, dot, glibc = text.partition(".")
+    return triple, (glibc if dot else None)
+
+
+def _target_and_glibc(target_text: str | None, glibc_text: str | None,
+                      glibc_source: str = "--glibc") -> tuple[str | None, str | None, str]:
+    """--target's glibc suffix counts as --glibc; both given must agree."""
+    if target_text is None:
+        return None, glibc_text, glibc_source
+    triple, suffix = split_target(target_text)
+    if suffix is None:
+        return triple, glibc_text, glibc_source
+    if glibc_text is not None and glibc_text != suffix:
+        raise UsageError(f"--target {target_text} says glibc {suffix} but {glibc_source} says "
+                         f"{glibc_text}; give one of them")
+    return triple, suffix, f"--target {target_text}"
+
+
+def choose_platform(text: str, target: targets.Target, what: str = "--glibc") -> Platform:
+    """A glibc version or a platform preset (`centos-7`) the build can serve."""
+    from .platforms import resolve as resolve_platform
+
+    platform = resolve_platform(text, what=what)
+    named = f"{what} {text}: its glibc" if platform.name != f"glibc-{platform.glibc}" else what
+    require_for_build(platform.glibc, target, named)
+    return platform
 
 
 def _check_cli_values(options: BuildOptions) -> None:
     """Fail fast on bad flag values, before cargo is even asked about the crate."""
-    target = targets.lookup(options.target or targets.DEFAULT_TARGET)
-    if options.glibc is not None:
-        require_for_build(GlibcVersion.parse(options.glibc), target)
+    triple, glibc, source = _target_and_glibc(options.target, options.glibc)
+    target = targets.lookup(triple or targets.DEFAULT_TARGET)
+    if glibc is not None:
+        choose_platform(glibc, target, source)
+    if options.release and options.profile not in (None, "release"):
+        raise UsageError(f"--release and --profile {options.profile} contradict each other; "
+                         "give one of them")
+    cargo_flags(options)
+    if options.out is not None:
+        require_usable(options.out)
+
+
+# Flags the build sets itself: after `--` they would fight ours (-> the option to use instead).
+OWN_CARGO_FLAGS = {
+    "--target": "--target", "--manifest-path": "--manifest-path or CRATE_DIR",
+    "--message-format": None, "--profile": "--profile", "--release": "--release",
+    "--target-dir": "--target-dir", "--package": "--package", "-p": "--package",
+    "--artifact-dir": "--out", "--out-dir": "--out",
+}
+
+
+def cargo_flags(options: BuildOptions) -> tuple[str, ...]:
+    """cargo's own flags the build passes on as they are, then everything after `--`."""
+    switches = (("--locked", options.locked), ("--frozen", options.frozen),
+                ("--offline", options.offline), ("--all-features", options.all_features),
+                ("--no-default-features", options.no_default_features),
+                ("--quiet", options.quiet))
+    args = [flag for flag, on in switches if on] + ["--verbose"] * options.verbose
+    for arg in options.cargo_args:
+        name = arg.split("=", 1)[0]
+        if name in OWN_CARGO_FLAGS or (name.startswith("-p") and not name.startswith("--")):
+            instead = OWN_CARGO_FLAGS.get(name, "--package")
+            raise UsageError(f"`-- {arg}`: build.py sets {name} for cargo itself; "
+                             + (f"use build.py's {instead} instead" if instead
+                                else "drop it (the build reads cargo's JSON messages)"))
+    return (*args, *options.cargo_args)
+
+
+def crate_folder(options: BuildOptions) -> Path:
+    """CRATE_DIR or --manifest-path, as cargo takes them: a folder, or its Cargo.toml."""
+    if options.manifest_path is not None:
+        path = options.manifest_path
+        if path.name != "Cargo.toml" or path.is_dir():
+            raise UsageError(f"--manifest-path {path} is not a Cargo.toml; give the path of a "
+                             "crate's Cargo.toml")
+        if not path.is_file():
+            raise BadInput(f"--manifest-path {path}: no such file; give the path of a crate's "
+                           "Cargo.toml")
+        return path.parent
+    path = options.crate_dir
+    if path.name == "Cargo.toml" and path.is_file():
+        return path.parent
+    if path.is_file():
+        raise BadInput(f"{path}: not a folder or a Cargo.toml; give the folder that holds "
+                       "Cargo.toml")
+    return path
+
+
+def build_target_dir(base: Path, target: targets.Target, platform_glibc: GlibcVersion,
+                     backend_name: str) -> Path:
+    """cargo's target folder for one (target, glibc, backend): switching glibc reuses each
+    one's objects and never mixes them (the same crate linked for another glibc)."""
+    return base / "glibc-build" / f"{target.rust}-glibc-{platform_glibc}-{backend_name}"
 
 
 def _setting(crate: cargo.Crate, key: str, kinds: tuple[type, ...]) -> tuple[object, Path]:
@@ -103,12 +214,14 @@ def resolve(options: BuildOptions, crate: cargo.Crate) -> BuildRequest:
         value = _setting(crate, key, kinds)[0]
         return value, f"{key} in [package.metadata.{cargo.SETTINGS_KEY}]"
 
-    target_name, _ = pick(options.target, "target")
-    target = targets.lookup(str(target_name or targets.DEFAULT_TARGET))
+    target_text, _ = pick(options.target, "target")
     glibc_text, glibc_source = pick(options.glibc, "glibc")
-    glibc = require_for_build(
-        GlibcVersion.parse(str(glibc_text or DEFAULT_GLIBC), what=glibc_source), target,
+    target_name, glibc_text, glibc_source = _target_and_glibc(
+        str(target_text) if target_text else None, str(glibc_text) if glibc_text else None,
         glibc_source)
+    target = targets.lookup(target_name or targets.DEFAULT_TARGET)
+    platform = choose_platform(glibc_text or DEFAULT_GLIBC, target, glibc_source)
+    glibc = platform.glibc
     chosen, backend_source = pick(options.backend, "backend")
     recipe: object = options.recipe
     if recipe is None and options.backend != "zig":  # the crate's recipe goes with its docker
@@ -123,9 +236,10 @@ def resolve(options: BuildOptions, crate: cargo.Crate) -> BuildRequest:
                          "--backend docker")
     if chosen == "docker" and not recipe:
         raise UsageError("--backend docker needs --recipe NAME (see recipes/)")
-    profile, profile_source = pick(options.profile, "profile")
-    if profile not in (None, "release", "debug"):
-        raise UsageError(f"{profile_source} {profile!r} is not a profile; use release or debug")
+    profile, _ = pick(options.profile, "profile")
+    if options.release and profile not in (None, "release"):
+        raise UsageError(f"--release and --profile {profile} contradict each other; "
+                         "give one of them")
     features, _ = pick(options.features, "features", (str, list))
     if isinstance(features, list):
         features = ",".join(str(f) for f in features)
@@ -134,9 +248,11 @@ def resolve(options: BuildOptions, crate: cargo.Crate) -> BuildRequest:
         value, origin = _setting(crate, "verify-on", (str,))
         verify_on = origin / str(value) if value else None
     repro, _ = pick(options.verify_reproducible, "verify-reproducible", (bool,))
-    out = options.out or options.crate_dir / "dist"
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} is a file; give a folder (it is made if missing)")
+    folder = platform.name.replace(",", "+")
+    out = options.out or crate.root / "dist" / folder
+    require_usable(out)
+    base = (options.target_dir.absolute() if options.target_dir is not None
+            else crate.target_dir)
     verify_root = None
     if verify_on is not None:
         from .rootfs import resolve_root
@@ -152,33 +268,20 @@ def resolve(options: BuildOptions, crate: cargo.Crate) -> BuildRequest:
         recipe=loaded, profile=str(profile or "release"),
         features=str(features) if features else None, out=out,
         verify_on=verify_on, verify_root=verify_root, verify_reproducible=bool(repro),
-        json_output=options.json_output)
-
-
-def copy_out(built: Sequence[Path], out: Path, texts: dict[str, str]) -> list[Path]:
-    """Put the libraries and `texts` (the manifest) in `out`: each is staged under a temporary
-    name first and renamed only once all are written, so `out` never holds half a file."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise BadInput(f"--out {out}: cannot make this folder ({exc.strerror}); give a "
-                       "folder you can write") from None
-    with contextlib.ExitStack() as stack:
-        for src in built:
-            tmp = stack.enter_context(staged(out / src.name, src.stat().st_mode & 0o777))
-            shutil.copyfile(src, tmp)
-        for name, text in texts.items():
-            stack.enter_context(staged(out / name)).write_text(text, encoding="utf-8")
-    return [out / src.name for src in built]
+        json_output=options.json_output, platform=folder,
+        target_dir=build_target_dir(base, target, glibc, str(chosen)),
+        cargo_args=cargo_flags(options))
 
 
 def context(request: BuildRequest, crate: cargo.Crate) -> BuildContext:
     """The backend's inputs, with the path remapping that makes the output reproducible."""
     remaps = reproducible.path_remaps(crate, os.environ)
+    env = reproducible.environment(crate, request.target, os.environ, remaps)
+    env["CARGO_TARGET_DIR"] = str(crate.target_dir)
     return BuildContext(crate=crate, target=request.target, glibc=request.glibc,
                         profile=request.profile, features=request.features,
-                        recipe=request.recipe, path_remaps=remaps,
-                        env=reproducible.environment(crate, request.target, os.environ, remaps))
+                        recipe=request.recipe, path_remaps=remaps, env=env,
+                        cargo_args=request.cargo_args)
 
 
 def rebuild_elsewhere(request: BuildRequest, ctx: BuildContext, scratch: Path) -> BuildResult:
@@ -186,6 +289,8 @@ def rebuild_elsewhere(request: BuildRequest, ctx: BuildContext, scratch: Path) -
     crate = request.crate
     skip = {crate.target_dir, crate.workspace_root / "target", crate.root.resolve() / "dist",
             request.out.resolve()}
+    if request.target_dir is not None:  # the base of every per-glibc target folder
+        skip.add(request.target_dir.parent.parent)
 
     def ignore(folder: str, names: list[str]) -> list[str]:
         return [n for n in names if n == ".git" or Path(folder, n) in skip]
@@ -202,12 +307,49 @@ def rebuild_elsewhere(request: BuildRequest, ctx: BuildContext, scratch: Path) -
     return backend(request.backend)(replace(ctx2, env=env))
 
 
+def last_error(details: str) -> str:
+    """cargo's own last error among its last lines (the whole output was streamed already)."""
+    lines = [line.strip() for line in details.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error")]
+    return (errors or lines or [""])[-1]
+
+
+def build_stage(request: BuildRequest, ctx: BuildContext) -> BuildResult:
+    """The backend's build; a cargo failure becomes one line naming the stage, then cargo's
+    own last error, not its tail again."""
+    try:
+        return backend(request.backend)(ctx)
+    except ToolchainError as exc:
+        if not exc.message.endswith("cargo's last lines:"):
+            raise
+        said = exc.message.removesuffix("; cargo's last lines:")
+        raise ToolchainError(f"the build stage failed ({request.backend} backend): {said}: "
+                             f"{last_error(exc.details)}") from None
+
+
 def run_build(options: BuildOptions) -> int:
+    summary: dict[str, Any] = {}
+    try:
+        return _run_build(options, summary)
+    except OrchestratorError as exc:
+        if options.json_output:
+            jsonout.emit(jsonout.failure(exc.message, exc.exit_code, summary))
+        raise
+
+
+def _run_build(options: BuildOptions, summary: dict[str, Any]) -> int:
+    """The build; `summary` fills up as it goes (the JSON of a failure says what was known)."""
     _check_cli_values(options)
-    crate = cargo.locate(options.crate_dir, options.package)
+    crate = cargo.locate(crate_folder(options), options.package)
     request = resolve(options, crate)
+    summary.update({"ok": False, "glibc": str(request.glibc), "platform": request.platform,
+                    "target": request.target.rust, "backend": request.backend,
+                    "artifacts": [], "manifest": None, "check": None})
+    assert request.target_dir is not None
+    crate = replace(crate, target_dir=request.target_dir)
+    request = replace(request, crate=crate)
     ctx = context(request, crate)
-    result = backend(request.backend)(ctx)
+    result = build_stage(request, ctx)
     built = list(result.artifacts)
 
     from .check import check_paths
@@ -216,10 +358,8 @@ def run_build(options: BuildOptions) -> int:
     logger.step(f"checking {len(built)} librar{plural} against glibc {request.glibc}")
     report = check_paths(built, request.glibc, request.target)
     logger.console().print(report.render_text(), markup=False, highlight=False)
-    summary: dict[str, Any] = {
-        "ok": report.ok, "glibc": str(request.glibc), "target": request.target.rust,
-        "backend": request.backend, "artifacts": [], "manifest": None, "check": report.to_json()}
-    failure: Exception | None = None
+    summary["check"] = report.to_json()
+    failure: OrchestratorError | None = None
     if not report.ok:
         failure = CheckFailed(f"the built librar{plural} {'needs' if len(built) == 1 else 'need'} "
                               f"more than glibc {request.glibc} "
@@ -232,26 +372,35 @@ def run_build(options: BuildOptions) -> int:
     if failure is None and request.verify_reproducible:
         failure = verify_reproducible(request, ctx, built)
         summary["reproducible"] = failure is None
-    if failure is None:
-        text = manifest.render(manifest.data(
-            crate=request.crate, target=request.target.rust, glibc=str(request.glibc),
-            backend=request.backend, profile=request.profile, result=result,
-            artifacts=manifest.artifact_entries(built), check=report.to_json(), loads=loads))
-        artifacts = copy_out(built, request.out, {manifest.MANIFEST_NAME: text})
-        summary["artifacts"] = [str(p) for p in artifacts]
-        summary["manifest"] = str(request.out / manifest.MANIFEST_NAME)
-        for path in artifacts:
-            logger.info(f"-> {path}")
-    summary["ok"] = failure is None
-    if request.json_output:
-        print(json.dumps(summary, indent=2))
     if failure is not None:
         raise failure
+
+    def manifest_text(files: list[str]) -> str:
+        data = manifest.data(
+            crate=request.crate, target=request.target.rust, glibc=str(request.glibc),
+            backend=request.backend, profile=request.profile, result=result,
+            artifacts=manifest.artifact_entries(built), check=report.to_json(), loads=loads)
+        return manifest.render({**data, "files": files})
+
+    published = publish(request.out, built, manifest_text)
+    summary["artifacts"] = [str(p) for p in published.artifacts]
+    summary["manifest"] = str(request.out / manifest.MANIFEST_NAME)
+    for path in published.artifacts:
+        logger.info(f"-> {path}")
+    if published.removed:
+        logger.info(f"removed from {request.out} what an earlier build put there and this one "
+                    f"did not: {', '.join(published.removed)}")
+    if published.foreign:
+        logger.warn(f"{request.out} also holds files this tool did not write (left alone): "
+                    f"{', '.join(published.foreign)}")
+    summary["ok"] = True
+    if request.json_output:
+        jsonout.emit(summary)
     return 0
 
 
 def prove(request: BuildRequest,
-          built: list[Path]) -> tuple[list[dict[str, Any]], Exception | None]:
+          built: list[Path]) -> tuple[list[dict[str, Any]], OrchestratorError | None]:
     """Load every library with the real dynamic loader of the --verify-on root."""
     from .prove import verify_load
 
@@ -273,7 +422,7 @@ def prove(request: BuildRequest,
 
 
 def verify_reproducible(request: BuildRequest, ctx: BuildContext,
-                        built: list[Path]) -> Exception | None:
+                        built: list[Path]) -> OrchestratorError | None:
     logger.step("building a second time from another folder to compare the bytes")
     scratch = Path(tempfile.mkdtemp(prefix="glibc-build-repro-"))
     try:

@@ -12,23 +12,64 @@ import signal
 import sys
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from . import __version__
-from .errors import EXIT_CODES, OrchestratorError
+from .errors import EXIT_CODES, OrchestratorError, UsageError
 from .logger import error
+
+if TYPE_CHECKING:
+    from .glibc import GlibcVersion
 
 EXIT_CODE_HELP = "\b\nExit codes:\n" + "\n".join(
     f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES.items())
 
 
-class DefaultToBuild(click.Group):
-    """`build.py [OPTIONS] CRATE_DIR` means `build.py build [OPTIONS] CRATE_DIR`."""
+# An unknown option is matched only to close names: click's own cutoff (difflib's 0.6) offers
+# `--backend` for `--locked` (https://docs.python.org/3/library/difflib.html#difflib.get_close_matches).
+SUGGESTION_CUTOFF = 0.8
+
+
+def close_options(command: click.Command, name: str) -> list[str]:
+    """The options of `command` whose names are close to the unknown `name`."""
+    import difflib
+
+    known = [opt for param in command.params if isinstance(param, click.Option)
+             for opt in (*param.opts, *param.secondary_opts) if opt.startswith("--")]
+    return difflib.get_close_matches(name, known, n=2, cutoff=SUGGESTION_CUTOFF)
+
+
+class Command(click.Command):
+    """A command whose typo hints name only close options."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and args[0] not in ("--help", "-h",
-                                                                     "--version"):
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as exc:
+            raise click.NoSuchOption(exc.option_name, ctx=exc.ctx,
+                                     possibilities=close_options(self, exc.option_name)) from None
+
+
+class BuildCommand(Command):
+    """`build`: everything after `--` is for cargo (kept in ctx.meta, never parsed by click)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" in args:
+            at = args.index("--")
+            args, ctx.meta["cargo_args"] = args[:at], tuple(args[at + 1:])
+        return super().parse_args(ctx, args)
+
+
+class DefaultToBuild(click.Group):
+    """`build.py [OPTIONS] [CRATE_DIR]` means `build.py build [OPTIONS] [CRATE_DIR]`."""
+
+    command_class = Command
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ("--help", "-h",
+                                                                         "--version")):
             args = ["build", *args]
         return super().parse_args(ctx, args)
 
@@ -45,25 +86,57 @@ def cli() -> None:
     """
 
 
-GLIBC_HELP = "Highest glibc the output may need, MAJOR.MINOR (default 2.17)."
+def glibc_help(default: str) -> str:
+    """One description of --glibc for every command."""
+    return ("Highest glibc the output may need: a version, MAJOR.MINOR, or a platform preset "
+            f"(`build.py platforms`, e.g. centos-7). Default {default}.")
 
 
-@cli.command(epilog=EXIT_CODE_HELP)
-@click.option("--glibc", default=None, metavar="X.Y", help=GLIBC_HELP)
+def glibc_version(text: str) -> GlibcVersion:
+    """--glibc as a version or a platform preset: the glibc it means."""
+    from .platforms import resolve
+
+    return resolve(text).glibc
+
+
+GLIBC_HELP = glibc_help("2.17 (Rust's floor)")
+
+
+@cli.command(cls=BuildCommand, epilog=EXIT_CODE_HELP)
+@click.option("--glibc", default=None, metavar="X.Y|PLATFORM", help=GLIBC_HELP)
 @click.option("--target", default=None, metavar="TRIPLE",
-              help="Rust target triple (default x86_64-unknown-linux-gnu).")
+              help="Rust target triple (default x86_64-unknown-linux-gnu); cargo-zigbuild's "
+                   "TRIPLE.X.Y form sets the glibc too.")
 @click.option("--backend", type=click.Choice(["zig", "docker"]), default=None,
               help="zig: link against zig's glibc stubs (no Docker); docker: build inside an "
                    "old-distro image made from --recipe. Default zig.")
 @click.option("--recipe", default=None, metavar="NAME|PATH",
               help="Recipe for the docker backend (see recipes/).")
-@click.option("--profile", type=click.Choice(["release", "debug"]), default=None,
-              help="Cargo profile (default release).")
+@click.option("--release", is_flag=True, help="Build the release profile (the default).")
+@click.option("--profile", default=None, metavar="NAME",
+              help="Cargo profile: release (default), debug (or dev), or one of your own.")
 @click.option("--package", "-p", default=None, metavar="NAME",
               help="Workspace member to build (default: every cdylib under CRATE_DIR).")
-@click.option("--features", default=None, metavar="LIST", help="Cargo features to enable.")
+@click.option("--features", "-F", default=None, metavar="LIST", help="Cargo features to enable.")
+@click.option("--all-features", is_flag=True, help="Enable every feature (cargo's flag).")
+@click.option("--no-default-features", is_flag=True,
+              help="Do not enable the default feature (cargo's flag).")
 @click.option("--out", default=None, type=click.Path(path_type=Path),
-              help="Where the libraries go (default CRATE_DIR/dist).")
+              help="The folder the checked libraries and build-manifest.json go to; it holds "
+                   "exactly this build afterwards (default CRATE_DIR/dist/PLATFORM, e.g. "
+                   "dist/glibc-2.17).")
+@click.option("--manifest-path", default=None, type=click.Path(path_type=Path), metavar="PATH",
+              help="The crate's Cargo.toml (instead of CRATE_DIR).")
+@click.option("--target-dir", default=None, type=click.Path(path_type=Path), metavar="DIR",
+              help="Base of cargo's target folders (default: cargo's, CARGO_TARGET_DIR "
+                   "respected); each (target, glibc, backend) gets its own folder under "
+                   "DIR/glibc-build/.")
+@click.option("--locked", is_flag=True, help="cargo's --locked: Cargo.lock must not change.")
+@click.option("--frozen", is_flag=True, help="cargo's --frozen: --locked and --offline.")
+@click.option("--offline", is_flag=True, help="cargo's --offline: no network.")
+@click.option("--verbose", "-v", "verbose", count=True, help="cargo's -v (repeatable).")
+@click.option("--quiet", "-q", is_flag=True, help="cargo's -q; and only our errors and the "
+                                                   "report's verdict.")
 @click.option("--verify-on", default=None, type=click.Path(path_type=Path),
               metavar="ROOT|ARCHIVE",
               help="After the check, dlopen each library with the glibc of this root folder or "
@@ -71,10 +144,12 @@ GLIBC_HELP = "Highest glibc the output may need, MAJOR.MINOR (default 2.17)."
 @click.option("--verify-reproducible/--no-verify-reproducible", default=None,
               help="Build a second time from another folder and compare the bytes.")
 @click.option("--json", "json_output", is_flag=True,
-              help="Print one JSON summary on stdout (artifacts, check, manifest).")
-@click.argument("crate_dir", type=click.Path(path_type=Path))
+              help="Print one JSON summary on stdout (artifacts, check, manifest), on failure "
+                   "too (ok false, error, exit_code).")
+@click.argument("crate_dir", required=False, type=click.Path(path_type=Path))
 def build(**options: object) -> int:
-    """Build every cdylib of CRATE_DIR for an old glibc, then check it.
+    """Build every cdylib of CRATE_DIR (default: this folder; or its Cargo.toml) for an old
+    glibc, then check it. Arguments after `--` go to `cargo build`.
 
     Defaults can also come from the crate's Cargo.toml, [package.metadata.glibc-build]
     (keys: glibc, target, backend, recipe, profile, features, verify-on,
@@ -82,14 +157,22 @@ def build(**options: object) -> int:
     """
     from .build import BuildOptions, run_build
 
+    if options["crate_dir"] is not None and options["manifest_path"] is not None:
+        raise UsageError("give CRATE_DIR or --manifest-path, not both")
+    options["crate_dir"] = options["crate_dir"] or Path(".")
+    options["cargo_args"] = click.get_current_context().meta.get("cargo_args", ())
+    if options["quiet"]:
+        os.environ["GLIBC_BUILD_QUIET"] = "1"
     return run_build(BuildOptions(**options))  # type: ignore[arg-type]
 
 
 @cli.command(epilog=EXIT_CODE_HELP)
-@click.option("--glibc", default="2.17", show_default=True, metavar="X.Y",
-              help="Oldest glibc the files must load on.")
+@click.option("--glibc", default=None, metavar="X.Y|PLATFORM",
+              help=glibc_help("2.17; any glibc zig knows can be checked against, scout's 2.15 "
+                              "too"))
 @click.option("--target", default=None, metavar="TRIPLE",
-              help="Expected Rust target triple (default: each file's own architecture).")
+              help="Expected Rust target triple (default: each file's own architecture); "
+                   "cargo-zigbuild's TRIPLE.X.Y form sets the glibc too.")
 @click.option("--json", "json_output", is_flag=True,
               help="Print one JSON object on stdout instead of the text report.")
 @click.option("--host-symbols", default=None, type=click.Path(path_type=Path), metavar="FILE",
@@ -99,7 +182,7 @@ def build(**options: object) -> int:
 @click.option("--junit", default=None, type=click.Path(path_type=Path), metavar="FILE",
               help="Also write a JUnit XML report (one test case per file) for CI to show.")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-def check(glibc: str, target: str | None, json_output: bool, host_symbols: Path | None,
+def check(glibc: str | None, target: str | None, json_output: bool, host_symbols: Path | None,
           policy: Path | None, junit: Path | None, paths: tuple[Path, ...]) -> int:
     """Check that ELF files (or folders of them) load with dlopen on glibc X.Y.
 
@@ -107,14 +190,17 @@ def check(glibc: str, target: str | None, json_output: bool, host_symbols: Path 
     Exit 0: every file loads on the target; 1: a violation; 2: an input could not be
     analysed (missing, not ELF, truncated, malformed); the other files are still reported.
     """
-    import json
-
+    from . import jsonout
+    from .build import split_target
     from .check import check_paths, read_host_symbols
-    from .glibc import GlibcVersion
     from .targets import lookup
 
-    report = check_paths(list(paths), GlibcVersion.parse(glibc),
-                         lookup(target) if target else None,
+    triple, suffix = split_target(target) if target else (None, None)
+    if suffix is not None and glibc is not None and suffix != glibc:
+        raise UsageError(f"--target {target} says glibc {suffix} but --glibc says {glibc}; give "
+                         "one of them")
+    report = check_paths(list(paths), glibc_version(glibc or suffix or "2.17"),
+                         lookup(triple) if triple else None,
                          read_host_symbols(host_symbols) if host_symbols else frozenset(),
                          policy)
     if junit is not None:
@@ -122,7 +208,7 @@ def check(glibc: str, target: str | None, json_output: bool, host_symbols: Path 
 
         write_atomically(junit, report.to_junit())
     if json_output:
-        sys.stdout.write(json.dumps(report.to_json()) + "\n")   # compact: C encoder
+        jsonout.emit(report.to_json(), indent=None)   # compact: C encoder
     else:
         sys.stdout.write(report.render_text(with_errors=False) + "\n")
     for err in report.errors:
@@ -182,8 +268,8 @@ def rootfs(**options: object) -> int:
 
 @cli.command(epilog=EXIT_CODE_HELP)
 @click.option("--recipe", required=True, metavar="NAME|PATH", help="Recipe (see recipes/).")
-@click.option("--glibc", default=None, metavar="X.Y",
-              help="The glibc the image must serve (default: the recipe's own).")
+@click.option("--glibc", default=None, metavar="X.Y|PLATFORM",
+              help=glibc_help("the recipe's own"))
 @click.option("--base-archive", type=click.Path(path_type=Path), default=None,
               help="Make the base image from this `docker save` tarball or OCI image layout "
                    "instead of pulling it or using debootstrap.")
@@ -201,12 +287,11 @@ def image(recipe: str, glibc: str | None, base_archive: Path | None, rsrc: Path 
     The base image is used when the engine has it, pulled when a registry answers, and
     otherwise made locally: from --base-archive, or with debootstrap when the recipe says how.
     """
-    from .glibc import GlibcVersion
     from .image import build_image
     from .recipe import load_recipe
 
     loaded = load_recipe(recipe)
-    version = GlibcVersion.parse(glibc) if glibc else loaded.glibc
+    version = glibc_version(glibc) if glibc else loaded.glibc
     click.echo(build_image(loaded, version, rsrc=rsrc, offline=offline,
                            base_archive=base_archive, deadline=deadline))
     return 0
@@ -215,15 +300,16 @@ def image(recipe: str, glibc: str | None, base_archive: Path | None, rsrc: Path 
 @cli.command("render", epilog=EXIT_CODE_HELP)
 @click.option("--recipe", "recipe_name", required=True, metavar="NAME|PATH",
               help="A recipe name from recipes/ or the path of a recipe .toml file.")
-@click.option("--glibc", default=None, metavar="X.Y",
-              help="Target glibc; a recipe whose base glibc is newer is refused "
-                   "(default: the recipe's own).")
+@click.option("--glibc", default=None, metavar="X.Y|PLATFORM",
+              help=glibc_help("the recipe's own") + " A recipe whose base glibc is newer is "
+                   "refused.")
 def render_command(recipe_name: str, glibc: str | None) -> int:
     """Print the Dockerfile a recipe renders to (same recipe, same bytes)."""
     from .recipe import load_recipe
     from .render import render_dockerfile
 
-    click.echo(render_dockerfile(load_recipe(recipe_name), glibc), nl=False)
+    click.echo(render_dockerfile(load_recipe(recipe_name),
+                                 str(glibc_version(glibc)) if glibc else None), nl=False)
     return 0
 
 
@@ -287,21 +373,40 @@ def _terminate(signum: int, frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the process exit code. Never lets a traceback reach the user."""
     signal.signal(signal.SIGTERM, _terminate)
+    code = _main(argv)
+    from . import jsonout
+
+    if _last_error and jsonout.wanted(sys.argv[1:] if argv is None else argv) \
+            and not jsonout.emitted():  # failed before the command printed its JSON
+        jsonout.emit(jsonout.failure(_last_error[-1] if _last_error else "failed", code))
+    return code
+
+
+_last_error: list[str] = []   # the one line `_main` printed, for --json
+
+
+def _error(message: str, details: str = "") -> None:
+    _last_error.append(message)
+    error(message, details)
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         result = cli.main(args=argv, prog_name="build.py", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.exceptions.Abort:
-        error("interrupted")
+        _error("interrupted")
         return 130
     except click.ClickException as exc:
         exc.show()
+        _last_error.append(exc.format_message())
         return 2 if isinstance(exc, click.UsageError) else exc.exit_code
     except OrchestratorError as exc:
-        error(exc.message, exc.details)
+        _error(exc.message, exc.details)
         return exc.exit_code
     except KeyboardInterrupt:
-        error("interrupted")
+        _error("interrupted")
         return 130
     except BrokenPipeError:
         sys.stderr.close()  # stdout went away (e.g. `| head`): not an error worth a message
@@ -309,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
         if os.environ.get("GLIBC_BUILD_DEBUG") == "1":
             traceback.print_exc()
-        error(f"internal error: {type(exc).__name__}: {exc}; this is a bug, please report it "
-              "with the output of the same command run with GLIBC_BUILD_DEBUG=1")
+        _error(f"internal error: {type(exc).__name__}: {exc}; this is a bug, please report it "
+               "with the output of the same command run with GLIBC_BUILD_DEBUG=1")
         return 70
     return result if isinstance(result, int) else 0

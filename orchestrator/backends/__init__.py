@@ -37,6 +37,7 @@ class BuildContext:
     # general first; a backend that moves the build elsewhere maps its own folders instead.
     path_remaps: tuple[tuple[str, str], ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)   # extra environment for cargo
+    cargo_args: tuple[str, ...] = ()   # the user's own cargo flags (--locked, after `--`...)
 
 
 @dataclass(frozen=True)
