@@ -26,6 +26,7 @@ from .errors import (
     UsageError,
 )
 from .glibc import GlibcVersion, require_for_build
+from .glibc_arg import platform_named, target_and_glibc
 from .outdir import publish, require_usable
 
 if TYPE_CHECKING:
@@ -89,31 +90,9 @@ class BuildRequest:
     cargo_args: tuple[str, ...] = ()    # passed to `cargo build` as they are
 
 
-def split_target(text: str) -> tuple[str, str | None]:
-    """cargo-zigbuild's `x86_64-unknown-linux-gnu.2.17`: the triple, and the glibc after it."""
-    triple, dot, glibc = text.partition(".")
-    return triple, (glibc if dot else None)
-
-
-def _target_and_glibc(target_text: str | None, glibc_text: str | None,
-                      glibc_source: str = "--glibc") -> tuple[str | None, str | None, str]:
-    """--target's glibc suffix counts as --glibc; both given must agree."""
-    if target_text is None:
-        return None, glibc_text, glibc_source
-    triple, suffix = split_target(target_text)
-    if suffix is None:
-        return triple, glibc_text, glibc_source
-    if glibc_text is not None and glibc_text != suffix:
-        raise UsageError(f"--target {target_text} says glibc {suffix} but {glibc_source} says "
-                         f"{glibc_text}; give one of them")
-    return triple, suffix, f"--target {target_text}"
-
-
 def choose_platform(text: str, target: targets.Target, what: str = "--glibc") -> Platform:
     """A glibc version or a platform preset (`centos-7`) the build can serve."""
-    from .platforms import resolve as resolve_platform
-
-    platform = resolve_platform(text, what=what)
+    platform = platform_named(text, what)
     named = f"{what} {text}: its glibc" if platform.name != f"glibc-{platform.glibc}" else what
     require_for_build(platform.glibc, target, named)
     return platform
@@ -121,7 +100,7 @@ def choose_platform(text: str, target: targets.Target, what: str = "--glibc") ->
 
 def _check_cli_values(options: BuildOptions) -> None:
     """Fail fast on bad flag values, before cargo is even asked about the crate."""
-    triple, glibc, source = _target_and_glibc(options.target, options.glibc)
+    triple, glibc, source = target_and_glibc(options.target, options.glibc)
     target = targets.lookup(triple or targets.DEFAULT_TARGET)
     if glibc is not None:
         choose_platform(glibc, target, source)
@@ -216,7 +195,7 @@ def resolve(options: BuildOptions, crate: cargo.Crate) -> BuildRequest:
 
     target_text, _ = pick(options.target, "target")
     glibc_text, glibc_source = pick(options.glibc, "glibc")
-    target_name, glibc_text, glibc_source = _target_and_glibc(
+    target_name, glibc_text, glibc_source = target_and_glibc(
         str(target_text) if target_text else None, str(glibc_text) if glibc_text else None,
         glibc_source)
     target = targets.lookup(target_name or targets.DEFAULT_TARGET)
@@ -357,7 +336,9 @@ def _run_build(options: BuildOptions, summary: dict[str, Any]) -> int:
     plural = "y" if len(built) == 1 else "ies"
     logger.step(f"checking {len(built)} librar{plural} against glibc {request.glibc}")
     report = check_paths(built, request.glibc, request.target)
-    logger.console().print(report.render_text(), markup=False, highlight=False)
+    from .check.render import report_text
+
+    logger.console().print(report_text(report, for_build=True), markup=False, highlight=False)
     summary["check"] = report.to_json()
     failure: OrchestratorError | None = None
     if not report.ok:

@@ -94,9 +94,9 @@ def glibc_help(default: str) -> str:
 
 def glibc_version(text: str) -> GlibcVersion:
     """--glibc as a version or a platform preset: the glibc it means."""
-    from .platforms import resolve
+    from .glibc_arg import platform_named
 
-    return resolve(text).glibc
+    return platform_named(text).glibc
 
 
 GLIBC_HELP = glibc_help("2.17 (Rust's floor)")
@@ -191,8 +191,8 @@ def check(glibc: str | None, target: str | None, json_output: bool, host_symbols
     analysed (missing, not ELF, truncated, malformed); the other files are still reported.
     """
     from . import jsonout
-    from .build import split_target
     from .check import check_paths, read_host_symbols
+    from .glibc_arg import split_target
     from .targets import lookup
 
     triple, suffix = split_target(target) if target else (None, None)

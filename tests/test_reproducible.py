@@ -57,7 +57,8 @@ def test_two_folders_give_identical_libraries_and_manifest_names_them(tmp_path):
     assert str(first).encode() not in lib_a.read_bytes()
     assert sha256(lib_a) == sha256(lib_b)
 
-    manifest = json.loads((first / "plugin" / "dist" / "glibc-2.17" / "build-manifest.json").read_text())
+    manifest = json.loads(
+        (first / "plugin" / "dist" / "glibc-2.17" / "build-manifest.json").read_text())
     assert manifest["artifacts"] == [{"name": "librepro_plugin.so", "size": lib_a.stat().st_size,
                                       "sha256": sha256(lib_a)}]
     assert manifest["crate"] == {"name": "repro-plugin", "packages": ["repro-plugin"],

@@ -16,7 +16,7 @@ import click
 import pytest
 
 from orchestrator import build as build_module
-from orchestrator import jsonout, manifest, outdir
+from orchestrator import glibc_arg, jsonout, manifest, outdir
 from orchestrator.build import BuildOptions
 from orchestrator.errors import BadInput, UsageError
 
@@ -135,15 +135,15 @@ def test_an_unwritable_out_is_named(tmp_path):
     ("aarch64-unknown-linux-gnu.2.28", ("aarch64-unknown-linux-gnu", "2.28")),
 ])
 def test_target_takes_cargo_zigbuilds_glibc_suffix(text, expected):
-    assert build_module.split_target(text) == expected
+    assert glibc_arg.split_target(text) == expected
 
 
 @unit
 def test_target_suffix_and_glibc_must_agree():
-    assert build_module._target_and_glibc("x86_64-unknown-linux-gnu.2.28", None)[:2] == (
+    assert glibc_arg.target_and_glibc("x86_64-unknown-linux-gnu.2.28", None)[:2] == (
         "x86_64-unknown-linux-gnu", "2.28")
     with pytest.raises(UsageError, match="says glibc 2.28 but --glibc says 2.17"):
-        build_module._target_and_glibc("x86_64-unknown-linux-gnu.2.28", "2.17")
+        glibc_arg.target_and_glibc("x86_64-unknown-linux-gnu.2.28", "2.17")
 
 
 @unit
@@ -349,3 +349,105 @@ def test_bad_out_and_verify_on_are_found_before_cargo_runs(tmp_path):
     assert_clean_failure(run_tool("--out", a_file / "dist", crate), 2, "a-file is a file")
     assert_clean_failure(run_tool("--verify-on", tmp_path / "no-root", crate), 2, "no-root")
     assert "compile_error" not in run_tool("--out", a_file, crate).stderr
+
+
+# -- a report people read -------------------------------------------------------------------
+GOLDEN = Path(__file__).parent / "golden" / "check-report.txt"
+
+
+def typical_report():
+    """What `check` says about a Rust plugin built by plain `cargo build` on a new distro, next
+    to one that loads: the rules' own texts, made as the rules make them."""
+    from orchestrator.check.report import WARNING, FileReport, Finding, Report
+    from orchestrator.check.rules.context import REBUILD
+    from orchestrator.check.rules.versions import TEXT
+    from orchestrator.glibc import GlibcVersion
+
+    rebuild = REBUILD.format(glibc="2.17")
+
+    def too_new(symbol, version, hint="", moved_from=None, weak=False):
+        text = TEXT["too-new"].format(version=version, glibc="2.17", node=f"GLIBC_{version}",
+                                      rebuild=rebuild)
+        if moved_from:
+            text += TEXT["moved"].format(origin=moved_from, version=version, glibc="2.17")
+        if weak:
+            hint = TEXT["weak-symbol-hint"].format(node=f"GLIBC_{version}") + (
+                f"; {hint}" if hint else "")
+        return Finding("version-too-new", text, symbol, f"GLIBC_{version}", "libc.so.6", hint)
+
+    violations = [
+        too_new("__cxa_thread_atexit_impl", "2.18", weak=True),
+        too_new("statx", "2.28", "statx() appeared in glibc 2.28", weak=True),
+        too_new("gettid", "2.30", "gettid() appeared in glibc 2.30; use syscall(SYS_gettid)",
+                weak=True),
+        too_new("stat64", "2.33", "Rust std calls it: build with `build.py --glibc 2.17`"),
+        too_new("reallocarray", "2.26", "reallocarray appeared in glibc 2.26; use realloc "
+                "with an overflow check"),
+        *(too_new(name, "2.34", moved_from="libpthread.so.0")
+          for name in ("pthread_create", "pthread_join", "pthread_key_create")),
+        too_new("dlsym", "2.34", moved_from="libdl.so.2"),
+    ]
+    bad = FileReport(path="target/release/libmod.so", arch="x86_64",
+                     required={"GLIBC": "2.34", "GCC": "4.2.0"}, violations=violations,
+                     warnings=[Finding("rpath", "RUNPATH /home/me/lib is outside $ORIGIN: the "
+                                       "target machine has no such folder", severity=WARNING)],
+                     min_glibc="2.34", unresolved=["host_api_version"])
+    good = FileReport(path="dist/glibc-2.17/libother.so", arch="x86_64",
+                      required={"GLIBC": "2.16"}, min_glibc="2.16")
+    return Report(GlibcVersion(2, 17), [bad, good])
+
+
+@unit
+def test_text_report_matches_the_golden_file():
+    """Case 6: the verdict and each file's lowest glibc first; one cause said once."""
+    from orchestrator.check.render import report_text
+
+    text = report_text(typical_report()) + "\n"
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        GOLDEN.write_text(text)
+    assert text == GOLDEN.read_text()
+    lines = text.splitlines()
+    assert lines[0].startswith("FAIL: ")
+    assert text.count("why: ") == 2 and text.count("older loaders fail") == 1
+    assert text.count("rebuild with") == 1
+    assert "syscall(SYS_gettid)" not in text   # gettid comes from Rust's std here
+    assert "reallocarray: reallocarray appeared" in text
+    assert all(len(line) <= 100 for line in lines[3:])
+
+
+@unit
+def test_the_report_inside_build_py_never_says_run_build_py():
+    from orchestrator.check.render import report_text
+
+    text = report_text(typical_report(), for_build=True)
+    assert "build.py" not in text
+    assert "bypassed" in text and "reallocarray" in text
+
+
+@pytest.mark.slow
+def test_report_of_a_plain_cargo_build_names_every_symbol_in_40_lines(tmp_path):
+    """Case 6, for real: a library built by plain `cargo build` on this machine, checked as
+    the folder cargo left (its build-script executables are skipped)."""
+    import subprocess
+
+    crate = write_files(tmp_path / "plain", {
+        "Cargo.toml": cdylib_toml("plainmod"),
+        "build.rs": "fn main() {}\n",
+        "src/lib.rs": ('#[no_mangle]\npub extern "C" fn plugin_entry() -> i32 {\n'
+                       '    std::thread::spawn(|| std::fs::metadata("/").is_ok())'
+                       '.join().unwrap() as i32\n}\n')})
+    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=crate, check=True)
+    folder = crate / "target" / "release"
+    assert list(folder.glob("build/*/build-script-build"))
+    text_run = run_tool("check", folder)
+    json_run = run_tool("check", "--json", folder)
+    assert text_run.returncode == json_run.returncode == 1, text_run.stderr
+    report = json.loads(json_run.stdout)
+    assert [Path(f["path"]).name for f in report["files"]] == ["libplainmod.so"]
+    above = {v["symbol"] for v in report["files"][0]["violations"] if v["symbol"]}
+    assert above, "this machine's glibc is newer than 2.17: something must be above it"
+    lines = text_run.stdout.splitlines()
+    assert len(lines) <= 40, text_run.stdout
+    for symbol in above:
+        assert symbol in text_run.stdout, symbol
+    assert lines[0].startswith("FAIL: ") and "lowest glibc it can load on" in lines[1]
