@@ -187,6 +187,16 @@ def resolve(options: BuildOptions, crate: cargo.Crate) -> BuildRequest:
         raise UsageError(f"unknown key {unknown[0]!r} in [package.metadata.{cargo.SETTINGS_KEY}] "
                          f"of {crate.manifest}; known keys: {', '.join(SETTINGS)}")
 
+    flags = {"glibc": options.glibc, "target": options.target, "backend": options.backend,
+             "recipe": options.recipe, "profile": options.profile,
+             "features": options.features, "verify-on": options.verify_on,
+             "verify-reproducible": options.verify_reproducible}
+    for key, said in crate.conflicts.items():
+        if flags.get(key) is None and not (key == "profile" and options.release):
+            raise UsageError(f"the cdylibs differ in {key} of [package.metadata."
+                             f"{cargo.SETTINGS_KEY}] ({said}); settle it with --{key}, or "
+                             "build them one at a time with --package NAME")
+
     def pick(flag: object, key: str, kinds: tuple[type, ...] = (str,)) -> tuple[object, str]:
         if flag is not None:
             return flag, f"--{key}"

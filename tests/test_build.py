@@ -366,8 +366,12 @@ def test_members_with_different_settings_are_refused(tmp_path):
         "a/src/lib.rs": PLAIN_LIB,
         "b/Cargo.toml": cdylib_toml("b", '[package.metadata.glibc-build]\nglibc = "2.17"\n'),
         "b/src/lib.rs": PLAIN_LIB})
-    assert_clean_failure(run_tool(ws), 2, "a and b", "--package")
+    assert_clean_failure(run_tool(ws), 2, "glibc", "a says '2.28', b says '2.17'", "--glibc",
+                         "--package")
     assert run_tool("--package", "b", ws).returncode == 0
+    settled = run_tool("--glibc", "2.28", "--out", tmp_path / "both", ws)   # a flag settles it
+    assert settled.returncode == 0, settled.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "both").glob("*.so")) == ["liba.so", "libb.so"]
 
 
 def test_workspace_settings_paths_are_relative_to_the_workspace(tmp_path, bullseye_root):
