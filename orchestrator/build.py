@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import cargo, jsonout, logger, manifest, reproducible, targets
+from . import cargo, jsonout, logger, manifest, progress, reproducible, targets
 from .backends import BuildContext, BuildResult, backend
 from .errors import (
     BadInput,
@@ -338,14 +338,16 @@ def _run_build(options: BuildOptions, summary: dict[str, Any]) -> int:
     crate = replace(crate, target_dir=request.target_dir)
     request = replace(request, crate=crate)
     ctx = context(request, crate)
-    result = build_stage(request, ctx)
+    with progress.stage(None, "built"):   # the backend says what it builds
+        result = build_stage(request, ctx)
     built = list(result.artifacts)
 
     from .check import check_paths
 
     plural = "y" if len(built) == 1 else "ies"
-    logger.step(f"checking {len(built)} librar{plural} against glibc {request.glibc}")
-    report = check_paths(built, request.glibc, request.target)
+    with progress.stage(f"checking {len(built)} librar{plural} against glibc {request.glibc}",
+                        "checked"):
+        report = check_paths(built, request.glibc, request.target)
     from .check.render import report_text
 
     logger.console().print(report_text(report, for_build=True), markup=False, highlight=False)
@@ -399,7 +401,8 @@ def prove(request: BuildRequest,
     root = request.verify_root
     logger.step(f"loading {len(built)} librar{'y' if len(built) == 1 else 'ies'} with the glibc "
                 f"of {request.verify_on}")
-    results = verify_load(root, built, call=None, target=request.target)
+    with progress.stage(None, "loaded"):
+        results = verify_load(root, built, call=None, target=request.target)
     loads = []
     for result in results:
         logger.info(f"{result.lib.name}: {'loaded' if result.ok else 'REFUSED'} "
@@ -417,8 +420,9 @@ def verify_reproducible(request: BuildRequest, ctx: BuildContext,
     logger.step("building a second time from another folder to compare the bytes")
     scratch = Path(tempfile.mkdtemp(prefix="glibc-build-repro-"))
     try:
-        differences = reproducible.compare(built,
-                                           rebuild_elsewhere(request, ctx, scratch).artifacts)
+        with progress.stage(None, "built again"):
+            second = rebuild_elsewhere(request, ctx, scratch).artifacts
+        differences = reproducible.compare(built, second)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     if not differences:

@@ -18,6 +18,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from . import progress
 from .cache import cache_dir
 from .errors import ToolchainError, UsageError
 from .files import locked
@@ -128,10 +129,9 @@ def debootstrap_root(suite: str, *, arch: str = "amd64", variant: str = "minbase
             command += [suite, str(staging)]
             if mirror:
                 command.append(mirror)
-            proc = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True,
-                                  text=True, errors="replace")
-            if proc.returncode != 0:
-                log = proc.stdout + proc.stderr
+            with progress.stage(None, "debootstrap finished"):
+                returncode, log = progress.run_streaming(command)   # its lines are its progress
+            if returncode != 0:
                 with contextlib.suppress(OSError):
                     log += (staging / "debootstrap" / "debootstrap.log").read_text(
                         errors="replace")[-4000:]
