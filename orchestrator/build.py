@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import cargo, jsonout, logger, manifest, progress, reproducible, targets
 from .backends import BuildContext, BuildResult, backend
+from .caches import record_use
 from .errors import (
     BadInput,
     CheckFailed,
@@ -386,10 +387,32 @@ def _run_build(options: BuildOptions, summary: dict[str, Any]) -> int:
     if published.foreign:
         logger.warn(f"{request.out} also holds files this tool did not write (left alone): "
                     f"{', '.join(published.foreign)}")
+    record_use(used_paths(request, result))
     summary["ok"] = True
     if request.json_output:
         jsonout.emit(summary)
     return 0
+
+
+def used_paths(request: BuildRequest, result: BuildResult) -> list[Path]:
+    """What this build used of the kept things, for `build.py cache prune`: its target folder
+    and the cache entries its environment, root and checker point into."""
+    from .paths import cache_root
+
+    root = cache_root().absolute()
+    used = [request.target_dir] if request.target_dir is not None else []
+    pointed = [Path(v) for v in result.env.values() if v.startswith("/")]
+    if request.verify_root is not None:
+        pointed.append(request.verify_root.absolute())
+    for path in pointed:
+        if path.is_relative_to(root) and len(path.relative_to(root).parts) >= 2:
+            used.append(root.joinpath(*path.relative_to(root).parts[:2]))
+    kinds = ["abilists", *(["loader"] if request.verify_root else []),
+             *(["docker-cargo-home", "docker-zig-cache"] if request.backend == "docker" else [])]
+    for kind in kinds:
+        if (root / kind).is_dir():
+            used.extend((root / kind).iterdir())
+    return used
 
 
 def prove(request: BuildRequest,

@@ -365,6 +365,21 @@ def platforms_command(json_output: bool, sources: bool) -> int:
     return 0
 
 
+@cli.command("cache", epilog=EXIT_CODE_HELP)
+@click.argument("action", type=click.Choice(["list", "prune"]), default="list")
+@click.option("--older-than", type=click.FloatRange(min=0), default=30.0, show_default=True,
+              metavar="DAYS", help="prune: remove what no build used for this many days.")
+@click.option("--dry-run", is_flag=True, help="prune: only say what would be removed.")
+@click.option("--json", "json_output", is_flag=True, help="list: one JSON object on stdout.")
+def cache_command(action: str, older_than: float, dry_run: bool, json_output: bool) -> int:
+    """List what is kept between runs (roots, loaders, zig wrappers, the target folder of each
+    glibc, Docker images) with sizes and last use; `prune` removes what no recent build used.
+    """
+    from .caches import run_cache
+
+    return run_cache(action, older_than, dry_run, json_output)
+
+
 def _terminate(signum: int, frame: object) -> None:
     """SIGTERM (a CI job cancelled, `docker stop`...) cleans up like Ctrl-C does."""
     raise KeyboardInterrupt

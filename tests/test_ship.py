@@ -451,3 +451,46 @@ def test_report_of_a_plain_cargo_build_names_every_symbol_in_40_lines(tmp_path):
     for symbol in above:
         assert symbol in text_run.stdout, symbol
     assert lines[0].startswith("FAIL: ") and "lowest glibc it can load on" in lines[1]
+
+
+# -- the caches -----------------------------------------------------------------------------
+@unit
+def test_cache_entries_sizes_and_last_use(tmp_path):
+    from orchestrator import caches
+
+    root = tmp_path / "cache"
+    wrappers = root / "zig-wrappers" / "abc"
+    wrappers.mkdir(parents=True)
+    (wrappers / "zig-cc").write_text("x" * 100)
+    old_root = root / "debootstrap" / "stretch-amd64-minbase"
+    old_root.mkdir(parents=True)
+    (old_root / "big").write_bytes(b"\0" * 5000)
+    (root / "locks").mkdir()
+    target = tmp_path / "crate" / "target" / "glibc-build" / "x86_64-glibc-2.17-zig"
+    target.mkdir(parents=True)
+    (target / "obj.o").write_bytes(b"\0" * 300)
+    now = 1_000_000_000.0
+    caches.record_use([wrappers, target], now=now, root=root)
+    caches.record_use([old_root], now=now - 40 * caches.DAY, root=root)
+    found = {e.path: e for e in caches.entries(root)}
+    assert set(found) == {wrappers, old_root, target}
+    assert found[old_root].size == 5000 and found[wrappers].size == 100
+    assert found[target].kind.startswith("cargo target folder")
+    assert [e.path for e in caches.stale(list(found.values()), 30, now)] == [old_root]
+    assert caches.human(5000) == "4.9 KiB"
+
+
+def test_cache_command_lists_and_prunes(tmp_path):
+    root = tmp_path / "cache"
+    entry = root / "loader" / "loader-x86_64-linux-gnu-1234"
+    entry.parent.mkdir(parents=True)
+    entry.write_bytes(b"\0" * 2048)
+    os.utime(entry, (1, 1))   # never recorded, last modified long ago
+    env = {"GLIBC_BUILD_CACHE": str(root)}
+    listed = run_tool("cache", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert "test loader for a root" in listed.stdout and "2.0 KiB" in listed.stdout
+    dry = run_tool("cache", "prune", "--dry-run", env=env)
+    assert "would remove" in dry.stdout and entry.exists()
+    pruned = run_tool("cache", "prune", env=env)
+    assert pruned.returncode == 0 and not entry.exists(), pruned.stdout + pruned.stderr
