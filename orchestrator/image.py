@@ -13,6 +13,7 @@ import tempfile
 import time
 from collections import deque
 from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
 
 from . import engine, logger, progress
 from .digest import sha256_file
@@ -20,15 +21,21 @@ from .errors import ToolchainError
 from .glibc import GlibcVersion
 from .paths import DEFAULT_RSRC
 
+if TYPE_CHECKING:
+    import docker
+
+    from .recipe import Recipe
+
 REPOSITORY = "glibc-build"
 LOG_TAIL = 30
 
 
-def _exists(client, ref: str) -> str | None:
+def _exists(client: docker.DockerClient, ref: str) -> str | None:
     from docker.errors import ImageNotFound
 
     try:
-        return client.images.get(ref).id
+        image_id: str | None = client.images.get(ref).id
+        return image_id
     except ImageNotFound:
         return None
 
@@ -57,7 +64,7 @@ def import_root(root: Path, ref: str) -> str:
     return image_id
 
 
-def ensure_base(recipe, *, base_archive: Path | None = None) -> str:
+def ensure_base(recipe: Recipe, *, base_archive: Path | None = None) -> str:
     """The recipe's FROM image id: already in the engine, pulled, or made locally.
 
     Made locally from `base_archive` (a `docker save` or OCI archive) when given, else from a
@@ -74,7 +81,10 @@ def ensure_base(recipe, *, base_archive: Path | None = None) -> str:
     if base_archive is None:
         try:
             with progress.stage(f"pulling {ref}", "pulled"):
-                return client.images.pull(ref).id
+                pulled = client.images.pull(ref).id
+            if pulled is None:
+                raise ToolchainError(f"pulling {ref} gave no image id; see `docker images`")
+            return pulled
         except APIError as exc:
             pull_error = str(getattr(exc, "explanation", exc) or exc)
             if not recipe.debootstrap:
@@ -90,6 +100,7 @@ def ensure_base(recipe, *, base_archive: Path | None = None) -> str:
         with tempfile.TemporaryDirectory(prefix="glibc-build-base-") as tmp:
             rootfs.unpack_image(base_archive, Path(tmp) / "root")
             return import_root(Path(tmp) / "root", ref)
+    assert recipe.debootstrap is not None  # the pull failed without it: raised above
     spec = dict(recipe.debootstrap)
     root = rootfs.debootstrap_root(spec["suite"], arch=spec.get("arch", "amd64"),
                                    variant=spec.get("variant", "minbase"),
@@ -98,7 +109,7 @@ def ensure_base(recipe, *, base_archive: Path | None = None) -> str:
     return import_root(root, ref)
 
 
-def image_ref(recipe, dockerfile: str, sources: list[Path], base_id: str) -> str:
+def image_ref(recipe: Recipe, dockerfile: str, sources: list[Path], base_id: str) -> str:
     """`glibc-build/<recipe>:<hash>`: the hash covers the Dockerfile, every source and the base."""
     digest = hashlib.sha256(dockerfile.encode())
     digest.update(base_id.encode())
@@ -113,22 +124,22 @@ def image_ref(recipe, dockerfile: str, sources: list[Path], base_id: str) -> str
 
 def _context(dockerfile: str, sources: list[Path], dest: Path) -> None:
     """A deterministic build context: fixed owners and times, sources under rsrc/."""
-    def add(tar: tarfile.TarFile, name: str, data: io.BufferedIOBase, size: int) -> None:
+    def add(tar: tarfile.TarFile, name: str, data: BinaryIO, size: int) -> None:
         info = tarfile.TarInfo(name)
         info.size, info.mode, info.mtime = size, 0o644, 0
         tar.addfile(info, data)
 
     with tarfile.open(dest, "w") as tar:
         body = dockerfile.encode()
-        add(tar, "Dockerfile", io.BytesIO(body), len(body))  # type: ignore[arg-type]
+        add(tar, "Dockerfile", io.BytesIO(body), len(body))
         for source in sorted(sources):
             with open(source, "rb") as handle:
-                add(tar, f"rsrc/{source.name}", handle, source.stat().st_size)  # type: ignore[arg-type]
+                add(tar, f"rsrc/{source.name}", handle, source.stat().st_size)
 
 
-def build_image(recipe, glibc: GlibcVersion, *, rsrc: Path | None = None, offline: bool = False,
-                mirrors: tuple[str, ...] = (), base_archive: Path | None = None,
-                deadline: float | None = None) -> str:
+def build_image(recipe: Recipe, glibc: GlibcVersion, *, rsrc: Path | None = None,
+                offline: bool = False, mirrors: tuple[str, ...] = (),
+                base_archive: Path | None = None, deadline: float | None = None) -> str:
     """Make sure the recipe's image exists; return its reference. Builds only what changed."""
     from .fetch import fetch_sources
     from .render import render_dockerfile

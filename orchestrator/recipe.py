@@ -36,7 +36,7 @@ from .signatures import normalize_fingerprint
 try:
     import tomllib
 except ModuleNotFoundError:  # Python < 3.11
-    import tomli as tomllib  # type: ignore[no-redef]
+    import tomli as tomllib  # type: ignore[no-redef,import-not-found,unused-ignore]
 
 RECIPES_DIR = REPO / "recipes"
 TEMPLATES_DIR = REPO / "dockerfiles"
@@ -226,7 +226,7 @@ class _Validator:
     def fail(self, message: str) -> RecipeError:
         return RecipeError(f"recipe {self.path}: {message}")
 
-    def _unknown(self, table: dict, allowed: set[str], where: str) -> None:
+    def _unknown(self, table: dict[str, Any], allowed: set[str], where: str) -> None:
         extra = sorted(set(table) - allowed)
         if extra:
             hint = ""
@@ -236,11 +236,16 @@ class _Validator:
                             f"{', '.join(extra)} in {where}; allowed: "
                             f"{', '.join(sorted(allowed))}{hint}")
 
-    def _str(self, table: dict, key: str, where: str, *, required: bool = True) -> str | None:
+    def _str(self, table: dict[str, Any], key: str, where: str) -> str:
+        """A required one-line string."""
+        value = self._optional_str(table, key, where)
+        if value is None:
+            raise self.fail(f"{where}{key} is missing")
+        return value
+
+    def _optional_str(self, table: dict[str, Any], key: str, where: str) -> str | None:
         value = table.get(key)
         if value is None:
-            if required:
-                raise self.fail(f"{where}{key} is missing")
             return None
         if not isinstance(value, str) or not value.strip():
             raise self.fail(f"{where}{key} must be a non-empty string, not {value!r}")
@@ -251,7 +256,7 @@ class _Validator:
         if _CONTROL.search(value):
             raise self.fail(f"{where} must be one line without control characters: {value!r}")
 
-    def _str_list(self, table: dict, key: str, where: str) -> list[str]:
+    def _str_list(self, table: dict[str, Any], key: str, where: str) -> list[str]:
         value = table.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
             raise self.fail(f"{where}{key} must be a list of non-empty strings")
@@ -259,7 +264,7 @@ class _Validator:
             self._single_line(item, f"{where}{key}")
         return list(value)
 
-    def _table(self, data: dict, key: str, *, required: bool = False) -> dict:
+    def _table(self, data: dict[str, Any], key: str, *, required: bool = False) -> dict[str, Any]:
         value = data.get(key)
         if value is None:
             if required:
@@ -269,7 +274,7 @@ class _Validator:
             raise self.fail(f"{key} must be a table ([{key}])")
         return value
 
-    def recipe(self, data: dict) -> Recipe:
+    def recipe(self, data: dict[str, Any]) -> Recipe:
         self._unknown(data, _TOP_KEYS, "the recipe")
         name = self._str(data, "name", "")
         if not _NAME.match(name):
@@ -359,26 +364,26 @@ class _Validator:
             raise self.fail(f"{where} {value!r} must be an http(s) URL ending in a file name")
         return value
 
-    def _source(self, index: int, table: dict) -> Source:
+    def _source(self, index: int, table: dict[str, Any]) -> Source:
         where = f"sources[{index}]."
         self._unknown(table, _SOURCE_KEYS, f"sources[{index}]")
         url = self._url(self._str(table, "url", where), f"{where}url")
-        filename = self._str(table, "filename", where, required=False) or url_filename(url)
-        name = self._str(table, "name", where, required=False) or filename
+        filename = self._optional_str(table, "filename", where) or url_filename(url)
+        name = self._optional_str(table, "name", where) or filename
         where = f"source {name!r}: "
         if not _FILENAME.match(filename):
             raise self.fail(f"{where}file name {filename!r} is not a plain file name; set "
                             "`filename`")
         mirrors = tuple(self._url(m, f"{where}mirror")
                         for m in self._str_list(table, "mirrors", where))
-        sha256 = self._str(table, "sha256", where, required=False)
+        sha256 = self._optional_str(table, "sha256", where)
         if sha256 is not None:
             sha256 = sha256.lower()
             if not _SHA256.match(sha256):
                 raise self.fail(f"{where}sha256 {table['sha256']!r} is not 64 hex digits")
-        signature = self._str(table, "signature", where, required=False)
-        checksums = self._str(table, "checksums", where, required=False)
-        checksums_sig = self._str(table, "checksums_signature", where, required=False)
+        signature = self._optional_str(table, "signature", where)
+        checksums = self._optional_str(table, "checksums", where)
+        checksums_sig = self._optional_str(table, "checksums_signature", where)
         for value, key in ((signature, "signature"), (checksums, "checksums"),
                            (checksums_sig, "checksums_signature")):
             if value is not None:
