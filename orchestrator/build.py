@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -351,7 +352,11 @@ def _run_build(options: BuildOptions, summary: dict[str, Any]) -> int:
         report = check_paths(built, request.glibc, request.target)
     from .check.render import report_text
 
-    logger.console().print(report_text(report, for_build=True), markup=False, highlight=False)
+    text = report_text(report, for_build=True)
+    if not logger.console().quiet:
+        logger.console().print(text, markup=False, highlight=False)
+    elif not report.ok:   # -q: errors only, and a failed check's report is part of its error
+        sys.stderr.write(text + "\n")
     summary["check"] = report.to_json()
     failure: OrchestratorError | None = None
     if not report.ok:

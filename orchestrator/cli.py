@@ -135,8 +135,8 @@ GLIBC_HELP = glibc_help("2.17 (Rust's floor)")
 @click.option("--frozen", is_flag=True, help="cargo's --frozen: --locked and --offline.")
 @click.option("--offline", is_flag=True, help="cargo's --offline: no network.")
 @click.option("--verbose", "-v", "verbose", count=True, help="cargo's -v (repeatable).")
-@click.option("--quiet", "-q", is_flag=True, help="cargo's -q; and only our errors and the "
-                                                   "report's verdict.")
+@click.option("--quiet", "-q", is_flag=True,
+              help="cargo's -q; and only errors (with the report when the check fails).")
 @click.option("--verify-on", default=None, type=click.Path(path_type=Path),
               metavar="ROOT|ARCHIVE",
               help="After the check, dlopen each library with the glibc of this root folder or "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -283,6 +284,9 @@ def test_platforms_sit_side_by_side_and_each_glibc_keeps_its_objects(tmp_path):
     again = run_tool("--glibc", "2.17", crate)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "Compiling sbs" not in again.stderr
+    # Case 9: each stage ends with its elapsed time.
+    assert re.search(r"built in \d+\.\d s", again.stderr), again.stderr
+    assert re.search(r"checked in \d+\.\d s", again.stderr), again.stderr
 
 
 @pytest.mark.slow
@@ -494,3 +498,28 @@ def test_cache_command_lists_and_prunes(tmp_path):
     assert "would remove" in dry.stdout and entry.exists()
     pruned = run_tool("cache", "prune", env=env)
     assert pruned.returncode == 0 and not entry.exists(), pruned.stdout + pruned.stderr
+
+
+# -- --glibc the same everywhere; scout ------------------------------------------------------
+@unit
+def test_glibc_is_described_the_same_way_in_every_commands_help():
+    from click.testing import CliRunner
+
+    from orchestrator.cli import cli
+
+    sentence = "Highest glibc the output may need: a version, MAJOR.MINOR, or a platform preset"
+    for command in ("build", "check", "image", "render"):
+        text = " ".join(CliRunner().invoke(cli, [command, "--help"]).output.split())
+        assert sentence in text, command
+        assert "--glibc X.Y|PLATFORM" in text, command
+
+
+def test_scout_is_refused_by_the_build_but_can_be_checked_against(tmp_path):
+    crate = write_files(tmp_path / "c", {"Cargo.toml": cdylib_toml("scoutmod"),
+                                         "src/lib.rs": NEVER_BUILT})
+    assert_clean_failure(run_tool("--glibc", "scout", crate), 2, "--glibc scout", "2.15",
+                         "2.17")
+    elf = Path("/bin/true")   # any ELF file: check must accept the glibc itself
+    proc = run_tool("check", "--glibc", "scout", "--json", elf)
+    assert proc.returncode in (0, 1), proc.stderr
+    assert json.loads(proc.stdout)["glibc"] == "2.15"
