@@ -70,7 +70,8 @@ BUILD_FIX = ("this build links against glibc {glibc} stubs, so these come from a
 _NEEDS_PREFIX = re.compile(r"^needs glibc [\d.]+, target [\d.]+: ")
 _MOVED = re.compile(r"; these moved from (\S+) into libc in ([\d.]+): .*$")
 HANG = "       "   # continuation lines of everything said about a cause
-NODE = "\0node"    # a finding's version node in its cause's text, put back when shown
+NODE = "\0node"    # a finding's version node in its cause's text, put back when shown...
+SPACED = "\0spaced"  # ...and the same as `GLIBCXX 3.4.21`
 
 
 class Cause(NamedTuple):
@@ -93,7 +94,10 @@ def _cause(finding: Finding, rebuild: str, fix: str) -> tuple[Cause, str | None]
     text = text.replace(f" or {rebuild}", "").replace(rebuild, "").rstrip("; ")
     text = _NEEDS_PREFIX.sub("", text)
     if finding.version:  # one cause for every version node: the lines below name them
+        namespace, number = split_version_node(finding.version)
         text = text.replace(finding.version, NODE)
+        if number:
+            text = text.replace(f"{namespace} {number}", SPACED)
     return (Cause(finding.severity, finding.kind, text, fix if has_fix else None),
             moved.group(1) if moved else None)
 
@@ -126,7 +130,8 @@ def report_text(report: Report, *, with_errors: bool = True, for_build: bool = F
     if len(flagged) == 1 and len(files) > 1:
         lines.extend(["", f"{flagged[0]}:"])
     said_fix: set[str] = set()
-    for index, (cause, items) in enumerate(causes.items()):
+    ordered = sorted(causes.items(), key=lambda item: item[0].severity == WARNING)
+    for index, (cause, items) in enumerate(ordered):
         if index or len(flagged) != 1 or len(files) == 1:
             lines.append("")
         lines.extend(cause_lines(cause, items, len(flagged) > 1, said_fix, for_build))
@@ -164,20 +169,23 @@ def cause_lines(cause: Cause, items: list[tuple[FileReport, Finding, str | None]
     head = f"{title}[{cause.kind}]"
     if symbols:
         head += f" {len(symbols)} symbol{'s' * (len(symbols) != 1)}"
-    files = list(dict.fromkeys(file.path for file, _, _ in items))
+    by_file: dict[str, list[tuple[Finding, str | None]]] = {}
+    for file, f, moved in items:
+        by_file.setdefault(file.path, []).append((f, moved))
     if several_files:
-        head += f" in {len(files)} file{'s' * (len(files) != 1)}"
+        head += f" in {len(by_file)} file{'s' * (len(by_file) != 1)}"
     lines = [head]
     moved_from: dict[str, str] = {}
-    for path in files:
+    for path, found in by_file.items():
         indent = "  "
         if several_files:
             lines.append(f"  {path}")
             indent = "    "
         by_node: dict[tuple[str | None, str | None], list[Finding]] = {}
-        for file, f, _ in items:
-            if file.path == path:
-                by_node.setdefault((f.version, f.library), []).append(f)
+        for f, moved in found:
+            by_node.setdefault((f.version, f.library), []).append(f)
+            if moved and f.symbol:
+                moved_from.setdefault(moved, str(split_version_node(f.version or "")[1]))
         for (version, library), group in sorted(by_node.items(), key=_newest_first):
             where = " ".join(x for x in (version, f"from {library}" if library else "") if x)
             names = sorted({f.symbol for f in group if f.symbol})
@@ -186,12 +194,11 @@ def cause_lines(cause: Cause, items: list[tuple[FileReport, Finding, str | None]
                                        else indent))
             elif where:
                 lines.append(indent + where)
-        for file, f, moved in items:
-            if file.path == path and moved and f.symbol:
-                moved_from.setdefault(moved, str(split_version_node(f.version or "")[1]))
     newest = min((f.version for _, f, _ in items if f.version), default=None,
                  key=lambda node: _newest_first(((node, None), [])))
-    lines.extend(fill(f"why: {cause.why.replace(NODE, newest or '?')}", "  ", hang=HANG))
+    spaced = " ".join(x for x in split_version_node(newest or "?") if x)
+    why = cause.why.replace(NODE, newest or "?").replace(SPACED, spaced)
+    lines.extend(fill(f"why: {why}", "  ", hang=HANG))
     if cause.fix:
         lines.extend(fill("fix: " + ("as above" if cause.fix in said_fix else cause.fix), "  ",
                           hang=HANG))
