@@ -109,9 +109,44 @@ def _check_cli_values(options: BuildOptions) -> None:
     if options.release and options.profile not in (None, "release"):
         raise UsageError(f"--release and --profile {options.profile} contradict each other; "
                          "give one of them")
+    if options.verbose and options.quiet:
+        raise UsageError("-v and -q contradict each other; give one of them")
     cargo_flags(options)
     if options.out is not None:
         require_usable(options.out)
+    if options.target_dir is not None and options.target_dir.exists() and \
+            not options.target_dir.is_dir():
+        raise UsageError(f"--target-dir {options.target_dir} is a file; give a folder (it is "
+                         "made if missing)")
+
+
+def _toml(path: Path) -> dict[str, Any]:
+    """A TOML file cargo already read (so it parses), or {} when it cannot be read now."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - older Pythons only
+        import tomli as tomllib
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+BUILTIN_PROFILES = ("release", "debug", "dev", "test", "bench")
+
+
+def require_profile(profile: str, crate: cargo.Crate, source: str) -> None:
+    """A custom profile must be defined ([profile.NAME] in the workspace's Cargo.toml or a
+    cargo config file), else cargo would fail after the setup; cargo's rule:
+    https://doc.rust-lang.org/cargo/reference/profiles.html#custom-profiles"""
+    if profile in BUILTIN_PROFILES:
+        return
+    tables = [_toml(crate.workspace_root / "Cargo.toml"), *cargo._configs(crate.root.resolve())]
+    if any(isinstance(t.get("profile"), dict) and profile in t["profile"] for t in tables):
+        return
+    raise UsageError(f"{source} {profile}: no [profile.{profile}] in "
+                     f"{crate.workspace_root / 'Cargo.toml'} or a cargo config; define it "
+                     "(inherits = \"release\") or use release or debug")
 
 
 # Flags the build sets itself: after `--` they would fight ours (-> the option to use instead).
@@ -227,10 +262,12 @@ def resolve(options: BuildOptions, crate: cargo.Crate) -> BuildRequest:
                          "--backend docker")
     if chosen == "docker" and not recipe:
         raise UsageError("--backend docker needs --recipe NAME (see recipes/)")
-    profile, _ = pick(options.profile, "profile")
+    profile, profile_source = pick(options.profile, "profile")
     if options.release and profile not in (None, "release"):
         raise UsageError(f"--release and --profile {profile} contradict each other; "
                          "give one of them")
+    if profile:
+        require_profile(str(profile), crate, profile_source)
     features, _ = pick(options.features, "features", (str, list))
     if isinstance(features, list):
         features = ",".join(str(f) for f in features)

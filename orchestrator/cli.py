@@ -81,7 +81,7 @@ def cli() -> None:
     """Build Rust cdylib plugins that load on an old glibc, check them, and prove they load.
 
     \b
-    python3 build.py [OPTIONS] CRATE_DIR    build (see `build.py build --help`)
+    python3 build.py [OPTIONS] [CRATE_DIR]  build (see `build.py build --help`)
     python3 build.py COMMAND [ARGS]...      one stage on its own
     """
 
