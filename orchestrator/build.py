@@ -332,7 +332,7 @@ def rebuild_elsewhere(request: BuildRequest, ctx: BuildContext, scratch: Path) -
     env = dict(ctx2.env, CARGO_TARGET_DIR=str(target_dir))  # never the first build's
     if "SOURCE_DATE_EPOCH" in ctx.env:  # the copy is not in git: keep the first build's time
         env["SOURCE_DATE_EPOCH"] = ctx.env["SOURCE_DATE_EPOCH"]
-    return backend(request.backend)(replace(ctx2, env=env))
+    return build_stage(request, replace(ctx2, env=env), "the second build (--verify-reproducible)")
 
 
 def last_error(details: str) -> str:
@@ -342,16 +342,17 @@ def last_error(details: str) -> str:
     return (errors or lines or [""])[-1]
 
 
-def build_stage(request: BuildRequest, ctx: BuildContext) -> BuildResult:
+def build_stage(request: BuildRequest, ctx: BuildContext,
+                stage: str = "the build stage") -> BuildResult:
     """The backend's build; a cargo failure becomes one line naming the stage, then cargo's
-    own last error, not its tail again."""
+    own last error, not its tail again (cargo's output was shown as it ran)."""
     try:
         return backend(request.backend)(ctx)
     except ToolchainError as exc:
         if not exc.message.endswith("cargo's last lines:"):
             raise
         said = exc.message.removesuffix("; cargo's last lines:")
-        raise ToolchainError(f"the build stage failed ({request.backend} backend): {said}: "
+        raise ToolchainError(f"{stage} failed ({request.backend} backend): {said}: "
                              f"{last_error(exc.details)}") from None
 
 
