@@ -387,9 +387,12 @@ def _terminate(signum: int, frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the process exit code. Never lets a traceback reach the user."""
-    signal.signal(signal.SIGTERM, _terminate)
-    code = _main(argv)
     from . import jsonout
+
+    signal.signal(signal.SIGTERM, _terminate)
+    jsonout.reset()
+    _last_error.clear()
+    code = _main(argv)
 
     if _last_error and jsonout.wanted(sys.argv[1:] if argv is None else argv) \
             and not jsonout.emitted():  # failed before the command printed its JSON

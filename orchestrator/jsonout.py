@@ -19,6 +19,11 @@ def emit(summary: dict[str, Any], indent: int | None = 2) -> None:
     _printed.append(True)
 
 
+def reset() -> None:
+    """A new command starts (the CLI run in-process more than once, as tests do)."""
+    _printed.clear()
+
+
 def emitted() -> bool:
     return bool(_printed)
 
