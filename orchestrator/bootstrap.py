@@ -20,7 +20,7 @@ from .paths import REPO as ROOT  # standard library only, like this module
 VENV = Path(os.environ.get("GLIBC_BUILD_VENV", ROOT / ".venv"))
 REQUIREMENTS = ROOT / "requirements.txt"
 STAMP = VENV / ".requirements.sha256"
-MIN_PYTHON = (3, 9)
+MIN_PYTHON = (3, 10)  # click 8.5 and pyelftools 0.33 declare Requires-Python >=3.10
 # Set inside the re-executed process, so that a broken venv can never loop.
 REEXEC_MARK = "GLIBC_BUILD_IN_VENV"
 

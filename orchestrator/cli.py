@@ -18,7 +18,7 @@ import click
 
 from . import __version__
 from .errors import EXIT_CODES, OrchestratorError, UsageError
-from .logger import error
+from .logger import annotate_error, error
 
 if TYPE_CHECKING:
     from .glibc import GlibcVersion
@@ -418,10 +418,12 @@ def _main(argv: list[str] | None) -> int:
         return 130
     except click.ClickException as exc:
         exc.show()
+        annotate_error(exc.format_message())
         _last_error.append(exc.format_message())
         return 2 if isinstance(exc, click.UsageError) else exc.exit_code
     except OrchestratorError as exc:
-        _error(exc.message, exc.details)
+        _last_error.append(exc.message)
+        error(exc.message, exc.details, file=getattr(exc, "path", None))
         return exc.exit_code
     except KeyboardInterrupt:
         _error("interrupted")

@@ -30,7 +30,7 @@ from urllib.parse import unquote, urlsplit
 
 from .errors import RecipeError, UsageError
 from .glibc import GlibcVersion
-from .paths import DEFAULT_RSRC, REPO, is_url
+from .paths import DEFAULT_RSRC, KEYS_DIR, RECIPES_DIR, TEMPLATES_DIR, is_url
 from .signatures import normalize_fingerprint
 
 try:
@@ -38,8 +38,6 @@ try:
 except ModuleNotFoundError:  # Python < 3.11
     import tomli as tomllib  # type: ignore[no-redef,import-not-found,unused-ignore]
 
-RECIPES_DIR = REPO / "recipes"
-TEMPLATES_DIR = REPO / "dockerfiles"
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _FILENAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+~-]*$")
@@ -415,14 +413,16 @@ class _Validator:
                       fingerprints=tuple(fingerprints))
 
     def _key(self, text: str, where: str) -> str:
-        """A key URL stays a URL; a path is resolved against the recipe's folder, then rsrc/."""
+        """A key URL stays a URL; a path is resolved against the recipe's folder, then rsrc/,
+        then the pinned keys shipped with the tool (`keys/NAME` of an installed wheel)."""
         if is_url(text):
             return text
         path = Path(text).expanduser()
         if path.is_absolute():
             candidates = [path]
         else:
-            candidates = [self.path.resolve().parent / path, DEFAULT_RSRC / path]
+            candidates = [self.path.resolve().parent / path, DEFAULT_RSRC / path,
+                          KEYS_DIR.parent / path]
         for candidate in candidates:
             if candidate.is_file():
                 return str(candidate.resolve())

@@ -21,7 +21,8 @@ import jinja2
 from . import zigwrap
 from .errors import RecipeError
 from .glibc import GlibcVersion
-from .recipe import TEMPLATES_DIR, Recipe, check_glibc
+from .paths import TEMPLATES_DIR
+from .recipe import Recipe, check_glibc
 
 CONTEXT_SOURCES_DIR = "rsrc"
 

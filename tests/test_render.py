@@ -21,7 +21,8 @@ from orchestrator.backends import GC_SECTIONS
 from orchestrator.backends.docker import container_rustflags
 from orchestrator.errors import RecipeError
 from orchestrator.glibc import GlibcVersion
-from orchestrator.recipe import RECIPES_DIR, available_recipes, check_glibc, load_recipe
+from orchestrator.paths import RECIPES_DIR
+from orchestrator.recipe import available_recipes, check_glibc, load_recipe
 from orchestrator.render import render_dockerfile
 
 from .conftest import assert_clean_failure, run_tool
