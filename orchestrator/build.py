@@ -373,7 +373,7 @@ def _run_build(options: BuildOptions, summary: dict[str, Any]) -> int:
     request = resolve(options, crate)
     summary.update({"ok": False, "glibc": str(request.glibc), "platform": request.platform,
                     "target": request.target.rust, "backend": request.backend,
-                    "artifacts": [], "manifest": None, "check": None})
+                    "artifacts": [], "manifest": None})   # "check" once it ran
     assert request.target_dir is not None
     crate = replace(crate, target_dir=request.target_dir)
     request = replace(request, crate=crate)

@@ -12,7 +12,7 @@ import contextlib
 import json
 import os
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,21 +73,29 @@ def written_before(out: Path) -> list[str]:
             and "/" not in n]
 
 
-def publish(out: Path, built: Sequence[Path],
-            manifest_text: Callable[[list[str]], str]) -> Published:
-    """Put `built` and the manifest (`manifest_text(names of the files written)`) in `out`,
-    then remove what the earlier build wrote and this one did not."""
+def publish(out: Path, built: Sequence[Path], manifest_text: Callable[[list[str]], str],
+            extra: Mapping[str, str | bytes] | None = None) -> Published:
+    """Put `built`, the `extra` files (name -> content: an SBOM) and the manifest
+    (`manifest_text(names of the files written)`) in `out`, then remove what the earlier build
+    wrote and this one did not."""
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise BadInput(f"--out {out}: cannot make this folder ({exc.strerror}); give a "
                        "folder you can write") from None
     before = written_before(out)
-    names = sorted(src.name for src in built)
+    extra = extra or {}
+    names = sorted([*(src.name for src in built), *extra])
     with contextlib.ExitStack() as stack:  # renamed in only once every file is written
         for src in built:
             tmp = stack.enter_context(staged(out / src.name, src.stat().st_mode & 0o777))
             shutil.copyfile(src, tmp)
+        for name, content in extra.items():
+            tmp = stack.enter_context(staged(out / name))
+            if isinstance(content, str):
+                tmp.write_text(content, encoding="utf-8")
+            else:
+                tmp.write_bytes(content)
     with staged(out / MANIFEST_NAME) as tmp:
         tmp.write_text(manifest_text(names), encoding="utf-8")
     removed = []
@@ -99,5 +107,6 @@ def publish(out: Path, built: Sequence[Path],
     ours = {*names, MANIFEST_NAME}
     foreign = sorted(entry.name for entry in out.iterdir()
                      if entry.name not in ours and not entry.name.startswith("."))
-    return Published(artifacts=tuple(out / name for name in names), removed=tuple(removed),
+    libraries = sorted(src.name for src in built)
+    return Published(artifacts=tuple(out / name for name in libraries), removed=tuple(removed),
                      foreign=tuple(foreign))

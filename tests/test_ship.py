@@ -22,6 +22,7 @@ from orchestrator.build import BuildOptions
 from orchestrator.errors import BadInput, UsageError
 
 from .conftest import assert_clean_failure, run_tool
+from .test_schemas import assert_valid
 
 unit = pytest.mark.unit
 
@@ -72,6 +73,11 @@ def test_publish_removes_what_the_earlier_build_wrote_and_keeps_foreign_files(tm
     assert published.artifacts == (out / "libmod_a.so",)
     assert (out / "libmod_a.so").read_bytes() == second[0].read_bytes()
     assert json.loads((out / "build-manifest.json").read_text()) == {"files": ["libmod_a.so"]}
+    outdir.publish(out, second, manifest_listing, extra={"sbom.cdx.json": "{}"})
+    assert json.loads((out / "build-manifest.json").read_text()) == {
+        "files": ["libmod_a.so", "sbom.cdx.json"]}
+    published = outdir.publish(out, second, manifest_listing)
+    assert published.removed == ("sbom.cdx.json",) and not (out / "sbom.cdx.json").exists()
 
 
 @unit
@@ -331,6 +337,7 @@ def test_a_failed_build_says_the_stage_once_and_json_reports_it(tmp_path):
     summary = json.loads(proc.stdout)
     assert summary["ok"] is False and summary["exit_code"] == 3
     assert "could not compile" in summary["error"] and summary["artifacts"] == []
+    assert_valid("build", summary)
 
 
 def test_json_on_bad_input_is_still_one_object(tmp_path):
@@ -338,6 +345,7 @@ def test_json_on_bad_input_is_still_one_object(tmp_path):
     assert proc.returncode == 2
     summary = json.loads(proc.stdout)
     assert summary == {"ok": False, "error": summary["error"], "exit_code": 2}
+    assert_valid("build", summary)
     assert "2.x" in summary["error"]
     proc = run_tool("--json", "--no-such-flag", tmp_path)
     assert proc.returncode == 2 and json.loads(proc.stdout)["exit_code"] == 2
