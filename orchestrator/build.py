@@ -195,6 +195,15 @@ def crate_folder(options: BuildOptions) -> Path:
     return path
 
 
+def out_folder_name(platform: str, profile: str) -> str:
+    """The default --out folder under dist/: the platform (`glibc-2.17`, `centos-7`), and the
+    profile when it is not release (`glibc-2.17-debug`), so no build replaces another's."""
+    name = platform.replace(",", "+")
+    if profile == "release":
+        return name
+    return f"{name}-{'debug' if profile == 'dev' else profile}"
+
+
 def build_target_dir(base: Path, target: targets.Target, platform_glibc: GlibcVersion,
                      backend_name: str) -> Path:
     """cargo's target folder for one (target, glibc, backend): switching glibc reuses each
@@ -276,7 +285,7 @@ def resolve(options: BuildOptions, crate: cargo.Crate) -> BuildRequest:
         value, origin = _setting(crate, "verify-on", (str,))
         verify_on = origin / str(value) if value else None
     repro, _ = pick(options.verify_reproducible, "verify-reproducible", (bool,))
-    folder = platform.name.replace(",", "+")
+    folder = out_folder_name(platform.name, str(profile or "release"))
     out = options.out or crate.root / "dist" / folder
     require_usable(out)
     base = (options.target_dir.absolute() if options.target_dir is not None

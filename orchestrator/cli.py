@@ -124,7 +124,7 @@ GLIBC_HELP = glibc_help("2.17 (Rust's floor)")
 @click.option("--out", default=None, type=click.Path(path_type=Path),
               help="The folder the checked libraries and build-manifest.json go to; it holds "
                    "exactly this build afterwards (default CRATE_DIR/dist/PLATFORM, e.g. "
-                   "dist/glibc-2.17).")
+                   "dist/glibc-2.17, dist/glibc-2.17-debug for another profile).")
 @click.option("--manifest-path", default=None, type=click.Path(path_type=Path), metavar="PATH",
               help="The crate's Cargo.toml (instead of CRATE_DIR).")
 @click.option("--target-dir", default=None, type=click.Path(path_type=Path), metavar="DIR",

@@ -211,6 +211,16 @@ def test_each_glibc_gets_its_own_target_folder():
 
 
 @unit
+def test_the_default_out_folder_names_the_platform_and_a_non_release_profile():
+    assert build_module.out_folder_name("glibc-2.17", "release") == "glibc-2.17"
+    assert build_module.out_folder_name("centos-7", "release") == "centos-7"
+    assert build_module.out_folder_name("glibc-2.17", "dev") == "glibc-2.17-debug"
+    assert build_module.out_folder_name("glibc-2.17", "debug") == "glibc-2.17-debug"
+    assert build_module.out_folder_name("centos-7,steam-sniper", "ship") == \
+        "centos-7+steam-sniper-ship"
+
+
+@unit
 def test_only_close_option_names_are_suggested():
     from orchestrator.cli import build, close_options
 
