@@ -120,8 +120,8 @@ GLIBC_HELP = glibc_help("2.17 (Rust's floor)")
 @click.option("--features", "-F", default=None, metavar="LIST", help="Cargo features to enable.")
 @click.option("--all-features", is_flag=True, help="Enable every feature (cargo's flag).")
 @click.option("--no-default-features", is_flag=True,
-              help="Do not enable the default feature (cargo's flag).")
-@click.option("--out", default=None, type=click.Path(path_type=Path),
+              help="Do not enable the default features (cargo's flag).")
+@click.option("--out", default=None, type=click.Path(path_type=Path), metavar="DIR",
               help="The folder the checked libraries and build-manifest.json go to; it holds "
                    "exactly this build afterwards (default CRATE_DIR/dist/PLATFORM, e.g. "
                    "dist/glibc-2.17, dist/glibc-2.17-debug for another profile).")
