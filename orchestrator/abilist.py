@@ -82,9 +82,20 @@ class SymbolTable:
         return self.symbols.get(name)
 
     @functools.cached_property
+    def defined_versions(self) -> frozenset[str]:
+        """Every GLIBC_x.y version node glibc's libraries define on this target, in any release
+        ("2.2.5", "2.34"): the nodes of its symbols. A need for any other GLIBC_ node fails in
+        the loader on every glibc (elf/dl-version.c match_symbol: "version `X' not found").
+
+        The union over the libraries, not per library: glibc also defines nodes without symbols
+        (x86_64 libm.so.6 and ld.so define GLIBC_2.4, empty), which the database cannot see;
+        every such node checked (bullseye's 2.31 libraries) has symbols in another library."""
+        return frozenset(v for libs in self.symbols.values() for vs in libs.values() for v in vs)
+
+    @functools.cached_property
     def floor(self) -> str:
         """The oldest version node this target has (x86_64 2.2.5, aarch64 2.17)."""
-        used = {v for libs in self.symbols.values() for vs in libs.values() for v in vs}
+        used = self.defined_versions
         return min(used, key=GlibcVersion.of) if used else "2.0"
 
 

@@ -30,6 +30,7 @@ from .errors import (
 from .glibc import GlibcVersion, require_for_build
 from .glibc_arg import platform_named, target_and_glibc
 from .outdir import publish, require_usable
+from .syscalls import KernelVersion
 
 if TYPE_CHECKING:
     from .platforms import Platform
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 DEFAULT_GLIBC = "2.17"
 # Keys a crate may set in [package.metadata.glibc-build]; command-line flags win over them.
 SETTINGS = ("glibc", "target", "backend", "recipe", "profile", "features", "verify-on",
-            "verify-reproducible")
+            "verify-reproducible", "kernel", "verify-call", "strict", "host-libraries")
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,10 @@ class BuildOptions:
     verify_on: Path | None = None
     verify_reproducible: bool | None = None
     json_output: bool = False
+    kernel: str | None = None        # a kernel floor X.Y, simulated by --verify-on
+    verify_call: str | None = None   # `int SYMBOL(void)` called after --verify-on loads
+    strict: bool | None = None
+    host_libraries: str | None = None
     # cargo's own conventions (issue 14)
     manifest_path: Path | None = None
     release: bool = False
@@ -87,6 +92,10 @@ class BuildRequest:
     verify_root: Path | None      # the root folder it resolved to (archives are unpacked once)
     verify_reproducible: bool
     json_output: bool
+    kernel: KernelVersion | None = None   # simulated under --verify-on (seccomp)
+    verify_call: str | None = None
+    strict: bool = False                      # check: see check_paths
+    host_libraries: frozenset[str] | None = None
     platform: str = ""                  # names the default --out folder: glibc-2.17, centos-7
     target_dir: Path | None = None      # cargo's target folder for this (target, glibc, backend)
     cargo_args: tuple[str, ...] = ()    # passed to `cargo build` as they are
@@ -111,6 +120,8 @@ def _check_cli_values(options: BuildOptions) -> None:
                          "give one of them")
     if options.verbose and options.quiet:
         raise UsageError("-v and -q contradict each other; give one of them")
+    if options.kernel is not None:
+        KernelVersion.parse(options.kernel)
     cargo_flags(options)
     if options.out is not None:
         require_usable(options.out)
@@ -236,7 +247,9 @@ def resolve(options: BuildOptions, crate: cargo.Crate) -> BuildRequest:
     flags = {"glibc": options.glibc, "target": options.target, "backend": options.backend,
              "recipe": options.recipe, "profile": options.profile,
              "features": options.features, "verify-on": options.verify_on,
-             "verify-reproducible": options.verify_reproducible}
+             "verify-reproducible": options.verify_reproducible, "kernel": options.kernel,
+             "verify-call": options.verify_call, "strict": options.strict,
+             "host-libraries": options.host_libraries}
     for key, said in crate.conflicts.items():
         if flags.get(key) is None and not (key == "profile" and options.release):
             raise UsageError(f"the cdylibs differ in {key} of [package.metadata."
@@ -285,6 +298,16 @@ def resolve(options: BuildOptions, crate: cargo.Crate) -> BuildRequest:
         value, origin = _setting(crate, "verify-on", (str,))
         verify_on = origin / str(value) if value else None
     repro, _ = pick(options.verify_reproducible, "verify-reproducible", (bool,))
+    kernel_text, kernel_source = pick(options.kernel, "kernel")
+    kernel = KernelVersion.parse(str(kernel_text), what=kernel_source) if kernel_text else None
+    verify_call, _ = pick(options.verify_call, "verify-call")
+    strict, _ = pick(options.strict, "strict", (bool,))
+    host_text, _ = pick(options.host_libraries, "host-libraries", (str, list))
+    if isinstance(host_text, list):
+        host_text = ",".join(str(name) for name in host_text)
+    from .check import parse_host_libraries
+
+    host_libraries = parse_host_libraries(str(host_text)) if host_text else None
     folder = out_folder_name(platform.name, str(profile or "release"))
     out = options.out or crate.root / "dist" / folder
     require_usable(out)
@@ -295,6 +318,9 @@ def resolve(options: BuildOptions, crate: cargo.Crate) -> BuildRequest:
         from .rootfs import resolve_root
 
         verify_root = resolve_root(verify_on)  # a bad root fails now, not after the build
+        _check_verify(verify_root, target, kernel, verify_call)
+    elif verify_call:
+        raise UsageError("--verify-call needs --verify-on ROOT: the call runs in that root")
     loaded = None
     if recipe:
         from .recipe import load_recipe
@@ -305,9 +331,26 @@ def resolve(options: BuildOptions, crate: cargo.Crate) -> BuildRequest:
         recipe=loaded, profile=str(profile or "release"),
         features=str(features) if features else None, out=out,
         verify_on=verify_on, verify_root=verify_root, verify_reproducible=bool(repro),
-        json_output=options.json_output, platform=folder,
+        json_output=options.json_output, kernel=kernel,
+        verify_call=str(verify_call) if verify_call else None, strict=bool(strict),
+        host_libraries=host_libraries, platform=folder,
         target_dir=build_target_dir(base, target, glibc, str(chosen)),
         cargo_args=cargo_flags(options))
+
+
+def _check_verify(root: Path, target: targets.Target, kernel: KernelVersion | None,
+                  call: object) -> None:
+    """Refuse what --verify-on could not do (a bad symbol, a floor below the root's glibc)
+    before the build, not after it."""
+    import re
+
+    from .prove import check_kernel_floor, inspect_root, kernel_filter
+
+    if call and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(call)):
+        raise UsageError(f"--verify-call {call!r} is not a symbol name")
+    if kernel is not None:
+        kernel_filter(kernel, target)
+        check_kernel_floor(inspect_root(root, target), kernel)
 
 
 def context(request: BuildRequest, crate: cargo.Crate) -> BuildContext:
@@ -396,7 +439,8 @@ def _run_build(options: BuildOptions, summary: dict[str, Any]) -> int:
     plural = "y" if len(built) == 1 else "ies"
     with progress.stage(f"checking {len(built)} librar{plural} against glibc {request.glibc}",
                         "checked"):
-        report = check_paths(built, request.glibc, request.target)
+        report = check_paths(built, request.glibc, request.target, strict=request.strict,
+                             host_libraries=request.host_libraries)
     from .check.render import report_text
 
     text = report_text(report, for_build=True)
@@ -411,10 +455,10 @@ def _run_build(options: BuildOptions, summary: dict[str, Any]) -> int:
                               f"more than glibc {request.glibc} "
                               f"(see the report above); nothing was copied to {request.out}; "
                               f"the files are in {built[0].parent}")
-    loads = None
+    loads, verify = None, None
     if failure is None and request.verify_on is not None:
-        loads, failure = prove(request, built)
-        summary["verify_load"] = loads
+        loads, failure, verify = prove(request, built)
+        summary["verify_load"], summary["verify"] = loads, verify
     if failure is None and request.verify_reproducible:
         failure = verify_reproducible(request, ctx, built)
         summary["reproducible"] = failure is None
@@ -425,7 +469,8 @@ def _run_build(options: BuildOptions, summary: dict[str, Any]) -> int:
         data = manifest.data(
             crate=request.crate, target=request.target.rust, glibc=str(request.glibc),
             backend=request.backend, profile=request.profile, result=result,
-            artifacts=manifest.artifact_entries(built), check=report.to_json(), loads=loads)
+            artifacts=manifest.artifact_entries(built), check=report.to_json(), loads=loads,
+            verify=verify)
         return manifest.render({**data, "files": files})
 
     published = publish(request.out, built, manifest_text)
@@ -467,27 +512,43 @@ def used_paths(request: BuildRequest, result: BuildResult) -> list[Path]:
     return used
 
 
-def prove(request: BuildRequest,
-          built: list[Path]) -> tuple[list[dict[str, Any]], OrchestratorError | None]:
-    """Load every library with the real dynamic loader of the --verify-on root."""
-    from .prove import verify_load
+def prove(request: BuildRequest, built: list[Path]
+          ) -> tuple[list[dict[str, Any]], OrchestratorError | None, dict[str, Any]]:
+    """Load every library with the real dynamic loader of the --verify-on root (with only the
+    system calls of --kernel, calling --verify-call), and say what that proved."""
+    from .prove import Proof, inspect_root, verify_load
 
     assert request.verify_root is not None
     root = request.verify_root
-    logger.step(f"loading {len(built)} librar{'y' if len(built) == 1 else 'ies'} with the glibc "
-                f"of {request.verify_on}")
+    root_glibc = inspect_root(root, request.target).glibc
+    simulated = f", on a simulated Linux {request.kernel}" if request.kernel else ""
+    logger.step(f"loading {len(built)} librar{'y' if len(built) == 1 else 'ies'} with glibc "
+                f"{root_glibc or '(unknown version)'} of {request.verify_on}{simulated}")
     with progress.stage(None, "loaded"):
-        results = verify_load(root, built, call=None, target=request.target)
+        results = verify_load(root, built, call=request.verify_call, target=request.target,
+                              kernel=request.kernel)
     loads = []
     for result in results:
         logger.info(f"{result.lib.name}: {'loaded' if result.ok else 'REFUSED'} "
                     f"{result.message}".rstrip())
-        loads.append({"name": result.lib.name, "ok": result.ok, "message": result.message})
+        for line in result.output.rstrip().splitlines() if result.output.strip() else []:
+            logger.info(f"  | {line}")
+        entry: dict[str, Any] = {"name": result.lib.name, "ok": result.ok,
+                                 "message": result.message}
+        if request.verify_call:
+            entry["returned"] = result.returned
+        if request.kernel is not None:
+            entry["denied"] = result.denied
+        loads.append(entry)
+    proof = Proof(root_glibc=root_glibc, kernel=request.kernel, called=request.verify_call,
+                  target_glibc=str(request.glibc))
     refused = [r for r in results if not r.ok]
     if refused:
         return loads, LoadRefused(f"{refused[0].lib.name} does not load on "
-                                  f"{request.verify_on}: {refused[0].message}")
-    return loads, None
+                                  f"{request.verify_on}: {refused[0].message}"), proof.to_json()
+    for line in proof.lines():
+        logger.info(line)
+    return loads, None, proof.to_json()
 
 
 def verify_reproducible(request: BuildRequest, ctx: BuildContext,

@@ -21,6 +21,7 @@ from .errors import EXIT_CODES, OrchestratorError, UsageError
 from .logger import annotate_error, error
 
 if TYPE_CHECKING:
+    from .check.report import Report
     from .glibc import GlibcVersion
 
 EXIT_CODE_HELP = "\b\nExit codes:\n" + "\n".join(
@@ -141,11 +142,22 @@ GLIBC_HELP = glibc_help("2.17 (Rust's floor)")
               metavar="ROOT|ARCHIVE",
               help="After the check, dlopen each library with the glibc of this root folder or "
                    "image archive (see `verify-load`).")
+@click.option("--kernel", default=None, metavar="X.Y",
+              help="Kernel floor: --verify-on loads with only this kernel's system calls "
+                   "(seccomp; the others return ENOSYS and are named).")
+@click.option("--verify-call", default=None, metavar="SYMBOL",
+              help="After --verify-on loads a library, call its `int SYMBOL(void)`; it must "
+                   "return 0 (a bare load runs only the constructors).")
 @click.option("--verify-reproducible/--no-verify-reproducible", default=None,
               help="Build a second time from another folder and compare the bytes.")
 @click.option("--json", "json_output", is_flag=True,
               help="Print one JSON summary on stdout (artifacts, check, manifest), on failure "
                    "too (ok false, error, exit_code).")
+@click.option("--strict/--no-strict", default=None,
+              help="A glibc symbol whose library is not in DT_NEEDED fails the check (by "
+                   "default a warning: it loads in a host that has that library loaded).")
+@click.option("--host-libraries", default=None, metavar="LIST",
+              help="Sonames the host process has loaded (comma-separated), e.g. libm.so.6.")
 @click.argument("crate_dir", required=False, type=click.Path(path_type=Path))
 def build(**options: object) -> int:
     """Build every cdylib of CRATE_DIR (default: this folder; or its Cargo.toml) for an old
@@ -153,7 +165,7 @@ def build(**options: object) -> int:
 
     Defaults can also come from the crate's Cargo.toml, [package.metadata.glibc-build]
     (keys: glibc, target, backend, recipe, profile, features, verify-on,
-    verify-reproducible); flags win.
+    verify-reproducible, kernel, verify-call, strict, host-libraries); flags win.
     """
     from .build import BuildOptions, run_build
 
@@ -181,9 +193,18 @@ def build(**options: object) -> int:
               help="JSON merged over the built-in policy (ceilings, markers, hints).")
 @click.option("--junit", default=None, type=click.Path(path_type=Path), metavar="FILE",
               help="Also write a JUnit XML report (one test case per file) for CI to show.")
+@click.option("--crate-dir", default=None, type=click.Path(path_type=Path), metavar="DIR",
+              help="The crate that built the files: name the crate behind each finding from "
+                   "its last build in its target folder.")
+@click.option("--strict", is_flag=True,
+              help="A glibc symbol whose library is not in DT_NEEDED fails the check (by "
+                   "default a warning: it loads in a host that has that library loaded).")
+@click.option("--host-libraries", default=None, metavar="LIST",
+              help="Sonames the host process has loaded (comma-separated), e.g. libm.so.6.")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 def check(glibc: str | None, target: str | None, json_output: bool, host_symbols: Path | None,
-          policy: Path | None, junit: Path | None, paths: tuple[Path, ...]) -> int:
+          policy: Path | None, junit: Path | None, strict: bool, host_libraries: str | None,
+          paths: tuple[Path, ...], crate_dir: Path | None = None) -> int:
     """Check that ELF files (or folders of them) load with dlopen on glibc X.Y.
 
     \b
@@ -191,7 +212,7 @@ def check(glibc: str | None, target: str | None, json_output: bool, host_symbols
     analysed (missing, not ELF, truncated, malformed); the other files are still reported.
     """
     from . import jsonout
-    from .check import check_paths, read_host_symbols
+    from .check import check_paths, parse_host_libraries, read_host_symbols
     from .glibc_arg import split_target
     from .targets import lookup
 
@@ -202,7 +223,11 @@ def check(glibc: str | None, target: str | None, json_output: bool, host_symbols
     report = check_paths(list(paths), glibc_version(glibc or suffix or "2.17"),
                          lookup(triple) if triple else None,
                          read_host_symbols(host_symbols) if host_symbols else frozenset(),
-                         policy)
+                         policy, strict=strict,
+                         host_libraries=(parse_host_libraries(host_libraries)
+                                         if host_libraries is not None else None))
+    if crate_dir is not None:
+        return _check_with_provenance(report, crate_dir, json_output, junit)
     if junit is not None:
         from .files import write_atomically
 
@@ -214,6 +239,32 @@ def check(glibc: str | None, target: str | None, json_output: bool, host_symbols
     for err in report.errors:
         error(f"{err.path}: {err.message}")
     return report.exit_code
+
+
+def _check_with_provenance(report: Report, crate_dir: Path, json_output: bool,
+                           junit: Path | None) -> int:
+    """`check --crate-dir`: the same report, its findings tied to crates (provenance.py)."""
+    import json
+
+    from .logger import warn
+    from .provenance import for_crate_dir, report_json, report_text
+
+    annotated, extra, messages = for_crate_dir(report, crate_dir)
+    for message in messages:
+        warn(message)
+    if junit is not None:
+        from .files import write_atomically
+
+        write_atomically(junit, annotated.to_junit())
+    if json_output:
+        sys.stdout.write(json.dumps(report_json(annotated, extra)) + "\n")
+    else:
+        text = report_text(annotated, extra)
+        sys.stdout.write(annotated.render_text(with_errors=False) + "\n"
+                         + (text + "\n" if text else ""))
+    for err in annotated.errors:
+        error(f"{err.path}: {err.message}")
+    return annotated.exit_code
 
 
 @cli.command("verify-load", epilog=EXIT_CODE_HELP)
@@ -228,6 +279,9 @@ def check(glibc: str | None, target: str | None, json_output: bool, host_symbols
               help="Rust target triple (default: from the libraries' ELF machine).")
 @click.option("--timeout", default=60.0, type=float, show_default=True,
               help="Seconds each library may take to load and run.")
+@click.option("--kernel", default=None, metavar="X.Y",
+              help="Simulate this kernel: only its system calls are allowed (seccomp), the "
+                   "others return ENOSYS and are named.")
 @click.option("--json", "json_output", is_flag=True, help="Print one JSON summary on stdout.")
 @click.argument("libs", nargs=-1, required=True, type=click.Path(path_type=Path),
                 metavar="LIB...")
@@ -256,8 +310,8 @@ def verify_load_command(**options: object) -> int:
 @click.option("--include", default=None, metavar="PKG,...",
               help="Extra packages for debootstrap.")
 @click.option("--mirror", default=None, metavar="URL",
-              help="Debian mirror for debootstrap (end-of-life suites: "
-                   "http://archive.debian.org/debian).")
+              help="Debian mirror for debootstrap (default: where the suite lives now, "
+                   "e.g. http://archive.debian.org/debian for buster and older).")
 @click.argument("dest", type=click.Path(path_type=Path))
 def rootfs(**options: object) -> int:
     """Make an old-glibc root folder in DEST for verify-load and --verify-on."""

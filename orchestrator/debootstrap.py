@@ -4,6 +4,12 @@ A root is only ever *read* by verify-load (its own dynamic loader runs the test 
 `--library-path`), so no chroot, mount or container is needed once it exists. debootstrap is
 slow, so each root is made once into the cache (cache.py) under a lock, in a temporary folder
 beside its final place and renamed into it; a killed run leaves nothing half-made.
+
+Old suites leave Debian's mirror network for archive.debian.org, and their signing keys leave
+the live keyring for the removed-keys one. Which host and which keyrings serve each suite is
+data (resources/debian-mirrors.toml); before debootstrap runs, the chosen host is asked for
+the suite's Release file, so a host that does not answer (exit 6) and a suite it does not have
+(exit 2) are told apart in one line, within a bounded time.
 """
 
 from __future__ import annotations
@@ -15,19 +21,146 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from . import progress
 from .cache import cache_dir
-from .errors import ToolchainError, UsageError
-from .files import locked
+from .errors import DownloadFailed, ToolchainError, UsageError
+from .files import locked, write_atomically
 from .layers import clamp_tree_links
 from .logger import info, step
+from .paths import RESOURCES_DIR
 from .rootdest import host_debian_arch, move_into_place, prepare_dest, remove_tree
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python < 3.11
+    import tomli as tomllib
+
+MIRRORS_TOML = RESOURCES_DIR / "debian-mirrors.toml"
 DEFAULT_MIRROR_HINT = "http://deb.debian.org/debian"
 ARCHIVE_MIRROR = "http://archive.debian.org/debian"
+PROBE_TIMEOUT = 20.0  # seconds a mirror may take to answer for one Release file
+
+
+# -- where a suite lives -----------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class SuitePlace:
+    """The hosts that may carry a suite (in the order to try) and the keyrings for it."""
+
+    suite: str
+    mirrors: tuple[str, ...]
+    keyrings: tuple[Path, ...]
+    glibc: str | None = None
+
+
+@lru_cache(maxsize=1)
+def mirror_table() -> dict[str, Any]:
+    try:
+        return tomllib.loads(MIRRORS_TOML.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(f"{MIRRORS_TOML}: cannot be read ({exc})") from None
+
+
+def suite_place(suite: str, mirror: str | None = None,
+                table: dict[str, Any] | None = None) -> SuitePlace:
+    """Where SUITE is fetched from: `--mirror` when given, else the table's hosts. A suite the
+    table does not know (Ubuntu's, a newer Debian one) has no hosts and keyrings here: its
+    debootstrap script's own defaults apply."""
+    data = mirror_table() if table is None else table
+    try:
+        entry = data["suites"].get(suite, {})
+        mirrors = (mirror,) if mirror else tuple(
+            str(data["hosts"][name]) for name in entry.get("hosts", []))
+        keyrings = tuple(Path(data["keyrings"][name]) for name in entry.get("keyrings", []))
+        glibc = entry.get("glibc")
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise UsageError(f"{MIRRORS_TOML}: malformed ({type(exc).__name__}: {exc})") from None
+    return SuitePlace(suite=suite, mirrors=mirrors, keyrings=keyrings,
+                      glibc=str(glibc) if glibc else None)
+
+
+FOUND, MISSING = "found", "missing"
+
+
+def probe(mirror: str, suite: str, *, timeout: float = PROBE_TIMEOUT) -> str:
+    """FOUND when MIRROR has dists/SUITE/Release, MISSING when it answers without it, else
+    why it did not answer (refused, timed out...)."""
+    url = f"{mirror.rstrip('/')}/dists/{suite}/Release"
+    if url.startswith("file:"):
+        local = Path(urllib.request.url2pathname(urllib.parse.urlparse(url).path))
+        return FOUND if local.is_file() else MISSING
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"),
+                                    timeout=timeout):
+            return FOUND
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        return MISSING if exc.code in (404, 410) else f"HTTP {exc.code} {exc.reason}"
+    except urllib.error.URLError as exc:
+        reason = exc.reason
+        if isinstance(reason, TimeoutError):
+            return f"no answer within {timeout:g}s"
+        return str(getattr(reason, "strerror", None) or reason)
+    except TimeoutError:
+        return f"no answer within {timeout:g}s"
+    except OSError as exc:
+        return exc.strerror or str(exc)
+
+
+def choose_mirror(suite: str, answers: dict[str, str]) -> str:
+    """The first mirror that has SUITE, from {mirror: probe answer} in the order tried.
+
+    A suite no answering mirror has is bad input (exit 2); mirrors that all failed to answer
+    are a network failure (exit 6).
+    """
+    for mirror, answer in answers.items():
+        if answer == FOUND:
+            return mirror
+    missing = [m for m, a in answers.items() if a == MISSING]
+    if missing:
+        raise UsageError(f"suite {suite!r} is not on {' nor '.join(missing)} (no dists/{suite}/"
+                         "Release there); check the suite name, or pass --mirror URL of a "
+                         "mirror that has it (end-of-life suites: "
+                         f"{ARCHIVE_MIRROR})")
+    mirror, answer = next(iter(answers.items()))
+    more = f" (nor did {', '.join(list(answers)[1:])})" if len(answers) > 1 else ""
+    raise DownloadFailed(f"the Debian mirror {mirror} does not answer ({answer}){more}; check "
+                         "the network or pass --mirror URL of one that does")
+
+
+def find_mirror(place: SuitePlace, *, timeout: float = PROBE_TIMEOUT) -> str | None:
+    """Ask each mirror in turn until one has the suite (see choose_mirror); None when there
+    is none to ask (debootstrap's default then)."""
+    if not place.mirrors:
+        return None
+    answers: dict[str, str] = {}
+    for mirror in place.mirrors:
+        answers[mirror] = probe(mirror, place.suite, timeout=timeout)
+        if answers[mirror] == FOUND:
+            break
+    return choose_mirror(place.suite, answers)
+
+
+def keyring_for(place: SuitePlace) -> Path | None:
+    """One keyring file with every key the suite may be signed by (the removed keys of an
+    archived release included), joined in the cache; None when this host has none."""
+    present = [ring for ring in place.keyrings if ring.is_file()]
+    if len(present) <= 1:
+        return present[0] if present else None
+    data = b"".join(ring.read_bytes() for ring in present)
+    joined = cache_dir("keyrings") / f"debian-{hashlib.sha256(data).hexdigest()[:16]}.gpg"
+    if not joined.is_file():
+        write_atomically(joined, data)
+    return joined
 
 
 def _unmount_below(path: Path) -> None:
@@ -86,7 +219,11 @@ def _explain_debootstrap_failure(suite: str, mirror: str | None, log: str) -> No
     """Turn debootstrap's last words into the error the user can act on."""
     tail = "\n".join(log.strip().splitlines()[-25:])
     where = mirror or DEFAULT_MIRROR_HINT
-    if "Failed getting release file" in log or "Release signed by unknown key" in log:
+    if "Release signed by unknown key" in log:
+        raise ToolchainError(f"debootstrap could not verify suite {suite!r} from {where}: no "
+                             "keyring here holds its signing key; install (or update) "
+                             "debian-archive-keyring", details=tail)
+    if "Failed getting release file" in log:
         raise UsageError(f"debootstrap could not get suite {suite!r} from {where}: it is not "
                          f"on that mirror (end-of-life Debian suites are on {ARCHIVE_MIRROR}) "
                          "or the mirror is unreachable; pass --mirror URL of one that has it",
@@ -116,6 +253,9 @@ def debootstrap_root(suite: str, *, arch: str = "amd64", variant: str = "minbase
     if final.is_dir():
         return final
     binary = _check_debootstrap(suite, arch)
+    place = suite_place(suite, mirror)
+    chosen = find_mirror(place)  # before the lock: a wrong mirror leaves nothing behind
+    keyring = keyring_for(place)
     with locked(base / f".{key}.lock"):
         if final.is_dir():  # made by another process while we waited
             return final
@@ -124,18 +264,20 @@ def debootstrap_root(suite: str, *, arch: str = "amd64", variant: str = "minbase
         staging = Path(tempfile.mkdtemp(prefix=f".{key}.partial-", dir=base))
         try:
             command = [binary, f"--variant={variant}", f"--arch={arch}"]
+            if keyring is not None:
+                command.append(f"--keyring={keyring}")
             if include:
                 command.append("--include=" + ",".join(include))
             command += [suite, str(staging)]
-            if mirror:
-                command.append(mirror)
+            if chosen:
+                command.append(chosen)
             with progress.stage(None, "debootstrap finished"):
                 returncode, log = progress.run_streaming(command)   # its lines are its progress
             if returncode != 0:
                 with contextlib.suppress(OSError):
                     log += (staging / "debootstrap" / "debootstrap.log").read_text(
                         errors="replace")[-4000:]
-                _explain_debootstrap_failure(suite, mirror, log)
+                _explain_debootstrap_failure(suite, chosen, log)
             # The downloaded .debs are not part of the root and only take space.
             archives = staging / "var" / "cache" / "apt" / "archives"
             for deb in archives.glob("*.deb"):

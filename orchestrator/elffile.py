@@ -1,9 +1,17 @@
 """Read the parts of an ELF file that the glibc checker needs, and nothing else.
 
 This is the one module that parses ELF (like auditwheel's elfutils.py). It reads what the
-dynamic loader reads: the file header, the program headers, the dynamic segment and the tables
-it points at (dynamic symbols, .gnu.version, version needs/definitions, relocations, notes).
-Section headers are only a fallback for the dynamic-symbol count.
+dynamic loader reads, the way glibc's ld.so reads it: the file header, the program headers,
+the dynamic segment found at the last PT_DYNAMIC's address (elf/dl-load.c), the last entry of
+each tag (elf/get-dynamic-info.h), and the tables those entries point at through the PT_LOAD
+mapping (dynamic symbols, hash tables, .gnu.version, version needs and definitions followed
+through their `next` links as elf/dl-version.c does, relocations, notes). Section headers are
+only a fallback for the dynamic-symbol count; where they and the dynamic segment disagree, the
+dynamic segment wins. `require_intact` refuses, as ElfError, what the loader refuses or
+crashes on in those structures, so that `check` never calls such a file ok.
+
+Work, memory and output are bounded by the input: version records walked by the file size
+(and MAX_VERSION_RECORDS), decoded names by a multiple of it, symbols by what fits in it.
 
 It uses `struct` over an mmap instead of pyelftools. Measured on 400 host libraries:
 auditwheel's pyelftools scan of the version-need table alone takes ~1.3 ms per library; this
@@ -22,7 +30,9 @@ from array import array
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Generic, NamedTuple, TypeVar, overload
+
+_T = TypeVar("_T")
 
 
 class ElfError(Exception):
@@ -33,10 +43,10 @@ class ElfError(Exception):
 ET_REL, ET_EXEC, ET_DYN, ET_CORE = 1, 2, 3, 4
 # p_type / p_flags
 PT_LOAD, PT_DYNAMIC, PT_INTERP, PT_NOTE, PT_TLS = 1, 2, 3, 4, 7
-PT_GNU_STACK, PT_GNU_PROPERTY = 0x6474E551, 0x6474E553
+PT_GNU_STACK, PT_GNU_RELRO, PT_GNU_PROPERTY = 0x6474E551, 0x6474E552, 0x6474E553
 PF_X, PF_W, PF_R = 1, 2, 4
 # d_tag
-DT_NULL, DT_NEEDED, DT_PLTRELSZ, DT_HASH, DT_STRTAB, DT_SYMTAB = 0, 1, 2, 4, 5, 6
+DT_NULL, DT_NEEDED, DT_PLTRELSZ, DT_PLTGOT, DT_HASH, DT_STRTAB, DT_SYMTAB = 0, 1, 2, 3, 4, 5, 6
 DT_RELA, DT_RELASZ, DT_RELAENT, DT_STRSZ, DT_SYMENT, DT_SONAME, DT_RPATH = 7, 8, 9, 10, 11, 14, 15
 DT_REL, DT_RELSZ, DT_RELENT, DT_PLTREL, DT_TEXTREL, DT_JMPREL = 17, 18, 19, 20, 22, 23
 DT_RUNPATH, DT_FLAGS, DT_RELRSZ, DT_RELR = 29, 30, 35, 36
@@ -46,7 +56,7 @@ DT_VERDEF, DT_VERDEFNUM, DT_VERNEED, DT_VERNEEDNUM = 0x6FFFFFFC, 0x6FFFFFFD, 0x6
 DT_X86_64_PLT, DT_X86_64_PLTSZ, DT_X86_64_PLTENT = 0x70000000, 0x70000001, 0x70000003
 DF_TEXTREL, DF_STATIC_TLS = 0x4, 0x10
 DF_1_NODELETE, DF_1_PIE = 0x8, 0x08000000
-VER_FLG_WEAK = 0x2
+VER_FLG_BASE, VER_FLG_WEAK = 0x1, 0x2
 SHT_DYNSYM = 11
 STB_LOCAL, STB_GLOBAL, STB_WEAK, STB_GNU_UNIQUE = 0, 1, 2, 10
 STT_TLS = 6
@@ -59,8 +69,34 @@ MACHINES = {3: "EM_386", 8: "EM_MIPS", 20: "EM_PPC", 21: "EM_PPC64", 22: "EM_S39
             258: "EM_LOONGARCH"}
 
 _HOST_LITTLE = sys.byteorder == "little"
-_MAX_WALK = 1 << 16   # more version records than any real library has: a loop, not a file
-_MAX_CHAIN = 1 << 22  # a longer GNU hash chain is corruption, not a library
+_ELFOSABI_GNU = 3
+_MIN_PAGE = 4096      # the smallest page size of any target; ld.so checks p_align against it
+# Address space the PT_LOAD segments of one file may span: 1 TiB. ld.so maps the whole span
+# at once (elf/dl-map-segments.h); far past any machine's memory the kernel refuses the
+# mapping, so a p_memsz of terabytes is corruption, not a library (the largest real ones
+# span a few GB).
+_MAX_MAPPED_SPAN = 1 << 40
+# Version records (vernaux, verdef) one file may hold, all chains together. The .gnu.version
+# index is 15 bits (vna_other & 0x7fff, elf/dl-version.c), so a file can give at most 32767
+# versions a meaning; a real library has a few dozen. Past this cap the file is refused as
+# malformed instead of being walked: it bounds the work, the memory and the report (each need
+# is one line of check's output) whatever the chains do.
+MAX_VERSION_RECORDS = 1 << 15
+# Bytes of symbol and version names decoded per file: 8 x the file size + 1 MiB. Names live in
+# DT_STRTAB once; a linker's suffix merging lets names share bytes, so a real file decodes
+# about its string table's size. A crafted one whose thousands of names are each a different
+# suffix of one long string would decode n^2 bytes (a 264 KB file, gigabytes); it is refused.
+_NAME_BUDGET_FACTOR, _NAME_BUDGET_FLOOR = 8, 1 << 20
+# DT_PLTREL values the loader accepts: x86-64 and AArch64 define ELF_MACHINE_NO_REL, so
+# elf/get-dynamic-info.h asserts DT_PLTREL == DT_RELA there (sysdeps/*/dl-machine.h).
+_PLTREL_ALLOWED = {"EM_X86_64": (DT_RELA,), "EM_AARCH64": (DT_RELA,)}
+# Machines whose loader never writes into the dynamic section (DL_RO_DYN_SECTION in their
+# sysdeps/*/ldsodefs.h before glibc 2.35); on the others it must be writable.
+_READ_ONLY_DYNAMIC = frozenset({"EM_MIPS", "EM_RISCV"})
+_TAG_NAMES = {DT_RELA: "DT_RELA", DT_RELAENT: "DT_RELAENT", DT_REL: "DT_REL",
+              DT_RELENT: "DT_RELENT", DT_RELASZ: "DT_RELASZ", DT_RELSZ: "DT_RELSZ",
+              DT_PLTREL: "DT_PLTREL", DT_JMPREL: "DT_JMPREL", DT_PLTRELSZ: "DT_PLTRELSZ",
+              DT_PLTGOT: "DT_PLTGOT"}
 
 
 class Segment(NamedTuple):
@@ -79,7 +115,7 @@ class VersionNeed(NamedTuple):
     file: str
     name: str
     flags: int
-    index: int
+    index: int  # type: ignore[assignment]  # shadows tuple.index; the ELF name, kept
 
     @property
     def weak(self) -> bool:
@@ -87,7 +123,7 @@ class VersionNeed(NamedTuple):
 
 
 class VersionDef(NamedTuple):
-    index: int
+    index: int  # type: ignore[assignment]  # shadows tuple.index; the ELF name, kept
     flags: int
     name: str
 
@@ -104,17 +140,23 @@ class UndefinedSymbol(NamedTuple):
     file: str | None
 
 
-class cached_property:  # noqa: N801 - named like functools' one, which it replaces
+class cached_property(Generic[_T]):  # noqa: N801 - named like functools' one, which it replaces
     """functools.cached_property without its per-access lock (Python <= 3.11 takes an RLock
     on every access, which cost 2 µs x thousands of reads per run). Non-data descriptor: after
     the first read the value sits in the instance __dict__ and is found there directly."""
 
-    def __init__(self, func: Callable[[Any], Any]) -> None:
+    def __init__(self, func: Callable[[Any], _T]) -> None:
         self.func = func
         self.name = func.__name__
         self.__doc__ = func.__doc__
 
-    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> cached_property[_T]: ...
+
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> _T: ...
+
+    def __get__(self, obj: object, owner: type | None = None) -> _T | cached_property[_T]:
         if obj is None:
             return self
         value = obj.__dict__[self.name] = self.func(obj)
@@ -179,8 +221,8 @@ class ElfFile:
         self.little = ei_data == 1
         self.osabi, self.abiversion = data[7], data[8]
         self.layout = _LAYOUTS[(self.is64, self.little)]
-        (self.type, self.machine_number, _version, _entry, self._phoff, self._shoff, self.flags,
-         _ehsize, phentsize, phnum, shentsize, self._shnum, _shstrndx) = self._unpack(
+        (self.type, self.machine_number, self._e_version, _entry, self._phoff, self._shoff,
+         self.flags, _ehsize, phentsize, phnum, shentsize, self._shnum, _shstrndx) = self._unpack(
             self.layout.ehdr, 16, "the ELF header")
         self.machine = MACHINES.get(self.machine_number, f"EM_{self.machine_number}")
         if phnum == 0xFFFF:   # PN_XNUM: the real count is in section 0's sh_info
@@ -195,7 +237,7 @@ class ElfFile:
         self._shentsize = shentsize
 
     # -- bounded primitives -------------------------------------------------------------
-    def _unpack(self, st: struct.Struct, offset: int, what: str) -> tuple:
+    def _unpack(self, st: struct.Struct, offset: int, what: str) -> tuple[Any, ...]:
         if offset < 0 or offset + st.size > self.size:
             raise ElfError(f"{what} at file offset {offset:#x} runs past the end of the file "
                            f"({self.size} bytes): truncated or corrupt")
@@ -207,7 +249,7 @@ class ElfFile:
                            f"of the file ({self.size} bytes): truncated or corrupt")
         return self.data[offset:offset + size]
 
-    def _section_headers(self, shentsize: int, limit: int | None = None) -> list[tuple]:
+    def _section_headers(self, shentsize: int, limit: int | None = None) -> list[tuple[Any, ...]]:
         count = self._shnum if limit is None else limit
         if not self._shoff or not count:
             return []
@@ -222,12 +264,14 @@ class ElfFile:
     def require_intact(self) -> None:
         """Raise ElfError when a PT_LOAD segment's file part runs past the end of the file (a
         copy that stopped early): the loader maps it all the same and the process dies of
-        SIGBUS when it touches the missing pages, so it is malformed input, not a library."""
+        SIGBUS when it touches the missing pages, so it is malformed input, not a library.
+        Then everything `require_loadable` refuses, which the loader refuses too."""
         for seg in self.segments:
             if seg.type == PT_LOAD and seg.offset + seg.filesz > self.size:
                 raise ElfError(f"a PT_LOAD segment ({seg.filesz} bytes at file offset "
                                f"{seg.offset:#x}) runs past the end of the file ({self.size} "
                                "bytes): truncated or corrupt")
+        self.require_loadable()
 
     @cached_property
     def segments(self) -> list[Segment]:
@@ -236,15 +280,14 @@ class ElfFile:
         st = self.layout.phdr
         if self._phnum * st.size > self.size:
             raise ElfError(f"e_phnum {self._phnum} program headers cannot fit in the file")
-        out = []
-        for i in range(self._phnum):
-            fields = self._unpack(st, self._phoff + i * st.size, "a program header")
-            if self.is64:
-                p_type, p_flags, off, vaddr, _paddr, filesz, memsz, align = fields
-            else:
-                p_type, off, vaddr, _paddr, filesz, memsz, p_flags, align = fields
-            out.append(Segment(p_type, p_flags, off, vaddr, filesz, memsz, align))
-        return out
+        raw = self._slice(self._phoff, self._phnum * st.size, "the program headers")
+        if self.is64:
+            return [_new_tuple(Segment, (p_type, p_flags, off, vaddr, filesz, memsz, align))
+                    for p_type, p_flags, off, vaddr, _paddr, filesz, memsz, align
+                    in st.iter_unpack(raw)]
+        return [_new_tuple(Segment, (p_type, p_flags, off, vaddr, filesz, memsz, align))
+                for p_type, off, vaddr, _paddr, filesz, memsz, p_flags, align
+                in st.iter_unpack(raw)]
 
     def segment(self, p_type: int) -> Segment | None:
         for seg in self.segments:
@@ -254,42 +297,216 @@ class ElfFile:
 
     @cached_property
     def _loads(self) -> list[Segment]:
-        return [s for s in self.segments if s.type == PT_LOAD]
+        """PT_LOAD segments, last first: ld.so maps them in order with MAP_FIXED
+        (elf/dl-map-segments.h), so where two overlap the later one is what memory holds."""
+        return [s for s in reversed(self.segments) if s.type == PT_LOAD]
 
     def _offset_of(self, addr: int, size: int, what: str) -> int:
-        """File offset of `size` bytes at address `addr`, inside one PT_LOAD's file part."""
+        """File offset of `size` bytes at address `addr`, inside one PT_LOAD's file part.
+
+        ld.so reaches every dynamic table through its address once the PT_LOAD segments are
+        mapped (D_PTR(map, l_info[...]) = l_addr + d_ptr, elf/get-dynamic-info.h), never
+        through section headers or p_offset; this is that mapping, bounds-checked."""
         for seg in self._loads:
             if seg.vaddr <= addr and addr + size <= seg.vaddr + seg.filesz:
                 offset = seg.offset + (addr - seg.vaddr)
                 if offset + size > self.size:
                     break
+                if not seg.flags & PF_R:
+                    raise ElfError(f"{what} (at address {addr:#x}) lies in a PT_LOAD segment "
+                                   "without PF_R: the loader cannot read it; corrupt")
                 return offset
         raise ElfError(f"{what} ({size} bytes at address {addr:#x}) lies outside the file's "
                        "loadable segments: truncated or corrupt")
 
+    def require_loadable(self) -> None:
+        """Raise ElfError for what glibc's loader refuses in the headers before it reads a
+        single dynamic entry (elf/dl-load.c, open_verify and _dl_map_object_from_fd): an ABI
+        version without ELFOSABI_GNU, nonzero e_ident padding, an e_version other than
+        EV_CURRENT, a PT_LOAD whose p_align is not page-aligned or whose p_vaddr and p_offset
+        disagree modulo p_align, PT_LOAD segments out of order or overlapping or spanning
+        more than _MAX_MAPPED_SPAN, a PT_GNU_RELRO outside them, a shared library without
+        PT_LOAD; then locates the dynamic segment as ld.so does (`dynamic`)
+        and applies elf/get-dynamic-info.h's assertions. The page size is the smallest any
+        target uses (4 KiB): a larger runtime page only refuses more."""
+        if any(self.data[9:16]):
+            raise ElfError("nonzero padding in e_ident (bytes 9-15): glibc's loader refuses "
+                           "the file")
+        if self.abiversion and self.osabi != _ELFOSABI_GNU:
+            raise ElfError(f"EI_ABIVERSION {self.abiversion} with EI_OSABI {self.osabi}: glibc "
+                           "accepts an ABI version only with ELFOSABI_GNU (3) and refuses the "
+                           "file (\"ELF file ABI version invalid\", VALID_ELF_ABIVERSION in "
+                           "sysdeps/unix/sysv/linux/ldsodefs.h)")
+        if self._e_version != 1:
+            raise ElfError(f"e_version is {self._e_version}, not EV_CURRENT (1): glibc's "
+                           "loader refuses the file")
+        mask = (1 << self.bits) - 1
+        previous_end = low = high = -1
+        relro = None
+        for seg in self.segments:
+            if seg.type == PT_GNU_RELRO:
+                relro = seg
+            if seg.type != PT_LOAD:
+                continue
+            if seg.align & (_MIN_PAGE - 1):
+                raise ElfError(f"a PT_LOAD's p_align {seg.align:#x} is not page-aligned: "
+                               "glibc's loader refuses it (\"ELF load command alignment not "
+                               "page-aligned\")")
+            if (seg.vaddr - seg.offset) & mask & ((seg.align - 1) & mask):
+                raise ElfError(f"a PT_LOAD's p_vaddr {seg.vaddr:#x} and p_offset "
+                               f"{seg.offset:#x} disagree modulo p_align {seg.align:#x}: "
+                               "glibc's loader refuses it (\"ELF load command address/offset "
+                               "not properly aligned\")")
+            if seg.vaddr < previous_end:
+                raise ElfError(f"PT_LOAD segments out of order or overlapping (the one at "
+                               f"{seg.vaddr:#x} starts before {previous_end:#x}, where the one "
+                               "before it ends): the gABI wants them ascending, and "
+                               "_dl_map_segments (elf/dl-map-segments.h) maps the span from "
+                               "the first to the last and zero-fills over the others; corrupt")
+            previous_end = high = seg.vaddr + max(seg.memsz, seg.filesz)
+            if low < 0:
+                low = seg.vaddr & ~(_MIN_PAGE - 1)
+        if high >= 0:
+            if high - low > min(_MAX_MAPPED_SPAN, mask):
+                raise ElfError(f"the PT_LOAD segments span {high - low:#x} bytes of address "
+                               f"space (more than {min(_MAX_MAPPED_SPAN, mask):#x}): glibc's "
+                               "loader cannot map them (\"cannot map zero-fill pages\" or "
+                               "\"failed to map segment\"); corrupt")
+            if relro is not None:   # _dl_protect_relro (elf/dl-reloc.c): the last, truncated
+                start = relro.vaddr & ~(_MIN_PAGE - 1)
+                end = (relro.vaddr + relro.memsz) & ~(_MIN_PAGE - 1)
+                if start != end and not low <= start <= end <= _round_up(high, _MIN_PAGE):
+                    raise ElfError(f"PT_GNU_RELRO ({relro.memsz:#x} bytes at "
+                                   f"{relro.vaddr:#x}) reaches outside the mapped "
+                                   "segments: glibc's loader fails (\"cannot apply additional "
+                                   "memory protection after relocation\"); corrupt")
+        if self.type == ET_DYN and not self._loads:
+            raise ElfError("no PT_LOAD segment: glibc's loader refuses the file (\"object file "
+                           "has no loadable segments\")")
+        tags = self._tags
+        if DT_PLTREL in tags and tags[DT_PLTREL] not in _PLTREL_ALLOWED.get(
+                self.machine, (DT_REL, DT_RELA)):
+            raise ElfError(f"DT_PLTREL is {tags[DT_PLTREL]}, which this machine's loader "
+                           "does not accept (elf/get-dynamic-info.h asserts on it)")
+        for table, entsize_tag, entsize in ((DT_RELA, DT_RELAENT, self.layout.rela.size),
+                                            (DT_REL, DT_RELENT, self.layout.rel.size)):
+            if table in tags and tags.get(entsize_tag) != entsize:
+                raise ElfError(f"{_TAG_NAMES[table]} without {_TAG_NAMES[entsize_tag]} = "
+                               f"{entsize}: glibc's loader aborts on an assertion "
+                               "(elf/get-dynamic-info.h)")
+        # _ELF_DYNAMIC_DO_RELOC (elf/dynamic-link.h) and elf_machine_runtime_setup read these
+        # entries without checking that they exist, then the tables they locate.
+        for present, required in ((DT_RELA, DT_RELASZ), (DT_REL, DT_RELSZ),
+                                  (DT_PLTREL, DT_JMPREL), (DT_PLTREL, DT_PLTRELSZ),
+                                  (DT_JMPREL, DT_PLTGOT)):
+            if present in tags and required not in tags:
+                raise ElfError(f"{_TAG_NAMES[present]} without {_TAG_NAMES[required]}: "
+                               "glibc's loader reads the missing entry and crashes; corrupt")
+        for table, size_tag in ((DT_RELA, DT_RELASZ), (DT_REL, DT_RELSZ),
+                                (DT_JMPREL, DT_PLTRELSZ)):
+            if table in tags and tags.get(size_tag):
+                self._offset_of(tags[table], tags[size_tag], _TAG_NAMES[table])
+        users = [t for t in (DT_HASH, DT_GNU_HASH, DT_RELA, DT_REL, DT_JMPREL) if t in tags]
+        for table in (DT_SYMTAB, DT_STRTAB):
+            if users and table not in tags:
+                name = "DT_SYMTAB" if table == DT_SYMTAB else "DT_STRTAB"
+                raise ElfError(f"a hash table or relocations but no {name}: glibc's loader "
+                               f"reads l_info[{name}] without checking it (do_lookup_x in "
+                               "elf/dl-lookup.c, elf/do-rel.h) and crashes; corrupt")
+        if DT_VERSYM in tags and not (DT_VERNEED in tags or DT_VERDEF in tags):
+            raise ElfError("DT_VERSYM without version needs or definitions: glibc's loader "
+                           "then has no l_versions table and crashes indexing it for every "
+                           "relocated symbol (elf/do-rel.h); corrupt")
+        if (DT_VERNEED in tags or DT_VERDEF in tags) and DT_VERSYM not in tags:
+            raise ElfError("version needs or definitions without DT_VERSYM: glibc's loader "
+                           "reads l_info[DT_VERSYM] unchecked (_dl_check_map_versions, "
+                           "elf/dl-version.c) and crashes; corrupt")
+        if DT_GNU_HASH in tags:
+            _ = self._gnu_hash_header   # its assertion on the Bloom filter size, the tables
+        if DT_HASH in tags:
+            at = self._offset_of(tags[DT_HASH], 8, "DT_HASH")
+            nbucket, nchain = self._unpack(self.layout.u32, at, "DT_HASH")[0], \
+                self._unpack(self.layout.u32, at + 4, "DT_HASH")[0]
+            self._offset_of(tags[DT_HASH], 8 + 4 * (nbucket + nchain), "the DT_HASH table")
+        # Strings the loader reads while loading: the dependencies (elf/dl-deps.c), DT_SONAME
+        # (compared by _dl_map_object with each later name), the search paths.
+        _ = self.needed, self.rpath, self.runpath, self._last_string(DT_SONAME)
+
     # -- the dynamic segment --------------------------------------------------------------
     @cached_property
+    def _dynamic_segment(self) -> Segment | None:
+        """The PT_DYNAMIC ld.so uses: the LAST one, since _dl_map_object_from_fd (elf/dl-load.c)
+        sets l->l_ld for every PT_DYNAMIC it meets (and refuses one with p_filesz 0, as
+        bullseye's glibc 2.31 does). One with p_vaddr 0 leaves l_ld 0, which
+        the loader treats as no dynamic section at all."""
+        chosen = None
+        for seg in self.segments:
+            if seg.type == PT_DYNAMIC:
+                if seg.filesz == 0:   # checked per header, as the loop in dl-load.c does
+                    raise ElfError("a PT_DYNAMIC with p_filesz 0: glibc's loader refuses the "
+                                   "file (\"object file has no dynamic section\")")
+                chosen = seg
+        return chosen if chosen is not None and chosen.vaddr else None
+
+    @cached_property
     def dynamic(self) -> list[tuple[int, int]]:
-        """(d_tag, d_val) pairs of PT_DYNAMIC up to DT_NULL; [] for a static file."""
-        seg = self.segment(PT_DYNAMIC)
+        """(d_tag, d_val) pairs as ld.so reads them, up to DT_NULL; [] for a static file.
+
+        ld.so finds the entries at PT_DYNAMIC's p_vaddr in the mapped segments (l->l_ld,
+        elf/dl-load.c) and elf_get_dynamic_info walks them up to DT_NULL, whatever p_filesz
+        says; so does this, inside the PT_LOAD holding that address (its zero-filled tail
+        reads as DT_NULL). A p_offset that disagrees with the address is refused: no linker
+        writes one, and a reader that believes p_offset (readelf, this module until issue 11)
+        sees another table than the loader does. At most one entry per 8/16 file bytes."""
+        seg = self._dynamic_segment
         if seg is None:
             return []
         st = self.layout.dyn
-        raw = self._slice(seg.offset, seg.filesz - seg.filesz % st.size, "the dynamic segment")
-        out = []
-        for tag, val in st.iter_unpack(raw):
+        for load in self._loads:
+            if load.vaddr <= seg.vaddr < load.vaddr + max(load.memsz, load.filesz):
+                break
+        else:
+            raise ElfError(f"PT_DYNAMIC's address {seg.vaddr:#x} is in no PT_LOAD segment: "
+                           "the loader cannot find the dynamic section")
+        if not load.flags & PF_R or (not load.flags & PF_W
+                                     and self.machine not in _READ_ONLY_DYNAMIC):
+            raise ElfError("the dynamic section lies in a PT_LOAD segment without PF_R|PF_W: "
+                           "glibc's loader writes the relocated addresses into it "
+                           "(elf_get_dynamic_info, ADJUST_DYN_INFO) and crashes; corrupt")
+        start = load.offset + (seg.vaddr - load.vaddr)
+        if seg.offset != start:
+            raise ElfError(f"PT_DYNAMIC's p_offset {seg.offset:#x} disagrees with its address "
+                           f"{seg.vaddr:#x}, which the loading segment puts at file offset "
+                           f"{start:#x}: corrupt")
+        file_end = min(load.offset + load.filesz, self.size)
+        zero_tail = load.memsz > load.filesz   # the loader maps zeros there
+        out: list[tuple[int, int]] = []
+        # Fast path: the entries inside p_filesz, where every real file ends them.
+        pos = start + min(seg.filesz, max(0, file_end - start)) // st.size * st.size
+        for tag, val in st.iter_unpack(self.data[start:pos]):
+            if tag == DT_NULL:
+                return out
+            out.append((tag, val))
+        while True:   # past p_filesz, as far as the loader would read
+            if pos + st.size > file_end:
+                if zero_tail and pos >= load.offset + load.filesz:
+                    break   # reads as DT_NULL
+                raise ElfError("the dynamic section runs past its segment without a DT_NULL "
+                               "entry: truncated or corrupt")
+            tag, val = st.unpack_from(self.data, pos)
             if tag == DT_NULL:
                 break
             out.append((tag, val))
+            pos += st.size
         return out
 
     @cached_property
     def _tags(self) -> dict[int, int]:
-        """First value of each tag (the loader keeps one per tag; DT_NEEDED is read apart)."""
-        tags: dict[int, int] = {}
-        for tag, val in self.dynamic:
-            tags.setdefault(tag, val)
-        return tags
+        """The value of each tag as ld.so keeps it: the LAST entry of a tag wins, because
+        elf_get_dynamic_info (elf/get-dynamic-info.h) stores `info[tag] = dyn` for every
+        entry. DT_NEEDED, which the loader walks entry by entry (elf/dl-deps.c), is read
+        apart (`needed`)."""
+        return dict(self.dynamic)
 
     def has_tag(self, tag: int) -> bool:
         return tag in self._tags
@@ -309,35 +526,52 @@ class ElfFile:
         return self._offset_of(self._tags[DT_STRTAB], size, "the dynamic string table"), size
 
     def string(self, offset: int) -> str:
+        return self._string_bytes(offset).decode("utf-8", "backslashreplace")
+
+    def _string_bytes(self, offset: int) -> bytes:
+        """The NUL-terminated string at `offset` in DT_STRTAB (found by address). ld.so reads
+        up to the NUL whatever DT_STRSZ says; a string that leaves DT_STRSZ is refused here
+        as corrupt (stricter, never more lenient). Charged to the name budget."""
         start, size = self._strtab
         if offset < 0 or offset >= size:
             raise ElfError(f"string offset {offset:#x} is outside DT_STRTAB ({size} bytes)")
         end = self.data.find(b"\0", start + offset, start + size)
         if end < 0:
             raise ElfError("a string in DT_STRTAB is not NUL-terminated")
-        return self.data[start + offset:end].decode("utf-8", "backslashreplace")
+        self._name_bytes += end - start - offset
+        if self._name_bytes > _NAME_BUDGET_FACTOR * self.size + _NAME_BUDGET_FLOOR:
+            self._charge_names(0)   # raises
+        return self.data[start + offset:end]
 
-    def _strings_of(self, tag: int) -> list[str]:
-        return [self.string(val) for t, val in self.dynamic if t == tag]
+    _name_bytes = 0
+
+    def _charge_names(self, length: int) -> None:
+        """Count `length` bytes of names decoded; past _NAME_BUDGET_FACTOR x the file size
+        (+ _NAME_BUDGET_FLOOR) the file is refused, so names cost memory linear in its size."""
+        self._name_bytes += length
+        if self._name_bytes > _NAME_BUDGET_FACTOR * self.size + _NAME_BUDGET_FLOOR:
+            raise ElfError(f"the file's names add up to more than {_NAME_BUDGET_FACTOR} times "
+                           f"its size ({self.size} bytes): its strings overlap as no linker "
+                           "writes them; corrupt")
 
     @cached_property
     def needed(self) -> list[str]:
-        return self._strings_of(DT_NEEDED)
+        """Every DT_NEEDED in order: elf/dl-deps.c walks the dynamic entries for each one."""
+        return [self.string(val) for t, val in self.dynamic if t == DT_NEEDED]
 
-    @cached_property
-    def soname(self) -> str | None:
-        names = self._strings_of(DT_SONAME)
-        return names[0] if names else None
+    def _last_string(self, tag: int) -> str | None:
+        return self.string(self._tags[tag]) if tag in self._tags else None
 
     @cached_property
     def rpath(self) -> str | None:
-        names = self._strings_of(DT_RPATH)
-        return ":".join(names) if names else None
+        """DT_RPATH as ld.so uses it: the last entry (l_info[DT_RPATH]); the loader ignores
+        it when DT_RUNPATH is present (elf/get-dynamic-info.h), which the caller decides."""
+        return self._last_string(DT_RPATH)
 
     @cached_property
     def runpath(self) -> str | None:
-        names = self._strings_of(DT_RUNPATH)
-        return ":".join(names) if names else None
+        """DT_RUNPATH, the last entry (l_info[DT_RUNPATH])."""
+        return self._last_string(DT_RUNPATH)
 
     @property
     def dt_flags(self) -> int:
@@ -350,26 +584,47 @@ class ElfFile:
     # -- dynamic symbols ------------------------------------------------------------------
     @cached_property
     def symbol_count(self) -> int:
-        """Number of .dynsym entries: DT_HASH's nchain, the GNU hash chains, or the section."""
-        u32 = self.layout.u32
+        """Number of .dynsym entries, from the hash tables ld.so reads (_dl_setup_hash,
+        elf/dl-lookup.c: DT_GNU_HASH, else DT_HASH): the larger count when both are there, so
+        that a table shortened by corruption hides no symbol; the section header only when
+        the file has neither. Never more entries than the file can hold (`_dynsym`)."""
+        counts = []
+        if DT_GNU_HASH in self._tags:   # every symbol from symoffset on is in one chain
+            counts.append(self._gnu_hash_count())
         if DT_HASH in self._tags:
             off = self._offset_of(self._tags[DT_HASH], 8, "DT_HASH")
-            return self._unpack(u32, off + 4, "DT_HASH")[0]
-        if DT_GNU_HASH in self._tags:   # every symbol from symoffset on is in one chain
-            return self._gnu_hash_count()
+            counts.append(self._unpack(self.layout.u32, off + 4, "DT_HASH")[0])
+        if counts:
+            return max(counts)
         symtab = self._tags.get(DT_SYMTAB)
         for sh in self._section_headers(self._shentsize):
             if sh[1] == SHT_DYNSYM and sh[3] == symtab and sh[9]:
-                return sh[5] // sh[9]
+                return int(sh[5] // sh[9])
         return 0
 
-    def _gnu_hash_count(self) -> int:
-        """Highest symbol index reachable through DT_GNU_HASH, plus one."""
+    @cached_property
+    def _gnu_hash_header(self) -> tuple[int, int, int, int]:
+        """(file offset, nbuckets, symoffset, file offset of the buckets) of DT_GNU_HASH.
+
+        _dl_setup_hash (elf/dl-lookup.c) asserts that the Bloom filter's word count is a
+        power of two; a file that fails it aborts the loader, so it is malformed here."""
         u32 = self.layout.u32
         off = self._offset_of(self._tags[DT_GNU_HASH], 16, "DT_GNU_HASH")
         nbuckets, symoffset, bloom_size = (self._unpack(u32, off + 4 * i, "DT_GNU_HASH")[0]
                                            for i in range(3))
-        buckets_at = off + 16 + bloom_size * (8 if self.is64 else 4)
+        if bloom_size & (bloom_size - 1) or (nbuckets and not bloom_size):
+            raise ElfError(f"DT_GNU_HASH's Bloom filter has {bloom_size} words, not a power "
+                           "of two: glibc's loader aborts on an assertion (_dl_setup_hash) or, "
+                           "for 0, reads past the filter (do_lookup_x)")
+        size = 16 + bloom_size * (8 if self.is64 else 4) + 4 * nbuckets
+        self._offset_of(self._tags[DT_GNU_HASH], size, "the DT_GNU_HASH table")
+        return off, nbuckets, symoffset, off + size - 4 * nbuckets
+
+    def _gnu_hash_count(self) -> int:
+        """Highest symbol index reachable through DT_GNU_HASH, plus one. The chain walk reads
+        one 4-byte word per step, each inside the file, so it ends within size/4 steps."""
+        u32 = self.layout.u32
+        _off, nbuckets, symoffset, buckets_at = self._gnu_hash_header
         buckets = array("I", self._slice(buckets_at, 4 * nbuckets, "the GNU hash buckets"))
         if self.little != _HOST_LITTLE:
             buckets.byteswap()
@@ -380,12 +635,11 @@ class ElfFile:
             raise ElfError("a GNU hash bucket points below the first hashed symbol")
         chain_at = buckets_at + 4 * nbuckets
         index = last
-        while index - last < _MAX_CHAIN:
+        while True:   # _unpack raises once the walk leaves the file
             value = self._unpack(u32, chain_at + 4 * (index - symoffset), "the GNU hash chain")[0]
             index += 1
             if value & 1:
                 return index
-        raise ElfError("a GNU hash chain does not end")
 
     @cached_property
     def _dynsym(self) -> tuple[int, int]:
@@ -398,7 +652,11 @@ class ElfFile:
             raise ElfError(f"DT_SYMENT is {self._tags[DT_SYMENT]}, expected {entsize}")
         if count * entsize > self.size:
             raise ElfError(f"{count} dynamic symbols cannot fit in the file")
-        return self._offset_of(self._tags[DT_SYMTAB], count * entsize, "the dynamic symbols"), count
+        start = self._offset_of(self._tags[DT_SYMTAB], count * entsize, "the dynamic symbols")
+        if any(self.data[start:start + entsize]):
+            raise ElfError("dynamic symbol 0 is not the null symbol the gABI requires: "
+                           "DT_SYMTAB points at something else than a symbol table; corrupt")
+        return start, count
 
     def _symbol(self, index: int) -> tuple[str, int, int]:
         """(name, st_info, st_shndx) of dynamic symbol `index`."""
@@ -424,7 +682,11 @@ class ElfFile:
 
     @cached_property
     def undefined_symbols(self) -> list[UndefinedSymbol]:
-        """Every imported symbol with its binding and version (index 0 is the null symbol)."""
+        """Every imported symbol with its binding and version (index 0 is the null symbol).
+
+        At most one per symbol-table entry, and the table must fit in the file (`_dynsym`):
+        a file of N bytes yields at most N/24 symbols (N/16 for 32-bit), whose names together
+        stay within the name budget (_NAME_BUDGET_FACTOR)."""
         start, count = self._dynsym
         if count < 2:
             return []
@@ -443,6 +705,8 @@ class ElfFile:
         str_end = str_start + str_size
         data = self.data
         out = []
+        names = 0   # bytes of names decoded, held under the name budget as they grow
+        budget = _NAME_BUDGET_FACTOR * self.size + _NAME_BUDGET_FLOOR - self._name_bytes
         index = low.find(0, 1)
         while index >= 0:   # C-speed scan: only st_shndx == SHN_UNDEF (0) reaches Python
             if high[index] == 0:
@@ -452,22 +716,28 @@ class ElfFile:
                 name_off = u32.unpack_from(table, base)[0]
                 if info & 0xF == STT_TLS:
                     self._imports_tls = True
-                if name_off and bind != STB_LOCAL:
-                    end = data.find(b"\0", str_start + name_off, str_end)
+                if bind != STB_LOCAL:   # st_name 0 is the name "", which ld.so looks up
+                    name_at = str_start + name_off
+                    end = data.find(b"\0", name_at, str_end)
                     if name_off >= str_size or end < 0:
                         raise ElfError(f"the name of symbol {index} is outside DT_STRTAB")
-                    name = data[str_start + name_off:end].decode("utf-8", "backslashreplace")
+                    names += end - name_at
+                    if names > budget:
+                        self._charge_names(names)   # raises
+                    name = data[name_at:end].decode("utf-8", "backslashreplace")
                     version = file = None
                     if versym is not None:
                         ndx = versym_table[index] & 0x7FFF
                         if ndx > 1:
-                            if ndx not in versions:
+                            known = versions.get(ndx)
+                            if known is None:
                                 raise ElfError(f"symbol {name} has version index {ndx}, which no "
                                                "version need or definition declares")
-                            version, file = versions[ndx]
+                            version, file = known
                     out.append(_new_tuple(UndefinedSymbol, (name, bind == STB_WEAK, version,
                                                             file)))
             index = low.find(0, index + 1)
+        self._charge_names(names)
         return out
 
     @property
@@ -495,69 +765,136 @@ class ElfFile:
             return None
         return self._offset_of(self._tags[DT_VERSYM], 2 * count, ".gnu.version")
 
-    def _version_records(self, addr_tag: int, num_tag: int, record: struct.Struct,
-                         what: str) -> Iterator[tuple[int, tuple]]:
-        """(offset, fields) of each record in a DT_VERNEED/DT_VERDEF chain, bounds- and
-        loop-checked: both chains link records by a `next` offset, the last field."""
-        offset = self._offset_of(self._tags[addr_tag], record.size, what)
-        remaining = self._tags.get(num_tag, _MAX_WALK)
+    def _version_records(self, addr_tag: int, record: struct.Struct,
+                         what: str) -> Iterator[tuple[int, tuple[Any, ...]]]:
+        """(address, fields) of each record of a DT_VERNEED/DT_VERDEF chain, as
+        _dl_check_map_versions (elf/dl-version.c) walks it: from the tag's address through
+        each record's `next` (its last field) until a zero, in the mapped address space.
+        DT_VERNEEDNUM/DT_VERDEFNUM are not consulted: the loader never reads them."""
+        yield from self._chain(self._tags[addr_tag], record, what)
+
+    def _chain(self, addr: int, record: struct.Struct,
+               what: str) -> Iterator[tuple[int, tuple[Any, ...]]]:
+        """Records linked by a relative `next` (the last field) from `addr`, each bounds-
+        checked, loop-checked and charged to the file's record budget (`_charge_records`)."""
+        mask = (1 << self.bits) - 1
         seen: set[int] = set()
-        while remaining > 0:
-            if offset in seen or len(seen) > _MAX_WALK:
+        data, size, unpack = self.data, record.size, record.unpack_from
+        loads = self._loads
+        while True:
+            if addr in seen:
                 raise ElfError(f"the {what} records form a loop")
-            seen.add(offset)
-            fields = self._unpack(record, offset, f"a {what} record")
-            yield offset, fields
-            remaining -= 1
+            seen.add(addr)
+            self._records_walked += 1
+            if self._records_walked > self._record_limit:
+                self._charge_records(what)   # raises
+            seg = loads[0] if len(loads) == 1 else None   # inline _offset_of's common case
+            if (seg is not None and seg.flags & PF_R and seg.vaddr <= addr
+                    and addr + size <= seg.vaddr + seg.filesz
+                    and seg.offset + (addr - seg.vaddr) + size <= self.size):
+                fields = unpack(data, seg.offset + (addr - seg.vaddr))
+            else:
+                fields = unpack(data, self._offset_of(addr, size, f"a {what} record"))
+            yield addr, fields
             if not fields[-1]:
-                break
-            offset += fields[-1]
+                return
+            addr = (addr + fields[-1]) & mask   # pointer arithmetic wraps, as in the loader
+
+    @cached_property
+    def _record_limit(self) -> int:
+        return min(MAX_VERSION_RECORDS, self.size // 16)
+
+    _records_walked = 0
+
+    def _charge_records(self, what: str) -> None:
+        """Count one version record walked. A file holds at most size/16 of them (each
+        verneed, vernaux and verdef takes 16 bytes or more) and at most MAX_VERSION_RECORDS;
+        chains that walk more share records or loop, which no linker writes."""
+        if self._records_walked > self._record_limit:
+            raise ElfError(f"the version records ({what}) walk more entries than the file "
+                           f"can hold ({self._record_limit} in {self.size} bytes): the chains "
+                           "loop or share entries; corrupt")
 
     @cached_property
     def version_needs(self) -> list[VersionNeed]:
-        """Every vernaux of DT_VERNEED, in file order (readelf -V's "Version needs")."""
+        """Every vernaux of DT_VERNEED, in chain order (readelf -V's "Version needs"), read
+        as _dl_check_map_versions (elf/dl-version.c) reads them: the first verneed must have
+        vn_version 1 ("unsupported version of Verneed record"); each verneed's vernaux are
+        followed through vna_next until it is zero and vn_cnt is ignored, so is
+        DT_VERNEEDNUM. Identical entries are reported once (the loader checks them alike).
+
+        The loader finds a needed version by vna_hash, comparing the name only when the
+        hashes match (match_symbol): a non-weak need whose vna_hash is not the ELF hash of
+        its name can never be found, so the loader refuses it ("version not found") and it
+        is an ElfError here, whatever the name says."""
         if DT_VERNEED not in self._tags:
             return []
         lay = self.layout
-        out: list[VersionNeed] = []
-        for offset, (_ver, cnt, file_off, aux, _next) in self._version_records(
-                DT_VERNEED, DT_VERNEEDNUM, lay.verneed, "version need"):
+        out: dict[VersionNeed, None] = {}
+        mask = (1 << self.bits) - 1
+        vernaux, unpack_aux = lay.vernaux, lay.vernaux.unpack_from
+        data, offset_of, hashes = self.data, self._offset_of, _ELF_HASHES
+        first = True
+        for addr, (version, _cnt, file_off, aux, _next) in self._version_records(
+                DT_VERNEED, lay.verneed, "version need"):
+            if first and version != 1:
+                raise ElfError(f"unsupported version {version} of the first Verneed record "
+                               "(glibc's loader accepts only 1)")
+            first = False
             file = self.string(file_off)
-            aux_offset = offset + aux
-            aux_seen: set[int] = set()
-            for _ in range(cnt):
-                if aux_offset in aux_seen:
-                    raise ElfError(f"the version need entries of {file} form a loop")
-                aux_seen.add(aux_offset)
-                _hash, flags, other, name_off, aux_next = self._unpack(
-                    lay.vernaux, aux_offset, "a vernaux entry")
-                out.append(VersionNeed(file, self.string(name_off), flags, other))
+            aux_addr = (addr + aux) & mask
+            seen: set[int] = set()
+            while True:   # _chain, inlined: this loop runs for every need of every file
+                if aux_addr in seen:
+                    raise ElfError(f"the version need entry of {file} records form a loop")
+                seen.add(aux_addr)
+                self._records_walked += 1
+                if self._records_walked > self._record_limit:
+                    self._charge_records(f"version need entry of {file}")   # raises
+                vna_hash, flags, other, name_off, aux_next = unpack_aux(data, offset_of(
+                    aux_addr, vernaux.size, f"a version need entry of {file} record"))
+                raw = self._string_bytes(name_off)
+                name = raw.decode("utf-8", "backslashreplace")
+                if not flags & VER_FLG_WEAK and vna_hash != (hashes.get(raw)
+                                                             or _elf_hash(raw)):
+                    raise ElfError(f"the version need {name} (from {file}) has vna_hash "
+                                   f"{vna_hash:#x}, not its name's ELF hash "
+                                   f"{_elf_hash(raw):#x}: glibc's loader looks versions up "
+                                   "by hash and refuses it; corrupt")
+                out[_new_tuple(VersionNeed, (file, name, flags, other))] = None
                 if not aux_next:
                     break
-                aux_offset += aux_next
-        return out
+                aux_addr = (aux_addr + aux_next) & mask
+        return list(out)
 
     @cached_property
     def version_defs(self) -> list[VersionDef]:
-        """Every verdef of DT_VERDEF (the first verdaux names it)."""
+        """Every verdef of DT_VERDEF, named by the verdaux at vd_aux (the loader reads it
+        whatever vd_cnt says), through vd_next as elf/dl-version.c walks them."""
         if DT_VERDEF not in self._tags:
             return []
         lay = self.layout
-        out: list[VersionDef] = []
-        for offset, (_ver, flags, ndx, cnt, _hash, aux, _next) in self._version_records(
-                DT_VERDEF, DT_VERDEFNUM, lay.verdef, "version definition"):
-            if cnt:
-                name_off, _ = self._unpack(lay.verdaux, offset + aux, "a verdaux entry")
-                out.append(VersionDef(ndx, flags, self.string(name_off)))
-        return out
+        out: dict[VersionDef, None] = {}
+        for addr, (_ver, flags, ndx, _cnt, _hash, aux, _next) in self._version_records(
+                DT_VERDEF, lay.verdef, "version definition"):
+            aux_at = self._offset_of((addr + aux) & ((1 << self.bits) - 1), lay.verdaux.size,
+                                     "a verdaux entry")
+            name_off, _ = lay.verdaux.unpack_from(self.data, aux_at)
+            out[VersionDef(ndx, flags, self.string(name_off))] = None
+        return list(out)
 
     @cached_property
     def _version_of_index(self) -> dict[int, tuple[str, str | None]]:
-        """.gnu.version index -> (version name, needed file or None for a definition)."""
-        out: dict[int, tuple[str, str | None]] = {
-            d.index & 0x7FFF: (d.name, None) for d in self.version_defs}
+        """.gnu.version index -> (version name, needed file or None for a definition), filled
+        in the loader's order (elf/dl-version.c): the needs in chain order, a later one
+        overwriting an earlier one's index, then the definitions except VER_FLG_BASE, which
+        overwrite needs of the same index."""
+        out: dict[int, tuple[str, str | None]] = {}
         for need in self.version_needs:
             out[need.index & 0x7FFF] = (need.name, need.file)
+        for d in self.version_defs:
+            if not d.flags & VER_FLG_BASE:
+                out[d.index & 0x7FFF] = (d.name, None)
         return out
 
     # -- relocations ----------------------------------------------------------------------
@@ -576,7 +913,7 @@ class ElfFile:
             offset = self._offset_of(self._tags[addr_tag], size, "a relocation table")
             yield self._slice(offset, size, "a relocation table"), is_rela
 
-    def _types_column(self, raw: bytes, is_rela: bool) -> array | bytes:
+    def _types_column(self, raw: bytes, is_rela: bool) -> array[int] | bytes:
         """r_type of every entry, without a Python-level loop."""
         entsize = (self.layout.rela if is_rela else self.layout.rel).size
         if not self.is64:   # r_info = sym << 8 | type: the type is one byte
@@ -611,7 +948,7 @@ class ElfFile:
 
     def relocation_types_among(self, wanted: frozenset[int]) -> frozenset[int]:
         """Which of the `wanted` r_type values the dynamic relocations use."""
-        found = set()
+        found: set[int] = set()
         for _raw, _is_rela, column, width in self._reloc_columns:
             for rtype in wanted - found:
                 if next(self._type_positions(column, width, rtype), None) is not None:
@@ -644,7 +981,7 @@ class ElfFile:
         return any(info & mask == jump_slot and addend
                    for _off, info, addend in st.iter_unpack(raw))
 
-    def _addend_column(self, raw: bytes) -> array:
+    def _addend_column(self, raw: bytes) -> array[int]:
         words = array("q" if self.is64 else "i", raw)
         if self.little != _HOST_LITTLE:
             words.byteswap()
@@ -685,9 +1022,29 @@ class ElfFile:
             if pos + 8 + size > len(desc):
                 raise ElfError("a GNU property runs past the end of its note")
             if ptype == wanted and size >= 4:
-                return self.layout.u32.unpack_from(desc, pos + 8)[0]
+                return int(self.layout.u32.unpack_from(desc, pos + 8)[0])
             pos = _round_up(pos + 8 + size, align)
         return None
+
+
+_ELF_HASHES: dict[bytes, int] = {}
+
+
+def _elf_hash(name: bytes) -> int:
+    """The SysV ELF hash of a version name (_dl_elf_hash, sysdeps/generic/dl-hash.h), as
+    vna_hash and vd_hash hold it; memoized, since a few dozen names recur in every file."""
+    value = _ELF_HASHES.get(name)
+    if value is None:
+        value = 0
+        for byte in name:
+            value = (value << 4) + byte
+            high = value & 0xF0000000
+            if high:
+                value ^= high >> 24
+            value &= ~high & 0xFFFFFFFF
+        if len(_ELF_HASHES) < 4096:
+            _ELF_HASHES[name] = value
+    return value
 
 
 def _round_up(value: int, align: int) -> int:
@@ -730,11 +1087,3 @@ def open_elf(path: Path) -> Iterator[ElfFile]:
     finally:
         data.close()
 
-
-def is_elf(path: Path) -> bool:
-    """Cheap sniff (4 bytes) used when searching folders."""
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(4) == b"\x7fELF"
-    except OSError:
-        return False

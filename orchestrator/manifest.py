@@ -39,9 +39,12 @@ def toolchain_entry(toolchain: Toolchain) -> dict[str, Any]:
 
 def data(*, crate: Crate, target: str, glibc: str, backend: str, profile: str,
          result: BuildResult, artifacts: Sequence[dict[str, Any]], check: dict[str, Any],
-         loads: list[dict[str, Any]] | None) -> dict[str, Any]:
+         loads: list[dict[str, Any]] | None,
+         verify: dict[str, Any] | None = None) -> dict[str, Any]:
     """The manifest's content. `artifacts` are `artifact_entries(result.artifacts)`; `check`
-    is the report's JSON (file paths are cut to their names)."""
+    is the report's JSON (file paths are cut to their names); `verify` is what --verify-on
+    proved (prove.Proof.to_json: the root's glibc, the kernel floor, what was called, what
+    was proven by loading and what only by reading the file)."""
     files = [{**entry, "path": Path(entry["path"]).name} for entry in check.get("files", [])]
     return {
         "crate": {"name": crate.packages[0], "packages": list(crate.packages),
@@ -57,6 +60,7 @@ def data(*, crate: Crate, target: str, glibc: str, backend: str, profile: str,
         "artifacts": list(artifacts),
         "check": {"ok": check["ok"], "files": files},
         "verify_load": loads,
+        "verify": verify,
     }
 
 

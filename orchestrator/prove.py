@@ -15,6 +15,16 @@ loader reports every object in the process, as ld.so named it and as the kernel 
 (its real path), and any object whose real path lies outside the root, other than the test
 loader and the library under test, makes the result a failure: for any root, also one this
 tool did not unpack.
+
+With a kernel floor (`--kernel 3.10`), the test loader first installs a seccomp filter built by
+seccomp.py that allows only the system calls that kernel had; the others return ENOSYS, and
+each one denied is named in the result. The root's glibc must itself run on that kernel: its
+libc.so.6 carries the oldest kernel its build supports (configure --enable-kernel) in its ABI
+note (NT_GNU_ABI_TAG, glibc's csu/abi-note.S; such a glibc stops with "FATAL: kernel too old"
+below it, sysdeps/unix/sysv/linux/dl-osinfo.h), so a floor below it cannot be simulated.
+
+A proof states what it proved (Proof): the root's glibc, the simulated kernel, and what code
+ran; a bare dlopen runs only the constructors.
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ import os
 import re
 import signal
 import stat
+import struct
 import subprocess
 import tempfile
 from collections import deque
@@ -34,22 +45,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .cache import cache_dir
+from .check.discover import ElfKind, elf_kind
 from .elffile import (
-    DF_1_PIE,
-    ET_CORE,
     ET_DYN,
-    ET_EXEC,
-    ET_REL,
+    PT_NOTE,
     ElfError,
     ElfFile,
     open_elf,
 )
 from .errors import BadInput, LoadRefused, ToolchainError, UsageError
 from .files import staged
+from .glibc import GlibcVersion
 from .logger import info, step
+from .paths import RESOURCES_DIR
+from .syscalls import KernelVersion, allowed_numbers, name_of
 from .targets import DEFAULT_TARGET, TARGETS, Target, by_elf_machine, lookup
 
-LOADER_SOURCE = Path(__file__).resolve().parent / "resources" / "loader.c"
+LOADER_SOURCE = RESOURCES_DIR / "loader.c"
 LOADER_FLAGS = ("-O2", "-Wall", "-Wextra")
 DEFAULT_TIMEOUT = 60.0
 MAX_TIMEOUT = 7 * 24 * 3600.0  # a week; far beyond any load, and within what poll() takes
@@ -57,18 +69,11 @@ MAX_OUTPUT = 256 * 1024  # what the library prints; the tail is kept
 MAX_SYMLINKS = 40  # as the kernel's ELOOP limit
 
 LOADER_CALL_FAILED = 12  # the loader's exit status when the call returned non-zero (loader.c)
+NT_GNU_ABI_TAG = 1  # elf.h: the note giving the oldest kernel a libc supports
+# System call numbers are per architecture (syscalls.json); ELF machine -> its name there.
+SYSCALL_ARCH = {"EM_X86_64": "x86_64", "EM_AARCH64": "aarch64"}
 MAX_NAMED_OUTSIDE = 3  # objects from outside the root named in the message; the rest counted
 
-# The dynamic loader's file name per ELF machine, as glibc installs it.
-LD_SO_NAMES: dict[str, tuple[str, ...]] = {
-    "EM_X86_64": ("ld-linux-x86-64.so.2",),
-    "EM_AARCH64": ("ld-linux-aarch64.so.1",),
-    "EM_386": ("ld-linux.so.2",),
-    "EM_ARM": ("ld-linux-armhf.so.3", "ld-linux.so.3"),
-    "EM_PPC64": ("ld64.so.2",),
-    "EM_RISCV": ("ld-linux-riscv64-lp64d.so.1",),
-    "EM_S390": ("ld64.so.1",),
-}
 # Folders glibc searches by default; an object loaded from one on the host leaked in.
 HOST_DEFAULT_DIRS = ("/lib", "/lib32", "/lib64", "/libx32", "/usr/lib", "/usr/lib32",
                      "/usr/lib64", "/usr/libx32", "/usr/local/lib")
@@ -87,11 +92,13 @@ class LoadResult:
     ok: bool = False
     signal: str | None = None  # SIGSEGV... when the process crashed
     objects: list[str] = field(default_factory=list)  # every file mapped into the process
+    denied: dict[str, int] = field(default_factory=dict)  # system call -> times denied
 
     def to_json(self) -> dict[str, object]:
         return {"lib": str(self.lib), "loaded": self.loaded, "message": self.message,
                 "called": self.called, "returned": self.returned, "output": self.output,
-                "ok": self.ok, "signal": self.signal, "objects": self.objects}
+                "ok": self.ok, "signal": self.signal, "objects": self.objects,
+                "denied": self.denied}
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,7 @@ class RootInfo:
     ld_so: Path
     library_path: tuple[Path, ...]
     glibc: str | None  # e.g. "2.31", read from the root's libc.so.6
+    min_kernel: KernelVersion | None = None  # the oldest kernel that libc.so.6 runs on
 
 
 # -- paths inside a root ---------------------------------------------------------------------
@@ -181,7 +189,7 @@ def _ld_so_conf_dirs(root: Path, conf: str = "etc/ld.so.conf", depth: int = 0) -
 
 
 def _find_ld_so(root: Path, target: Target, search: list[str]) -> Path | None:
-    names = LD_SO_NAMES.get(target.elf_machine, ())
+    names = target.ld_so_names
     candidates = [f"{folder}/{name}" for name in names for folder in search]
     for folder in search:  # any glibc ld.so of the right machine, whatever its name
         where = resolve_in_root(root, folder)
@@ -210,6 +218,25 @@ def _glibc_version(libc: Path) -> str | None:
     return match.group(1).decode() if match else None
 
 
+def _min_kernel(libc: Path) -> KernelVersion | None:
+    """The oldest kernel LIBC starts on, from its NT_GNU_ABI_TAG note ("GNU", OS 0 = Linux,
+    then major, minor, patch: glibc's csu/abi-note.S)."""
+    try:
+        with open_elf(libc) as elf:
+            for segment in elf.segments:
+                if segment.type != PT_NOTE:
+                    continue
+                for name, ntype, desc in elf._notes(segment):  # noqa: SLF001 - its reader
+                    if name == b"GNU\0" and ntype == NT_GNU_ABI_TAG and len(desc) >= 16:
+                        order = "<" if elf.little else ">"
+                        os_, major, minor, patch = struct.unpack_from(order + "4I", desc)
+                        if os_ == 0:
+                            return KernelVersion(major, minor, patch)
+    except (OSError, ValueError, ElfError):
+        return None
+    return None
+
+
 def inspect_root(root: Path, target: Target) -> RootInfo:
     """Find ROOT's dynamic loader and library folders for TARGET, or say why it is no root."""
     if not root.is_dir():
@@ -236,7 +263,7 @@ def inspect_root(root: Path, target: Target) -> RootInfo:
         raise BadInput(f"{root} is not a glibc root for {target.rust}: no {target.elf_machine} "
                        f"{missing} in lib/, lib64/ or usr/lib*; pass the folder of a Linux root "
                        "filesystem (e.g. from `build.py rootfs`)")
-    return RootInfo(root, ld_so, tuple(library_path), _glibc_version(libc))
+    return RootInfo(root, ld_so, tuple(library_path), _glibc_version(libc), _min_kernel(libc))
 
 
 # -- the loader ------------------------------------------------------------------------------
@@ -267,10 +294,6 @@ def loader_binary(target: Target) -> Path:
 
 
 # -- running it ------------------------------------------------------------------------------
-_TYPE_NAMES = {ET_REL: "ET_REL (a .o object)", ET_EXEC: "ET_EXEC",
-               ET_CORE: "ET_CORE (a core dump)"}
-
-
 def _check_lib(lib: Path) -> str:
     """The ELF machine of LIB, or BadInput when it is not a sound shared library.
 
@@ -283,13 +306,13 @@ def _check_lib(lib: Path) -> str:
         raise BadInput(f"{lib}: not a file; pass the .so itself")
     try:
         with open_elf(lib) as elf:
-            if elf.type != ET_DYN:
-                kind = _TYPE_NAMES.get(elf.type, f"type {elf.type}")
-                raise BadInput(f"{lib}: an ELF {kind} file, not a shared library; pass the .so")
-            _check_mappable(elf)
-            if elf.dt_flags_1 & DF_1_PIE:
-                raise BadInput(f"{lib}: a position-independent executable, not a shared "
+            kind = elf_kind(elf)
+            if kind not in (ElfKind.SHARED_LIBRARY, ElfKind.PIE_EXECUTABLE):
+                raise BadInput(f"{lib}: {kind.value} (ELF type {elf.type}), not a shared "
                                "library; pass the .so")
+            _check_mappable(elf)
+            if kind is ElfKind.PIE_EXECUTABLE:
+                raise BadInput(f"{lib}: {kind.value}, not a shared library; pass the .so")
             return elf.machine
     except ElfError as exc:
         raise BadInput(f"{lib}: {exc}; pass an intact shared library (.so)") from None
@@ -358,12 +381,17 @@ def _signal_name(returncode: int) -> str:
 
 
 def _run_one(info: RootInfo, loader: Path, lib: Path, call: str | None, timeout: float,
-             target: Target) -> LoadResult:
+             target: Target, kernel: KernelVersion | None = None,
+             filter_program: bytes | None = None) -> LoadResult:
     with tempfile.TemporaryDirectory(prefix="verify-load-") as scratch:
         report_path = Path(scratch) / "report"
         command = [str(info.ld_so), "--inhibit-cache", "--library-path",
                    ":".join(map(str, info.library_path)), str(loader), "--report",
                    str(report_path)]
+        if filter_program is not None:
+            filter_path = Path(scratch) / "seccomp.bpf"
+            filter_path.write_bytes(filter_program)
+            command += ["--seccomp", str(filter_path)]
         if call:
             command += ["--call", call]
         command.append(str(lib.resolve()))
@@ -399,36 +427,77 @@ def _run_one(info: RootInfo, loader: Path, lib: Path, call: str | None, timeout:
             report = ""
     output = raw[-MAX_OUTPUT:].decode(errors="replace")
     return _interpret(info, lib, call, proc.returncode, report, output, timed_out, timeout,
-                      loader=loader)
+                      loader=loader, arch=SYSCALL_ARCH.get(target.elf_machine),
+                      kernel=kernel)
+
+
+def denied_calls(report_lines: list[tuple[str, str]], arch: str | None) -> dict[str, int]:
+    """{system call: times denied} from the loader's "denied" (first denial, written by the
+    SIGSYS handler as it happens) and "denied-count" (totals at the end) lines.
+
+    A process that died before the totals still names each call it was denied, once.
+    """
+    counts: dict[int, int] = {}
+    for key, value in report_lines:
+        fields = value.split()
+        if key == "denied" and fields and fields[0].isdigit():
+            counts.setdefault(int(fields[0]), 1)
+        elif key == "denied-count" and len(fields) == 2 and all(f.isdigit() for f in fields):
+            counts[int(fields[0])] = int(fields[1])
+    named: dict[str, int] = {}
+    for number, count in sorted(counts.items()):
+        name = (name_of(number, arch) if arch else None) or f"system call {number}"
+        named[name] = named.get(name, 0) + count
+    return named
+
+
+def describe_denied(denied: dict[str, int], kernel: KernelVersion | None) -> str:
+    """"getrandom (1x), statx (2x) denied: not in Linux 3.10", or "" when none was."""
+    if not denied:
+        return ""
+    calls = ", ".join(f"{name} ({count}x)" for name, count in sorted(denied.items()))
+    return f"{calls} denied: not in Linux {kernel}" if kernel else f"{calls} denied"
 
 
 def _interpret(info: RootInfo, lib: Path, call: str | None, returncode: int, report: str,
-               output: str, timed_out: bool, timeout: float, *, loader: Path | None = None
-               ) -> LoadResult:
+               output: str, timed_out: bool, timeout: float, *, loader: Path | None = None,
+               arch: str | None = None, kernel: KernelVersion | None = None) -> LoadResult:
     """Turn the loader's report lines and exit status into a LoadResult.
 
     A library that loaded is still a failure when an object of the process (as ld.so named
     it, or as the kernel mapped it) has a real path outside the root: see outside_root.
+    A kernel floor that could not be installed (no seccomp here) is an error, never a pass.
     """
     events: dict[str, str] = {}
     objects: list[str] = []
     mapped: list[str] = []
-    for line in report.splitlines():
-        key, _, value = line.partition("\t")
+    lines = [(key, value) for key, _, value in (line.partition("\t")
+                                                for line in report.splitlines())]
+    for key, value in lines:
         if key == "object":
             objects.append(value)
         elif key == "mapped":
             mapped.append(value)
         else:
             events.setdefault(key, value)
+    if "nofilter" in events:
+        raise ToolchainError(f"this kernel or container cannot install a seccomp filter "
+                             f"({events['nofilter']}), so Linux {kernel or 'X.Y'} cannot be "
+                             "simulated here; run verify-load --kernel on a kernel with "
+                             "CONFIG_SECCOMP_FILTER and a container that allows prctl "
+                             "PR_SET_SECCOMP, or drop --kernel")
     if "start" not in events:  # the root's glibc could not even run the loader
         if timed_out:
             raise BadInput(f"{info.ld_so} did not start the test loader within {timeout:g}s")
         raise BadInput(f"the glibc of {info.root} cannot run the test loader (status "
                        f"{returncode}); is it older than 2.17 or broken?",
                        details=output[-2000:])
+    if kernel is not None and "filtered" not in events:
+        raise ToolchainError(f"the test loader did not confirm the seccomp filter for Linux "
+                             f"{kernel} (status {returncode}); nothing was proven",
+                             details=output[-2000:])
     result = LoadResult(lib=lib, loaded="loaded" in events, message="", output=output,
-                        objects=objects)
+                        objects=objects, denied=denied_calls(lines, arch))
     crashed = returncode < 0 and not timed_out
     if crashed:
         result.signal = _signal_name(returncode)
@@ -471,7 +540,30 @@ def _interpret(info: RootInfo, lib: Path, call: str | None, returncode: int, rep
         elif returncode != 0 and returncode != LOADER_CALL_FAILED:
             result.message = f"the process ended with status {returncode} at exit"
     result.ok = not result.message
+    if not result.ok and result.denied:
+        result.message += f" ({describe_denied(result.denied, kernel)})"
     return result
+
+
+def kernel_filter(kernel: KernelVersion, target: Target) -> bytes:
+    """The seccomp program (seccomp.py) that lets only Linux KERNEL's system calls through."""
+    from .seccomp import encode, program
+
+    arch = SYSCALL_ARCH.get(target.elf_machine)
+    if arch is None:
+        raise UsageError(f"--kernel: a kernel floor can only be simulated for "
+                         f"{', '.join(SYSCALL_ARCH.values())} libraries, not {target.rust}")
+    return encode(program(allowed_numbers(kernel, arch), arch))
+
+
+def check_kernel_floor(root_info: RootInfo, kernel: KernelVersion) -> None:
+    """Refuse a floor the root's own glibc does not start on: the proof could not run."""
+    needs = root_info.min_kernel
+    if needs is not None and kernel < needs:
+        raise ToolchainError(f"--kernel {kernel} is below Linux {needs}, the oldest kernel "
+                             f"glibc {root_info.glibc or '(unknown)'} of {root_info.root} runs "
+                             f"on; a floor of {kernel} cannot be simulated with this root: use "
+                             f"a root with an older glibc, or --kernel {needs} or newer")
 
 
 def _prepare(root: Path, libs: list[Path], call: str | None, target: Target | None
@@ -494,22 +586,83 @@ def _prepare(root: Path, libs: list[Path], call: str | None, target: Target | No
 
 
 def _run_all(root_info: RootInfo, target: Target, libs: list[Path], call: str | None,
-             timeout: float) -> list[LoadResult]:
+             timeout: float, kernel: KernelVersion | None = None) -> list[LoadResult]:
+    program = kernel_filter(kernel, target) if kernel is not None else None
+    if kernel is not None:
+        check_kernel_floor(root_info, kernel)
     loader = loader_binary(target)
-    return [_run_one(root_info, loader, lib, call, timeout, target) for lib in libs]
+    return [_run_one(root_info, loader, lib, call, timeout, target, kernel, program)
+            for lib in libs]
 
 
 def verify_load(root: Path, libs: list[Path], call: str | None = None,
-                target: Target | None = None, *, timeout: float = DEFAULT_TIMEOUT
-                ) -> list[LoadResult]:
-    """dlopen each of LIBS under ROOT's own glibc (a root folder or an image archive).
+                target: Target | None = None, *, timeout: float = DEFAULT_TIMEOUT,
+                kernel: KernelVersion | None = None) -> list[LoadResult]:
+    """dlopen each of LIBS under ROOT's own glibc (a root folder or an image archive),
+    with only the system calls of Linux KERNEL when one is given.
 
     Bad input (no such root, not a glibc root, a LIB missing or not a shared library) raises
     BadInput before anything runs; refusals are results (ok=False), not exceptions.
     """
     _check_timeout(timeout)
     root_info, target, paths = _prepare(root, libs, call, target)
-    return _run_all(root_info, target, paths, call, timeout)
+    return _run_all(root_info, target, paths, call, timeout, kernel)
+
+
+# -- what a proof proved -----------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class Proof:
+    """What loading proved, and what only the static check (of the build) covers.
+
+    A bare dlopen runs the constructors and binds every symbol (RTLD_NOW); only a call runs
+    the library's own code. A root whose glibc is newer than the target cannot prove the
+    target's symbol versions: those come from reading the file (check).
+    """
+
+    root_glibc: str | None
+    kernel: KernelVersion | None = None
+    called: str | None = None
+    target_glibc: str | None = None   # the build's target; None for a bare verify-load
+
+    def _newer_than_target(self) -> bool:
+        if self.root_glibc is None or self.target_glibc is None:
+            return False
+        return GlibcVersion.parse(self.root_glibc) > GlibcVersion.parse(self.target_glibc)
+
+    def proven_by_loading(self) -> list[str]:
+        glibc = f"glibc {self.root_glibc or '(unknown version)'}"
+        proven = [f"dlopen(RTLD_NOW) on {glibc}: every symbol binds and the constructors run"]
+        if self.called:
+            proven.append(f"{self.called}() runs and returns 0")
+        if self.kernel is not None:
+            proven.append(f"it runs with only the system calls of Linux {self.kernel} (newer "
+                          "ones answer ENOSYS)")
+        return proven
+
+    def checked_statically(self) -> list[str]:
+        if self.target_glibc is None:
+            return []
+        return [f"symbol versions and existence for glibc {self.target_glibc}"]
+
+    def lines(self) -> list[str]:
+        """The statement in words, one fact a line."""
+        kernel = f", simulating Linux {self.kernel} (seccomp)" if self.kernel else ""
+        ran = (f"{self.called}() was called" if self.called else
+               "no code of the library ran but its constructors (call a function with "
+               "--verify-call SYMBOL)")
+        lines = [f"proven by loading on glibc {self.root_glibc or '(unknown version)'}"
+                 f"{kernel}: {ran}"]
+        if self._newer_than_target():
+            lines.append(f"loaded on glibc {self.root_glibc}, newer than the target "
+                         f"{self.target_glibc}: symbol versions and existence for "
+                         f"{self.target_glibc} were checked statically")
+        return lines
+
+    def to_json(self) -> dict[str, object]:
+        return {"root_glibc": self.root_glibc,
+                "kernel": str(self.kernel) if self.kernel else None,
+                "called": self.called, "proven_by_loading": self.proven_by_loading(),
+                "checked_statically": self.checked_statically()}
 
 
 def _check_timeout(timeout: float) -> None:
@@ -520,7 +673,7 @@ def _check_timeout(timeout: float) -> None:
 
 
 # -- the verify-load command -----------------------------------------------------------------
-def _show(result: LoadResult, call: str | None) -> None:
+def _show(result: LoadResult, call: str | None, kernel: KernelVersion | None = None) -> None:
     name = result.lib.name
     if not result.loaded:
         info(f"{name}: REFUSED: {result.message}")
@@ -532,17 +685,20 @@ def _show(result: LoadResult, call: str | None) -> None:
         returned = "did not return" if result.returned is None else \
             f"returned {result.returned}"
         info(f"{name}: {call}() {returned}")
+    if result.denied:
+        info(f"{name}: {describe_denied(result.denied, kernel)}")
     if result.loaded and result.message:
         info(f"{name}: FAILED: {result.message}")
 
 
 def run_verify_load(*, rootfs: Path | None, image: Path | None, libs: tuple[Path, ...],
                     call: str | None, target: str | None, timeout: float,
-                    json_output: bool) -> int:
+                    json_output: bool, kernel: str | None = None) -> int:
     """`build.py verify-load`: 0 when every library loaded (and its call returned 0)."""
     from .rootfs import is_image_archive
 
     _check_timeout(timeout)
+    floor = KernelVersion.parse(kernel) if kernel is not None else None
     if (rootfs is None) == (image is None):
         raise UsageError("pass exactly one of --rootfs DIR or --image ARCHIVE")
     if rootfs is not None and not rootfs.is_dir():
@@ -556,20 +712,28 @@ def run_verify_load(*, rootfs: Path | None, image: Path | None, libs: tuple[Path
     root_info, target_, paths = _prepare(rootfs or image,  # type: ignore[arg-type]
                                          list(libs), call, lookup(target) if target else None)
     glibc = root_info.glibc or "unknown"
+    if floor is not None:
+        kernel_filter(floor, target_)  # an architecture without a filter fails before loading
+        check_kernel_floor(root_info, floor)
+    simulated = f", on a simulated Linux {floor} (seccomp)" if floor else ""
     step(f"loading {len(paths)} librar{'y' if len(paths) == 1 else 'ies'} with glibc {glibc} "
-         f"of {root_info.root}")
-    results = _run_all(root_info, target_, paths, call, timeout)
+         f"of {root_info.root}{simulated}")
+    results = _run_all(root_info, target_, paths, call, timeout, floor)
     for result in results:
-        _show(result, call)
+        _show(result, call, floor)
     failed = [r for r in results if not r.ok]
+    proof = Proof(root_glibc=root_info.glibc, kernel=floor, called=call)
+    if not failed:
+        for line in proof.lines():
+            info(line)
     if json_output:
         print(json.dumps({"root": str(root_info.root), "glibc": root_info.glibc,
-                          "ok": not failed, "results": [r.to_json() for r in results]},
-                         indent=2))
+                          "ok": not failed, **proof.to_json(),
+                          "results": [r.to_json() for r in results]}, indent=2))
     if failed:
         # One unwrapped line that still carries glibc's own words about the first failure.
         first = failed[0]
         more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
         raise LoadRefused(f"{first.lib} did not load cleanly with glibc {glibc} of "
-                          f"{root_info.root}{more}: {first.message}")
+                          f"{root_info.root}{simulated}{more}: {first.message}")
     return 0

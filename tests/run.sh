@@ -9,5 +9,6 @@ if { ! command -v debootstrap >/dev/null 2>&1 || [ ! -f /usr/share/man/man2/sysc
 fi
 python3 build.py --version >/dev/null          # creates .venv/ with the pinned runtime deps
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-test.txt
-.venv/bin/python -m ruff check orchestrator tests bench build.py
+.venv/bin/python -m ruff check orchestrator tests bench tools build.py
+.venv/bin/python -m mypy                        # strict on orchestrator/ (pyproject.toml)
 exec .venv/bin/python -m pytest -q "$@"

@@ -196,7 +196,7 @@ def test_finding_message_and_json():
     assert Finding("x", "t", "sym").message == "sym: t"
     assert finding.to_json() == {"kind": "version-too-new", "symbol": "a_sym",
                                  "version": "GLIBC_2.28", "library": "libc.so.6",
-                                 "message": finding.message}
+                                 "message": finding.message, "symbols_omitted": 0}
     assert "severity" not in finding.to_json()
 
 
@@ -295,3 +295,256 @@ def test_policy_loaders_agree_with_target_ld_so_names():
     loaders = load_policy().loaders
     for target in TARGETS.values():
         assert loaders[target.zig] == target.ld_so_names[0], target.rust
+
+
+# -- rules over small data: issue 11 (host libraries, undefined versions, bounds) ------------
+def _fake_table():
+    from orchestrator.abilist import SymbolTable
+
+    return SymbolTable("unit-x86_64-fake", {
+        "log2": {"m": ["2.2.5", "2.29"]}, "sqrt": {"m": ["2.2.5"]},
+        "dlopen": {"dl": ["2.2.5"], "c": ["2.34"]}, "memcpy": {"c": ["2.2.5", "2.14"]},
+        "puts": {"c": ["2.2.5"]}}, ("2.2.5", "2.14", "2.17", "2.29", "2.34"))
+
+
+FAKE_TABLE = _fake_table()
+
+
+def _ctx(glibc: str = "2.17", **kw):
+    from orchestrator.check.rules.context import Context
+
+    return Context.make(target=lookup("x86_64-unknown-linux-gnu"), glibc=V(glibc),
+                        policy=load_policy(), table=FAKE_TABLE, **kw)
+
+
+def _elf(undefined=(), needs=(), needed=("libc.so.6",)):
+    from types import SimpleNamespace
+
+    from orchestrator.elffile import UndefinedSymbol, VersionNeed
+
+    return SimpleNamespace(
+        needed=list(needed),
+        undefined_symbols=[UndefinedSymbol(name, False, None, None) for name in undefined],
+        version_needs=[VersionNeed(file, name, flags, 2 + i)
+                       for i, (file, name, flags) in enumerate(needs)])
+
+
+def _run(rule, elf, ctx):
+    items = list(rule(elf, ctx))
+    findings = [i for i in items if isinstance(i, Finding)]
+    requirements = [i for i in items if isinstance(i, Requirement)]
+    return findings, lowest_glibc(requirements, OLDEST_GLIBC)
+
+
+def test_missing_libm_is_a_warning_that_states_the_host_condition():
+    from orchestrator.check.rules.existence import check_existence
+
+    findings, lowest = _run(check_existence, _elf(["log2", "puts"]), _ctx())
+    [finding] = findings
+    assert (finding.kind, finding.severity, finding.library) == (
+        "missing-library", WARNING, "libm.so.6")
+    assert "only in a host process that already has libm.so.6 loaded" in finding.message
+    assert lowest == V("2.2.5")   # it loads on the target, given that host
+
+
+def test_strict_missing_libm_needs_no_glibc_and_libdl_needs_2_34():
+    from orchestrator.check.rules.existence import check_existence
+
+    findings, lowest = _run(check_existence, _elf(["log2"]), _ctx(strict=True))
+    assert [f.severity for f in findings] == ["violation"] and lowest is None
+    assert "--strict" in findings[0].message
+    findings, lowest = _run(check_existence, _elf(["dlopen"]), _ctx(strict=True))
+    assert [f.library for f in findings] == ["libdl.so.2"] and lowest == V("2.34")
+    assert "moved into libc only in 2.34" in findings[0].message
+    assert _run(check_existence, _elf(["dlopen"]), _ctx("2.34", strict=True)) == ([], V("2.34"))
+
+
+def test_named_host_libraries_settle_a_missing_library():
+    from orchestrator.check.rules.existence import check_existence
+
+    assert _run(check_existence, _elf(["sqrt"]),
+                _ctx(host_libraries=frozenset({"libm.so.6"}))) == ([], V("2.2.5"))
+    findings, lowest = _run(check_existence, _elf(["sqrt"]),
+                            _ctx(host_libraries=frozenset({"libdl.so.2"})))
+    assert [f.severity for f in findings] == ["violation"] and lowest is None
+    assert "--host-libraries does not name it" in findings[0].message
+
+
+def test_host_has_is_unknown_false_under_strict_and_named_when_listed():
+    assert _ctx().host_has("libm.so.6") is None
+    assert _ctx(strict=True).host_has("libm.so.6") is False
+    named = _ctx(strict=True, host_libraries=frozenset({"libm.so.6"}))
+    assert named.host_has("libm.so.6") is True and named.host_has("libdl.so.2") is False
+
+
+def test_parse_host_libraries():
+    from orchestrator.check import parse_host_libraries
+
+    assert parse_host_libraries("libm.so.6, libdl.so.2") == {"libm.so.6", "libdl.so.2"}
+    for bad in ("", "libm.so.6,", "/lib/libm.so.6", "lib m"):
+        with pytest.raises(BadInput, match="--host-libraries"):
+            parse_host_libraries(bad)
+
+
+@pytest.mark.parametrize("node", ["GLIBC_2.99", "GLIBC_2.17.5", "GLIBC_2.0", "GLIBC_2.19"])
+def test_a_glibc_version_the_target_never_defined_is_a_violation(node: str):
+    from orchestrator.check.rules.versions import check_version_needs
+
+    findings, lowest = _run(check_version_needs, _elf(needs=[("libc.so.6", node, 0)]), _ctx())
+    assert [(f.kind, f.version, f.severity) for f in findings] == [
+        ("unknown-version", node, "violation")]
+    assert lowest is None and "every glibc" in findings[0].message
+
+
+def test_a_defined_glibc_version_is_judged_as_before():
+    from orchestrator.check.rules.versions import check_version_needs
+
+    elf = _elf(needs=[("libc.so.6", "GLIBC_2.14", 0), ("libc.so.6", "GLIBC_2.29", 0)])
+    findings, lowest = _run(check_version_needs, elf, _ctx())
+    assert {f.kind for f in findings if f.severity == "violation"} == {"version-too-new"}
+    assert {f.version for f in findings if f.severity == "violation"} == {"GLIBC_2.29"}
+    assert lowest == V("2.29")
+
+
+def test_a_name_glibc_never_used_on_its_library_is_a_violation_elsewhere_reported():
+    from orchestrator.check.rules.versions import check_version_needs, other_version_needs
+
+    elf = _elf(needs=[("libc.so.6", "GLIBC-2.36", 0), ("libasound.so.2", "ALSA_0.9", 0),
+                      ("libstdc++.so.6", "GLIBCXX_3.4", 0), ("libssl.so.3", "OPENSSL_3.0", 0),
+                      ("libasound.so.2", "ALSA_0.9.0rc4", 0)],
+               needed=("libc.so.6", "libasound.so.2", "libstdc++.so.6", "libssl.so.3"))
+    findings, lowest = _run(check_version_needs, elf, _ctx())
+    assert [(f.kind, f.version) for f in findings if f.severity == "violation"] == [
+        ("unknown-version", "GLIBC-2.36")]
+    assert lowest is None
+    assert other_version_needs(elf, _ctx()) == {
+        "libasound.so.2": ["ALSA_0.9", "ALSA_0.9.0rc4"], "libssl.so.3": ["OPENSSL_3.0"]}
+
+
+def test_libxcrypt_needs_are_reported_not_judged():
+    """libcrypt.so.1 is libxcrypt on current systems (XCRYPT_2.0): glibc's own libcrypt
+    (removed in 2.39) is not in zig's database, so its needs are not judged by name."""
+    from orchestrator.check.rules.versions import check_version_needs, other_version_needs
+
+    elf = _elf(needs=[("libcrypt.so.1", "XCRYPT_2.0", 0), ("libcrypt.so.1", "GLIBC_2.2.5", 0)],
+               needed=("libc.so.6", "libcrypt.so.1"))
+    findings, lowest = _run(check_version_needs, elf, _ctx())
+    assert not [f for f in findings if f.severity == "violation"] and lowest == V("2.2.5")
+    assert other_version_needs(elf, _ctx()) == {"libcrypt.so.1": ["XCRYPT_2.0"]}
+
+
+def test_a_weak_need_for_an_undefined_version_is_only_a_warning():
+    from orchestrator.check.rules.versions import check_version_needs
+    from orchestrator.elffile import VER_FLG_WEAK
+
+    findings, lowest = _run(check_version_needs,
+                            _elf(needs=[("libc.so.6", "GLIBC_2.99", VER_FLG_WEAK)]), _ctx())
+    assert [(f.kind, f.severity) for f in findings] == [("weak-version-need", WARNING)]
+    assert lowest == OLDEST_GLIBC
+
+
+def test_defined_versions_is_the_union_of_the_libraries():
+    assert FAKE_TABLE.defined_versions == {"2.2.5", "2.14", "2.29", "2.34"}
+    assert FAKE_TABLE.floor == "2.2.5"
+
+
+def _finding(kind="k", symbol=None, version="V_1", library="libx.so", severity="violation"):
+    return Finding(kind, "text", symbol=symbol, version=version, library=library,
+                   severity=severity)
+
+
+def test_bounded_keeps_a_group_up_to_its_cap_and_counts_the_rest():
+    from orchestrator.check.report import Bounded
+
+    bounded = Bounded()
+    for i in range(Bounded.PER_GROUP + 7):
+        bounded.add(_finding(symbol=f"s{i}"))
+    bounded.add(_finding(symbol="s0"))   # a repeat counts too
+    kept = bounded.findings("violation")
+    assert len(kept) == Bounded.PER_GROUP
+    assert [f.omitted for f in kept[:-1]] == [0] * (Bounded.PER_GROUP - 1)
+    assert kept[-1].omitted == 8
+    assert report_json(Report(V("2.17"), [FileReport("f", violations=kept)]))["files"][0][
+        "violations"][-1]["symbols_omitted"] == 8
+
+
+def test_bounded_caps_groups_per_severity_and_counts_their_findings():
+    from orchestrator.check.report import Bounded
+
+    bounded = Bounded()
+    for i in range(Bounded.GROUPS + 3):
+        bounded.add(_finding(version=f"V_{i}"))
+        bounded.add(_finding(version=f"V_{i}", severity=WARNING))
+    assert len(bounded.findings("violation")) == Bounded.GROUPS
+    assert len(bounded.findings(WARNING)) == Bounded.GROUPS
+    assert bounded.omitted == 6
+
+
+def test_bounded_clips_long_names_and_texts():
+    from orchestrator.check.report import Bounded, clip
+
+    assert clip("abc", 10) == "abc"
+    long = "x" * 100_000
+    assert len(clip(long, 256)) <= 256 and "100000 characters" in clip(long, 256)
+    bounded = Bounded()
+    bounded.add(Finding("k", long, symbol=long, version=long, library=long))
+    [kept] = bounded.findings("violation")
+    assert len(kept.text) <= Bounded.TEXT
+    assert max(map(len, (kept.symbol, kept.version, kept.library))) <= Bounded.NAME
+    names, omitted = Bounded.names(["name"] * (Bounded.NAMES + 5))
+    assert len(names) == Bounded.NAMES and omitted == 5
+    names, omitted = Bounded.names([long] * 1000)
+    assert sum(map(len, names)) <= Bounded.NAMES_CHARS and len(names) + omitted == 1000
+    assert len(names[0]) <= Bounded.NAME
+
+
+def test_bounded_keeps_at_most_its_characters():
+    from orchestrator.check.report import Bounded
+
+    bounded = Bounded()
+    text = "t" * Bounded.TEXT
+    for i in range(2 * Bounded.CHARS // Bounded.TEXT):
+        bounded.add(Finding(f"kind{i % 50}", text, symbol=f"s{i}", version="V", library="l"))
+    kept = bounded.findings("violation")
+    assert sum(len(f.text) for f in kept) <= Bounded.CHARS
+    assert len(kept) + sum(f.omitted for f in kept) + bounded.omitted == \
+        2 * Bounded.CHARS // Bounded.TEXT
+
+
+def test_text_report_agrees_with_the_verdict_and_lists_other_needs():
+    failing = FileReport("lib.so", arch="x86_64", min_glibc="2.14",
+                         violations=[Finding("textrel", "t")],
+                         other_version_needs={"libasound.so.2": ["ALSA_0.9"]})
+    text = report_text(Report(V("2.17"), [failing]))
+    assert "lowest glibc it can load on: 2.14" not in text
+    assert "allow glibc 2.14, but the violations below stop it" in text
+    assert "libasound.so.2 ALSA_0.9" in text
+    above = FileReport("lib.so", min_glibc="2.34", violations=[Finding("x", "t")])
+    assert "lowest glibc it can load on: 2.34" in report_text(Report(V("2.17"), [above]))
+    data = report_json(Report(V("2.17"), [failing]))["files"][0]
+    assert data["other_version_needs"] == {"libasound.so.2": ["ALSA_0.9"]}
+    assert data["findings_omitted"] == 0 and data["unresolved_omitted"] == 0
+
+
+def test_build_takes_strict_and_host_libraries_from_flags_or_crate_metadata():
+    from orchestrator import cargo
+    from orchestrator.build import BuildOptions, resolve
+
+    root = Path("/nonexistent/crate")
+
+    def crate(**settings: object) -> cargo.Crate:
+        return cargo.Crate(root=root, manifest=root / "Cargo.toml", workspace_root=root,
+                           target_dir=root / "target", packages=("plug",), version="1",
+                           settings={k.replace("_", "-"): (v, root) for k, v in settings.items()},
+                           source_root=root)
+
+    plain = resolve(BuildOptions(crate_dir=root, out=root / "dist"), crate())
+    assert plain.strict is False and plain.host_libraries is None
+    meta = resolve(BuildOptions(crate_dir=root, out=root / "dist"),
+                   crate(strict=True, host_libraries=["libm.so.6", "libdl.so.2"]))
+    assert meta.strict is True and meta.host_libraries == {"libm.so.6", "libdl.so.2"}
+    flags = resolve(BuildOptions(crate_dir=root, out=root / "dist", strict=False,
+                                 host_libraries="libm.so.6"), crate(strict=True))
+    assert flags.strict is False and flags.host_libraries == {"libm.so.6"}
+    with pytest.raises(UsageError, match="strict"):
+        resolve(BuildOptions(crate_dir=root, out=root / "dist"), crate(strict="yes"))

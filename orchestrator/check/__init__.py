@@ -15,10 +15,10 @@ the target; a *warning* is a risk that depends on the host or machine.
 from __future__ import annotations
 
 from .discover import ElfKind, elf_kind
-from .driver import check_file, check_paths, read_host_symbols
+from .driver import check_file, check_paths, parse_host_libraries, read_host_symbols
 from .policy import DEFAULT_POLICY, Policy, load_policy
-from .report import FileReport, Finding, InputError, Report, Requirement
+from .report import CrateRef, FileReport, Finding, InputError, Report, Requirement
 
-__all__ = ["DEFAULT_POLICY", "ElfKind", "FileReport", "Finding", "InputError", "Policy",
-           "Report", "Requirement", "check_file", "check_paths", "elf_kind", "load_policy",
-           "read_host_symbols"]
+__all__ = ["DEFAULT_POLICY", "CrateRef", "ElfKind", "FileReport", "Finding", "InputError",
+           "Policy", "Report", "Requirement", "check_file", "check_paths", "elf_kind",
+           "load_policy", "parse_host_libraries", "read_host_symbols"]

@@ -4,6 +4,7 @@ on is the highest of its rules' requirements."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -17,11 +18,14 @@ from .discover import collect
 from .policy import Policy, load_policy
 from .report import (
     VIOLATION,
+    WARNING,
+    Bounded,
     FileReport,
     Finding,
     InputError,
     Report,
     Requirement,
+    clip,
     lowest_glibc,
 )
 from .rules.context import Context, Item
@@ -29,7 +33,7 @@ from .rules.existence import check_existence
 from .rules.identity import arch_matches, check_file_type, check_identity, is_dynamic_object
 from .rules.loader import check_loader_hazards
 from .rules.needed import check_needed
-from .rules.versions import check_version_needs, required_versions
+from .rules.versions import check_version_needs, other_version_needs, required_versions
 
 
 class Unsupported(Exception):
@@ -52,6 +56,17 @@ def read_host_symbols(path: Path) -> frozenset[str]:
     return frozenset(name for name in names if name)
 
 
+def parse_host_libraries(text: str) -> frozenset[str]:
+    """`--host-libraries libm.so.6,libdl.so.2`: the sonames the host process has loaded before
+    it loads the checked files (comma-separated)."""
+    names = [name.strip() for name in text.split(",")]
+    bad = next((name for name in names if not name or "/" in name or " " in name), None)
+    if bad is not None:
+        raise BadInput(f"--host-libraries {text[:200]!r}: {bad!r} is not a soname; give "
+                       "comma-separated sonames such as libm.so.6,libdl.so.2")
+    return frozenset(names)
+
+
 def file_target(elf: ElfFile, target: Target | None) -> Target:
     """The target to judge the file against: the one asked for, else the file's own."""
     if target is not None:
@@ -67,53 +82,79 @@ def file_target(elf: ElfFile, target: Target | None) -> Target:
 
 def check_file(elf: ElfFile, shown: str, glibc: GlibcVersion, target: Target | None,
                host_symbols: frozenset[str], policy: Policy,
-               contexts: dict[tuple[str, bool], Context] | None = None) -> FileReport:
+               contexts: dict[tuple[str, bool], Context] | None = None, *,
+               strict: bool = False,
+               host_libraries: frozenset[str] | None = None) -> FileReport:
     """Every rule family over one file, in report order. `contexts`: the contexts of earlier
-    files of the same run, to reuse."""
+    files of the same run, to reuse. `strict`, `host_libraries`: see Context."""
     target = file_target(elf, target)
     matches = arch_matches(elf, target)
     ctx = None if contexts is None else contexts.get((target.rust, matches))
     if ctx is None:
         ctx = Context.make(target=target, glibc=glibc, policy=policy,
                            table=abilist.symbol_table(target.zig) if matches else None,
-                           host_symbols=host_symbols)
+                           host_symbols=host_symbols, strict=strict,
+                           host_libraries=host_libraries)
         if contexts is not None:
             contexts[(target.rust, matches)] = ctx
     families: list[Iterable[Item]] = [check_identity(elf, ctx), check_file_type(elf, ctx)]
     required: dict[str, str] = {}
     needed: list[str] = []
+    others: dict[str, list[str]] = {}
     if is_dynamic_object(elf):
-        needed = elf.needed
-        required = required_versions(elf)
+        needed = [clip(name, Bounded.NAME) for name in elf.needed]
+        required = bounded_required(required_versions(elf))
+        others = bounded_others(other_version_needs(elf, ctx))
         if matches:
             families.append(check_existence(elf, ctx))
         families += [check_version_needs(elf, ctx), check_needed(elf, ctx),
                      check_loader_hazards(elf, ctx)]
-    violations: list[Finding] = []
-    warnings: list[Finding] = []
-    requirements: list[Requirement] = []
+    findings = Bounded()
+    requirements: set[Requirement] = set()   # a crafted file repeats them by the million
     unresolved: list[str] = []
     for family in families:
         for item in family:
             if isinstance(item, Finding):
-                (violations if item.severity == VIOLATION else warnings).append(item)
+                findings.add(item)
             elif isinstance(item, Requirement):
-                requirements.append(item)
+                requirements.add(item)
             else:
                 unresolved.extend(item.names)
-    lowest = lowest_glibc(requirements, OLDEST_GLIBC)
-    return FileReport(path=shown, arch=target.arch, required=required, violations=violations,
-                      warnings=warnings, unresolved=unresolved, needed=needed,
-                      min_glibc=None if lowest is None else str(lowest))
+    lowest = lowest_glibc(list(requirements), OLDEST_GLIBC)
+    listed, unlisted = Bounded.names(unresolved)
+    return FileReport(path=shown, arch=target.arch, required=required,
+                      violations=findings.findings(VIOLATION),
+                      warnings=findings.findings(WARNING), unresolved=listed, needed=needed,
+                      min_glibc=None if lowest is None else str(lowest),
+                      other_version_needs=others, findings_omitted=findings.omitted,
+                      unresolved_omitted=unlisted)
+
+
+def bounded_required(required: dict[str, str]) -> dict[str, str]:
+    """At most Bounded.GROUPS namespaces, clipped: a crafted file can multiply them."""
+    name = Bounded.NAME
+    return {clip(ns, name): clip(version, name)
+            for ns, version in itertools.islice(required.items(), Bounded.GROUPS)}
+
+
+def bounded_others(others: dict[str, list[str]]) -> dict[str, list[str]]:
+    """At most Bounded.GROUPS libraries with Bounded.PER_GROUP versions each, clipped."""
+    name = Bounded.NAME
+    return {clip(file, name): [clip(version, name) for version in versions[:Bounded.PER_GROUP]]
+            for file, versions in itertools.islice(others.items(), Bounded.GROUPS)}
 
 
 def check_paths(paths: list[Path], glibc: GlibcVersion, target: Target | None = None,
                 host_symbols: frozenset[str] = frozenset(),
-                policy_path: Path | None = None) -> Report:
+                policy_path: Path | None = None, *, strict: bool = False,
+                host_libraries: frozenset[str] | None = None) -> Report:
     """Check every ELF file named or found under `paths` against `glibc`.
 
-    `target`: the expected architecture (None: each file's own). Raises only for bad options
-    (UsageError/BadInput); a bad file goes into `Report.errors`.
+    `target`: the expected architecture (None: each file's own). `strict`: a glibc symbol
+    whose library is not in DT_NEEDED is a violation (else a warning: the file loads in a
+    host that already has that library loaded); `host_libraries`: the sonames the host has
+    loaded, which settles that question. Raises only for bad options (UsageError/BadInput);
+    a bad file goes into `Report.errors`.
     """
     policy = load_policy(policy_path)
     require_for_check(glibc)
@@ -130,12 +171,15 @@ def check_paths(paths: list[Path], glibc: GlibcVersion, target: Target | None = 
                 files.append(dataclasses.replace(
                     same, path=shown, required=dict(same.required),
                     violations=list(same.violations), warnings=list(same.warnings),
-                    unresolved=list(same.unresolved), needed=list(same.needed)))
+                    unresolved=list(same.unresolved), needed=list(same.needed),
+                    other_version_needs={k: list(v) for k, v in
+                                         same.other_version_needs.items()}))
                 continue
             with open_elf(path) as elf:
                 elf.require_intact()
                 files.append(check_file(elf, shown, glibc, target, host_symbols, policy,
-                                        contexts))
+                                        contexts, strict=strict,
+                                        host_libraries=host_libraries))
             done[identity] = files[-1]
         except (ElfError, Unsupported) as exc:
             errors.append(InputError(shown, str(exc)))

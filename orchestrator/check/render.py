@@ -25,8 +25,13 @@ GroupKey = tuple[str, "str | None", "str | None", str]
 
 # -- JSON ------------------------------------------------------------------------------------
 def finding_json(finding: Finding) -> dict[str, Any]:
-    return {"kind": finding.kind, "symbol": finding.symbol, "version": finding.version,
-            "library": finding.library, "message": finding.message}
+    data: dict[str, Any] = {
+        "kind": finding.kind, "symbol": finding.symbol, "version": finding.version,
+        "library": finding.library, "message": finding.message,
+        "symbols_omitted": finding.omitted}
+    if finding.crates:   # provenance, when the build that made the file is known
+        data["crates"] = [crate.to_json() for crate in finding.crates]
+    return data
 
 
 def file_json(report: FileReport) -> dict[str, Any]:
@@ -35,7 +40,10 @@ def file_json(report: FileReport) -> dict[str, Any]:
             "violations": [finding_json(f) for f in report.violations],
             "warnings": [finding_json(f) for f in report.warnings],
             "min_glibc": report.min_glibc, "needed": report.needed,
-            "unresolved": report.unresolved}
+            "unresolved": report.unresolved,
+            "other_version_needs": report.other_version_needs,
+            "findings_omitted": report.findings_omitted,
+            "unresolved_omitted": report.unresolved_omitted}
 
 
 def report_json(report: Report) -> dict[str, Any]:
@@ -136,17 +144,30 @@ def report_text(report: Report, *, with_errors: bool = True, for_build: bool = F
             lines.append("")
         lines.extend(cause_lines(cause, items, len(flagged) > 1, said_fix, for_build))
     for file in files:
-        if file.unresolved:
-            shown = ", ".join(file.unresolved[:LIST_LIMIT])
-            more = len(file.unresolved) - LIST_LIMIT
-            where = f"{file.path}: " if len(files) > 1 else ""
-            lines.extend(fill(f"info: {where}{len(file.unresolved)} undefined symbol"
-                              f"{'s' * (len(file.unresolved) != 1)} glibc does not provide (a "
-                              f"DT_NEEDED library or the host must): {shown}"
-                              + (f" (+{more} more)" if more > 0 else ""), "", hang=HANG))
+        lines.extend(info_lines(file, f"{file.path}: " if len(files) > 1 else ""))
     if with_errors:
         lines.extend(f"error: {err.path}: {err.message}" for err in report.errors)
     return "\n".join(lines)
+
+
+def info_lines(file: FileReport, where: str) -> list[str]:
+    """What a file's report leaves out or does not judge, one `info:` line each."""
+    lines: list[str] = []
+    if file.findings_omitted:
+        lines.extend(fill(f"info: {where}{file.findings_omitted} more findings of other kinds, "
+                          "versions or libraries are not shown (a report lists a bounded number "
+                          "per file)", "", hang=HANG))
+    if file.other_version_needs:
+        lines.extend(fill("info: " + where + other_needs_line(file.other_version_needs)
+                          .removeprefix("  info: "), "", hang=HANG))
+    if file.unresolved:
+        shown = ", ".join(file.unresolved[:LIST_LIMIT])
+        total = len(file.unresolved) + file.unresolved_omitted
+        more = total - LIST_LIMIT
+        lines.extend(fill(f"info: {where}{total} undefined symbol{'s' * (total != 1)} glibc "
+                          f"does not provide (a DT_NEEDED library or the host must): {shown}"
+                          + (f" (+{more} more)" if more > 0 else ""), "", hang=HANG))
+    return lines
 
 
 def file_headline(file: FileReport, glibc: GlibcVersion) -> str:
@@ -156,19 +177,18 @@ def file_headline(file: FileReport, glibc: GlibcVersion) -> str:
     if file.ok:
         return f"  ok   {file.path}{arch}: loads on glibc {glibc}" + (
             f" (needs {needs})" if needs else "")
-    lowest = (f"lowest glibc it can load on: {file.min_glibc}" if file.min_glibc
-              else "loads on no glibc (see below)")
+    lowest = lowest_line(file, glibc).strip()
     return f"  FAIL {file.path}{arch}: {lowest}" + (f" (needs {needs})" if needs else "")
 
 
 def cause_lines(cause: Cause, items: list[tuple[FileReport, Finding, str | None]],
                 several_files: bool, said_fix: set[str], for_build: bool) -> list[str]:
     """One cause: a head, the symbols by file and version node, why, the fix, the hints."""
-    symbols = {f.symbol for _, f, _ in items if f.symbol}
+    count = len({f.symbol for _, f, _ in items if f.symbol}) + sum(f.omitted for _, f, _ in items)
     title = "warning: " if cause.severity == WARNING else ""
     head = f"{title}[{cause.kind}]"
-    if symbols:
-        head += f" {len(symbols)} symbol{'s' * (len(symbols) != 1)}"
+    if count:
+        head += f" {count} symbol{'s' * (count != 1)}"
     by_file: dict[str, list[tuple[Finding, str | None]]] = {}
     for file, f, moved in items:
         by_file.setdefault(file.path, []).append((f, moved))
@@ -189,6 +209,9 @@ def cause_lines(cause: Cause, items: list[tuple[FileReport, Finding, str | None]
         for (version, library), group in sorted(by_node.items(), key=_newest_first):
             where = " ".join(x for x in (version, f"from {library}" if library else "") if x)
             names = sorted({f.symbol for f in group if f.symbol})
+            omitted = sum(f.omitted for f in group)
+            if omitted:
+                names.append(f"(+{omitted} more)")
             if names:
                 lines.extend(wrap_list(names, HANG, first=f"{indent}{where}: " if where
                                        else indent))
@@ -266,6 +289,27 @@ def file_lines(report: FileReport, glibc: GlibcVersion, lines: list[str]) -> Non
     lines.extend(report_text(single).splitlines()[1:])
 
 
+def other_needs_line(others: dict[str, list[str]]) -> str:
+    """Needs on other libraries, e.g. `libasound.so.2 ALSA_0.9`: at most LIST_LIMIT shown."""
+    pairs = [f"{file} {name}" for file, names in others.items() for name in names]
+    more = len(pairs) - LIST_LIMIT
+    return ("  info: version needs on other libraries (not judged: the target machine's "
+            "copies must define them): " + ", ".join(pairs[:LIST_LIMIT])
+            + (f" (+{more} more)" if more > 0 else ""))
+
+
+def lowest_line(report: FileReport, glibc: GlibcVersion) -> str:
+    """The failing file's lowest glibc, worded so that it never reads as "it loads on the
+    target": at or below the target, its violations are about something else (the host,
+    the kernel, a newer glibc)."""
+    if report.min_glibc is None:
+        return "     lowest glibc it can load on: none (see below)"
+    if GlibcVersion.of(report.min_glibc) > glibc:
+        return f"     lowest glibc it can load on: {report.min_glibc}"
+    return (f"     its symbols and version needs allow glibc {report.min_glibc}, but the "
+            f"violations below stop it on some systems with any glibc")
+
+
 def grouped(findings: list[Finding]) -> list[tuple[GroupKey, list[Finding]]]:
     """Findings of one kind, version, library and text together; kinds in order of first
     appearance, the highest version first within a kind."""
@@ -335,8 +379,8 @@ def report_junit(report: Report) -> str:
         file_lines(file, report.glibc, lines)
         if not file.ok:
             failure = ET.SubElement(case, "failure", type="glibc-compatibility", message=(
-                f"{len(file.violations)} violation(s) for glibc {report.glibc}; lowest "
-                f"glibc it loads on: {file.min_glibc or 'none'}"))
+                f"{len(file.violations)} violation(s) for glibc {report.glibc}; "
+                + lowest_line(file, report.glibc).strip()))
             failure.text = "\n".join(lines)
         elif file.warnings:
             ET.SubElement(case, "system-out").text = "\n".join(lines)

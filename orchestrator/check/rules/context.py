@@ -32,13 +32,28 @@ class Context(NamedTuple):
     host_symbols: frozenset[str]
     sonames: Mapping[str, str]    # zig library name -> soname
     rebuild_advice: str           # how to rebuild for the target glibc (REBUILD)
+    # Whether a symbol whose glibc library is not in DT_NEEDED may come from the host process:
+    # --strict says never; --host-libraries names the sonames the host has loaded (None: not
+    # named, so such a symbol is a warning stating the condition).
+    strict: bool = False
+    host_libraries: frozenset[str] | None = None
 
     @classmethod
     def make(cls, *, target: Target, glibc: GlibcVersion, policy: Policy,
-             table: SymbolTable | None, host_symbols: frozenset[str] = frozenset()) -> Context:
+             table: SymbolTable | None, host_symbols: frozenset[str] = frozenset(),
+             strict: bool = False, host_libraries: frozenset[str] | None = None) -> Context:
         return cls(target=target, glibc=glibc, policy=policy, table=table,
                    host_symbols=host_symbols, sonames=policy.glibc_sonames(target.zig),
-                   rebuild_advice=REBUILD.format(glibc=glibc))
+                   rebuild_advice=REBUILD.format(glibc=glibc), strict=strict,
+                   host_libraries=host_libraries)
+
+    def host_has(self, soname: str) -> bool | None:
+        """Does the host process have `soname` loaded? True/False when --host-libraries named
+        them, False under --strict, None when unknown (the finding then states the
+        condition)."""
+        if self.host_libraries is not None:
+            return soname in self.host_libraries
+        return False if self.strict else None
 
     @property
     def arch(self) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ...elffile import ElfFile
 from ...glibc import GlibcVersion
-from ..report import NO_GLIBC, Finding, Unresolved
+from ..report import NO_GLIBC, WARNING, Finding, Requirement, Unresolved
 from .context import Context, Items, needs
 
 TEXT = {
@@ -20,9 +20,17 @@ TEXT = {
                        "avoid the function or {rebuild}{others}"),
     "other-providers": (" (unless {names}{more} defines it: then name it in --host-symbols)"),
     "missing-library": ("on glibc {glibc} it lives in {soname}{moved}, which is not in "
-                        "DT_NEEDED: the load fails with \"undefined symbol\" unless the host "
-                        "program happens to load {soname}; link with -l{short} (zig's glibc "
-                        "{glibc} stubs add it) or {rebuild}"),
+                        "DT_NEEDED{why}: the load fails with \"undefined symbol\" unless the "
+                        "host process already has {soname} loaded; link with -l{short} (zig's "
+                        "glibc {glibc} stubs add it) or {rebuild}"),
+    "missing-library-host": ("on glibc {glibc} it lives in {soname}{moved}, which is not in "
+                             "DT_NEEDED: the file loads only in a host process that already has "
+                             "{soname} loaded (Python and most programs do), elsewhere the load "
+                             "fails with \"undefined symbol\"; link with -l{short} to load "
+                             "anywhere, or name the host's libraries with --host-libraries "
+                             "(--strict makes this an error)"),
+    "why-strict": " (--strict: the host process is not trusted to load it)",
+    "why-host": " and --host-libraries does not name it",
     "moved": " (it moved into libc only in {glibc})",
 }
 # zig target -> (symbol, version) -> libraries having that version node (None: not glibc's).
@@ -74,8 +82,14 @@ def check_existence(elf: ElfFile, ctx: Context) -> Items:
                     arch=ctx.arch, others=others, rebuild=ctx.rebuild_advice),
                     symbol=name, version=node, library=vfile)
             elif available.isdisjoint(having):   # none of its libraries is loaded
+                in_host = [ctx.host_has(sonames.get(lib, lib)) for lib in having]
+                if True in in_host:
+                    continue
                 lib = having[0]
-                yield missing_library(ctx, name, node, sonames.get(lib, lib))
+                strict = False in in_host
+                if strict:   # no library the file loads has it at this version, ever
+                    yield NO_GLIBC
+                yield missing_library(ctx, name, node, sonames.get(lib, lib), strict=strict)
             continue
         if weak or name in host:
             continue
@@ -83,9 +97,12 @@ def check_existence(elf: ElfFile, ctx: Context) -> Items:
         if providers is None:
             unresolved.append(name)
             continue
-        first, finding = _unversioned(elf, ctx, name, providers, available)
-        if first is not None and first > lowest:
-            lowest = first
+        requirement, finding = _unversioned(elf, ctx, name, providers, available)
+        if requirement is not None:
+            if requirement.glibc is None:
+                yield requirement
+            elif requirement.glibc > lowest:
+                lowest = requirement.glibc
         if finding is not None:
             yield finding
     yield needs(lowest)   # the highest of this family's requirements stands for all
@@ -94,12 +111,19 @@ def check_existence(elf: ElfFile, ctx: Context) -> Items:
 
 
 def _unversioned(elf: ElfFile, ctx: Context, name: str, providers: dict[str, list[str]],
-                 available: set[str]) -> tuple[GlibcVersion | None, Finding | None]:
+                 available: set[str]) -> tuple[Requirement | None, Finding | None]:
     """An unversioned reference binds to any version glibc has; does the target have one in a
-    library the file loads? (the glibc it needs, if any; a finding, if any)"""
+    library the file loads? (the requirement it makes, if any; a finding, if any)
+
+    A library of glibc's that the file does not load may still be in the process: the host
+    loaded it (elf/dl-lookup.c searches the global scope first). Then the file loads, so that
+    is a warning stating the condition, unless --host-libraries names the host's libraries
+    without it or --strict trusts no host: then the symbol needs a library the file loads
+    (libc from 2.34 for libdl/libpthread/librt/libutil functions, `merged_into_libc`; never
+    for libm's)."""
     sonames = ctx.sonames
     first_available: GlibcVersion | None = None   # earliest version in a library it loads
-    missing_lib = None         # a library not loaded that has it at or below the target
+    missing: list[tuple[str, GlibcVersion]] = []  # libraries not loaded that have it in time
     earliest: tuple[str, GlibcVersion] | None = None
     for lib, versions in providers.items():
         first = GlibcVersion.of(versions[0])
@@ -108,22 +132,39 @@ def _unversioned(elf: ElfFile, ctx: Context, name: str, providers: dict[str, lis
         if lib in available:
             if first_available is None or first < first_available:
                 first_available = first
-        elif not ctx.above(first) and missing_lib is None:
-            missing_lib = lib
+        elif not ctx.above(first):
+            missing.append((lib, first))
     if first_available is not None and not ctx.above(first_available):
-        return first_available, None
-    if missing_lib is not None:
-        return first_available, missing_library(ctx, name, None,
-                                                sonames.get(missing_lib, missing_lib))
+        return needs(first_available), None
+    if missing:
+        return _from_the_host(ctx, name, missing, first_available)
     assert earliest is not None
     lib, first = earliest
     # Both are requirements; first_available (if any) is never below the earliest.
     required = first if first_available is None else max(first, first_available)
     soname = sonames.get(lib, lib)
-    return required, Finding("symbol-too-new", TEXT["symbol-too-new"].format(
+    return needs(required), Finding("symbol-too-new", TEXT["symbol-too-new"].format(
         first=first, soname=soname, glibc=ctx.glibc, rebuild=ctx.rebuild_advice,
         others=_other_providers(elf, ctx)),
         symbol=name, version=None, library=soname, hint=ctx.policy.symbol_hints.get(name, ""))
+
+
+def _from_the_host(ctx: Context, name: str, missing: list[tuple[str, GlibcVersion]],
+                   first_available: GlibcVersion | None
+                   ) -> tuple[Requirement | None, Finding | None]:
+    """The symbol is only in glibc libraries the file does not load (`missing`, each with its
+    first version <= the target): the verdict depends on what the host process loaded."""
+    sonames = ctx.sonames
+    known = [(first, ctx.host_has(sonames.get(lib, lib))) for lib, first in missing]
+    in_host = [first for first, has in known if has]
+    if in_host:
+        return needs(min(in_host)), None
+    lib, first = missing[0]
+    soname = sonames.get(lib, lib)
+    if known[0][1] is None:   # the host is unknown: loads where the host has it loaded
+        return needs(first), missing_library(ctx, name, None, soname, strict=False)
+    requirement = NO_GLIBC if first_available is None else needs(first_available)
+    return requirement, missing_library(ctx, name, None, soname, strict=True)
 
 
 def _other_providers(elf: ElfFile, ctx: Context) -> str:
@@ -136,11 +177,20 @@ def _other_providers(elf: ElfFile, ctx: Context) -> str:
                                           more=" ..." if len(others) > 3 else "")
 
 
-def missing_library(ctx: Context, name: str, node: str | None, soname: str) -> Finding:
+def missing_library(ctx: Context, name: str, node: str | None, soname: str, *,
+                    strict: bool) -> Finding:
+    """A glibc symbol whose library is not in DT_NEEDED: a violation when the host is known
+    not to have it loaded (`strict`), else a warning stating that condition."""
     merged = ctx.policy.merged_into_libc
     moved = TEXT["moved"].format(glibc=merged.glibc) if soname in merged.sonames else ""
+    short = short_name(soname)
+    if not strict:
+        return Finding("missing-library", TEXT["missing-library-host"].format(
+            glibc=ctx.glibc, soname=soname, moved=moved, short=short),
+            symbol=name, version=node, library=soname, severity=WARNING)
+    why = TEXT["why-host"] if ctx.host_libraries is not None else TEXT["why-strict"]
     return Finding("missing-library", TEXT["missing-library"].format(
-        glibc=ctx.glibc, soname=soname, moved=moved, short=short_name(soname),
+        glibc=ctx.glibc, soname=soname, moved=moved, short=short, why=why,
         rebuild=ctx.rebuild_advice),
         symbol=name, version=node, library=soname, hint=ctx.policy.symbol_hints.get(name, ""))
 

@@ -38,6 +38,17 @@ TEXT = {
                          "VER_FLG_WEAK), so the loader still requires {node}"),
     "moved": ("; these moved from {origin} into libc in {version}: a link against glibc >= "
               "{version} binds the libc versions, zig's glibc {glibc} stubs bind {origin}"),
+    "undefined-version": ("glibc's libraries define no version {node} on {arch} (none up to "
+                          "glibc {newest} does): the loader refuses the file on every glibc "
+                          "(\"version `{node}' not found\", elf/dl-version.c); the file was "
+                          "edited (patchelf, a version script) or linked against wrong stubs; "
+                          "{rebuild}"),
+    "not-glibc-name": ("{node} is a name glibc never gave a version of {file}: the loader "
+                       "refuses the file on every glibc (\"version `{node}' not found\", "
+                       "elf/dl-version.c); the file was edited or linked against wrong stubs; "
+                       "{rebuild}"),
+    "weak-undefined": ("weak version need (VER_FLG_WEAK) for {node}, which glibc never defined "
+                       "on {arch}: the loader lets it pass, and its weak symbols stay NULL"),
     "unknown-marker": ("{node} is a glibc ABI marker this tool does not know: no glibc it knows "
                        "provides it, so loaders fail with \"version not found\"; check the "
                        "linker flags that added it"),
@@ -80,7 +91,10 @@ def check_version_needs(elf: ElfFile, ctx: Context) -> Items:
         if need.file not in needed and need.file not in missing_files:
             missing_files.append(need.file)
         if ns == "GLIBC" and version is not None:
-            yield from _glibc_need(ctx, need, version, users)
+            if _glibc_defines(ctx, version):
+                yield from _glibc_need(ctx, need, version, users)
+            else:
+                yield from _undefined_need(ctx, need, users, TEXT["undefined-version"])
         elif need.name == "GLIBC_PRIVATE":
             yield NO_GLIBC
             for name in names_of(users):
@@ -94,12 +108,54 @@ def check_version_needs(elf: ElfFile, ctx: Context) -> Items:
                 node=need.name, rebuild=ctx.rebuild_advice), version=need.name, library=need.file)
         elif version is not None and cxx_runtime.judges(ctx, ns):
             yield from cxx_runtime.check_cxx_need(ctx, need, ns, version, users)
+        elif need.file in ctx.sonames.values():   # GLIBC-2.36 or FOO_1 on libc.so.6
+            yield from _undefined_need(ctx, need, users, TEXT["not-glibc-name"])
         elif not users:
             yield unused_need(need)
     for file in missing_files:
         yield NO_GLIBC
         yield Finding("version-need-without-needed", TEXT["without-needed"].format(file=file),
                       library=file)
+
+
+def _glibc_defines(ctx: Context, version: str) -> bool:
+    """Does any glibc define GLIBC_`version` on the target? (zig's database; True when the
+    file is for another architecture, which identity.py reports)"""
+    table = ctx.table
+    return table is None or version in table.defined_versions
+
+
+def _undefined_need(ctx: Context, need: VersionNeed, users: list[tuple[str, bool]],
+                    text: str) -> Items:
+    """A need for a version no glibc defines: elf/dl-version.c match_symbol fails it unless
+    the need is weak (then only its weak symbols may go unbound: they stay NULL)."""
+    table = ctx.table
+    newest = table.versions[-1] if table is not None and table.versions else "?"
+    if need.weak and all(weak for _name, weak in users):
+        yield Finding("weak-version-need", TEXT["weak-undefined"].format(
+            node=need.name, arch=ctx.arch), version=need.name, library=need.file,
+            severity=WARNING)
+        return
+    yield NO_GLIBC
+    for name in names_of(users):
+        yield Finding("unknown-version", text.format(
+            node=need.name, arch=ctx.arch, newest=newest, file=need.file,
+            rebuild=ctx.rebuild_advice), symbol=name, version=need.name, library=need.file)
+
+
+def other_version_needs(elf: ElfFile, ctx: Context) -> dict[str, list[str]]:
+    """Version needs no rule judges: GLIBC_* names are glibc's wherever they are needed, and
+    every name needed from a library of zig's database (libc.so.6, libm.so.6, ...) or of the
+    C++ runtime is judged; the others (ALSA_0.9 of libasound.so.2, OPENSSL_3.0 of
+    libssl.so.3, XCRYPT_2.0 of libcrypt.so.1, which is libxcrypt on current systems) are
+    reported, not judged, since what those libraries define depends on the machine.
+    Library -> its needed versions, sorted."""
+    judged = set(ctx.sonames.values()) | set(ctx.policy.cxx_runtime.namespaces.values())
+    out: dict[str, set[str]] = {}
+    for need in elf.version_needs:
+        if need.file not in judged and not need.name.startswith("GLIBC"):
+            out.setdefault(need.file, set()).add(need.name)
+    return {file: sorted(names) for file, names in sorted(out.items())}
 
 
 def _glibc_need(ctx: Context, need: VersionNeed, version_text: str,
