@@ -446,10 +446,12 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     jsonout.reset()
     _last_error.clear()
+    json_wanted = jsonout.wanted(sys.argv[1:] if argv is None else argv)
+    if json_wanted:
+        jsonout.watch_stdout()
     code = _main(argv)
-
-    if _last_error and jsonout.wanted(sys.argv[1:] if argv is None else argv) \
-            and not jsonout.emitted():  # failed before the command printed its JSON
+    if _last_error and json_wanted and not jsonout.emitted():
+        # failed before the command printed its JSON
         jsonout.emit(jsonout.failure(_last_error[-1] if _last_error else "failed", code))
     return code
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TextIO, cast
 
 _printed: list[bool] = []   # set once the one object went out
 
@@ -22,6 +22,27 @@ def emit(summary: dict[str, Any], indent: int | None = 2) -> None:
 def reset() -> None:
     """A new command starts (the CLI run in-process more than once, as tests do)."""
     _printed.clear()
+
+
+class _Watched:
+    """stdout, noting that the command wrote to it (its own JSON, before it failed)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        if text:
+            _printed.append(True)
+        return self._stream.write(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def watch_stdout() -> None:
+    """From now on, anything written to stdout counts as the command's one JSON object."""
+    if not isinstance(sys.stdout, _Watched):
+        sys.stdout = cast(TextIO, _Watched(sys.stdout))
 
 
 def emitted() -> bool:
