@@ -180,8 +180,16 @@ def build(**options: object) -> int:
 
 @cli.command(epilog=EXIT_CODE_HELP)
 @click.option("--glibc", default=None, metavar="X.Y|PLATFORM",
-              help=glibc_help("2.17; any glibc zig knows can be checked against, scout's 2.15 "
-                              "too"))
+              help=glibc_help("2.17") + " For a preset (a comma list takes the strictest) its "
+                   "C++ runtime, kernel floor and x86-64 level are checked too. Any glibc zig "
+                   "knows can be checked against, scout's 2.15 too.")
+@click.option("--kernel", default=None, metavar="X.Y",
+              help="Kernel floor: system calls newer than it are named (overrides the preset's).")
+@click.option("--loads-on", "loads_on", is_flag=True,
+              help="Print, per file, the presets it loads on and why not on the others "
+                   "(always in --json).")
+@click.option("--presets", default=None, metavar="LIST",
+              help="The presets of the loads-on matrix (comma-separated; default: all).")
 @click.option("--target", default=None, metavar="TRIPLE",
               help="Expected Rust target triple (default: each file's own architecture); "
                    "cargo-zigbuild's TRIPLE.X.Y form sets the glibc too.")
@@ -204,28 +212,42 @@ def build(**options: object) -> int:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 def check(glibc: str | None, target: str | None, json_output: bool, host_symbols: Path | None,
           policy: Path | None, junit: Path | None, strict: bool, host_libraries: str | None,
-          paths: tuple[Path, ...], crate_dir: Path | None = None) -> int:
+          paths: tuple[Path, ...], crate_dir: Path | None = None, kernel: str | None = None,
+          loads_on: bool = False, presets: str | None = None) -> int:
     """Check that ELF files (or folders of them) load with dlopen on glibc X.Y.
 
     \b
     Exit 0: every file loads on the target; 1: a violation; 2: an input could not be
     analysed (missing, not ELF, truncated, malformed); the other files are still reported.
+    A system call newer than the kernel floor is a warning (the file loads, that call fails
+    with ENOSYS), a violation under --strict.
     """
     from . import jsonout
     from .check import check_paths, parse_host_libraries, read_host_symbols
-    from .glibc_arg import split_target
+    from .glibc_arg import platform_named, split_target
+    from .platforms import each
+    from .syscalls import KernelVersion
     from .targets import lookup
 
     triple, suffix = split_target(target) if target else (None, None)
     if suffix is not None and glibc is not None and suffix != glibc:
         raise UsageError(f"--target {target} says glibc {suffix} but --glibc says {glibc}; give "
                          "one of them")
-    report = check_paths(list(paths), glibc_version(glibc or suffix or "2.17"),
+    platform = platform_named(glibc or suffix or "2.17")
+    report = check_paths(list(paths), platform.glibc,
                          lookup(triple) if triple else None,
                          read_host_symbols(host_symbols) if host_symbols else frozenset(),
                          policy, strict=strict,
                          host_libraries=(parse_host_libraries(host_libraries)
-                                         if host_libraries is not None else None))
+                                         if host_libraries is not None else None),
+                         platform=None if platform.bare else platform,
+                         kernel=KernelVersion.parse(kernel) if kernel is not None else None,
+                         loads_on_presets=each(presets) if presets is not None else None,
+                         scan_code=True if json_output or loads_on else None)
+    if loads_on:
+        import dataclasses
+
+        report = dataclasses.replace(report, show_loads_on=True)
     if crate_dir is not None:
         return _check_with_provenance(report, crate_dir, json_output, junit)
     if junit is not None:

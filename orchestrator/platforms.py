@@ -97,6 +97,7 @@ class Platform:
     aliases: tuple[str, ...] = ()
     sources: tuple[tuple[str, str], ...] = ()           # (fact, URL)
     members: tuple[str, ...] = ()                       # a combination: the presets it joins
+    bare: bool = False                                  # a bare glibc version, no preset
 
     def cxx_ceiling(self, namespace: str, arch: str | None = None) -> NodeVersion | None:
         """The highest `namespace` node (GLIBCXX, CXXABI, GCC) on zig target `arch`
@@ -248,7 +249,7 @@ def presets() -> tuple[Platform, ...]:
     return table().platforms
 
 
-def _one(text: str) -> Platform:
+def _one(text: str, what: str = "--glibc") -> Platform:
     key = text.strip().lower()
     found = table().by_name.get(key)
     if found is not None:
@@ -256,11 +257,11 @@ def _one(text: str) -> Platform:
     if _BARE_GLIBC.match(key):
         version = GlibcVersion.parse(key)
         return Platform(name=f"glibc-{version}", what=f"any system with glibc {version}",
-                        glibc=version)
+                        glibc=version, bare=True)
     close = difflib.get_close_matches(key, list(table().by_name), n=3, cutoff=0.5)
     hint = (f"did you mean {', '.join(close)}?" if close
             else "see `build.py platforms` for the list")
-    raise UsageError(f"unknown platform {text.strip()!r}: {hint} (or give a glibc version, "
+    raise UsageError(f"{what}: unknown platform {text.strip()!r}: {hint} (or give a glibc version, "
                      "e.g. 2.17)")
 
 
@@ -304,10 +305,18 @@ def resolve(text: str, *, what: str = "--glibc") -> Platform:
                          "or a glibc version, e.g. 2.17")
     chosen: list[Platform] = []
     for part in parts:
-        platform = _one(part)
+        platform = _one(part, what)
         if platform not in chosen:
             chosen.append(platform)
     return strictest(chosen)
+
+
+def each(text: str, *, what: str = "--presets") -> tuple[Platform, ...]:
+    """`centos-7,debian-10` -> each preset named (not their combination), in order."""
+    chosen = [_one(part, what) for part in text.split(",") if part.strip()]
+    if not chosen:
+        raise UsageError(f"{what} is empty; give platform names (see `build.py platforms`)")
+    return tuple(dict.fromkeys(chosen))
 
 
 def render_text(platforms: tuple[Platform, ...], *, with_sources: bool = False) -> str:

@@ -5,6 +5,9 @@ syscalls(2) table ("System call / Kernel") and the kernel's UAPI headers (asm/un
 x86_64, asm-generic/unistd.h for aarch64); the JSON names the packages and versions it came from.
 `madvise` advice values and the kernel that introduced each come from madvise(2) the same way.
 A kernel floor (`--kernel 3.10`, a platform preset) is judged against this table.
+resources/kernel_calls.json (hand-kept, each fact with its source) adds what the static check
+needs: glibc wrapper -> system call, and which Rust crates call which system calls with a
+fallback for ENOSYS.
 """
 
 from __future__ import annotations
@@ -149,3 +152,37 @@ def allowed_numbers(kernel: KernelVersion, arch: str) -> frozenset[int]:
     return frozenset(call.numbers[arch] for call in table().syscalls.values()
                      if arch in call.numbers and call.kernel is not None
                      and call.kernel <= kernel)
+
+
+KERNEL_CALLS_JSON = Path(__file__).resolve().parent / "resources" / "kernel_calls.json"
+
+
+@dataclass(frozen=True)
+class KernelCalls:
+    """What the static kernel-floor rule knows besides the system call table (kernel_calls.json):
+    glibc wrapper -> system call, per Rust crate the calls it makes with a fallback, and the
+    strings that mark a Rust std build."""
+
+    wrappers: dict[str, str]
+    rust_fallbacks: dict[str, frozenset[str]]
+    rust_std_markers: tuple[bytes, ...]
+
+
+def parse_kernel_calls(data: dict[str, Any]) -> KernelCalls:
+    known = table().syscalls
+    try:
+        wrappers = {str(k): str(v) for k, v in data["wrappers"].items()}
+        fallbacks = {str(k): frozenset(str(c) for c in v)
+                     for k, v in data["rust_fallbacks"].items()}
+        markers = tuple(str(m).encode() for m in data["rust_std_markers"])
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise UsageError(f"{KERNEL_CALLS_JSON}: malformed ({type(exc).__name__}: {exc})") from None
+    unknown = sorted({*wrappers.values(), *(c for v in fallbacks.values() for c in v)} - set(known))
+    if unknown:
+        raise UsageError(f"{KERNEL_CALLS_JSON}: {', '.join(unknown)} not in {SYSCALLS_JSON.name}")
+    return KernelCalls(wrappers=wrappers, rust_fallbacks=fallbacks, rust_std_markers=markers)
+
+
+@lru_cache(maxsize=1)
+def kernel_calls() -> KernelCalls:
+    return parse_kernel_calls(json.loads(KERNEL_CALLS_JSON.read_text(encoding="utf-8")))

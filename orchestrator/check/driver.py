@@ -13,10 +13,14 @@ from .. import abilist
 from ..elffile import ElfError, ElfFile, open_elf
 from ..errors import BadInput
 from ..glibc import OLDEST_GLIBC, GlibcVersion, require_for_check
+from ..loads_on import Needs, loads_on
+from ..platforms import Platform
+from ..syscalls import KernelVersion
 from ..targets import TARGETS, Target, by_elf_machine
 from .discover import collect
-from .policy import Policy, load_policy
+from .policy import Policy, load_policy, with_platform_cxx
 from .report import (
+    NOTE,
     VIOLATION,
     WARNING,
     Bounded,
@@ -31,6 +35,7 @@ from .report import (
 from .rules.context import Context, Item
 from .rules.existence import check_existence
 from .rules.identity import arch_matches, check_file_type, check_identity, is_dynamic_object
+from .rules.kernel import IsaNeed, KernelNeed, check_kernel
 from .rules.loader import check_loader_hazards
 from .rules.needed import check_needed
 from .rules.versions import check_version_needs, other_version_needs, required_versions
@@ -84,9 +89,15 @@ def check_file(elf: ElfFile, shown: str, glibc: GlibcVersion, target: Target | N
                host_symbols: frozenset[str], policy: Policy,
                contexts: dict[tuple[str, bool], Context] | None = None, *,
                strict: bool = False,
-               host_libraries: frozenset[str] | None = None) -> FileReport:
+               host_libraries: frozenset[str] | None = None,
+               platform: Platform | None = None, kernel: KernelVersion | None = None,
+               presets: tuple[Platform, ...] = (), scan_code: bool = False,
+               base_policy: Policy | None = None) -> FileReport:
     """Every rule family over one file, in report order. `contexts`: the contexts of earlier
-    files of the same run, to reuse. `strict`, `host_libraries`: see Context."""
+    files of the same run, to reuse. `strict`, `host_libraries`: see Context. `platform`,
+    `kernel`: the preset and kernel floor judged (rules/kernel.py); `presets`: those of the
+    loads-on matrix (judged with `base_policy`'s C++ defaults); `scan_code`: read the code
+    for system call sites."""
     target = file_target(elf, target)
     matches = arch_matches(elf, target)
     ctx = None if contexts is None else contexts.get((target.rust, matches))
@@ -94,7 +105,14 @@ def check_file(elf: ElfFile, shown: str, glibc: GlibcVersion, target: Target | N
         ctx = Context.make(target=target, glibc=glibc, policy=policy,
                            table=abilist.symbol_table(target.zig) if matches else None,
                            host_symbols=host_symbols, strict=strict,
-                           host_libraries=host_libraries)
+                           host_libraries=host_libraries,
+                           kernel=kernel if kernel is not None else (
+                               platform.kernel if platform else None),
+                           isa=platform.isa.level if platform else None,
+                           platform_name=platform.name if platform else None,
+                           scan_code=scan_code,
+                           floor_from_platform=kernel is None and platform is not None
+                           and platform.kernel is not None)
         if contexts is not None:
             contexts[(target.rust, matches)] = ctx
     families: list[Iterable[Item]] = [check_identity(elf, ctx), check_file_type(elf, ctx)]
@@ -112,6 +130,17 @@ def check_file(elf: ElfFile, shown: str, glibc: GlibcVersion, target: Target | N
     findings = Bounded()
     requirements: set[Requirement] = set()   # a crafted file repeats them by the million
     unresolved: list[str] = []
+    kernel_needs: dict[str, KernelVersion] = {}
+    isa_level: int | None = None
+    if is_dynamic_object(elf) and matches:
+        for need in check_kernel(elf, ctx):
+            if isinstance(need, KernelNeed):
+                if not need.fallback:
+                    kernel_needs[need.call] = need.kernel
+            elif isinstance(need, IsaNeed):
+                isa_level = need.level
+            else:
+                findings.add(need)
     for family in families:
         for item in family:
             if isinstance(item, Finding):
@@ -122,12 +151,25 @@ def check_file(elf: ElfFile, shown: str, glibc: GlibcVersion, target: Target | N
                 unresolved.extend(item.names)
     lowest = lowest_glibc(list(requirements), OLDEST_GLIBC)
     listed, unlisted = Bounded.names(unresolved)
+    matrix = None
+    if presets:
+        defaults = base_policy or policy
+        zig = target.zig
+        matrix = loads_on(
+            Needs(min_glibc=lowest, cxx=required, kernel=kernel_needs, isa_level=isa_level,
+                  zig=zig),
+            presets, lambda glibc: {ns: ceiling for ns, (ceiling, _reference)
+                                    in defaults.cxx_runtime.ceilings_for(glibc, zig).items()},
+            system_calls_read=scan_code)
     return FileReport(path=shown, arch=target.arch, required=required,
                       violations=findings.findings(VIOLATION),
                       warnings=findings.findings(WARNING), unresolved=listed, needed=needed,
                       min_glibc=None if lowest is None else str(lowest),
                       other_version_needs=others, findings_omitted=findings.omitted,
-                      unresolved_omitted=unlisted)
+                      unresolved_omitted=unlisted, notes=findings.findings(NOTE),
+                      kernel_needs={call: str(first) for call, first in
+                                    sorted(kernel_needs.items())},
+                      isa_level=isa_level, loads_on=matrix)
 
 
 def bounded_required(required: dict[str, str]) -> dict[str, str]:
@@ -147,17 +189,31 @@ def bounded_others(others: dict[str, list[str]]) -> dict[str, list[str]]:
 def check_paths(paths: list[Path], glibc: GlibcVersion, target: Target | None = None,
                 host_symbols: frozenset[str] = frozenset(),
                 policy_path: Path | None = None, *, strict: bool = False,
-                host_libraries: frozenset[str] | None = None) -> Report:
+                host_libraries: frozenset[str] | None = None,
+                platform: Platform | None = None, kernel: KernelVersion | None = None,
+                loads_on_presets: tuple[Platform, ...] | None = None,
+                scan_code: bool | None = None) -> Report:
     """Check every ELF file named or found under `paths` against `glibc`.
 
     `target`: the expected architecture (None: each file's own). `strict`: a glibc symbol
     whose library is not in DT_NEEDED is a violation (else a warning: the file loads in a
     host that already has that library loaded); `host_libraries`: the sonames the host has
-    loaded, which settles that question. Raises only for bad options (UsageError/BadInput);
-    a bad file goes into `Report.errors`.
+    loaded, which settles that question. `platform` (platforms.resolve): its C++ ceilings
+    replace the policy's defaults, its kernel floor and ISA level are judged (`kernel`
+    overrides the floor). `loads_on_presets`: the presets of the loads-on matrix (None: the
+    whole table). `scan_code`: read the code for system call sites (rules/kernel.py; None:
+    when there is a kernel floor), which the matrix's kernel reasons need. Raises only
+    for bad options (UsageError/BadInput); a bad file goes into `Report.errors`.
     """
-    policy = load_policy(policy_path)
+    base_policy = load_policy(policy_path)
+    policy = with_platform_cxx(base_policy, platform) if platform else base_policy
     require_for_check(glibc)
+    if loads_on_presets is None:
+        from ..platforms import presets as all_presets
+
+        loads_on_presets = all_presets()
+    if scan_code is None:
+        scan_code = kernel is not None or (platform is not None and platform.kernel is not None)
     files: list[FileReport] = []
     errors: list[InputError] = []
     done: dict[tuple[int, int, int, int], FileReport] = {}   # hard links are checked once
@@ -171,6 +227,7 @@ def check_paths(paths: list[Path], glibc: GlibcVersion, target: Target | None = 
                 files.append(dataclasses.replace(
                     same, path=shown, required=dict(same.required),
                     violations=list(same.violations), warnings=list(same.warnings),
+                    notes=list(same.notes), kernel_needs=dict(same.kernel_needs),
                     unresolved=list(same.unresolved), needed=list(same.needed),
                     other_version_needs={k: list(v) for k, v in
                                          same.other_version_needs.items()}))
@@ -179,7 +236,9 @@ def check_paths(paths: list[Path], glibc: GlibcVersion, target: Target | None = 
                 elf.require_intact()
                 files.append(check_file(elf, shown, glibc, target, host_symbols, policy,
                                         contexts, strict=strict,
-                                        host_libraries=host_libraries))
+                                        host_libraries=host_libraries, platform=platform,
+                                        kernel=kernel, presets=loads_on_presets,
+                                        scan_code=scan_code, base_policy=base_policy))
             done[identity] = files[-1]
         except (ElfError, Unsupported) as exc:
             errors.append(InputError(shown, str(exc)))

@@ -294,3 +294,20 @@ def parse_policy(policy: dict[str, Any]) -> Policy:
                             forbidden=tuple(_data_keys(forbidden).items())),
         loader=loader,
         symbol_hints=_frozen(symbol_hints))
+
+
+def with_platform_cxx(policy: Policy, platform: Any) -> Policy:
+    """`policy` with the C++ runtime ceilings of `platform` (platforms.Platform) in place of
+    the defaults: the platform table owns each preset's ceilings; policy.json keeps the
+    defaults for a bare glibc version. A preset without ceilings keeps the defaults."""
+    if not platform.cxx:
+        return policy
+    namespaces = policy.cxx_runtime.namespaces
+    versions = {ns: GlibcVersion.of(str(node)) for ns, node in platform.cxx if ns in namespaces}
+    per_arch = {arch: _frozen({ns: GlibcVersion.of(str(node)) for ns, node in nodes
+                               if ns in namespaces})
+                for arch, nodes in platform.cxx_arch}
+    ceiling = CxxCeiling(glibc=platform.glibc, reference=f"{platform.name} ({platform.what})",
+                         versions=_frozen(versions), per_arch=_frozen(per_arch))
+    return policy._replace(cxx_runtime=CxxRuntime(namespaces=namespaces, ceilings=(ceiling,),
+                                                  memo={}))

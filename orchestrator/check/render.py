@@ -10,7 +10,7 @@ import re
 from typing import Any, NamedTuple
 
 from ..glibc import GlibcVersion, split_version_node
-from .report import WARNING, FileReport, Finding, Report
+from .report import NOTE, WARNING, FileReport, Finding, Report
 from .rules.context import REBUILD
 from .rules.versions import TEXT
 
@@ -43,7 +43,10 @@ def file_json(report: FileReport) -> dict[str, Any]:
             "unresolved": report.unresolved,
             "other_version_needs": report.other_version_needs,
             "findings_omitted": report.findings_omitted,
-            "unresolved_omitted": report.unresolved_omitted}
+            "unresolved_omitted": report.unresolved_omitted,
+            "notes": [finding_json(f) for f in report.notes],
+            "kernel_needs": report.kernel_needs, "isa_level": report.isa_level,
+            "loads_on": report.loads_on.to_json() if report.loads_on else None}
 
 
 def report_json(report: Report) -> dict[str, Any]:
@@ -77,6 +80,7 @@ BUILD_FIX = ("this build links against glibc {glibc} stubs, so these come from a
              "sets it)")
 _NEEDS_PREFIX = re.compile(r"^needs glibc [\d.]+, target [\d.]+: ")
 _MOVED = re.compile(r"; these moved from (\S+) into libc in ([\d.]+): .*$")
+SEVERITY_ORDER = {WARNING: 1, NOTE: 2}   # violations first
 HANG = "       "   # continuation lines of everything said about a cause
 NODE = "\0node"    # a finding's version node in its cause's text, put back when shown...
 SPACED = "\0spaced"  # ...and the same as `GLIBCXX 3.4.21`
@@ -127,18 +131,20 @@ def report_text(report: Report, *, with_errors: bool = True, for_build: bool = F
              + (f", {len(report.errors)} could not be analysed" if report.errors else "")]
     for file in files:
         lines.append(file_headline(file, report.glibc))
+        if report.show_loads_on and file.loads_on is not None:
+            lines.extend(loads_on_lines(file.loads_on))
     rebuild = REBUILD.format(glibc=report.glibc)
     fix = BUILD_FIX.format(glibc=report.glibc) if for_build else rebuild
     causes: dict[Cause, list[tuple[FileReport, Finding, str | None]]] = {}
     for file in files:
-        for finding in (*file.violations, *file.warnings):
+        for finding in (*file.violations, *file.warnings, *file.notes):
             cause, moved = _cause(finding, rebuild, fix)
             causes.setdefault(cause, []).append((file, finding, moved))
     flagged = list(dict.fromkeys(file.path for items in causes.values() for file, _, _ in items))
     if len(flagged) == 1 and len(files) > 1:
         lines.extend(["", f"{flagged[0]}:"])
     said_fix: set[str] = set()
-    ordered = sorted(causes.items(), key=lambda item: item[0].severity == WARNING)
+    ordered = sorted(causes.items(), key=lambda item: SEVERITY_ORDER.get(item[0].severity, 0))
     for index, (cause, items) in enumerate(ordered):
         if index or len(flagged) != 1 or len(files) == 1:
             lines.append("")
@@ -185,7 +191,7 @@ def cause_lines(cause: Cause, items: list[tuple[FileReport, Finding, str | None]
                 several_files: bool, said_fix: set[str], for_build: bool) -> list[str]:
     """One cause: a head, the symbols by file and version node, why, the fix, the hints."""
     count = len({f.symbol for _, f, _ in items if f.symbol}) + sum(f.omitted for _, f, _ in items)
-    title = "warning: " if cause.severity == WARNING else ""
+    title = {WARNING: "warning: ", NOTE: "note: "}.get(cause.severity, "")
     head = f"{title}[{cause.kind}]"
     if count:
         head += f" {count} symbol{'s' * (count != 1)}"
@@ -287,6 +293,13 @@ def file_lines(report: FileReport, glibc: GlibcVersion, lines: list[str]) -> Non
     """Append the text of one file's report to `lines` (a JUnit test case's text)."""
     single = Report(glibc, [report])
     lines.extend(report_text(single).splitlines()[1:])
+
+
+def loads_on_lines(matrix: Any) -> list[str]:
+    """The loads-on matrix (loads_on.py) as text lines."""
+    from ..loads_on import text_lines
+
+    return text_lines(matrix)
 
 
 def other_needs_line(others: dict[str, list[str]]) -> str:

@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..glibc import GlibcVersion
 
-VIOLATION, WARNING = "violation", "warning"
+if TYPE_CHECKING:
+    from ..loads_on import LoadsOn
+
+VIOLATION, WARNING, NOTE = "violation", "warning", "note"
 
 
 class CrateRef(NamedTuple):
@@ -24,7 +27,8 @@ class CrateRef(NamedTuple):
 
 
 class Finding(NamedTuple):
-    """One violation or warning. `text` explains the group, `hint` is about this symbol.
+    """One violation, warning or note (a fact worth knowing that is not a risk, e.g. a new
+    system call made with a fallback). `text` explains the group, `hint` is about this symbol.
 
     A named tuple, not a dataclass: a report on a folder of libraries can hold tens of
     thousands of these, and a tuple is the cheapest immutable record to make."""
@@ -100,6 +104,12 @@ class FileReport:
     other_version_needs: dict[str, list[str]] = field(default_factory=dict)
     findings_omitted: int = 0      # findings of groups beyond Bounded.GROUPS, not listed
     unresolved_omitted: int = 0    # undefined symbols beyond Bounded.NAMES, not listed
+    notes: list[Finding] = field(default_factory=list)
+    # What the loads-on matrix judges presets by (rules/kernel.py): system calls made without
+    # a fallback -> first kernel; the x86-64 level asked for (None: not x86-64).
+    kernel_needs: dict[str, str] = field(default_factory=dict)
+    isa_level: int | None = None
+    loads_on: LoadsOn | None = None
 
     @property
     def ok(self) -> bool:
@@ -143,11 +153,11 @@ class Bounded:
     NAMES_CHARS = 1_000_000
 
     def __init__(self) -> None:
-        self.kept: dict[str, list[Finding]] = {VIOLATION: [], WARNING: []}
+        self.kept: dict[str, list[Finding]] = {VIOLATION: [], WARNING: [], NOTE: []}
         # group -> (its findings kept, for duplicates; [omitted, index of its last kept])
         self.groups: dict[tuple[str, str, str | None, str | None],
                           tuple[set[Finding], list[int]]] = {}
-        self.group_count = {VIOLATION: 0, WARNING: 0}
+        self.group_count = {VIOLATION: 0, WARNING: 0, NOTE: 0}
         self.chars = 0
         self.omitted = 0
 
@@ -230,6 +240,7 @@ class Report:
     glibc: GlibcVersion
     files: list[FileReport] = field(default_factory=list)
     errors: list[InputError] = field(default_factory=list)
+    show_loads_on: bool = False   # the text lists each file's loads-on matrix (check --loads-on)
 
     @property
     def ok(self) -> bool:

@@ -8,6 +8,7 @@ from typing import NamedTuple, Union
 from ...abilist import SymbolTable
 from ...elffile import VersionNeed
 from ...glibc import GlibcVersion
+from ...syscalls import KernelVersion
 from ...targets import Target
 from ..policy import Policy
 from ..report import WARNING, Finding, Requirement, Unresolved
@@ -37,15 +38,28 @@ class Context(NamedTuple):
     # named, so such a symbol is a warning stating the condition).
     strict: bool = False
     host_libraries: frozenset[str] | None = None
+    # The platform's other facts (check --glibc PRESET, --kernel): the kernel floor, the
+    # highest x86-64 ISA level (1..4), its name for messages; scan_code: read the code for
+    # system call sites (rules/kernel.py), for a floor or the loads-on matrix.
+    kernel: KernelVersion | None = None
+    isa: int | None = None
+    platform_name: str | None = None
+    scan_code: bool = False
+    floor_from_platform: bool = False   # the floor is the preset's (not --kernel's)
 
     @classmethod
     def make(cls, *, target: Target, glibc: GlibcVersion, policy: Policy,
              table: SymbolTable | None, host_symbols: frozenset[str] = frozenset(),
-             strict: bool = False, host_libraries: frozenset[str] | None = None) -> Context:
+             strict: bool = False, host_libraries: frozenset[str] | None = None,
+             kernel: KernelVersion | None = None, isa: int | None = None,
+             platform_name: str | None = None, scan_code: bool = False,
+             floor_from_platform: bool = False) -> Context:
         return cls(target=target, glibc=glibc, policy=policy, table=table,
                    host_symbols=host_symbols, sonames=policy.glibc_sonames(target.zig),
                    rebuild_advice=REBUILD.format(glibc=glibc), strict=strict,
-                   host_libraries=host_libraries)
+                   host_libraries=host_libraries, kernel=kernel, isa=isa,
+                   platform_name=platform_name, scan_code=scan_code,
+                   floor_from_platform=floor_from_platform)
 
     def host_has(self, soname: str) -> bool | None:
         """Does the host process have `soname` loaded? True/False when --host-libraries named
