@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from .paths import REPO as ROOT  # standard library only, like this module
@@ -48,13 +49,16 @@ def _install() -> None:
         _fail(f"{VENV} exists and is not a Python venv; remove it or point GLIBC_BUILD_VENV "
               "at another folder")
     sys.stderr.write(f"setting up {VENV} (first use: installing pinned dependencies)...\n")
+    start = time.monotonic()
     fresh = VENV.with_name(VENV.name + ".new")
     shutil.rmtree(fresh, ignore_errors=True)
     try:
         subprocess.run([sys.executable, "-m", "venv", str(fresh)], check=True,
                        stdout=subprocess.DEVNULL)
-        subprocess.run([str(fresh / "bin" / "python"), "-m", "pip", "install", "--quiet",
-                        "--disable-pip-version-check", "-r", str(REQUIREMENTS)], check=True)
+        # pip's own lines ("Collecting ...") are the progress of the minute this can take.
+        subprocess.run([str(fresh / "bin" / "python"), "-m", "pip", "install",
+                        "--progress-bar", "off", "--disable-pip-version-check", "-r",
+                        str(REQUIREMENTS)], check=True, stdout=sys.stderr)
         (fresh / STAMP.name).write_text(_wanted_stamp())
     except (OSError, subprocess.CalledProcessError) as exc:
         shutil.rmtree(fresh, ignore_errors=True)
@@ -62,6 +66,7 @@ def _install() -> None:
               "and that the Python package index is reachable, then run again")
     shutil.rmtree(VENV, ignore_errors=True)
     fresh.rename(VENV)
+    sys.stderr.write(f"{VENV} is ready ({time.monotonic() - start:.1f} s)\n")
 
 
 def ensure_environment() -> None:

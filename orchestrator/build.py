@@ -7,24 +7,33 @@ that folder never holds a file that would fail to load on the target.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import shutil
+import sys
 import tempfile
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import cargo, logger, manifest, reproducible, targets
+from . import cargo, jsonout, logger, manifest, progress, reproducible, targets
 from .backends import BuildContext, BuildResult, backend
-from .errors import BadInput, CheckFailed, LoadRefused, NotReproducible, UsageError
-from .files import staged
+from .caches import record_use
+from .errors import (
+    BadInput,
+    CheckFailed,
+    LoadRefused,
+    NotReproducible,
+    OrchestratorError,
+    ToolchainError,
+    UsageError,
+)
 from .glibc import GlibcVersion, require_for_build
+from .glibc_arg import platform_named, target_and_glibc
+from .outdir import publish, require_usable
 from .syscalls import KernelVersion
 
 if TYPE_CHECKING:
+    from .platforms import Platform
     from .recipe import Recipe
 
 DEFAULT_GLIBC = "2.17"
@@ -56,6 +65,18 @@ class BuildOptions:
     verify_call: str | None = None   # `int SYMBOL(void)` called after --verify-on loads
     strict: bool | None = None
     host_libraries: str | None = None
+    # cargo's own conventions (issue 14)
+    manifest_path: Path | None = None
+    release: bool = False
+    target_dir: Path | None = None
+    locked: bool = False
+    frozen: bool = False
+    offline: bool = False
+    all_features: bool = False
+    no_default_features: bool = False
+    verbose: int = 0
+    quiet: bool = False
+    cargo_args: tuple[str, ...] = ()     # everything after `--`
 
 
 @dataclass(frozen=True)
@@ -80,15 +101,130 @@ class BuildRequest:
     host_libraries: frozenset[str] | None = None
     system_packages: tuple[str, ...] = ()   # zig backend: a target sysroot (sysroot.py)
     system_suite: str | None = None
+    platform: str = ""                  # names the default --out folder: glibc-2.17, centos-7
+    target_dir: Path | None = None      # cargo's target folder for this (target, glibc, backend)
+    cargo_args: tuple[str, ...] = ()    # passed to `cargo build` as they are
+
+
+def choose_platform(text: str, target: targets.Target, what: str = "--glibc") -> Platform:
+    """A glibc version or a platform preset (`centos-7`) the build can serve."""
+    platform = platform_named(text, what)
+    named = f"{what} {text}: its glibc" if platform.name != f"glibc-{platform.glibc}" else what
+    require_for_build(platform.glibc, target, named)
+    return platform
 
 
 def _check_cli_values(options: BuildOptions) -> None:
     """Fail fast on bad flag values, before cargo is even asked about the crate."""
-    target = targets.lookup(options.target or targets.DEFAULT_TARGET)
-    if options.glibc is not None:
-        require_for_build(GlibcVersion.parse(options.glibc), target)
+    triple, glibc, source = target_and_glibc(options.target, options.glibc)
+    target = targets.lookup(triple or targets.DEFAULT_TARGET)
+    if glibc is not None:
+        choose_platform(glibc, target, source)
+    if options.release and options.profile not in (None, "release"):
+        raise UsageError(f"--release and --profile {options.profile} contradict each other; "
+                         "give one of them")
+    if options.verbose and options.quiet:
+        raise UsageError("-v and -q contradict each other; give one of them")
     if options.kernel is not None:
         KernelVersion.parse(options.kernel)
+    cargo_flags(options)
+    if options.out is not None:
+        require_usable(options.out)
+    if options.target_dir is not None and options.target_dir.exists() and \
+            not options.target_dir.is_dir():
+        raise UsageError(f"--target-dir {options.target_dir} is a file; give a folder (it is "
+                         "made if missing)")
+
+
+def _toml(path: Path) -> dict[str, Any]:
+    """A TOML file cargo already read (so it parses), or {} when it cannot be read now."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - older Pythons only
+        import tomli as tomllib
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+BUILTIN_PROFILES = ("release", "debug", "dev", "test", "bench")
+
+
+def require_profile(profile: str, crate: cargo.Crate, source: str) -> None:
+    """A custom profile must be defined ([profile.NAME] in the workspace's Cargo.toml or a
+    cargo config file), else cargo would fail after the setup; cargo's rule:
+    https://doc.rust-lang.org/cargo/reference/profiles.html#custom-profiles"""
+    if profile in BUILTIN_PROFILES:
+        return
+    tables = [_toml(crate.workspace_root / "Cargo.toml"), *cargo._configs(crate.root.resolve())]
+    if any(isinstance(t.get("profile"), dict) and profile in t["profile"] for t in tables):
+        return
+    raise UsageError(f"{source} {profile}: no [profile.{profile}] in "
+                     f"{crate.workspace_root / 'Cargo.toml'} or a cargo config; define it "
+                     "(inherits = \"release\") or use release or debug")
+
+
+# Flags the build sets itself: after `--` they would fight ours (-> the option to use instead).
+OWN_CARGO_FLAGS = {
+    "--target": "--target", "--manifest-path": "--manifest-path or CRATE_DIR",
+    "--message-format": None, "--profile": "--profile", "--release": "--release",
+    "--target-dir": "--target-dir", "--package": "--package", "-p": "--package",
+    "--artifact-dir": "--out", "--out-dir": "--out",
+}
+
+
+def cargo_flags(options: BuildOptions) -> tuple[str, ...]:
+    """cargo's own flags the build passes on as they are, then everything after `--`."""
+    switches = (("--locked", options.locked), ("--frozen", options.frozen),
+                ("--offline", options.offline), ("--all-features", options.all_features),
+                ("--no-default-features", options.no_default_features),
+                ("--quiet", options.quiet))
+    args = [flag for flag, on in switches if on] + ["--verbose"] * options.verbose
+    for arg in options.cargo_args:
+        name = arg.split("=", 1)[0]
+        if name in OWN_CARGO_FLAGS or (name.startswith("-p") and not name.startswith("--")):
+            instead = OWN_CARGO_FLAGS.get(name, "--package")
+            raise UsageError(f"`-- {arg}`: build.py sets {name} for cargo itself; "
+                             + (f"use build.py's {instead} instead" if instead
+                                else "drop it (the build reads cargo's JSON messages)"))
+    return (*args, *options.cargo_args)
+
+
+def crate_folder(options: BuildOptions) -> Path:
+    """CRATE_DIR or --manifest-path, as cargo takes them: a folder, or its Cargo.toml."""
+    if options.manifest_path is not None:
+        path = options.manifest_path
+        if path.name != "Cargo.toml" or path.is_dir():
+            raise UsageError(f"--manifest-path {path} is not a Cargo.toml; give the path of a "
+                             "crate's Cargo.toml")
+        if not path.is_file():
+            raise BadInput(f"--manifest-path {path}: no such file; give the path of a crate's "
+                           "Cargo.toml")
+        return path.parent
+    path = options.crate_dir
+    if path.name == "Cargo.toml" and path.is_file():
+        return path.parent
+    if path.is_file():
+        raise BadInput(f"{path}: not a folder or a Cargo.toml; give the folder that holds "
+                       "Cargo.toml")
+    return path
+
+
+def out_folder_name(platform: str, profile: str) -> str:
+    """The default --out folder under dist/: the platform (`glibc-2.17`, `centos-7`), and the
+    profile when it is not release (`glibc-2.17-debug`), so no build replaces another's."""
+    name = platform.replace(",", "+")
+    if profile == "release":
+        return name
+    return f"{name}-{'debug' if profile == 'dev' else profile}"
+
+
+def build_target_dir(base: Path, target: targets.Target, platform_glibc: GlibcVersion,
+                     backend_name: str) -> Path:
+    """cargo's target folder for one (target, glibc, backend): switching glibc reuses each
+    one's objects and never mixes them (the same crate linked for another glibc)."""
+    return base / "glibc-build" / f"{target.rust}-glibc-{platform_glibc}-{backend_name}"
 
 
 def _setting(crate: cargo.Crate, key: str, kinds: tuple[type, ...]) -> tuple[object, Path]:
@@ -113,18 +249,32 @@ def resolve(options: BuildOptions, crate: cargo.Crate) -> BuildRequest:
         raise UsageError(f"unknown key {unknown[0]!r} in [package.metadata.{cargo.SETTINGS_KEY}] "
                          f"of {crate.manifest}; known keys: {', '.join(SETTINGS)}")
 
+    flags = {"glibc": options.glibc, "target": options.target, "backend": options.backend,
+             "recipe": options.recipe, "profile": options.profile,
+             "features": options.features, "verify-on": options.verify_on,
+             "verify-reproducible": options.verify_reproducible, "kernel": options.kernel,
+             "verify-call": options.verify_call, "strict": options.strict,
+             "host-libraries": options.host_libraries}
+    for key, said in crate.conflicts.items():
+        if flags.get(key) is None and not (key == "profile" and options.release):
+            raise UsageError(f"the cdylibs differ in {key} of [package.metadata."
+                             f"{cargo.SETTINGS_KEY}] ({said}); settle it with --{key}, or "
+                             "build them one at a time with --package NAME")
+
     def pick(flag: object, key: str, kinds: tuple[type, ...] = (str,)) -> tuple[object, str]:
         if flag is not None:
             return flag, f"--{key}"
         value = _setting(crate, key, kinds)[0]
         return value, f"{key} in [package.metadata.{cargo.SETTINGS_KEY}]"
 
-    target_name, _ = pick(options.target, "target")
-    target = targets.lookup(str(target_name or targets.DEFAULT_TARGET))
+    target_text, _ = pick(options.target, "target")
     glibc_text, glibc_source = pick(options.glibc, "glibc")
-    glibc = require_for_build(
-        GlibcVersion.parse(str(glibc_text or DEFAULT_GLIBC), what=glibc_source), target,
+    target_name, glibc_text, glibc_source = target_and_glibc(
+        str(target_text) if target_text else None, str(glibc_text) if glibc_text else None,
         glibc_source)
+    target = targets.lookup(target_name or targets.DEFAULT_TARGET)
+    platform = choose_platform(glibc_text or DEFAULT_GLIBC, target, glibc_source)
+    glibc = platform.glibc
     chosen, backend_source = pick(options.backend, "backend")
     recipe: object = options.recipe
     if recipe is None and options.backend != "zig":  # the crate's recipe goes with its docker
@@ -140,8 +290,11 @@ def resolve(options: BuildOptions, crate: cargo.Crate) -> BuildRequest:
     if chosen == "docker" and not recipe:
         raise UsageError("--backend docker needs --recipe NAME (see recipes/)")
     profile, profile_source = pick(options.profile, "profile")
-    if profile not in (None, "release", "debug"):
-        raise UsageError(f"{profile_source} {profile!r} is not a profile; use release or debug")
+    if options.release and profile not in (None, "release"):
+        raise UsageError(f"--release and --profile {profile} contradict each other; "
+                         "give one of them")
+    if profile:
+        require_profile(str(profile), crate, profile_source)
     features, _ = pick(options.features, "features", (str, list))
     if isinstance(features, list):
         features = ",".join(str(f) for f in features)
@@ -169,9 +322,11 @@ def resolve(options: BuildOptions, crate: cargo.Crate) -> BuildRequest:
     from .check import parse_host_libraries
 
     host_libraries = parse_host_libraries(str(host_text)) if host_text else None
-    out = options.out or options.crate_dir / "dist"
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} is a file; give a folder (it is made if missing)")
+    folder = out_folder_name(platform.name, str(profile or "release"))
+    out = options.out or crate.root / "dist" / folder
+    require_usable(out)
+    base = (options.target_dir.absolute() if options.target_dir is not None
+            else crate.target_dir)
     verify_root = None
     if verify_on is not None:
         from .rootfs import resolve_root
@@ -201,7 +356,9 @@ def resolve(options: BuildOptions, crate: cargo.Crate) -> BuildRequest:
         verify_call=str(verify_call) if verify_call else None, strict=bool(strict),
         host_libraries=host_libraries,
         system_packages=tuple(str(p) for p in system_packages),
-        system_suite=str(system_suite) if system_suite else None)
+        system_suite=str(system_suite) if system_suite else None, platform=folder,
+        target_dir=build_target_dir(base, target, glibc, str(chosen)),
+        cargo_args=cargo_flags(options))
 
 
 def _check_verify(root: Path, target: targets.Target, kernel: KernelVersion | None,
@@ -219,32 +376,16 @@ def _check_verify(root: Path, target: targets.Target, kernel: KernelVersion | No
         check_kernel_floor(inspect_root(root, target), kernel)
 
 
-def copy_out(built: Sequence[Path], out: Path, texts: dict[str, str]) -> list[Path]:
-    """Put the libraries and `texts` (the manifest) in `out`: each is staged under a temporary
-    name first and renamed only once all are written, so `out` never holds half a file."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise BadInput(f"--out {out}: cannot make this folder ({exc.strerror}); give a "
-                       "folder you can write") from None
-    with contextlib.ExitStack() as stack:
-        for src in built:
-            tmp = stack.enter_context(staged(out / src.name, src.stat().st_mode & 0o777))
-            shutil.copyfile(src, tmp)
-        for name, text in texts.items():
-            stack.enter_context(staged(out / name)).write_text(text, encoding="utf-8")
-    return [out / src.name for src in built]
-
-
 def context(request: BuildRequest, crate: cargo.Crate) -> BuildContext:
     """The backend's inputs, with the path remapping that makes the output reproducible."""
     remaps = reproducible.path_remaps(crate, os.environ)
+    env = reproducible.environment(crate, request.target, os.environ, remaps)
+    env["CARGO_TARGET_DIR"] = str(crate.target_dir)
     return BuildContext(crate=crate, target=request.target, glibc=request.glibc,
                         profile=request.profile, features=request.features,
-                        recipe=request.recipe, path_remaps=remaps,
-                        env=reproducible.environment(crate, request.target, os.environ, remaps),
+                        recipe=request.recipe, path_remaps=remaps, env=env,
                         system_packages=request.system_packages,
-                        system_suite=request.system_suite)
+                        system_suite=request.system_suite, cargo_args=request.cargo_args)
 
 
 def rebuild_elsewhere(request: BuildRequest, ctx: BuildContext, scratch: Path) -> BuildResult:
@@ -252,6 +393,8 @@ def rebuild_elsewhere(request: BuildRequest, ctx: BuildContext, scratch: Path) -
     crate = request.crate
     skip = {crate.target_dir, crate.workspace_root / "target", crate.root.resolve() / "dist",
             request.out.resolve()}
+    if request.target_dir is not None:  # the base of every per-glibc target folder
+        skip.add(request.target_dir.parent.parent)
 
     def ignore(folder: str, names: list[str]) -> list[str]:
         return [n for n in names if n == ".git" or Path(folder, n) in skip]
@@ -265,28 +408,72 @@ def rebuild_elsewhere(request: BuildRequest, ctx: BuildContext, scratch: Path) -
     env = dict(ctx2.env, CARGO_TARGET_DIR=str(target_dir))  # never the first build's
     if "SOURCE_DATE_EPOCH" in ctx.env:  # the copy is not in git: keep the first build's time
         env["SOURCE_DATE_EPOCH"] = ctx.env["SOURCE_DATE_EPOCH"]
-    return backend(request.backend)(replace(ctx2, env=env))
+    return build_stage(request, replace(ctx2, env=env), "the second build (--verify-reproducible)")
+
+
+def last_error(details: str) -> str:
+    """cargo's own last error among its last lines (the whole output was streamed already)."""
+    lines = [line.strip() for line in details.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error")]
+    return (errors or lines or [""])[-1]
+
+
+def build_stage(request: BuildRequest, ctx: BuildContext,
+                stage: str = "the build stage") -> BuildResult:
+    """The backend's build; a cargo failure becomes one line naming the stage, then cargo's
+    own last error, not its tail again (cargo's output was shown as it ran)."""
+    try:
+        return backend(request.backend)(ctx)
+    except ToolchainError as exc:
+        if not exc.message.endswith("cargo's last lines:"):
+            raise
+        said = exc.message.removesuffix("; cargo's last lines:")
+        raise ToolchainError(f"{stage} failed ({request.backend} backend): {said}: "
+                             f"{last_error(exc.details)}") from None
 
 
 def run_build(options: BuildOptions) -> int:
+    summary: dict[str, Any] = {}
+    try:
+        return _run_build(options, summary)
+    except OrchestratorError as exc:
+        if options.json_output:
+            jsonout.emit(jsonout.failure(exc.message, exc.exit_code, summary))
+        raise
+
+
+def _run_build(options: BuildOptions, summary: dict[str, Any]) -> int:
+    """The build; `summary` fills up as it goes (the JSON of a failure says what was known)."""
     _check_cli_values(options)
-    crate = cargo.locate(options.crate_dir, options.package)
+    crate = cargo.locate(crate_folder(options), options.package)
     request = resolve(options, crate)
+    summary.update({"ok": False, "glibc": str(request.glibc), "platform": request.platform,
+                    "target": request.target.rust, "backend": request.backend,
+                    "artifacts": [], "manifest": None})   # "check" once it ran
+    assert request.target_dir is not None
+    crate = replace(crate, target_dir=request.target_dir)
+    request = replace(request, crate=crate)
     ctx = context(request, crate)
-    result = backend(request.backend)(ctx)
+    with progress.stage(None, "built"):   # the backend says what it builds
+        result = build_stage(request, ctx)
     built = list(result.artifacts)
 
     from .check import check_paths
 
     plural = "y" if len(built) == 1 else "ies"
-    logger.step(f"checking {len(built)} librar{plural} against glibc {request.glibc}")
-    report = check_paths(built, request.glibc, request.target, strict=request.strict,
-                         host_libraries=request.host_libraries)
-    logger.console().print(report.render_text(), markup=False, highlight=False)
-    summary: dict[str, Any] = {
-        "ok": report.ok, "glibc": str(request.glibc), "target": request.target.rust,
-        "backend": request.backend, "artifacts": [], "manifest": None, "check": report.to_json()}
-    failure: Exception | None = None
+    with progress.stage(f"checking {len(built)} librar{plural} against glibc {request.glibc}",
+                        "checked"):
+        report = check_paths(built, request.glibc, request.target, strict=request.strict,
+                             host_libraries=request.host_libraries)
+    from .check.render import report_text
+
+    text = report_text(report, for_build=True)
+    if not logger.console().quiet:
+        logger.console().print(text, markup=False, highlight=False)
+    elif not report.ok:   # -q: errors only, and a failed check's report is part of its error
+        sys.stderr.write(text + "\n")
+    summary["check"] = report.to_json()
+    failure: OrchestratorError | None = None
     if not report.ok:
         failure = CheckFailed(f"the built librar{plural} {'needs' if len(built) == 1 else 'need'} "
                               f"more than glibc {request.glibc} "
@@ -299,27 +486,58 @@ def run_build(options: BuildOptions) -> int:
     if failure is None and request.verify_reproducible:
         failure = verify_reproducible(request, ctx, built)
         summary["reproducible"] = failure is None
-    if failure is None:
-        text = manifest.render(manifest.data(
+    if failure is not None:
+        raise failure
+
+    def manifest_text(files: list[str]) -> str:
+        data = manifest.data(
             crate=request.crate, target=request.target.rust, glibc=str(request.glibc),
             backend=request.backend, profile=request.profile, result=result,
             artifacts=manifest.artifact_entries(built), check=report.to_json(), loads=loads,
-            verify=verify))
-        artifacts = copy_out(built, request.out, {manifest.MANIFEST_NAME: text})
-        summary["artifacts"] = [str(p) for p in artifacts]
-        summary["manifest"] = str(request.out / manifest.MANIFEST_NAME)
-        for path in artifacts:
-            logger.info(f"-> {path}")
-    summary["ok"] = failure is None
+            verify=verify)
+        return manifest.render({**data, "files": files})
+
+    published = publish(request.out, built, manifest_text)
+    summary["artifacts"] = [str(p) for p in published.artifacts]
+    summary["manifest"] = str(request.out / manifest.MANIFEST_NAME)
+    for path in published.artifacts:
+        logger.info(f"-> {path}")
+    if published.removed:
+        logger.info(f"removed from {request.out} what an earlier build put there and this one "
+                    f"did not: {', '.join(published.removed)}")
+    if published.foreign:
+        logger.warn(f"{request.out} also holds files this tool did not write (left alone): "
+                    f"{', '.join(published.foreign)}")
+    record_use(used_paths(request, result))
+    summary["ok"] = True
     if request.json_output:
-        print(json.dumps(summary, indent=2))
-    if failure is not None:
-        raise failure
+        jsonout.emit(summary)
     return 0
 
 
+def used_paths(request: BuildRequest, result: BuildResult) -> list[Path]:
+    """What this build used of the kept things, for `build.py cache prune`: its target folder
+    and the cache entries its environment, root and checker point into."""
+    from .paths import cache_root
+
+    root = cache_root().absolute()
+    used = [request.target_dir] if request.target_dir is not None else []
+    pointed = [Path(v) for v in result.env.values() if v.startswith("/")]
+    if request.verify_root is not None:
+        pointed.append(request.verify_root.absolute())
+    for path in pointed:
+        if path.is_relative_to(root) and len(path.relative_to(root).parts) >= 2:
+            used.append(root.joinpath(*path.relative_to(root).parts[:2]))
+    kinds = ["abilists", *(["loader"] if request.verify_root else []),
+             *(["docker-cargo-home", "docker-zig-cache"] if request.backend == "docker" else [])]
+    for kind in kinds:
+        if (root / kind).is_dir():
+            used.extend((root / kind).iterdir())
+    return used
+
+
 def prove(request: BuildRequest, built: list[Path]
-          ) -> tuple[list[dict[str, Any]], Exception | None, dict[str, Any]]:
+          ) -> tuple[list[dict[str, Any]], OrchestratorError | None, dict[str, Any]]:
     """Load every library with the real dynamic loader of the --verify-on root (with only the
     system calls of --kernel, calling --verify-call), and say what that proved."""
     from .prove import Proof, inspect_root, verify_load
@@ -330,8 +548,9 @@ def prove(request: BuildRequest, built: list[Path]
     simulated = f", on a simulated Linux {request.kernel}" if request.kernel else ""
     logger.step(f"loading {len(built)} librar{'y' if len(built) == 1 else 'ies'} with glibc "
                 f"{root_glibc or '(unknown version)'} of {request.verify_on}{simulated}")
-    results = verify_load(root, built, call=request.verify_call, target=request.target,
-                          kernel=request.kernel)
+    with progress.stage(None, "loaded"):
+        results = verify_load(root, built, call=request.verify_call, target=request.target,
+                              kernel=request.kernel)
     loads = []
     for result in results:
         logger.info(f"{result.lib.name}: {'loaded' if result.ok else 'REFUSED'} "
@@ -357,12 +576,13 @@ def prove(request: BuildRequest, built: list[Path]
 
 
 def verify_reproducible(request: BuildRequest, ctx: BuildContext,
-                        built: list[Path]) -> Exception | None:
+                        built: list[Path]) -> OrchestratorError | None:
     logger.step("building a second time from another folder to compare the bytes")
     scratch = Path(tempfile.mkdtemp(prefix="glibc-build-repro-"))
     try:
-        differences = reproducible.compare(built,
-                                           rebuild_elsewhere(request, ctx, scratch).artifacts)
+        with progress.stage(None, "built again"):
+            second = rebuild_elsewhere(request, ctx, scratch).artifacts
+        differences = reproducible.compare(built, second)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     if not differences:

@@ -17,7 +17,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -55,6 +55,8 @@ class Crate:
     # The smallest folder holding the workspace and every path dependency of its members:
     # what a container must mount and a second build must copy.
     source_root: Path
+    # Settings keys on which the cdylibs disagree -> what each says (a flag must settle them).
+    conflicts: dict[str, str] = field(default_factory=dict)
 
     @property
     def lockfile(self) -> Path | None:
@@ -84,12 +86,15 @@ def _settings_table(value: object, where: Path) -> JSON:
     return value
 
 
-def _settings(meta: JSON, cdylibs: list[JSON]) -> dict[str, tuple[object, Path]]:
-    """Workspace defaults, then the package's; cdylibs built together must agree."""
+def _settings(meta: JSON, cdylibs: list[JSON]
+              ) -> tuple[dict[str, tuple[object, Path]], dict[str, str]]:
+    """Workspace defaults, then the package's; and the keys on which cdylibs built together
+    disagree (key -> what each says), which a command-line flag must settle."""
     root = Path(meta["workspace_root"])
     workspace = _settings_table((meta.get("metadata") or {}).get(SETTINGS_KEY),
                                 root / "Cargo.toml")
     chosen: dict[str, tuple[object, Path]] | None = None
+    conflicts: dict[str, str] = {}
     for package in cdylibs:
         manifest = Path(package["manifest_path"])
         own = _settings_table((package.get("metadata") or {}).get(SETTINGS_KEY), manifest)
@@ -97,11 +102,13 @@ def _settings(meta: JSON, cdylibs: list[JSON]) -> dict[str, tuple[object, Path]]
         settings.update({k: (v, manifest.parent) for k, v in own.items()})
         if chosen is None:
             chosen = settings
-        elif {k: v for k, (v, _) in settings.items()} != {k: v for k, (v, _) in chosen.items()}:
-            raise UsageError(f"{cdylibs[0]['name']} and {package['name']} have different "
-                             f"[package.metadata.{SETTINGS_KEY}] settings; build them one at a "
-                             "time with --package NAME")
-    return chosen or {}
+            continue
+        for key in sorted(set(settings) | set(chosen)):
+            first, this = chosen.get(key, (None, root))[0], settings.get(key, (None, root))[0]
+            if first != this and key not in conflicts:
+                conflicts[key] = (f"{cdylibs[0]['name']} says {first!r}, {package['name']} "
+                                  f"says {this!r}")
+    return chosen or {}, conflicts
 
 
 def _source_root(meta: JSON) -> Path:
@@ -148,10 +155,11 @@ def locate(crate_dir: Path, package: str | None = None) -> Crate:
         which = package or crate_dir
         raise BadInput(f"{which}: no cdylib target; add `crate-type = [\"cdylib\"]` under [lib] "
                        "in its Cargo.toml")
+    settings, conflicts = _settings(meta, cdylibs)
     return Crate(root=crate_dir, manifest=manifest, workspace_root=Path(meta["workspace_root"]),
                  target_dir=Path(meta["target_directory"]),
                  packages=tuple(p["name"] for p in cdylibs), version=cdylibs[0]["version"],
-                 settings=_settings(meta, cdylibs), source_root=_source_root(meta))
+                 settings=settings, conflicts=conflicts, source_root=_source_root(meta))
 
 
 def profile_args(profile: str) -> list[str]:

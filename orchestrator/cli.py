@@ -17,22 +17,60 @@ from typing import TYPE_CHECKING
 import click
 
 from . import __version__
-from .errors import EXIT_CODES, OrchestratorError
+from .errors import EXIT_CODES, OrchestratorError, UsageError
 from .logger import annotate_error, error
 
 if TYPE_CHECKING:
     from .check.report import Report
+    from .glibc import GlibcVersion
 
 EXIT_CODE_HELP = "\b\nExit codes:\n" + "\n".join(
     f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES.items())
 
 
-class DefaultToBuild(click.Group):
-    """`build.py [OPTIONS] CRATE_DIR` means `build.py build [OPTIONS] CRATE_DIR`."""
+# An unknown option is matched only to close names: click's own cutoff (difflib's 0.6) offers
+# `--backend` for `--locked` (https://docs.python.org/3/library/difflib.html#difflib.get_close_matches).
+SUGGESTION_CUTOFF = 0.8
+
+
+def close_options(command: click.Command, name: str) -> list[str]:
+    """The options of `command` whose names are close to the unknown `name`."""
+    import difflib
+
+    known = [opt for param in command.params if isinstance(param, click.Option)
+             for opt in (*param.opts, *param.secondary_opts) if opt.startswith("--")]
+    return difflib.get_close_matches(name, known, n=2, cutoff=SUGGESTION_CUTOFF)
+
+
+class Command(click.Command):
+    """A command whose typo hints name only close options."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and args[0] not in ("--help", "-h",
-                                                                     "--version"):
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as exc:
+            raise click.NoSuchOption(exc.option_name, ctx=exc.ctx,
+                                     possibilities=close_options(self, exc.option_name)) from None
+
+
+class BuildCommand(Command):
+    """`build`: everything after `--` is for cargo (kept in ctx.meta, never parsed by click)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" in args:
+            at = args.index("--")
+            args, ctx.meta["cargo_args"] = args[:at], tuple(args[at + 1:])
+        return super().parse_args(ctx, args)
+
+
+class DefaultToBuild(click.Group):
+    """`build.py [OPTIONS] [CRATE_DIR]` means `build.py build [OPTIONS] [CRATE_DIR]`."""
+
+    command_class = Command
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ("--help", "-h",
+                                                                         "--version")):
             args = ["build", *args]
         return super().parse_args(ctx, args)
 
@@ -44,30 +82,62 @@ def cli() -> None:
     """Build Rust cdylib plugins that load on an old glibc, check them, and prove they load.
 
     \b
-    python3 build.py [OPTIONS] CRATE_DIR    build (see `build.py build --help`)
+    python3 build.py [OPTIONS] [CRATE_DIR]  build (see `build.py build --help`)
     python3 build.py COMMAND [ARGS]...      one stage on its own
     """
 
 
-GLIBC_HELP = "Highest glibc the output may need, MAJOR.MINOR (default 2.17)."
+def glibc_help(default: str) -> str:
+    """One description of --glibc for every command."""
+    return ("Highest glibc the output may need: a version, MAJOR.MINOR, or a platform preset "
+            f"(`build.py platforms`, e.g. centos-7). Default {default}.")
 
 
-@cli.command(epilog=EXIT_CODE_HELP)
-@click.option("--glibc", default=None, metavar="X.Y", help=GLIBC_HELP)
+def glibc_version(text: str) -> GlibcVersion:
+    """--glibc as a version or a platform preset: the glibc it means."""
+    from .glibc_arg import platform_named
+
+    return platform_named(text).glibc
+
+
+GLIBC_HELP = glibc_help("2.17 (Rust's floor)")
+
+
+@cli.command(cls=BuildCommand, epilog=EXIT_CODE_HELP)
+@click.option("--glibc", default=None, metavar="X.Y|PLATFORM", help=GLIBC_HELP)
 @click.option("--target", default=None, metavar="TRIPLE",
-              help="Rust target triple (default x86_64-unknown-linux-gnu).")
+              help="Rust target triple (default x86_64-unknown-linux-gnu); cargo-zigbuild's "
+                   "TRIPLE.X.Y form sets the glibc too.")
 @click.option("--backend", type=click.Choice(["zig", "docker"]), default=None,
               help="zig: link against zig's glibc stubs (no Docker); docker: build inside an "
                    "old-distro image made from --recipe. Default zig.")
 @click.option("--recipe", default=None, metavar="NAME|PATH",
               help="Recipe for the docker backend (see recipes/).")
-@click.option("--profile", type=click.Choice(["release", "debug"]), default=None,
-              help="Cargo profile (default release).")
+@click.option("--release", is_flag=True, help="Build the release profile (the default).")
+@click.option("--profile", default=None, metavar="NAME",
+              help="Cargo profile: release (default), debug (or dev), or one of your own.")
 @click.option("--package", "-p", default=None, metavar="NAME",
               help="Workspace member to build (default: every cdylib under CRATE_DIR).")
-@click.option("--features", default=None, metavar="LIST", help="Cargo features to enable.")
-@click.option("--out", default=None, type=click.Path(path_type=Path),
-              help="Where the libraries go (default CRATE_DIR/dist).")
+@click.option("--features", "-F", default=None, metavar="LIST", help="Cargo features to enable.")
+@click.option("--all-features", is_flag=True, help="Enable every feature (cargo's flag).")
+@click.option("--no-default-features", is_flag=True,
+              help="Do not enable the default features (cargo's flag).")
+@click.option("--out", default=None, type=click.Path(path_type=Path), metavar="DIR",
+              help="The folder the checked libraries and build-manifest.json go to; it holds "
+                   "exactly this build afterwards (default CRATE_DIR/dist/PLATFORM, e.g. "
+                   "dist/glibc-2.17, dist/glibc-2.17-debug for another profile).")
+@click.option("--manifest-path", default=None, type=click.Path(path_type=Path), metavar="PATH",
+              help="The crate's Cargo.toml (instead of CRATE_DIR).")
+@click.option("--target-dir", default=None, type=click.Path(path_type=Path), metavar="DIR",
+              help="Base of cargo's target folders (default: cargo's, CARGO_TARGET_DIR "
+                   "respected); each (target, glibc, backend) gets its own folder under "
+                   "DIR/glibc-build/.")
+@click.option("--locked", is_flag=True, help="cargo's --locked: Cargo.lock must not change.")
+@click.option("--frozen", is_flag=True, help="cargo's --frozen: --locked and --offline.")
+@click.option("--offline", is_flag=True, help="cargo's --offline: no network.")
+@click.option("--verbose", "-v", "verbose", count=True, help="cargo's -v (repeatable).")
+@click.option("--quiet", "-q", is_flag=True,
+              help="cargo's -q; and only errors (with the report when the check fails).")
 @click.option("--verify-on", default=None, type=click.Path(path_type=Path),
               metavar="ROOT|ARCHIVE",
               help="After the check, dlopen each library with the glibc of this root folder or "
@@ -86,15 +156,17 @@ GLIBC_HELP = "Highest glibc the output may need, MAJOR.MINOR (default 2.17)."
 @click.option("--system-suite", default=None, metavar="SUITE",
               help="Debian suite the system packages come from (default bullseye).")
 @click.option("--json", "json_output", is_flag=True,
-              help="Print one JSON summary on stdout (artifacts, check, manifest).")
+              help="Print one JSON summary on stdout (artifacts, check, manifest), on failure "
+                   "too (ok false, error, exit_code).")
 @click.option("--strict/--no-strict", default=None,
               help="A glibc symbol whose library is not in DT_NEEDED fails the check (by "
                    "default a warning: it loads in a host that has that library loaded).")
 @click.option("--host-libraries", default=None, metavar="LIST",
               help="Sonames the host process has loaded (comma-separated), e.g. libm.so.6.")
-@click.argument("crate_dir", type=click.Path(path_type=Path))
+@click.argument("crate_dir", required=False, type=click.Path(path_type=Path))
 def build(**options: object) -> int:
-    """Build every cdylib of CRATE_DIR for an old glibc, then check it.
+    """Build every cdylib of CRATE_DIR (default: this folder; or its Cargo.toml) for an old
+    glibc, then check it. Arguments after `--` go to `cargo build`.
 
     Defaults can also come from the crate's Cargo.toml, [package.metadata.glibc-build]
     (keys: glibc, target, backend, recipe, profile, features, verify-on,
@@ -104,14 +176,20 @@ def build(**options: object) -> int:
     from .build import BuildOptions, run_build
 
     options["system_packages"] = tuple(options["system_packages"]) or None  # type: ignore[arg-type]
+    if options["crate_dir"] is not None and options["manifest_path"] is not None:
+        raise UsageError("give CRATE_DIR or --manifest-path, not both")
+    options["crate_dir"] = options["crate_dir"] or Path(".")
+    options["cargo_args"] = click.get_current_context().meta.get("cargo_args", ())
+    if options["quiet"]:
+        os.environ["GLIBC_BUILD_QUIET"] = "1"
     return run_build(BuildOptions(**options))  # type: ignore[arg-type]
 
 
 @cli.command(epilog=EXIT_CODE_HELP)
-@click.option("--glibc", default="2.17", show_default=True, metavar="X.Y|PLATFORM",
-              help="Oldest glibc the files must load on, or a platform preset (centos-7, "
-                   "steam-sniper; a comma list takes the strictest): its glibc, C++ runtime, "
-                   "kernel floor and x86-64 level are checked (`build.py platforms`).")
+@click.option("--glibc", default=None, metavar="X.Y|PLATFORM",
+              help=glibc_help("2.17") + " For a preset (a comma list takes the strictest) its "
+                   "C++ runtime, kernel floor and x86-64 level are checked too. Any glibc zig "
+                   "knows can be checked against, scout's 2.15 too.")
 @click.option("--kernel", default=None, metavar="X.Y",
               help="Kernel floor: system calls newer than it are named (overrides the preset's).")
 @click.option("--loads-on", "loads_on", is_flag=True,
@@ -120,7 +198,8 @@ def build(**options: object) -> int:
 @click.option("--presets", default=None, metavar="LIST",
               help="The presets of the loads-on matrix (comma-separated; default: all).")
 @click.option("--target", default=None, metavar="TRIPLE",
-              help="Expected Rust target triple (default: each file's own architecture).")
+              help="Expected Rust target triple (default: each file's own architecture); "
+                   "cargo-zigbuild's TRIPLE.X.Y form sets the glibc too.")
 @click.option("--json", "json_output", is_flag=True,
               help="Print one JSON object on stdout instead of the text report.")
 @click.option("--host-symbols", default=None, type=click.Path(path_type=Path), metavar="FILE",
@@ -138,7 +217,7 @@ def build(**options: object) -> int:
 @click.option("--host-libraries", default=None, metavar="LIST",
               help="Sonames the host process has loaded (comma-separated), e.g. libm.so.6.")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-def check(glibc: str, target: str | None, json_output: bool, host_symbols: Path | None,
+def check(glibc: str | None, target: str | None, json_output: bool, host_symbols: Path | None,
           policy: Path | None, junit: Path | None, strict: bool, host_libraries: str | None,
           paths: tuple[Path, ...], crate_dir: Path | None = None, kernel: str | None = None,
           loads_on: bool = False, presets: str | None = None) -> int:
@@ -150,16 +229,20 @@ def check(glibc: str, target: str | None, json_output: bool, host_symbols: Path 
     A system call newer than the kernel floor is a warning (the file loads, that call fails
     with ENOSYS), a violation under --strict.
     """
-    import json
-
+    from . import jsonout
     from .check import check_paths, parse_host_libraries, read_host_symbols
-    from .platforms import each, resolve
+    from .glibc_arg import platform_named, split_target
+    from .platforms import each
     from .syscalls import KernelVersion
     from .targets import lookup
 
-    platform = resolve(glibc)
+    triple, suffix = split_target(target) if target else (None, None)
+    if suffix is not None and glibc is not None and suffix != glibc:
+        raise UsageError(f"--target {target} says glibc {suffix} but --glibc says {glibc}; give "
+                         "one of them")
+    platform = platform_named(glibc or suffix or "2.17")
     report = check_paths(list(paths), platform.glibc,
-                         lookup(target) if target else None,
+                         lookup(triple) if triple else None,
                          read_host_symbols(host_symbols) if host_symbols else frozenset(),
                          policy, strict=strict,
                          host_libraries=(parse_host_libraries(host_libraries)
@@ -179,7 +262,7 @@ def check(glibc: str, target: str | None, json_output: bool, host_symbols: Path 
 
         write_atomically(junit, report.to_junit())
     if json_output:
-        sys.stdout.write(json.dumps(report.to_json()) + "\n")   # compact: C encoder
+        jsonout.emit(report.to_json(), indent=None)   # compact: C encoder
     else:
         sys.stdout.write(report.render_text(with_errors=False) + "\n")
     for err in report.errors:
@@ -268,8 +351,8 @@ def rootfs(**options: object) -> int:
 
 @cli.command(epilog=EXIT_CODE_HELP)
 @click.option("--recipe", required=True, metavar="NAME|PATH", help="Recipe (see recipes/).")
-@click.option("--glibc", default=None, metavar="X.Y",
-              help="The glibc the image must serve (default: the recipe's own).")
+@click.option("--glibc", default=None, metavar="X.Y|PLATFORM",
+              help=glibc_help("the recipe's own"))
 @click.option("--base-archive", type=click.Path(path_type=Path), default=None,
               help="Make the base image from this `docker save` tarball or OCI image layout "
                    "instead of pulling it or using debootstrap.")
@@ -287,12 +370,11 @@ def image(recipe: str, glibc: str | None, base_archive: Path | None, rsrc: Path 
     The base image is used when the engine has it, pulled when a registry answers, and
     otherwise made locally: from --base-archive, or with debootstrap when the recipe says how.
     """
-    from .glibc import GlibcVersion
     from .image import build_image
     from .recipe import load_recipe
 
     loaded = load_recipe(recipe)
-    version = GlibcVersion.parse(glibc) if glibc else loaded.glibc
+    version = glibc_version(glibc) if glibc else loaded.glibc
     click.echo(build_image(loaded, version, rsrc=rsrc, offline=offline,
                            base_archive=base_archive, deadline=deadline))
     return 0
@@ -301,15 +383,16 @@ def image(recipe: str, glibc: str | None, base_archive: Path | None, rsrc: Path 
 @cli.command("render", epilog=EXIT_CODE_HELP)
 @click.option("--recipe", "recipe_name", required=True, metavar="NAME|PATH",
               help="A recipe name from recipes/ or the path of a recipe .toml file.")
-@click.option("--glibc", default=None, metavar="X.Y",
-              help="Target glibc; a recipe whose base glibc is newer is refused "
-                   "(default: the recipe's own).")
+@click.option("--glibc", default=None, metavar="X.Y|PLATFORM",
+              help=glibc_help("the recipe's own") + " A recipe whose base glibc is newer is "
+                   "refused.")
 def render_command(recipe_name: str, glibc: str | None) -> int:
     """Print the Dockerfile a recipe renders to (same recipe, same bytes)."""
     from .recipe import load_recipe
     from .render import render_dockerfile
 
-    click.echo(render_dockerfile(load_recipe(recipe_name), glibc), nl=False)
+    click.echo(render_dockerfile(load_recipe(recipe_name),
+                                 str(glibc_version(glibc)) if glibc else None), nl=False)
     return 0
 
 
@@ -365,6 +448,21 @@ def platforms_command(json_output: bool, sources: bool) -> int:
     return 0
 
 
+@cli.command("cache", epilog=EXIT_CODE_HELP)
+@click.argument("action", type=click.Choice(["list", "prune"]), default="list")
+@click.option("--older-than", type=click.FloatRange(min=0), default=30.0, show_default=True,
+              metavar="DAYS", help="prune: remove what no build used for this many days.")
+@click.option("--dry-run", is_flag=True, help="prune: only say what would be removed.")
+@click.option("--json", "json_output", is_flag=True, help="list: one JSON object on stdout.")
+def cache_command(action: str, older_than: float, dry_run: bool, json_output: bool) -> int:
+    """List what is kept between runs (roots, loaders, zig wrappers, the target folder of each
+    glibc, Docker images) with sizes and last use; `prune` removes what no recent build used.
+    """
+    from .caches import run_cache
+
+    return run_cache(action, older_than, dry_run, json_output)
+
+
 def _terminate(signum: int, frame: object) -> None:
     """SIGTERM (a CI job cancelled, `docker stop`...) cleans up like Ctrl-C does."""
     raise KeyboardInterrupt
@@ -372,23 +470,48 @@ def _terminate(signum: int, frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the process exit code. Never lets a traceback reach the user."""
+    from . import jsonout
+
     signal.signal(signal.SIGTERM, _terminate)
+    jsonout.reset()
+    _last_error.clear()
+    json_wanted = jsonout.wanted(sys.argv[1:] if argv is None else argv)
+    if json_wanted:
+        jsonout.watch_stdout()
+    code = _main(argv)
+    if _last_error and json_wanted and not jsonout.emitted():
+        # failed before the command printed its JSON
+        jsonout.emit(jsonout.failure(_last_error[-1] if _last_error else "failed", code))
+    return code
+
+
+_last_error: list[str] = []   # the one line `_main` printed, for --json
+
+
+def _error(message: str, details: str = "") -> None:
+    _last_error.append(message)
+    error(message, details)
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         result = cli.main(args=argv, prog_name="build.py", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.exceptions.Abort:
-        error("interrupted")
+        _error("interrupted")
         return 130
     except click.ClickException as exc:
         exc.show()
         annotate_error(exc.format_message())
+        _last_error.append(exc.format_message())
         return 2 if isinstance(exc, click.UsageError) else exc.exit_code
     except OrchestratorError as exc:
+        _last_error.append(exc.message)
         error(exc.message, exc.details, file=getattr(exc, "path", None))
         return exc.exit_code
     except KeyboardInterrupt:
-        error("interrupted")
+        _error("interrupted")
         return 130
     except BrokenPipeError:
         sys.stderr.close()  # stdout went away (e.g. `| head`): not an error worth a message
@@ -396,7 +519,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
         if os.environ.get("GLIBC_BUILD_DEBUG") == "1":
             traceback.print_exc()
-        error(f"internal error: {type(exc).__name__}: {exc}; this is a bug, please report it "
-              "with the output of the same command run with GLIBC_BUILD_DEBUG=1")
+        _error(f"internal error: {type(exc).__name__}: {exc}; this is a bug, please report it "
+               "with the output of the same command run with GLIBC_BUILD_DEBUG=1")
         return 70
     return result if isinstance(result, int) else 0

@@ -31,6 +31,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from . import progress
 from .cache import cache_dir
 from .errors import DownloadFailed, ToolchainError, UsageError
 from .files import locked, write_atomically
@@ -270,10 +271,9 @@ def debootstrap_root(suite: str, *, arch: str = "amd64", variant: str = "minbase
             command += [suite, str(staging)]
             if chosen:
                 command.append(chosen)
-            proc = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True,
-                                  text=True, errors="replace")
-            if proc.returncode != 0:
-                log = proc.stdout + proc.stderr
+            with progress.stage(None, "debootstrap finished"):
+                returncode, log = progress.run_streaming(command)   # its lines are its progress
+            if returncode != 0:
                 with contextlib.suppress(OSError):
                     log += (staging / "debootstrap" / "debootstrap.log").read_text(
                         errors="replace")[-4000:]

@@ -10,11 +10,12 @@ import io
 import os
 import tarfile
 import tempfile
+import time
 from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from . import engine, logger
+from . import engine, logger, progress
 from .digest import sha256_file
 from .errors import ToolchainError
 from .glibc import GlibcVersion
@@ -54,8 +55,9 @@ def import_root(root: Path, ref: str) -> str:
     with tempfile.TemporaryDirectory(prefix="glibc-build-import-") as tmp:
         archive = Path(tmp) / "root.tar"
         _tar_root(root, archive)
-        client.api.import_image_from_file(str(archive), repository=repository, tag=tag,
-                                          changes=[f"LABEL {engine.LABEL}.base=1"])
+        with progress.stage(None, "imported"):
+            client.api.import_image_from_file(str(archive), repository=repository, tag=tag,
+                                              changes=[f"LABEL {engine.LABEL}.base=1"])
     image_id = _exists(client, ref)
     if image_id is None:
         raise ToolchainError(f"importing {root} as {ref} left no image; see `docker images`")
@@ -78,8 +80,8 @@ def ensure_base(recipe: Recipe, *, base_archive: Path | None = None) -> str:
 
     if base_archive is None:
         try:
-            logger.step(f"pulling {ref}")
-            pulled = client.images.pull(ref).id
+            with progress.stage(f"pulling {ref}", "pulled"):
+                pulled = client.images.pull(ref).id
             if pulled is None:
                 raise ToolchainError(f"pulling {ref} gave no image id; see `docker images`")
             return pulled
@@ -151,6 +153,7 @@ def build_image(recipe: Recipe, glibc: GlibcVersion, *, rsrc: Path | None = None
     if _exists(client, ref):
         return ref
     logger.step(f"building image {ref} from recipe {recipe.name}")
+    started = time.monotonic()
     tail: deque[str] = deque(maxlen=LOG_TAIL)
     with tempfile.TemporaryDirectory(prefix="glibc-build-context-") as tmp:
         archive = Path(tmp) / "context.tar"
@@ -173,4 +176,5 @@ def build_image(recipe: Recipe, glibc: GlibcVersion, *, rsrc: Path | None = None
     if not _exists(client, ref):
         raise ToolchainError(f"the image build for recipe {recipe.name} ended without an image",
                              details="\n".join(tail))
+    logger.info(f"image built in {progress.elapsed_text(time.monotonic() - started)}")
     return ref

@@ -960,7 +960,8 @@ def artifact_dir_of(library: Path, target_dir: Path) -> Path | None:
         size = library.stat().st_size
         content = None
         for candidate in sorted(target_dir.glob(f"*/{library.name}")) + sorted(
-                target_dir.glob(f"*/*/{library.name}")):
+                target_dir.glob(f"*/*/{library.name}")) + sorted(   # build.py's, per glibc:
+                target_dir.glob(f"glibc-build/*/*/*/{library.name}")):
             if candidate.stat().st_size != size:
                 continue
             if content is None:
@@ -978,6 +979,8 @@ def triple_of(artifact_dir: Path, target_dir: Path, host: str) -> str:
         relative = artifact_dir.resolve().relative_to(target_dir.resolve())
     except ValueError:
         return host
+    if relative.parts[:1] == ("glibc-build",):   # build.py's target/glibc-build/<key>/...
+        relative = Path(*relative.parts[2:])
     return relative.parts[0] if len(relative.parts) >= 2 else host
 
 

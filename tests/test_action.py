@@ -113,7 +113,7 @@ def test_build_step_sets_the_outputs(installed, tmp_path, args):  # noqa: F811
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr
     outputs = dict(line.split("=", 1) for line in output.read_text().splitlines())
-    out_dir = crate / "dist" if not args else tmp_path / "out dir" / "2.17"
+    out_dir = crate / "dist" / "glibc-2.17" if not args else tmp_path / "out dir" / "2.17"
     assert Path(outputs["out-dir"]).resolve() == out_dir.resolve()
     assert Path(outputs["manifest"]).resolve() == (out_dir / "build-manifest.json").resolve()
     assert Path(outputs["manifest"]).is_file()

@@ -53,7 +53,7 @@ def test_build_puts_a_2_17_library_in_dist(plugin_2_17):
     summary = plugin_2_17["summary"]
     assert summary["ok"] is True and summary["glibc"] == "2.17"
     (artifact,) = [Path(p) for p in summary["artifacts"]]
-    assert artifact == plugin_2_17["crate"] / "dist" / "libexample_plugin.so"
+    assert artifact == plugin_2_17["crate"] / "dist" / "glibc-2.17" / "libexample_plugin.so"
     needs = glibc_needs(artifact)
     assert needs, "a Rust cdylib always needs some GLIBC version"
     assert max(needs) <= (2, 17)
@@ -62,7 +62,7 @@ def test_build_puts_a_2_17_library_in_dist(plugin_2_17):
 
 def test_zig_linked_it_with_its_own_unwinder(plugin_2_17):
     # zig links Rust's libgcc_s needs to its own libunwind: libgcc_s must not be needed.
-    lib = plugin_2_17["crate"] / "dist" / "libexample_plugin.so"
+    lib = plugin_2_17["crate"] / "dist" / "glibc-2.17" / "libexample_plugin.so"
     dynamic = subprocess.run(["readelf", "-d", str(lib)], capture_output=True, text=True,
                              check=True).stdout
     assert "libgcc_s" not in dynamic
@@ -72,7 +72,7 @@ def test_zig_linked_it_with_its_own_unwinder(plugin_2_17):
 
 
 def test_plugin_loads_and_runs_on_glibc_2_31(plugin_2_17, bullseye_root):
-    lib = plugin_2_17["crate"] / "dist" / "libexample_plugin.so"
+    lib = plugin_2_17["crate"] / "dist" / "glibc-2.17" / "libexample_plugin.so"
     proc = run_tool("verify-load", "--rootfs", bullseye_root, "--call", "plugin_entry", lib)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "hello from the plugin, thread computed 896" in proc.stdout + proc.stderr
@@ -92,7 +92,7 @@ def test_c_part_is_compiled_for_the_target_glibc_too(tmp_path, bullseye_root):
     crate = copy_crate("plugin-c", tmp_path)
     proc = run_tool("--glibc", "2.17", crate)
     assert proc.returncode == 0, proc.stderr
-    lib = crate / "dist" / "libexample_plugin_c.so"
+    lib = crate / "dist" / "glibc-2.17" / "libexample_plugin_c.so"
     assert max(glibc_needs(lib)) <= (2, 17)
     syms = subprocess.run(["readelf", "--dyn-syms", "-W", str(lib)], capture_output=True,
                           text=True, check=True).stdout
@@ -206,7 +206,12 @@ def test_cargo_failure_exits_3_with_cargos_own_error(workspace):
     (["--glibc", "2.5"], 2, ["--glibc 2.5", "2.17"]),
     (["--glibc", "2.99"], 2, ["--glibc 2.99", "newest"]),
     (["--target", "sparc-sun-solaris"], 2, ["--target", "sparc-sun-solaris"]),
-    (["--profile", "fast"], 2, ["--profile"]),
+    (["--release", "--profile", "debug"], 2, ["--release", "--profile debug"]),
+    (["--profile", "fast"], 2, ["--profile fast", "[profile.fast]"]),
+    (["-v", "-q"], 2, ["-v and -q"]),
+    (["--manifest-path", EXAMPLES / "plugin" / "Cargo.toml"], 2, ["CRATE_DIR or --manifest-path"]),
+    (["--target-dir", EXAMPLES / "plugin" / "Cargo.toml"], 2, ["--target-dir", "is a file"]),
+    (["--", "--target-dir=x"], 2, ["-- --target-dir=x", "--target-dir"]),
     (["--package", "nope"], 2, ["--package", "nope"]),
     (["--recipe", "debian-bullseye", "--backend", "zig"], 2, ["--recipe"]),
     (["--no-such-option"], 2, ["--no-such-option"]),
@@ -276,7 +281,7 @@ def test_cpp_part_links_zigs_libcxx_and_loads(tmp_path, bullseye_root):
         (crate / rel).write_text(text)
     proc = run_tool("--glibc", "2.17", crate)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    lib = crate / "dist" / "libcppplug.so"
+    lib = crate / "dist" / "glibc-2.17" / "libcppplug.so"
     assert max(glibc_needs(lib)) <= (2, 17)
     versions = subprocess.run(["readelf", "-V", "-W", str(lib)], capture_output=True,
                               text=True, check=True).stdout
@@ -366,8 +371,12 @@ def test_members_with_different_settings_are_refused(tmp_path):
         "a/src/lib.rs": PLAIN_LIB,
         "b/Cargo.toml": cdylib_toml("b", '[package.metadata.glibc-build]\nglibc = "2.17"\n'),
         "b/src/lib.rs": PLAIN_LIB})
-    assert_clean_failure(run_tool(ws), 2, "a and b", "--package")
+    assert_clean_failure(run_tool(ws), 2, "glibc", "a says '2.28', b says '2.17'", "--glibc",
+                         "--package")
     assert run_tool("--package", "b", ws).returncode == 0
+    settled = run_tool("--glibc", "2.28", "--out", tmp_path / "both", ws)   # a flag settles it
+    assert settled.returncode == 0, settled.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "both").glob("*.so")) == ["liba.so", "libb.so"]
 
 
 def test_workspace_settings_paths_are_relative_to_the_workspace(tmp_path, bullseye_root):

@@ -208,23 +208,23 @@ def test_text_report_of_a_failing_file():
     report = Report(GlibcVersion(2, 17), [file], [InputError("bad.so", "truncated")])
     assert report.exit_code == 2 and not report.ok
     assert report_text(report).splitlines() == [
-        "FAIL lib.so (x86_64): 4 violations for glibc 2.17",
-        "     needs: GLIBC 2.34",
-        "     lowest glibc it can load on: 2.34",
-        "  [version-too-new] GLIBC_2.34 from libc.so.6: 1 symbol",
-        "       c_sym",
-        "       needs glibc newer than the target",
-        "  [version-too-new] GLIBC_2.28 from libc.so.6: 2 symbols",
-        "       a_sym, b_sym",
-        "       needs glibc newer than the target",
-        "       a_sym: a hint",
-        "  [textrel]",
-        "       DT_TEXTREL",
-        "  warning: [nodelete]",
-        "       DF_1_NODELETE",
-        "  info: 14 undefined symbols glibc does not provide (a DT_NEEDED library or the host "
-        "must): u0, u1, u2, u3, u4, u5, u6, u7, u8, u9, u10, u11 (+2 more)",
-        "checked 1 file against glibc 2.17: 0 ok, 1 failing, 1 could not be analysed",
+        "FAIL: checked 1 file against glibc 2.17: 0 ok, 1 failing, 1 could not be analysed",
+        "  FAIL lib.so (x86_64): lowest glibc it can load on: 2.34 (needs GLIBC 2.34)",
+        "",
+        "[version-too-new] 3 symbols",
+        "  GLIBC_2.34 from libc.so.6: c_sym",
+        "  GLIBC_2.28 from libc.so.6: a_sym, b_sym",
+        "  why: needs glibc newer than the target",
+        "  a_sym: a hint",
+        "",
+        "[textrel]",
+        "  why: DT_TEXTREL",
+        "",
+        "warning: [nodelete]",
+        "  why: DF_1_NODELETE",
+        "info: 14 undefined symbols glibc does not provide (a DT_NEEDED library or the host "
+        "must): u0, u1,",
+        "       u2, u3, u4, u5, u6, u7, u8, u9, u10, u11 (+2 more)",
         "error: bad.so: truncated"]
     assert report_json(report)["files"][0]["min_glibc"] == "2.34"
 

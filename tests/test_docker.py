@@ -35,7 +35,7 @@ def docker_build(docker_client, tmp_path_factory) -> dict:
 
 def test_plugin_built_in_bullseye_image_needs_at_most_2_31(docker_build, docker_client):
     (artifact,) = [Path(p) for p in docker_build["summary"]["artifacts"]]
-    assert artifact.parent == docker_build["crate"] / "dist"
+    assert artifact.parent == docker_build["crate"] / "dist" / "glibc-2.31"
     assert max(glibc_needs(artifact)) <= (2, 31)
     assert artifact.stat().st_uid == os.getuid() and artifact.stat().st_gid == os.getgid()
     assert not leftover_containers(docker_client)
@@ -45,7 +45,7 @@ def test_plugin_built_in_bullseye_image_needs_at_most_2_31(docker_build, docker_
 
 
 def test_docker_built_plugin_loads_on_bullseye(docker_build, bullseye_root):
-    lib = docker_build["crate"] / "dist" / "libexample_plugin.so"
+    lib = docker_build["crate"] / "dist" / "glibc-2.31" / "libexample_plugin.so"
     proc = run_tool("verify-load", "--rootfs", bullseye_root, "--call", "plugin_entry", lib)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "hello from the plugin" in proc.stdout + proc.stderr
@@ -69,7 +69,7 @@ def test_zig_recipe_builds_for_2_17_on_a_2_31_base(docker_client, tmp_path, bull
     proc = run_tool("--backend", "docker", "--recipe", "debian-bullseye-zig", "--glibc", "2.17",
                     crate, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    lib = crate / "dist" / "libexample_plugin_c.so"
+    lib = crate / "dist" / "glibc-2.17" / "libexample_plugin_c.so"
     assert max(glibc_needs(lib)) <= (2, 17)
     loaded = run_tool("verify-load", "--rootfs", bullseye_root, "--call", "plugin_entry", lib)
     assert loaded.returncode == 0, loaded.stdout + loaded.stderr
@@ -170,7 +170,7 @@ def test_user_cfg_rustflags_reach_the_container(docker_client, tmp_path):
     proc = run_tool("--backend", "docker", "--recipe", "debian-bullseye", "--glibc", "2.31",
                     crate, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert max(glibc_needs(crate / "dist" / "libcfgdock.so")) <= (2, 31)
+    assert max(glibc_needs(crate / "dist" / "glibc-2.31" / "libcfgdock.so")) <= (2, 31)
 
 
 def test_base_image_from_a_docker_save_archive(docker_build, docker_client, tmp_path):

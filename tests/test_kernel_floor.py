@@ -334,7 +334,7 @@ def test_a_rust_std_plugin_builds_and_passes_3_10_through_its_fallbacks(tmp_path
     assert "simulating Linux 3.10 (seccomp): plugin_entry() was called" in proc.stderr
     assert "loaded on glibc 2.31, newer than the target 2.17: symbol versions and existence " \
            "for 2.17 were checked statically" in proc.stderr
-    manifest = json.loads((crate / "dist" / "build-manifest.json").read_text())
+    manifest = json.loads((crate / "dist" / "glibc-2.17" / "build-manifest.json").read_text())
     verify = manifest["verify"]
     assert (verify["root_glibc"], verify["kernel"], verify["called"]) == \
         ("2.31", "3.10", "plugin_entry")

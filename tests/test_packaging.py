@@ -139,8 +139,8 @@ def test_installed_tool_builds_the_example_from_any_folder(installed, tmp_path):
     elsewhere.mkdir()
     proc = _run(installed, "--glibc", "2.17", crate, cwd=elsewhere)
     assert proc.returncode == 0, proc.stderr
-    assert (crate / "dist" / "build-manifest.json").is_file()
-    assert list((crate / "dist").glob("*.so"))
+    assert (crate / "dist" / "glibc-2.17" / "build-manifest.json").is_file()
+    assert list((crate / "dist" / "glibc-2.17").glob("*.so"))
     where = subprocess.run([str(installed / "python"), "-c", "import orchestrator.paths as p; "
                             "print(p.PACKAGE_DIR, p.INSTALLED)"],
                            cwd=elsewhere, capture_output=True, text=True, check=True)

@@ -35,7 +35,8 @@ def deep_build(tmp_path_factory) -> dict:
     built by build.py for glibc 2.17: the check fails (the library stays in cargo's target)."""
     workspace = copy_tree(FIXTURES / "deep-workspace", tmp_path_factory.mktemp("deep") / "ws")
     proc = run_tool("--glibc", "2.17", workspace / "plugin")
-    library = workspace / "target" / TRIPLE / "release" / "libprov_plugin.so"
+    library = (workspace / "target" / "glibc-build" / f"{TRIPLE}-glibc-2.17-zig" / TRIPLE
+               / "release" / "libprov_plugin.so")
     return {"workspace": workspace, "proc": proc, "library": library}
 
 

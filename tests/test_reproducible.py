@@ -51,13 +51,14 @@ def test_two_folders_give_identical_libraries_and_manifest_names_them(tmp_path):
     for ws in (first, second):
         proc = run_tool("--glibc", "2.17", ws / "plugin")
         assert proc.returncode == 0, proc.stderr[-3000:]
-    lib_a = first / "plugin" / "dist" / "librepro_plugin.so"
-    lib_b = second / "plugin" / "dist" / "librepro_plugin.so"
+    lib_a = first / "plugin" / "dist" / "glibc-2.17" / "librepro_plugin.so"
+    lib_b = second / "plugin" / "dist" / "glibc-2.17" / "librepro_plugin.so"
     assert b".debug_info" in lib_a.read_bytes(), "debug info must be on for this test to mean much"
     assert str(first).encode() not in lib_a.read_bytes()
     assert sha256(lib_a) == sha256(lib_b)
 
-    manifest = json.loads((first / "plugin" / "dist" / "build-manifest.json").read_text())
+    manifest = json.loads(
+        (first / "plugin" / "dist" / "glibc-2.17" / "build-manifest.json").read_text())
     assert manifest["artifacts"] == [{"name": "librepro_plugin.so", "size": lib_a.stat().st_size,
                                       "sha256": sha256(lib_a)}]
     assert manifest["crate"] == {"name": "repro-plugin", "packages": ["repro-plugin"],
@@ -69,7 +70,7 @@ def test_two_folders_give_identical_libraries_and_manifest_names_them(tmp_path):
     assert "link-arg=-Wl,--gc-sections" in manifest["rustflags"]
     assert manifest["check"]["ok"] is True
     # Nothing in the manifest depends on the folder either.
-    other = (second / "plugin" / "dist" / "build-manifest.json").read_text()
+    other = (second / "plugin" / "dist" / "glibc-2.17" / "build-manifest.json").read_text()
     assert json.loads(other) == manifest
 
 

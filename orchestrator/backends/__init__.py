@@ -40,6 +40,7 @@ class BuildContext:
     # zig backend: Debian packages for a target sysroot (sysroot.py), from this suite.
     system_packages: tuple[str, ...] = ()
     system_suite: str | None = None   # None: debian.py's default suite (data)
+    cargo_args: tuple[str, ...] = ()   # the user's own cargo flags (--locked, after `--`...)
 
 
 @dataclass(frozen=True)

@@ -126,7 +126,7 @@ def build(ctx: BuildContext) -> BuildResult:
     # The source root (workspace and path dependencies) is mounted at /build.
     member = ctx.crate.manifest.parent.relative_to(ctx.crate.source_root)
     workspace = WORKSPACE / ctx.crate.workspace_root.relative_to(ctx.crate.source_root)
-    target_dir = workspace / "target" / f"glibc-build-{recipe.name}"
+    target_dir = workspace / "target" / f"glibc-build-{recipe.name}-glibc-{ctx.glibc}"
     subcommand, *args = cargo.build_args(WORKSPACE / member / "Cargo.toml", ctx.crate.packages,
                                          ctx.target.rust, ctx.profile, ctx.features)
     env = container_env(recipe, target=ctx.target, glibc=ctx.glibc, target_dir=target_dir,
@@ -143,7 +143,8 @@ def build(ctx: BuildContext) -> BuildResult:
     env.update(flags.env)
     # The image's ENV RUSTFLAGS (the recipe's) would override every config file in the
     # container; they are in `container_rustflags` already, so the variable itself goes.
-    cmd = ["env", "-u", "RUSTFLAGS", "cargo", subcommand, *flags.args, *args, "--offline"]
+    cmd = ["env", "-u", "RUSTFLAGS", "cargo", subcommand, *flags.args, *args, "--offline",
+           *(arg for arg in ctx.cargo_args if arg != "--offline")]
     volumes = {
         str(ctx.crate.source_root): {"bind": str(WORKSPACE), "mode": "rw"},
         str(cargo_home): {"bind": CARGO_HOME, "mode": "rw"},

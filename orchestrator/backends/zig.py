@@ -122,7 +122,7 @@ def build(ctx: BuildContext) -> BuildResult:
     ours.update(flags.env)
     subcommand, *args = cargo.build_args(ctx.crate.manifest, ctx.crate.packages, ctx.target.rust,
                                          ctx.profile, ctx.features)
-    cmd = [cargo.cargo_binary(), subcommand, *flags.args, *args]
+    cmd = [cargo.cargo_binary(), subcommand, *flags.args, *args, *ctx.cargo_args]
     artifacts = cargo.run_build(cmd, env={**host_env, **ours}, cwd=ctx.crate.root)
     return BuildResult(
         artifacts=tuple(artifacts),

@@ -113,6 +113,9 @@ def search(folder: Path, errors: list[InputError]) -> list[Path]:
                                      onerror=lambda exc: unreadable(exc, folder, "this folder")):
         dirs.sort()
         for name in sorted(files):
+            if name.startswith(("build-script-", "build_script_")) and \
+                    Path(root).parent.name == "build":
+                continue   # cargo's build-script executables (target/*/build/*/): never shipped
             path = Path(root, name)
             (links if path.is_symlink() else regular).append(path)
     seen: set[tuple[int, int]] = set()
