@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -41,25 +41,13 @@ _URL = re.compile(r"^https://\S+$")
 _BARE_GLIBC = re.compile(r"^\d+\.\d+(?:\.\d+)?$")
 
 
-@dataclass(frozen=True, order=True)
-class NodeVersion:
-    """A version node of the C++ runtime, `3.4.19` (GLIBCXX_3.4.19), compared part by part;
-    trailing zeros do not count (aarch64's libgcc_s has both GCC_14.0 and GCC_14.0.0)."""
-
-    key: tuple[int, ...]
-    text: str = field(compare=False)
-
-    @classmethod
-    def parse(cls, text: str, *, what: str = "version node") -> NodeVersion:
-        if not _NODE.match(text):
-            raise UsageError(f"{what} {text!r} is not a version like 3.4.19")
-        parts = [int(part) for part in text.split(".")]
-        while len(parts) > 1 and parts[-1] == 0:
-            parts.pop()
-        return cls(tuple(parts), text)
-
-    def __str__(self) -> str:
-        return self.text
+def parse_node(text: str, *, what: str = "version node") -> GlibcVersion:
+    """A version node of the C++ runtime, `3.4.19` (GLIBCXX_3.4.19), as glibc.py's one
+    version type: compared part by part, trailing zeros do not count (aarch64's libgcc_s has
+    both GCC_14.0 and GCC_14.0.0), printed as written."""
+    if not _NODE.match(text):
+        raise UsageError(f"{what} {text!r} is not a version like 3.4.19")
+    return GlibcVersion.of(text)
 
 
 @dataclass(frozen=True, order=True)
@@ -92,14 +80,14 @@ class Platform:
     glibc: GlibcVersion
     kernel: KernelVersion | None = None
     isa: IsaLevel = BASELINE_ISA
-    cxx: tuple[tuple[str, NodeVersion], ...] = ()       # (namespace, highest node), as data
-    cxx_arch: tuple[tuple[str, tuple[tuple[str, NodeVersion], ...]], ...] = ()  # per zig target
+    cxx: tuple[tuple[str, GlibcVersion], ...] = ()       # (namespace, highest node), as data
+    cxx_arch: tuple[tuple[str, tuple[tuple[str, GlibcVersion], ...]], ...] = ()  # per zig target
     aliases: tuple[str, ...] = ()
     sources: tuple[tuple[str, str], ...] = ()           # (fact, URL)
     members: tuple[str, ...] = ()                       # a combination: the presets it joins
     bare: bool = False                                  # a bare glibc version, no preset
 
-    def cxx_ceiling(self, namespace: str, arch: str | None = None) -> NodeVersion | None:
+    def cxx_ceiling(self, namespace: str, arch: str | None = None) -> GlibcVersion | None:
         """The highest `namespace` node (GLIBCXX, CXXABI, GCC) on zig target `arch`
         (e.g. aarch64-linux-gnu; None: x86_64, the table's default)."""
         override = dict(dict(self.cxx_arch).get(arch or "", ())).get(namespace)
@@ -162,7 +150,7 @@ def _row(raw: Any, index: int, isa_baseline_source: str) -> Platform:
             raise _fail(f"{where}: {key} must be a quoted string, e.g. \"2.17\"")
     if "glibc" not in raw:
         raise _fail(f"{where}: glibc is required")
-    cxx = tuple((ns, NodeVersion.parse(raw[ns], what=f"{where}: {ns}"))
+    cxx = tuple((ns, parse_node(raw[ns], what=f"{where}: {ns}"))
                 for ns in CXX_NAMESPACES if ns in raw)
     if cxx and len(cxx) != len(CXX_NAMESPACES):
         raise _fail(f"{where}: give all of {', '.join(CXX_NAMESPACES)} or none")
@@ -184,7 +172,7 @@ def _row(raw: Any, index: int, isa_baseline_source: str) -> Platform:
 
 
 def _cxx_arch(raw: Any, where: str,
-              *, has_base: bool) -> tuple[tuple[str, tuple[tuple[str, NodeVersion], ...]], ...]:
+              *, has_base: bool) -> tuple[tuple[str, tuple[tuple[str, GlibcVersion], ...]], ...]:
     """[platform.arch.<zig target>]: C++ ceilings where an architecture differs (policy.json's
     `arch` entries do the same for the defaults)."""
     if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
@@ -198,7 +186,7 @@ def _cxx_arch(raw: Any, where: str,
                 or not all(isinstance(value, str) for value in nodes.values())):
             raise _fail(f"{where}: arch {arch!r} must be a target like aarch64-linux-gnu with "
                         f"some of {', '.join(CXX_NAMESPACES)} as quoted strings")
-        result.append((arch, tuple((ns, NodeVersion.parse(nodes[ns], what=f"{where}: "
+        result.append((arch, tuple((ns, parse_node(nodes[ns], what=f"{where}: "
                                                           f"{arch} {ns}"))
                                    for ns in CXX_NAMESPACES if ns in nodes)))
     return tuple(result)

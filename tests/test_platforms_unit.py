@@ -17,7 +17,7 @@ from orchestrator import platforms, syscalls
 from orchestrator.cli import main
 from orchestrator.errors import UsageError
 from orchestrator.glibc import GlibcVersion
-from orchestrator.platforms import IsaLevel, NodeVersion, resolve
+from orchestrator.platforms import IsaLevel, parse_node, resolve
 from orchestrator.syscalls import KernelVersion
 
 from .conftest import IN_CI, REPO
@@ -46,8 +46,8 @@ def k(text: str) -> KernelVersion:
     return KernelVersion.parse(text)
 
 
-def node(text: str) -> NodeVersion:
-    return NodeVersion.parse(text)
+def node(text: str) -> GlibcVersion:
+    return parse_node(text)
 
 
 # -- the data file ------------------------------------------------------------------------
