@@ -313,12 +313,15 @@ class CargoOutput:
         self.artifacts: list[Path] = []
         self.tail: deque[str] = deque(maxlen=ERROR_TAIL_LINES)
         self.scanned: deque[str] = deque(maxlen=HINT_SCAN_LINES)
+        self.last_error = ""   # cargo's own last `error:` line, however long the tail after it
         self._partial = {"out": "", "err": ""}
 
     def stdout_line(self, line: str) -> None:
         self.artifacts += cdylib_files(line)
 
     def stderr_line(self, line: str) -> None:
+        if line.startswith("error"):
+            self.last_error = line.rstrip("\n")
         self.tail.append(line.rstrip("\n"))
         self.scanned.append(line.rstrip("\n"))
         sys.stderr.write(line if line.endswith("\n") else line + "\n")
@@ -341,8 +344,10 @@ class CargoOutput:
             what = hint(self.scanned)
             lead = f"{what} ({self.label} failed, exit {returncode})" if what else \
                 f"{self.label} failed (exit {returncode})"
-            raise ToolchainError(f"{lead}; cargo's last lines:",
-                                 details=tail_lines("\n".join(self.tail)))
+            details = tail_lines("\n".join(self.tail))
+            if self.last_error and self.last_error not in details:   # a build script's output
+                details = f"{self.last_error}\n...\n{details}"     # pushed it out of the tail
+            raise ToolchainError(f"{lead}; cargo's last lines:", details=details)
         if not self.artifacts:
             raise ToolchainError(f"{self.label} finished but reported no cdylib file; run "
                                  f"`{shlex.join(self.cmd)}` by hand to see why")

@@ -173,5 +173,8 @@ def test_without_the_system_package_the_error_names_it(tmp_path):
     proc = run_tool("--glibc", "2.17", alsa_crate(tmp_path),
                     env={"CARGO_TARGET_DIR": str(cache_dir("test-real-crates", "no-sysroot"))})
     assert_clean_failure(proc, 3, "--system-package libasound2-dev")
-    ours = [line for line in proc.stderr.splitlines() if line.startswith("error: alsa-sys")]
-    assert ours and ours[0].startswith("error: alsa-sys needs the system library alsa")
+    ours = [line for line in proc.stderr.splitlines() if line.startswith("error:")
+            and "alsa-sys needs the system library alsa" in line]
+    assert len(ours) == 1, proc.stderr
+    assert ours[0].endswith("error: failed to run custom build command for `alsa-sys v0.3.1`"), \
+        ours[0]   # then cargo's own last error, not its "waiting for other jobs" warning
