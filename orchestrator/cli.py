@@ -193,8 +193,9 @@ def build(**options: object) -> int:
 @click.option("--kernel", default=None, metavar="X.Y",
               help="Kernel floor: system calls newer than it are named (overrides the preset's).")
 @click.option("--loads-on", "loads_on", is_flag=True,
-              help="Print, per file, the presets it loads on and why not on the others "
-                   "(always in --json).")
+              help="Print, per file, the presets it loads on and why not on the others, "
+                   "reading the code for system calls (--json always has the matrix; without "
+                   "this flag or a kernel floor it says system_calls_read false).")
 @click.option("--presets", default=None, metavar="LIST",
               help="The presets of the loads-on matrix (comma-separated; default: all).")
 @click.option("--target", default=None, metavar="TRIPLE",
@@ -250,7 +251,9 @@ def check(glibc: str | None, target: str | None, json_output: bool, host_symbols
                          platform=None if platform.bare else platform,
                          kernel=KernelVersion.parse(kernel) if kernel is not None else None,
                          loads_on_presets=each(presets) if presets is not None else None,
-                         scan_code=True if json_output or loads_on else None)
+                         # reading the code for system-call sites costs ~25 ms a library:
+                         # only with a kernel floor (a preset's, --kernel) or --loads-on
+                         scan_code=True if loads_on else None)
     if loads_on:
         import dataclasses
 
