@@ -80,3 +80,24 @@ def test_split_debug_ships_a_stripped_library_and_its_debug_file(tmp_path, bulls
     assert checked.returncode == 0, checked.stdout + checked.stderr
     loaded = run_tool("verify-load", "--rootfs", bullseye_root, "--call", "plugin_entry", lib)
     assert loaded.returncode == 0, loaded.stdout + loaded.stderr
+
+
+def test_the_crate_setting_turns_it_on_and_the_flag_wins(tmp_path):
+    from orchestrator import build, cargo
+
+    crate_dir = tmp_path / "c"
+    (crate_dir / "src").mkdir(parents=True)
+    (crate_dir / "src" / "lib.rs").write_text("")
+    (crate_dir / "Cargo.toml").write_text(
+        '[package]\nname = "c"\nversion = "0.1.0"\nedition = "2021"\n'
+        '[lib]\ncrate-type = ["cdylib"]\n'
+        '[package.metadata.glibc-build]\nsplit-debug = true\n')
+    crate = cargo.locate(crate_dir, None)
+    request = build.resolve(build.BuildOptions(crate_dir=crate_dir), crate)
+    assert request.split_debug
+    ctx = build.context(request, crate)
+    assert "link-arg=-Wl,--build-id" in ctx.rustflags
+    assert ctx.env["CARGO_PROFILE_RELEASE_DEBUG"] == "true"
+    off = build.resolve(build.BuildOptions(crate_dir=crate_dir, split_debug=False), crate)
+    assert not off.split_debug
+    assert "link-arg=-Wl,--build-id" not in build.context(off, crate).rustflags
