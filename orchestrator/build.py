@@ -306,6 +306,10 @@ def resolve(options: BuildOptions, crate: cargo.Crate) -> BuildRequest:
         verify_on = origin / str(value) if value else None
     repro, _ = pick(options.verify_reproducible, "verify-reproducible", (bool,))
     split_debug, _ = pick(options.split_debug, "split-debug", (bool,))
+    if split_debug:   # a missing objcopy is named before cargo runs
+        from .splitdebug import objcopy
+
+        objcopy()
     packages_value, packages_source = pick(options.system_packages, "system-packages", (list,))
     system_packages = list(packages_value) if isinstance(packages_value, (list, tuple)) else []
     if not all(isinstance(p, str) and p for p in system_packages):
