@@ -11,8 +11,8 @@ GNU objcopy moves the debug sections out:
     objcopy --only-keep-debug LIB LIB.debug
     objcopy --strip-debug --add-gnu-debuglink=LIB.debug LIB
 
-`zig objcopy` offers the same options but answers "error: unimplemented" for shared libraries
-(zig 0.14 to 0.17), so this needs binutils' objcopy.
+`zig objcopy` offers the same options but answers "error: unimplemented" for a shared library
+(zig 0.17.1, the one the .venv pins), so this needs binutils' objcopy.
 """
 
 from __future__ import annotations
