@@ -40,7 +40,7 @@ DEFAULT_GLIBC = "2.17"
 # Keys a crate may set in [package.metadata.glibc-build]; command-line flags win over them.
 SETTINGS = ("glibc", "target", "backend", "recipe", "profile", "features", "verify-on",
             "verify-reproducible", "kernel", "verify-call", "strict", "host-libraries",
-            "system-packages", "system-suite", "image-packages")
+            "system-packages", "system-suite", "image-packages", "split-debug")
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,7 @@ class BuildOptions:
     verbose: int = 0
     quiet: bool = False
     cargo_args: tuple[str, ...] = ()     # everything after `--`
+    split_debug: bool | None = None      # debug info in LIB.debug beside LIB (splitdebug.py)
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,7 @@ class BuildRequest:
     platform: str = ""                  # names the default --out folder: glibc-2.17, centos-7
     target_dir: Path | None = None      # cargo's target folder for this (target, glibc, backend)
     cargo_args: tuple[str, ...] = ()    # passed to `cargo build` as they are
+    split_debug: bool = False           # splitdebug.py
 
 
 def choose_platform(text: str, target: targets.Target, what: str = "--glibc") -> Platform:
@@ -303,6 +305,11 @@ def resolve(options: BuildOptions, crate: cargo.Crate) -> BuildRequest:
         value, origin = _setting(crate, "verify-on", (str,))
         verify_on = origin / str(value) if value else None
     repro, _ = pick(options.verify_reproducible, "verify-reproducible", (bool,))
+    split_debug, _ = pick(options.split_debug, "split-debug", (bool,))
+    if split_debug:   # a missing objcopy is named before cargo runs
+        from .splitdebug import objcopy
+
+        objcopy()
     packages_value, packages_source = pick(options.system_packages, "system-packages", (list,))
     system_packages = list(packages_value) if isinstance(packages_value, (list, tuple)) else []
     if not all(isinstance(p, str) and p for p in system_packages):
@@ -358,7 +365,7 @@ def resolve(options: BuildOptions, crate: cargo.Crate) -> BuildRequest:
         system_packages=tuple(str(p) for p in system_packages),
         system_suite=str(system_suite) if system_suite else None, platform=folder,
         target_dir=build_target_dir(base, target, glibc, str(chosen)),
-        cargo_args=cargo_flags(options))
+        cargo_args=cargo_flags(options), split_debug=bool(split_debug))
 
 
 def _check_verify(root: Path, target: targets.Target, kernel: KernelVersion | None,
@@ -381,11 +388,16 @@ def context(request: BuildRequest, crate: cargo.Crate) -> BuildContext:
     remaps = reproducible.path_remaps(crate, os.environ)
     env = reproducible.environment(crate, request.target, os.environ, remaps)
     env["CARGO_TARGET_DIR"] = str(crate.target_dir)
+    from . import splitdebug
+
+    if request.split_debug:   # DWARF to split off, and a build-id to tie it by
+        env.update(splitdebug.profile_env(request.profile))
     return BuildContext(crate=crate, target=request.target, glibc=request.glibc,
                         profile=request.profile, features=request.features,
                         recipe=request.recipe, path_remaps=remaps, env=env,
                         system_packages=request.system_packages,
-                        system_suite=request.system_suite, cargo_args=request.cargo_args)
+                        system_suite=request.system_suite, cargo_args=request.cargo_args,
+                        rustflags=splitdebug.rustflags(request.split_debug))
 
 
 def rebuild_elsewhere(request: BuildRequest, ctx: BuildContext, scratch: Path) -> BuildResult:
@@ -497,7 +509,12 @@ def _run_build(options: BuildOptions, summary: dict[str, Any]) -> int:
             verify=verify)
         return manifest.render({**data, "files": files})
 
-    published = publish(request.out, built, manifest_text)
+    debug_files: dict[str, bytes] = {}
+    if request.split_debug:   # ship the stripped copies; their .debug files beside them
+        from .splitdebug import split_all
+
+        built, debug_files = split_all(built)
+    published = publish(request.out, built, manifest_text, debug_files)
     summary["artifacts"] = [str(p) for p in published.artifacts]
     summary["manifest"] = str(request.out / manifest.MANIFEST_NAME)
     for path in published.artifacts:

@@ -150,6 +150,9 @@ GLIBC_HELP = glibc_help("2.17 (Rust's floor)")
                    "return 0 (a bare load runs only the constructors).")
 @click.option("--verify-reproducible/--no-verify-reproducible", default=None,
               help="Build a second time from another folder and compare the bytes.")
+@click.option("--split-debug/--no-split-debug", default=None,
+              help="Strip the libraries and put their debug info in LIB.debug beside them, "
+                   "tied by build-id (needs GNU objcopy).")
 @click.option("--system-package", "system_packages", multiple=True, metavar="NAME",
               help="Debian package for a target sysroot (zig backend), e.g. libasound2-dev; "
                    "repeatable.")

@@ -29,10 +29,11 @@ else:  # Python < 3.11
 PLATFORMS_TOML = Path(__file__).resolve().parent / "resources" / "platforms.toml"
 
 CXX_NAMESPACES = ("GLIBCXX", "CXXABI", "GCC")   # libstdc++.so.6, libstdc++.so.6, libgcc_s.so.1
-FACTS = ("glibc", "kernel", "isa", "cxx")       # what a row may carry, each with a source
+FACTS = ("glibc", "kernel", "isa", "cxx", "libraries")  # what a row may carry, each sourced
 _SOURCE_KEYS = {*FACTS, "base"}                 # base: what the platform is built on
 _ROW_KEYS = {"name", "aliases", "what", "glibc", "kernel", "isa", "sources", "arch",
-             *CXX_NAMESPACES}
+             "libraries", *CXX_NAMESPACES}
+_SONAME = re.compile(r"^[A-Za-z0-9_+-][A-Za-z0-9_.+-]*\.so(?:\.[0-9]+)*$")
 _ZIG_TARGET = re.compile(r"^[a-z0-9_]+-linux-gnu[a-z]*$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _ISA = re.compile(r"^x86-64-v([1-4])$")
@@ -86,6 +87,10 @@ class Platform:
     sources: tuple[tuple[str, str], ...] = ()           # (fact, URL)
     members: tuple[str, ...] = ()                       # a combination: the presets it joins
     bare: bool = False                                  # a bare glibc version, no preset
+    # The sonames every such system has (PEP 599/600's base set); None: not known. With it,
+    # the preset (or presets of a combination) whose base system that is, for messages.
+    libraries: frozenset[str] | None = None
+    libraries_of: tuple[str, ...] = ()
 
     def cxx_ceiling(self, namespace: str, arch: str | None = None) -> GlibcVersion | None:
         """The highest `namespace` node (GLIBCXX, CXXABI, GCC) on zig target `arch`
@@ -155,8 +160,10 @@ def _row(raw: Any, index: int, isa_baseline_source: str) -> Platform:
     if cxx and len(cxx) != len(CXX_NAMESPACES):
         raise _fail(f"{where}: give all of {', '.join(CXX_NAMESPACES)} or none")
     cxx_arch = _cxx_arch(raw.get("arch", {}), where, has_base=bool(cxx))
+    libraries = _libraries(raw.get("libraries"), where)
     given = {"glibc", *(["kernel"] if "kernel" in raw else []),
-             *(["isa"] if "isa" in raw else []), *(["cxx"] if cxx else [])}
+             *(["isa"] if "isa" in raw else []), *(["cxx"] if cxx else []),
+             *(["libraries"] if libraries is not None else [])}
     unsourced = sorted(given - set(sources))
     if unsourced:
         raise _fail(f"{where}: no source for {', '.join(unsourced)}")
@@ -168,7 +175,21 @@ def _row(raw: Any, index: int, isa_baseline_source: str) -> Platform:
         kernel=KernelVersion.parse(raw["kernel"], what=f"{where}: kernel")
         if "kernel" in raw else None,
         isa=IsaLevel.parse(raw["isa"], what=f"{where}: isa") if "isa" in raw else BASELINE_ISA,
-        cxx=cxx, cxx_arch=cxx_arch, sources=tuple(sorted(sources.items())))
+        cxx=cxx, cxx_arch=cxx_arch, sources=tuple(sorted(sources.items())),
+        libraries=libraries, libraries_of=(name,) if libraries is not None else ())
+
+
+def _libraries(raw: Any, where: str) -> frozenset[str] | None:
+    """`libraries = [...]`: sonames (libz.so.1), as a loader reads DT_NEEDED; absent: None."""
+    if raw is None:
+        return None
+    if (not isinstance(raw, list) or not raw
+            or not all(isinstance(name, str) and _SONAME.match(name) for name in raw)):
+        raise _fail(f"{where}: libraries must be a non-empty list of sonames, e.g. "
+                    "[\"libz.so.1\"]")
+    if len(set(raw)) != len(raw):
+        raise _fail(f"{where}: libraries names a soname twice")
+    return frozenset(raw)
 
 
 def _cxx_arch(raw: Any, where: str,
@@ -263,7 +284,8 @@ def strictest(platforms: list[Platform]) -> Platform:
     ISA level and C++ ceilings. A kernel one preset does not promise (a container runtime runs
     on the host's) is taken from the others; C++ ceilings only when every preset knows them, else
     none, so that the defaults for the lowest glibc apply (a known ceiling of a newer preset
-    would be too lax for one whose ceilings are unknown)."""
+    would be too lax for one whose ceilings are unknown). Base libraries: the intersection of
+    the known lists (a soname outside one of them is missing on that preset's systems)."""
     if len(platforms) == 1:
         return platforms[0]
     known_cxx = list(platforms) if all(p.cxx for p in platforms) else []
@@ -276,13 +298,16 @@ def strictest(platforms: list[Platform]) -> Platform:
                      is not None))
         for arch in arches)
     names = tuple(p.name for p in platforms)
+    known_libraries = [p.libraries for p in platforms if p.libraries is not None]
     return Platform(
         name=",".join(names), what="the strictest of " + ", ".join(names),
         glibc=min(p.glibc for p in platforms),
         kernel=_lowest([p.kernel for p in platforms]),
         isa=min(p.isa for p in platforms), cxx=cxx, cxx_arch=cxx_arch,
         sources=tuple((f"{p.name}:{fact}", url) for p in platforms for fact, url in p.sources),
-        members=names)
+        members=names,
+        libraries=frozenset.intersection(*known_libraries) if known_libraries else None,
+        libraries_of=tuple(name for p in platforms for name in p.libraries_of))
 
 
 def resolve(text: str, *, what: str = "--glibc") -> Platform:

@@ -74,7 +74,7 @@ def test_each_row_matches_what_is_loaded_and_cites_a_source_per_fact(row: dict) 
     for ns in platforms.CXX_NAMESPACES:
         ceiling = loaded.cxx_ceiling(ns)
         assert (str(ceiling) if ceiling else None) == row.get(ns)
-    facts = {"glibc", "kernel", "isa", "cxx"} & ({*row} | ({"cxx"} if "GLIBCXX" in row else set()))
+    facts = set(platforms.FACTS) & ({*row} | ({"cxx"} if "GLIBCXX" in row else set()))
     assert facts <= set(row["sources"]), f"{row['name']}: unsourced {facts - set(row['sources'])}"
     assert all(url.startswith("https://") for url in row["sources"].values())
     assert loaded.what and loaded.source("isa")        # the baseline cites the psABI
@@ -189,6 +189,47 @@ def test_empty_or_far_off_names_are_bad_input(text: str, needle: str) -> None:
     assert needle in caught.value.message and caught.value.exit_code == 2
 
 
+# -- base-system libraries (issue 13) ---------------------------------------------------
+def _lib_whitelist(policy_name: str) -> set[str]:
+    """auditwheel's own list for a manylinux policy, from the installed package's data."""
+    spec = importlib.util.find_spec("auditwheel")
+    if spec is None or spec.origin is None:
+        pytest.skip("auditwheel is not installed (a test dependency)")
+    path = Path(spec.origin).parent / "policy" / "manylinux-policy.json"
+    [entry] = [e for e in json.loads(path.read_text()) if e["name"] == policy_name]
+    return set(entry["lib_whitelist"])
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("preset, policy_name", [
+    ("manylinux2014", "manylinux_2_17"), ("manylinux_2_28", "manylinux_2_28"),
+    ("manylinux_2_34", "manylinux_2_34")])
+def test_manylinux_base_libraries_are_auditwheels_list(preset: str, policy_name: str) -> None:
+    loaded = resolve(preset)
+    assert loaded.libraries == _lib_whitelist(policy_name)
+    assert loaded.libraries_of == (preset,)
+    assert "auditwheel" in (loaded.source("libraries") or "")
+
+
+@pytest.mark.unit
+def test_base_libraries_are_only_given_where_known() -> None:
+    known = sorted(p.name for p in platforms.presets() if p.libraries is not None)
+    assert known == ["manylinux2014", "manylinux_2_28", "manylinux_2_34"]
+    assert resolve("centos-7").libraries is None and resolve("2.17").libraries is None
+
+
+@pytest.mark.unit
+def test_combination_base_libraries_are_the_intersection_of_the_known_lists() -> None:
+    both = resolve("manylinux_2_34,manylinux2014")
+    assert both.libraries == resolve("manylinux2014").libraries   # no libmvec.so.1 on 2014
+    assert "libmvec.so.1" in (resolve("manylinux_2_34").libraries or set())
+    assert both.libraries_of == ("manylinux_2_34", "manylinux2014")
+    with_unknown = resolve("steam-sniper,manylinux_2_28")
+    assert with_unknown.libraries == resolve("manylinux_2_28").libraries
+    assert with_unknown.libraries_of == ("manylinux_2_28",)
+    assert resolve("centos-7,steam-sniper").libraries is None
+
+
 # -- the loader refuses a bad table ---------------------------------------------------------
 def _broken(change) -> dict:
     data = copy.deepcopy(RAW)
@@ -216,6 +257,16 @@ def _broken(change) -> dict:
      "quoted strings"),
     (lambda d: d["platform"][4].update(arch={"aarch64-linux-gnu": {"GCC": "4.7.0"}}),
      "need the row's own"),
+    (lambda d: d["platform"][0].update(libraries=["libz.so.1"]), "no source for libraries"),
+    (lambda d: (d["platform"][0].update(libraries=["zlib"]),
+                d["platform"][0]["sources"].update(libraries="https://example.org")),
+     "list of sonames"),
+    (lambda d: (d["platform"][0].update(libraries="libz.so.1"),
+                d["platform"][0]["sources"].update(libraries="https://example.org")),
+     "list of sonames"),
+    (lambda d: (d["platform"][0].update(libraries=["libz.so.1", "libz.so.1"]),
+                d["platform"][0]["sources"].update(libraries="https://example.org")),
+     "twice"),
 ])
 def test_table_is_validated_on_load(change, needle: str) -> None:
     with pytest.raises(UsageError) as caught:

@@ -112,7 +112,9 @@ def check_file(elf: ElfFile, shown: str, glibc: GlibcVersion, target: Target | N
                            platform_name=platform.name if platform else None,
                            scan_code=scan_code,
                            floor_from_platform=kernel is None and platform is not None
-                           and platform.kernel is not None)
+                           and platform.kernel is not None,
+                           base_libraries=platform.libraries if platform else None,
+                           base_system=", ".join(platform.libraries_of) if platform else None)
         if contexts is not None:
             contexts[(target.rust, matches)] = ctx
     families: list[Iterable[Item]] = [check_identity(elf, ctx), check_file_type(elf, ctx)]

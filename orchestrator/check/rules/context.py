@@ -46,6 +46,10 @@ class Context(NamedTuple):
     platform_name: str | None = None
     scan_code: bool = False
     floor_from_platform: bool = False   # the floor is the preset's (not --kernel's)
+    # The sonames the preset's base system has (platforms.Platform.libraries; None: not
+    # known), and whose base system that is, for messages (rules/needed.py).
+    base_libraries: frozenset[str] | None = None
+    base_system: str | None = None
 
     @classmethod
     def make(cls, *, target: Target, glibc: GlibcVersion, policy: Policy,
@@ -53,13 +57,16 @@ class Context(NamedTuple):
              strict: bool = False, host_libraries: frozenset[str] | None = None,
              kernel: KernelVersion | None = None, isa: int | None = None,
              platform_name: str | None = None, scan_code: bool = False,
-             floor_from_platform: bool = False) -> Context:
+             floor_from_platform: bool = False,
+             base_libraries: frozenset[str] | None = None,
+             base_system: str | None = None) -> Context:
         return cls(target=target, glibc=glibc, policy=policy, table=table,
                    host_symbols=host_symbols, sonames=policy.glibc_sonames(target.zig),
                    rebuild_advice=REBUILD.format(glibc=glibc), strict=strict,
                    host_libraries=host_libraries, kernel=kernel, isa=isa,
                    platform_name=platform_name, scan_code=scan_code,
-                   floor_from_platform=floor_from_platform)
+                   floor_from_platform=floor_from_platform, base_libraries=base_libraries,
+                   base_system=base_system)
 
     def host_has(self, soname: str) -> bool | None:
         """Does the host process have `soname` loaded? True/False when --host-libraries named
