@@ -495,9 +495,11 @@ def _run_build(options: BuildOptions, summary: dict[str, Any]) -> int:
             backend=request.backend, profile=request.profile, result=result,
             artifacts=manifest.artifact_entries(built), check=report.to_json(), loads=loads,
             verify=verify)
-        return manifest.render({**data, "files": files})
+        return manifest.render({**data, "sbom": sbom_name, "files": files})
 
-    published = publish(request.out, built, manifest_text)
+    extra = sbom_file(request, result, built)
+    sbom_name = next(iter(extra), None)
+    published = publish(request.out, built, manifest_text, extra)
     summary["artifacts"] = [str(p) for p in published.artifacts]
     summary["manifest"] = str(request.out / manifest.MANIFEST_NAME)
     for path in published.artifacts:
@@ -513,6 +515,43 @@ def _run_build(options: BuildOptions, summary: dict[str, Any]) -> int:
     if request.json_output:
         jsonout.emit(summary)
     return 0
+
+
+def full_metadata(crate: cargo.Crate) -> dict[str, Any]:
+    """`cargo metadata` with dependencies, for the licenses in the SBOM; offline (the build
+    fetched what it needs), and {} when cargo cannot answer so (a docker build fetched them in
+    its container): the SBOM then lists the packages without licenses."""
+    import json
+    import subprocess
+
+    proc = subprocess.run([cargo.cargo_binary(), "metadata", "--format-version", "1",
+                           "--offline", "--manifest-path", str(crate.manifest)],
+                          capture_output=True, text=True, cwd=crate.workspace_root)
+    if proc.returncode != 0:
+        return {}
+    try:
+        meta = json.loads(proc.stdout)
+    except ValueError:
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def sbom_file(request: BuildRequest, result: BuildResult, built: list[Path]) -> dict[str, bytes]:
+    """{sbom.cdx.json: its bytes}: the CycloneDX SBOM of this build (sbom.py), or {} when the
+    workspace has no Cargo.lock to list."""
+    from .digest import sha256_file
+    from .sbom import SBOM_NAME, BuiltLibrary, make_sbom
+
+    lock = request.crate.lockfile
+    if lock is None:
+        return {}
+    tools = manifest.toolchain_entry(result.toolchain)
+    toolchain = {name: value for name, value in tools.items() if isinstance(value, str)}
+    epoch = result.env.get("SOURCE_DATE_EPOCH") or os.environ.get("SOURCE_DATE_EPOCH") or "0"
+    return {SBOM_NAME: make_sbom(
+        cargo_lock=lock, cargo_metadata=full_metadata(request.crate), toolchain=toolchain,
+        libraries=[BuiltLibrary(name=f.name, sha256=sha256_file(f)) for f in built],
+        source_date_epoch=int(epoch) if epoch.isdigit() else 0)}
 
 
 def used_paths(request: BuildRequest, result: BuildResult) -> list[Path]:

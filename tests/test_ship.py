@@ -264,14 +264,14 @@ def test_out_holds_exactly_the_last_build(tmp_path):
     proc = run_tool("--out", out, ws)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert sorted(p.name for p in out.iterdir()) == [
-        "build-manifest.json", "libmod_a.so", "libmod_b.so"]
+        "build-manifest.json", "libmod_a.so", "libmod_b.so", "sbom.cdx.json"]
     (out / "README.txt").write_text("the user's own")
     proc = run_tool("-p", "mod_a", "--json", "--out", out, ws)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert sorted(p.name for p in out.iterdir()) == [
-        "README.txt", "build-manifest.json", "libmod_a.so"]
+        "README.txt", "build-manifest.json", "libmod_a.so", "sbom.cdx.json"]
     written = json.loads((out / "build-manifest.json").read_text())
-    assert written["files"] == ["libmod_a.so"]
+    assert written["files"] == ["libmod_a.so", "sbom.cdx.json"]
     assert [a["name"] for a in written["artifacts"]] == ["libmod_a.so"]
     assert "README.txt" in proc.stderr and "did not write" in proc.stderr
     assert json.loads(proc.stdout)["artifacts"] == [str(out / "libmod_a.so")]
