@@ -447,7 +447,8 @@ def _run_build(options: BuildOptions, summary: dict[str, Any]) -> int:
     _check_cli_values(options)
     crate = cargo.locate(crate_folder(options), options.package)
     request = resolve(options, crate)
-    summary.update({"ok": False, "glibc": str(request.glibc), "platform": request.platform,
+    summary.update({"schema": jsonout.SCHEMA, "ok": False, "glibc": str(request.glibc),
+                    "platform": request.platform,
                     "target": request.target.rust, "backend": request.backend,
                     "artifacts": [], "manifest": None})   # "check" once it ran
     assert request.target_dir is not None
@@ -472,7 +473,7 @@ def _run_build(options: BuildOptions, summary: dict[str, Any]) -> int:
         logger.console().print(text, markup=False, highlight=False)
     elif not report.ok:   # -q: errors only, and a failed check's report is part of its error
         sys.stderr.write(text + "\n")
-    summary["check"] = report.to_json()
+    summary["check"] = jsonout.with_schema(report.to_json())  # as `check --json`
     failure: OrchestratorError | None = None
     if not report.ok:
         failure = CheckFailed(f"the built librar{plural} {'needs' if len(built) == 1 else 'need'} "
@@ -497,9 +498,9 @@ def _run_build(options: BuildOptions, summary: dict[str, Any]) -> int:
             verify=verify)
         return manifest.render({**data, "sbom": sbom_name, "files": files})
 
-    extra = sbom_file(request, result, built)
-    sbom_name = next(iter(extra), None)
-    published = publish(request.out, built, manifest_text, extra)
+    sbom = sbom_file(request, result, built)
+    sbom_name = next(iter(sbom), None)
+    published = publish(request.out, built, manifest_text, sbom)
     summary["artifacts"] = [str(p) for p in published.artifacts]
     summary["manifest"] = str(request.out / manifest.MANIFEST_NAME)
     for path in published.artifacts:

@@ -44,6 +44,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import jsonout
 from .cache import cache_dir
 from .check.discover import ElfKind, elf_kind
 from .elffile import (
@@ -727,7 +728,8 @@ def run_verify_load(*, rootfs: Path | None, image: Path | None, libs: tuple[Path
         for line in proof.lines():
             info(line)
     if json_output:
-        print(json.dumps({"root": str(root_info.root), "glibc": root_info.glibc,
+        print(json.dumps({"schema": jsonout.SCHEMA, "root": str(root_info.root),
+                          "glibc": root_info.glibc,
                           "ok": not failed, **proof.to_json(),
                           "results": [r.to_json() for r in results]}, indent=2))
     if failed:

@@ -244,7 +244,7 @@ def test_json_wanted_only_among_our_own_arguments():
     assert jsonout.wanted(["--json", "crate"])
     assert not jsonout.wanted(["crate", "--", "--json"])
     assert jsonout.failure("bad", 2, {"artifacts": []}) == {
-        "artifacts": [], "ok": False, "error": "bad", "exit_code": 2}
+        "schema": 1, "artifacts": [], "ok": False, "error": "bad", "exit_code": 2}
 
 
 # -- the real thing ------------------------------------------------------------------------
@@ -354,7 +354,7 @@ def test_json_on_bad_input_is_still_one_object(tmp_path):
     proc = run_tool("--json", "--glibc", "2.x", tmp_path)
     assert proc.returncode == 2
     summary = json.loads(proc.stdout)
-    assert summary == {"ok": False, "error": summary["error"], "exit_code": 2}
+    assert summary == {"schema": 1, "ok": False, "error": summary["error"], "exit_code": 2}
     assert_valid("build", summary)
     assert "2.x" in summary["error"]
     proc = run_tool("--json", "--no-such-flag", tmp_path)
