@@ -33,7 +33,9 @@ from .outdir import publish, require_usable
 from .syscalls import KernelVersion
 
 if TYPE_CHECKING:
+    from .check import Report
     from .platforms import Platform
+    from .provenance import FileProvenance
     from .recipe import Recipe
 
 DEFAULT_GLIBC = "2.17"
@@ -455,8 +457,9 @@ def _run_build(options: BuildOptions, summary: dict[str, Any]) -> int:
     crate = replace(crate, target_dir=request.target_dir)
     request = replace(request, crate=crate)
     ctx = context(request, crate)
-    with progress.stage(None, "built"):   # the backend says what it builds
-        result = build_stage(request, ctx)
+    messages: list[str] = []   # cargo's JSON lines, read only when a finding needs its crate
+    with progress.stage(None, "built"), cargo.listening(messages.append):
+        result = build_stage(request, ctx)   # the backend says what it builds
     built = list(result.artifacts)
 
     from .check import check_paths
@@ -467,13 +470,18 @@ def _run_build(options: BuildOptions, summary: dict[str, Any]) -> int:
         report = check_paths(built, request.glibc, request.target, strict=request.strict,
                              host_libraries=request.host_libraries)
     from .check.render import report_text
+    from .provenance import report_json
+    from .provenance import report_text as provenance_text
 
+    report, extra = attribute(request, report, messages)
     text = report_text(report, for_build=True)
+    attributed = provenance_text(report, extra)
+    text += "\n" + attributed if attributed else ""
     if not logger.console().quiet:
         logger.console().print(text, markup=False, highlight=False)
     elif not report.ok:   # -q: errors only, and a failed check's report is part of its error
         sys.stderr.write(text + "\n")
-    summary["check"] = jsonout.with_schema(report.to_json())  # as `check --json`
+    summary["check"] = jsonout.with_schema(report_json(report, extra))  # as `check --json`
     failure: OrchestratorError | None = None
     if not report.ok:
         failure = CheckFailed(f"the built librar{plural} {'needs' if len(built) == 1 else 'need'} "
@@ -516,6 +524,22 @@ def _run_build(options: BuildOptions, summary: dict[str, Any]) -> int:
     if request.json_output:
         jsonout.emit(summary)
     return 0
+
+
+def attribute(request: BuildRequest, report: Report, messages: list[str]
+              ) -> tuple[Report, dict[str, FileProvenance]]:
+    """The report with each finding tied to the crate that brought it (provenance.py), from
+    cargo's JSON messages of this build. Only when there is a finding to attribute: a clean
+    build pays nothing."""
+    if not any(file.violations or file.warnings for file in report.files):
+        return report, {}
+    from .provenance import MessageLog, for_build
+
+    log = MessageLog()
+    for line in messages:
+        log.feed(line)
+    units = [unit for unit in log.units if unit.path.exists()]  # docker: paths in its container
+    return for_build(report, units, request.crate.root, request.target.rust)
 
 
 def full_metadata(crate: cargo.Crate) -> dict[str, Any]:

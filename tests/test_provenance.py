@@ -47,6 +47,19 @@ def test_the_build_for_2_17_fails_the_check_on_getrandom(deep_build):
     assert deep_build["library"].is_file()
 
 
+def test_the_build_names_the_deep_crate_behind_getrandom(deep_build):
+    """Issue 15: the build's own report ties the finding to deep-entropy (from cargo's JSON
+    messages of that build), in its text and in its --json findings."""
+    proc = deep_build["proc"]
+    assert "getrandom \u2190 deep-entropy 0.1.7 (deep_entropy\u2026rcgu.o)" in proc.stderr, \
+        proc.stderr
+    assert "without deep-entropy this file would load on 2.17" in proc.stderr
+    again = run_tool("--glibc", "2.17", "--json", deep_build["workspace"] / "plugin")
+    assert again.returncode == 1, again.stderr
+    (finding,) = findings(json.loads(again.stdout)["check"], "getrandom")
+    assert [(c["name"], c["version"]) for c in finding["crates"]] == [("deep-entropy", "0.1.7")]
+
+
 def test_check_names_the_deep_crate_not_the_cdylib_or_the_crate_between(deep_build):
     workspace, library = deep_build["workspace"], deep_build["library"]
     proc = run_tool("check", "--glibc", "2.17", "--json", "--crate-dir", workspace / "plugin",
