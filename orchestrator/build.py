@@ -529,17 +529,19 @@ def _run_build(options: BuildOptions, summary: dict[str, Any]) -> int:
 def attribute(request: BuildRequest, report: Report, messages: list[str]
               ) -> tuple[Report, dict[str, FileProvenance]]:
     """The report with each finding tied to the crate that brought it (provenance.py), from
-    cargo's JSON messages of this build. Only when there is a finding to attribute: a clean
-    build pays nothing."""
+    cargo's JSON messages of this build, and the known remedy of that crate
+    (known_crates.py). Only when there is a finding to attribute: a clean build pays
+    nothing."""
     if not any(file.violations or file.warnings for file in report.files):
         return report, {}
+    from .known_crates import remedy
     from .provenance import MessageLog, for_build
 
     log = MessageLog()
     for line in messages:
         log.feed(line)
     units = [unit for unit in log.units if unit.path.exists()]  # docker: paths in its container
-    return for_build(report, units, request.crate.root, request.target.rust)
+    return for_build(report, units, request.crate.root, request.target.rust, remedy_for=remedy)
 
 
 def full_metadata(crate: cargo.Crate) -> dict[str, Any]:

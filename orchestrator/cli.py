@@ -279,10 +279,11 @@ def _check_with_provenance(report: Report, crate_dir: Path, json_output: bool,
     import json
 
     from .jsonout import with_schema
+    from .known_crates import remedy
     from .logger import warn
     from .provenance import for_crate_dir, report_json, report_text
 
-    annotated, extra, messages = for_crate_dir(report, crate_dir)
+    annotated, extra, messages = for_crate_dir(report, crate_dir, remedy_for=remedy)
     for message in messages:
         warn(message)
     if junit is not None:

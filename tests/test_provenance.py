@@ -152,3 +152,9 @@ def test_jemalloc_static_tls_names_tikv_jemalloc_sys(tmp_path):
                  if f["kind"] == "static-tls"]
     assert {c["name"] for c in static["crates"]} == {"tikv-jemalloc-sys"}
     assert all(c["object"].endswith(".pic.o") for c in static["crates"]), static["crates"]
+    # The known-crates table's fix is named on the finding and in the text report.
+    assert "disable_initial_exec_tls" in static["remedies"]["tikv-jemalloc-sys"]
+    text = run_tool("check", "--glibc", "2.17", "--crate-dir", crate, library, env=env)
+    assert text.returncode == 1
+    assert "tikv-jemalloc-sys: enable tikv-jemallocator's `disable_initial_exec_tls`" in \
+        text.stdout, text.stdout
