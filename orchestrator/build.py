@@ -11,11 +11,12 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import cargo, jsonout, logger, manifest, progress, reproducible, targets
+from . import cargo, ci, jsonout, logger, manifest, progress, reproducible, targets
 from .backends import BuildContext, BuildResult, backend
 from .caches import record_use
 from .errors import (
@@ -482,6 +483,12 @@ def _run_build(options: BuildOptions, summary: dict[str, Any]) -> int:
     elif not report.ok:   # -q: errors only, and a failed check's report is part of its error
         sys.stderr.write(text + "\n")
     summary["check"] = jsonout.with_schema(report_json(report, extra))  # as `check --json`
+    matrices = {Path(file.path).name: file.loads_on.to_json() for file in report.files
+                if file.loads_on is not None}
+    try:
+        ci.append_step_summary(loads_on_summary(request.platform, matrices))
+    except OSError as exc:   # the job summary is extra: the build goes on without it
+        logger.warn(f"$GITHUB_STEP_SUMMARY: cannot append the loads-on table ({exc.strerror})")
     failure: OrchestratorError | None = None
     if not report.ok:
         failure = CheckFailed(f"the built librar{plural} {'needs' if len(built) == 1 else 'need'} "
@@ -503,7 +510,7 @@ def _run_build(options: BuildOptions, summary: dict[str, Any]) -> int:
             crate=request.crate, target=request.target.rust, glibc=str(request.glibc),
             backend=request.backend, profile=request.profile, result=result,
             artifacts=manifest.artifact_entries(built), check=report.to_json(), loads=loads,
-            verify=verify)
+            verify=verify, platform=request.platform, loads_on=matrices)
         return manifest.render({**data, "sbom": sbom_name, "files": files})
 
     sbom = sbom_file(request, result, built)
@@ -524,6 +531,17 @@ def _run_build(options: BuildOptions, summary: dict[str, Any]) -> int:
     if request.json_output:
         jsonout.emit(summary)
     return 0
+
+
+def loads_on_summary(platform: str, matrices: Mapping[str, Mapping[str, Any]]) -> str:
+    """The GitHub job summary's "loads on" table: each library, the presets it loads on, and
+    why not on the others (loads_on.LoadsOn.to_json by file name)
+    (https://docs.github.com/en/actions/using-workflows/workflow-commands-for-github-actions#adding-a-job-summary)."""
+    rows = [[name, ", ".join(matrix.get("ok") or ()) or "none of the presets",
+             "; ".join(f"{preset}: {why}" for preset, why in (matrix.get("not") or {}).items())]
+            for name, matrix in sorted(matrices.items())]
+    return (f"### glibc-build: loads on (built for {platform})\n\n"
+            + ci.markdown_table(["library", "loads on", "not on"], rows))
 
 
 def attribute(request: BuildRequest, report: Report, messages: list[str]
