@@ -45,7 +45,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import jsonout
-from .cache import cache_dir
 from .check.discover import ElfKind, elf_kind
 from .elffile import (
     ET_DYN,
@@ -58,7 +57,7 @@ from .errors import BadInput, LoadRefused, ToolchainError, UsageError
 from .files import staged
 from .glibc import GlibcVersion
 from .logger import info, step
-from .paths import RESOURCES_DIR
+from .paths import RESOURCES_DIR, cache_dir
 from .syscalls import KernelVersion, allowed_numbers, name_of
 from .targets import DEFAULT_TARGET, TARGETS, Target, by_elf_machine, lookup
 
