@@ -156,7 +156,7 @@ def symbol_table(target: str, path: Path | None = None) -> SymbolTable:
     import hashlib
     import json
 
-    from .cache import cache_dir
+    from .paths import cache_dir
 
     data = load_bytes(path)
     versions = tuple(str(v) for v in parse_header(data).versions)

@@ -11,11 +11,12 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import cargo, jsonout, logger, manifest, progress, reproducible, targets
+from . import cargo, ci, jsonout, logger, manifest, progress, reproducible, targets
 from .backends import BuildContext, BuildResult, backend
 from .caches import record_use
 from .errors import (
@@ -33,7 +34,9 @@ from .outdir import publish, require_usable
 from .syscalls import KernelVersion
 
 if TYPE_CHECKING:
+    from .check import Report
     from .platforms import Platform
+    from .provenance import FileProvenance
     from .recipe import Recipe
 
 DEFAULT_GLIBC = "2.17"
@@ -103,6 +106,7 @@ class BuildRequest:
     system_packages: tuple[str, ...] = ()   # zig backend: a target sysroot (sysroot.py)
     system_suite: str | None = None
     platform: str = ""                  # names the default --out folder: glibc-2.17, centos-7
+    preset: Platform | None = None      # a named platform: its C++, kernel and ISA facts checked
     target_dir: Path | None = None      # cargo's target folder for this (target, glibc, backend)
     cargo_args: tuple[str, ...] = ()    # passed to `cargo build` as they are
     split_debug: bool = False           # splitdebug.py
@@ -364,6 +368,7 @@ def resolve(options: BuildOptions, crate: cargo.Crate) -> BuildRequest:
         host_libraries=host_libraries,
         system_packages=tuple(str(p) for p in system_packages),
         system_suite=str(system_suite) if system_suite else None, platform=folder,
+        preset=None if platform.bare else platform,
         target_dir=build_target_dir(base, target, glibc, str(chosen)),
         cargo_args=cargo_flags(options), split_debug=bool(split_debug))
 
@@ -459,15 +464,17 @@ def _run_build(options: BuildOptions, summary: dict[str, Any]) -> int:
     _check_cli_values(options)
     crate = cargo.locate(crate_folder(options), options.package)
     request = resolve(options, crate)
-    summary.update({"ok": False, "glibc": str(request.glibc), "platform": request.platform,
+    summary.update({"schema": jsonout.SCHEMA, "ok": False, "glibc": str(request.glibc),
+                    "platform": request.platform,
                     "target": request.target.rust, "backend": request.backend,
                     "artifacts": [], "manifest": None})   # "check" once it ran
     assert request.target_dir is not None
     crate = replace(crate, target_dir=request.target_dir)
     request = replace(request, crate=crate)
     ctx = context(request, crate)
-    with progress.stage(None, "built"):   # the backend says what it builds
-        result = build_stage(request, ctx)
+    messages: list[str] = []   # cargo's JSON lines, read only when a finding needs its crate
+    with progress.stage(None, "built"), cargo.listening(messages.append):
+        result = build_stage(request, ctx)   # the backend says what it builds
     built = list(result.artifacts)
 
     from .check import check_paths
@@ -476,15 +483,27 @@ def _run_build(options: BuildOptions, summary: dict[str, Any]) -> int:
     with progress.stage(f"checking {len(built)} librar{plural} against glibc {request.glibc}",
                         "checked"):
         report = check_paths(built, request.glibc, request.target, strict=request.strict,
-                             host_libraries=request.host_libraries)
+                             host_libraries=request.host_libraries, platform=request.preset,
+                             kernel=request.kernel)
     from .check.render import report_text
+    from .provenance import report_json
+    from .provenance import report_text as provenance_text
 
+    report, extra = attribute(request, report, messages)
     text = report_text(report, for_build=True)
+    attributed = provenance_text(report, extra)
+    text += "\n" + attributed if attributed else ""
     if not logger.console().quiet:
         logger.console().print(text, markup=False, highlight=False)
     elif not report.ok:   # -q: errors only, and a failed check's report is part of its error
         sys.stderr.write(text + "\n")
-    summary["check"] = report.to_json()
+    summary["check"] = jsonout.with_schema(report_json(report, extra))  # as `check --json`
+    matrices = {Path(file.path).name: file.loads_on.to_json() for file in report.files
+                if file.loads_on is not None}
+    try:
+        ci.append_step_summary(loads_on_summary(request.platform, matrices))
+    except OSError as exc:   # the job summary is extra: the build goes on without it
+        logger.warn(f"$GITHUB_STEP_SUMMARY: cannot append the loads-on table ({exc.strerror})")
     failure: OrchestratorError | None = None
     if not report.ok:
         failure = CheckFailed(f"the built librar{plural} {'needs' if len(built) == 1 else 'need'} "
@@ -506,15 +525,17 @@ def _run_build(options: BuildOptions, summary: dict[str, Any]) -> int:
             crate=request.crate, target=request.target.rust, glibc=str(request.glibc),
             backend=request.backend, profile=request.profile, result=result,
             artifacts=manifest.artifact_entries(built), check=report.to_json(), loads=loads,
-            verify=verify)
-        return manifest.render({**data, "files": files})
+            verify=verify, platform=request.platform, loads_on=matrices)
+        return manifest.render({**data, "sbom": sbom_name, "files": files})
 
     debug_files: dict[str, bytes] = {}
     if request.split_debug:   # ship the stripped copies; their .debug files beside them
         from .splitdebug import split_all
 
         built, debug_files = split_all(built)
-    published = publish(request.out, built, manifest_text, debug_files)
+    sbom = sbom_file(request, result, built)   # of the libraries as shipped
+    sbom_name = next(iter(sbom), None)
+    published = publish(request.out, built, manifest_text, {**debug_files, **sbom})
     summary["artifacts"] = [str(p) for p in published.artifacts]
     summary["manifest"] = str(request.out / manifest.MANIFEST_NAME)
     for path in published.artifacts:
@@ -530,6 +551,72 @@ def _run_build(options: BuildOptions, summary: dict[str, Any]) -> int:
     if request.json_output:
         jsonout.emit(summary)
     return 0
+
+
+def loads_on_summary(platform: str, matrices: Mapping[str, Mapping[str, Any]]) -> str:
+    """The GitHub job summary's "loads on" table: each library, the presets it loads on, and
+    why not on the others (loads_on.LoadsOn.to_json by file name)
+    (https://docs.github.com/en/actions/using-workflows/workflow-commands-for-github-actions#adding-a-job-summary)."""
+    rows = [[name, ", ".join(matrix.get("ok") or ()) or "none of the presets",
+             "; ".join(f"{preset}: {why}" for preset, why in (matrix.get("not") or {}).items())]
+            for name, matrix in sorted(matrices.items())]
+    return (f"### glibc-build: loads on (built for {platform})\n\n"
+            + ci.markdown_table(["library", "loads on", "not on"], rows))
+
+
+def attribute(request: BuildRequest, report: Report, messages: list[str]
+              ) -> tuple[Report, dict[str, FileProvenance]]:
+    """The report with each finding tied to the crate that brought it (provenance.py), from
+    cargo's JSON messages of this build, and the known remedy of that crate
+    (known_crates.py). Only when there is a finding to attribute: a clean build pays
+    nothing."""
+    if not any(file.violations or file.warnings for file in report.files):
+        return report, {}
+    from .known_crates import remedy
+    from .provenance import MessageLog, for_build
+
+    log = MessageLog()
+    for line in messages:
+        log.feed(line)
+    units = [unit for unit in log.units if unit.path.exists()]  # docker: paths in its container
+    return for_build(report, units, request.crate.root, request.target.rust, remedy_for=remedy)
+
+
+def full_metadata(crate: cargo.Crate) -> dict[str, Any]:
+    """`cargo metadata` with dependencies, for the licenses in the SBOM; offline (the build
+    fetched what it needs), and {} when cargo cannot answer so (a docker build fetched them in
+    its container): the SBOM then lists the packages without licenses."""
+    import json
+    import subprocess
+
+    proc = subprocess.run([cargo.cargo_binary(), "metadata", "--format-version", "1",
+                           "--offline", "--manifest-path", str(crate.manifest)],
+                          capture_output=True, text=True, cwd=crate.workspace_root)
+    if proc.returncode != 0:
+        return {}
+    try:
+        meta = json.loads(proc.stdout)
+    except ValueError:
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def sbom_file(request: BuildRequest, result: BuildResult, built: list[Path]) -> dict[str, bytes]:
+    """{sbom.cdx.json: its bytes}: the CycloneDX SBOM of this build (sbom.py), or {} when the
+    workspace has no Cargo.lock to list."""
+    from .digest import sha256_file
+    from .sbom import SBOM_NAME, BuiltLibrary, make_sbom
+
+    lock = request.crate.lockfile
+    if lock is None:
+        return {}
+    tools = manifest.toolchain_entry(result.toolchain)
+    toolchain = {name: value for name, value in tools.items() if isinstance(value, str)}
+    epoch = result.env.get("SOURCE_DATE_EPOCH") or os.environ.get("SOURCE_DATE_EPOCH") or "0"
+    return {SBOM_NAME: make_sbom(
+        cargo_lock=lock, cargo_metadata=full_metadata(request.crate), toolchain=toolchain,
+        libraries=[BuiltLibrary(name=f.name, sha256=sha256_file(f)) for f in built],
+        source_date_epoch=int(epoch) if epoch.isdigit() else 0)}
 
 
 def used_paths(request: BuildRequest, result: BuildResult) -> list[Path]:

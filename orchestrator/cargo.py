@@ -6,6 +6,7 @@ cargo's own rules, so that both read the crate and the user's flags the same way
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -16,7 +17,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any
@@ -303,6 +304,22 @@ def cdylib_files(line: str) -> list[Path]:
     return [Path(f) for f in message["filenames"] if f.endswith(".so")]
 
 
+# Who else reads cargo's JSON messages while a build runs (the build keeps them for
+# provenance.MessageLog); see `listening`.
+_listeners: list[Callable[[str], None]] = []
+
+
+@contextlib.contextmanager
+def listening(callback: Callable[[str], None]) -> Iterator[None]:
+    """Within the block, every line cargo prints on stdout (its JSON messages, from a process
+    or a container) is also given to `callback`."""
+    _listeners.append(callback)
+    try:
+        yield
+    finally:
+        _listeners.remove(callback)
+
+
 class CargoOutput:
     """A `cargo build --message-format=json-render-diagnostics` run as it streams, from a
     process or a container: artifacts from stdout's JSON messages; stderr (cargo's own text)
@@ -318,6 +335,8 @@ class CargoOutput:
 
     def stdout_line(self, line: str) -> None:
         self.artifacts += cdylib_files(line)
+        for listener in _listeners:
+            listener(line)
 
     def stderr_line(self, line: str) -> None:
         if line.startswith("error"):

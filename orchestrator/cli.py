@@ -268,7 +268,7 @@ def check(glibc: str | None, target: str | None, json_output: bool, host_symbols
 
         write_atomically(junit, report.to_junit())
     if json_output:
-        jsonout.emit(report.to_json(), indent=None)   # compact: C encoder
+        jsonout.emit(jsonout.with_schema(report.to_json()), indent=None)   # compact: C encoder
     else:
         sys.stdout.write(report.render_text(with_errors=False) + "\n")
     for err in report.errors:
@@ -281,10 +281,12 @@ def _check_with_provenance(report: Report, crate_dir: Path, json_output: bool,
     """`check --crate-dir`: the same report, its findings tied to crates (provenance.py)."""
     import json
 
+    from .jsonout import with_schema
+    from .known_crates import remedy
     from .logger import warn
     from .provenance import for_crate_dir, report_json, report_text
 
-    annotated, extra, messages = for_crate_dir(report, crate_dir)
+    annotated, extra, messages = for_crate_dir(report, crate_dir, remedy_for=remedy)
     for message in messages:
         warn(message)
     if junit is not None:
@@ -292,7 +294,7 @@ def _check_with_provenance(report: Report, crate_dir: Path, json_output: bool,
 
         write_atomically(junit, annotated.to_junit())
     if json_output:
-        sys.stdout.write(json.dumps(report_json(annotated, extra)) + "\n")
+        sys.stdout.write(json.dumps(with_schema(report_json(annotated, extra))) + "\n")
     else:
         text = report_text(annotated, extra)
         sys.stdout.write(annotated.render_text(with_errors=False) + "\n"

@@ -2,7 +2,7 @@
 
 A root is only ever *read* by verify-load (its own dynamic loader runs the test loader with
 `--library-path`), so no chroot, mount or container is needed once it exists. debootstrap is
-slow, so each root is made once into the cache (cache.py) under a lock, in a temporary folder
+slow, so each root is made once into the cache (paths.cache_dir) under a lock, in a temporary folder
 beside its final place and renamed into it; a killed run leaves nothing half-made.
 
 Old suites leave Debian's mirror network for archive.debian.org, and their signing keys leave
@@ -32,12 +32,11 @@ from pathlib import Path
 from typing import Any
 
 from . import progress
-from .cache import cache_dir
 from .errors import DownloadFailed, ToolchainError, UsageError
 from .files import locked, write_atomically
 from .layers import clamp_tree_links
 from .logger import info, step
-from .paths import RESOURCES_DIR
+from .paths import RESOURCES_DIR, cache_dir
 from .rootdest import host_debian_arch, move_into_place, prepare_dest, remove_tree
 
 if sys.version_info >= (3, 11):

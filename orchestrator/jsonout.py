@@ -8,6 +8,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO, cast
 
+# The number of the JSON shape every --json output has (`"schema": 1` at its top); the files in
+# orchestrator/resources/schemas/ describe it. A change that breaks a reader raises it.
+SCHEMA = 1
 _printed: list[bool] = []   # set once the one object went out
 
 
@@ -51,7 +54,13 @@ def emitted() -> bool:
 
 def failure(message: str, exit_code: int, known: dict[str, Any] | None = None) -> dict[str, Any]:
     """The object for a failed run: what was known, then `ok`, `error` and `exit_code`."""
-    return {**(known or {}), "ok": False, "error": message, "exit_code": exit_code}
+    return {"schema": SCHEMA, **(known or {}), "ok": False, "error": message,
+            "exit_code": exit_code}
+
+
+def with_schema(document: dict[str, Any]) -> dict[str, Any]:
+    """`document` with the schema number first."""
+    return {"schema": SCHEMA, **document}
 
 
 def wanted(argv: Sequence[str]) -> bool:

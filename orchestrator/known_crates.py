@@ -81,6 +81,16 @@ def lookup(name: str) -> KnownCrate | None:
     return crates.get(name) or crates.get(name.replace("_", "-"))
 
 
+def remedy(name: str) -> str | None:
+    """What to do about crate `name`, for a finding provenance ties to it (provenance.py's
+    `remedy_for`): the advice and the `--features` that fix it; None for a crate not known."""
+    known = lookup(name)
+    if known is None:
+        return None
+    features = f" (--features {','.join(known.features)})" if known.features else ""
+    return f"{known.advice}{features}"
+
+
 def with_problem(problem: str) -> list[KnownCrate]:
     """Every known crate with that problem (e.g. "static-tls" for the check's TLS finding)."""
     return [crate for crate in known_crates().values() if crate.problem == problem]

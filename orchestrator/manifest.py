@@ -8,7 +8,7 @@ about the build comes from the backend's `BuildResult` as it is, never worked ou
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,14 +40,22 @@ def toolchain_entry(toolchain: Toolchain) -> dict[str, Any]:
 def data(*, crate: Crate, target: str, glibc: str, backend: str, profile: str,
          result: BuildResult, artifacts: Sequence[dict[str, Any]], check: dict[str, Any],
          loads: list[dict[str, Any]] | None,
-         verify: dict[str, Any] | None = None) -> dict[str, Any]:
+         verify: dict[str, Any] | None = None, platform: str | None = None,
+         loads_on: Mapping[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """The manifest's content. `artifacts` are `artifact_entries(result.artifacts)`; `check`
     is the report's JSON (file paths are cut to their names); `verify` is what --verify-on
     proved (prove.Proof.to_json: the root's glibc, the kernel floor, what was called, what
-    was proven by loading and what only by reading the file)."""
+    was proven by loading and what only by reading the file); `platform` the target platform
+    (a preset name or glibc-X.Y); `loads_on` each library's loads-on matrix by file name
+    (loads_on.LoadsOn.to_json), recorded on its artifact entry."""
     files = [{**entry, "path": Path(entry["path"]).name} for entry in check.get("files", [])]
-    extra = ({"system_packages": dict(result.system_packages)}
-             if result.system_packages is not None else {})
+    extra: dict[str, Any] = ({"system_packages": dict(result.system_packages)}
+                             if result.system_packages is not None else {})
+    if platform is not None:
+        extra["platform"] = platform
+    matrices = loads_on or {}
+    artifacts = [{**entry, "loads_on": matrices[entry["name"]]} if entry["name"] in matrices
+                 else entry for entry in artifacts]
     return {
         **extra,
         "crate": {"name": crate.packages[0], "packages": list(crate.packages),

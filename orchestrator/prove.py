@@ -44,7 +44,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .cache import cache_dir
+from . import jsonout
 from .check.discover import ElfKind, elf_kind
 from .elffile import (
     ET_DYN,
@@ -57,7 +57,7 @@ from .errors import BadInput, LoadRefused, ToolchainError, UsageError
 from .files import staged
 from .glibc import GlibcVersion
 from .logger import info, step
-from .paths import RESOURCES_DIR
+from .paths import RESOURCES_DIR, cache_dir
 from .syscalls import KernelVersion, allowed_numbers, name_of
 from .targets import DEFAULT_TARGET, TARGETS, Target, by_elf_machine, lookup
 
@@ -727,7 +727,8 @@ def run_verify_load(*, rootfs: Path | None, image: Path | None, libs: tuple[Path
         for line in proof.lines():
             info(line)
     if json_output:
-        print(json.dumps({"root": str(root_info.root), "glibc": root_info.glibc,
+        print(json.dumps({"schema": jsonout.SCHEMA, "root": str(root_info.root),
+                          "glibc": root_info.glibc,
                           "ok": not failed, **proof.to_json(),
                           "results": [r.to_json() for r in results]}, indent=2))
     if failed:

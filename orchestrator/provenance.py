@@ -939,6 +939,11 @@ def report_json(report: Report, extra: Mapping[str, FileProvenance]) -> dict[str
             for finding, out in zip(getattr(file, key), shown[key]):
                 if finding.crates:
                     out["crates"] = [c.to_json() for c in finding.crates]
+                    remedies = extra[file.path].remedies if file.path in extra else {}
+                    named = {c.name: remedies[c.name] for c in finding.crates
+                             if c.name in remedies}
+                    if named:
+                        out["remedies"] = named
                 reason = extra[file.path].reasons.get((finding.kind, finding.symbol)) \
                     if file.path in extra else None
                 if reason:

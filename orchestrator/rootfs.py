@@ -10,12 +10,12 @@ import hashlib
 import os
 from pathlib import Path
 
-from .cache import cache_dir
 from .debootstrap import copy_root, debootstrap_key, debootstrap_root
 from .errors import BadInput, UsageError
 from .files import locked
 from .image_archive import archive_key, is_image_archive, is_layout_folder, unpack_image
 from .logger import info, step
+from .paths import cache_dir
 from .rootdest import dest_source, host_debian_arch, prepare_dest
 
 __all__ = ["copy_root", "debootstrap_root", "is_image_archive", "resolve_root", "run_rootfs",

@@ -143,7 +143,8 @@ def test_workspace_root_member_dir_and_package(workspace, tmp_path):
     out_root = tmp_path / "out-root"
     proc = run_tool("--out", out_root, workspace)
     assert proc.returncode == 0, proc.stderr
-    assert sorted(p.name for p in out_root.iterdir()) == ["build-manifest.json", "libplug.so"]
+    assert sorted(p.name for p in out_root.iterdir()) == ["build-manifest.json", "libplug.so",
+                                                       "sbom.cdx.json"]
     # From the member's own folder, and with --package from the root: same library.
     proc = run_tool("--out", tmp_path / "out-member", workspace / "plug")
     assert proc.returncode == 0, proc.stderr

@@ -47,6 +47,19 @@ def test_the_build_for_2_17_fails_the_check_on_getrandom(deep_build):
     assert deep_build["library"].is_file()
 
 
+def test_the_build_names_the_deep_crate_behind_getrandom(deep_build):
+    """Issue 15: the build's own report ties the finding to deep-entropy (from cargo's JSON
+    messages of that build), in its text and in its --json findings."""
+    proc = deep_build["proc"]
+    assert "getrandom \u2190 deep-entropy 0.1.7 (deep_entropy\u2026rcgu.o)" in proc.stderr, \
+        proc.stderr
+    assert "without deep-entropy this file would load on 2.17" in proc.stderr
+    again = run_tool("--glibc", "2.17", "--json", deep_build["workspace"] / "plugin")
+    assert again.returncode == 1, again.stderr
+    (finding,) = findings(json.loads(again.stdout)["check"], "getrandom")
+    assert [(c["name"], c["version"]) for c in finding["crates"]] == [("deep-entropy", "0.1.7")]
+
+
 def test_check_names_the_deep_crate_not_the_cdylib_or_the_crate_between(deep_build):
     workspace, library = deep_build["workspace"], deep_build["library"]
     proc = run_tool("check", "--glibc", "2.17", "--json", "--crate-dir", workspace / "plugin",
@@ -139,3 +152,9 @@ def test_jemalloc_static_tls_names_tikv_jemalloc_sys(tmp_path):
                  if f["kind"] == "static-tls"]
     assert {c["name"] for c in static["crates"]} == {"tikv-jemalloc-sys"}
     assert all(c["object"].endswith(".pic.o") for c in static["crates"]), static["crates"]
+    # The known-crates table's fix is named on the finding and in the text report.
+    assert "disable_initial_exec_tls" in static["remedies"]["tikv-jemalloc-sys"]
+    text = run_tool("check", "--glibc", "2.17", "--crate-dir", crate, library, env=env)
+    assert text.returncode == 1
+    assert "tikv-jemalloc-sys: enable tikv-jemallocator's `disable_initial_exec_tls`" in \
+        text.stdout, text.stdout

@@ -334,3 +334,13 @@ def test_bitcode_only_archives_are_unavailable_not_guessed(tmp_path):
     assert index.unavailable == (p.Unavailable("deep-entropy", "0.1.7", p.BITCODE_ONLY),)
     assert index.origins_of("getrandom") == ()
     assert "LLVM bitcode" in index.why_unavailable("symbol-too-new", "getrandom")
+
+
+@pytest.mark.unit
+def test_known_crate_remedy_names_the_advice_and_the_features():
+    from orchestrator.known_crates import remedy
+
+    said = remedy("tikv_jemalloc_sys")   # crates.io treats - and _ alike
+    assert said is not None and "disable_initial_exec_tls" in said
+    assert said.endswith("(--features tikv-jemallocator/disable_initial_exec_tls)")
+    assert remedy("serde") is None

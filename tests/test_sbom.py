@@ -140,3 +140,32 @@ def test_the_validator_would_catch_a_broken_document():
     bom = json.loads(_sbom(EXAMPLES / "plugin"))
     del bom["components"][0]["name"]
     assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(json.dumps(bom)) is not None
+
+
+@pytest.mark.slow
+def test_every_build_puts_a_valid_reproducible_sbom_in_out(tmp_path):
+    """Issue 16: a real build of examples/plugin writes sbom.cdx.json beside the library, the
+    manifest names and lists it, and a second build gives the same bytes."""
+    from tests.conftest import run_tool
+
+    if not have("cargo"):
+        pytest.skip("no cargo")
+    crate = tmp_path / "plugin"
+    shutil.copytree(EXAMPLES / "plugin", crate, ignore=shutil.ignore_patterns("target", "dist"))
+    documents = []
+    for out in (tmp_path / "one", tmp_path / "two"):
+        proc = run_tool("--glibc", "2.17", "--out", out, crate,
+                        env={"SOURCE_DATE_EPOCH": str(SDE)})
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        written = json.loads((out / "build-manifest.json").read_text())
+        assert written["sbom"] == "sbom.cdx.json"
+        assert "sbom.cdx.json" in written["files"]
+        documents.append((out / "sbom.cdx.json").read_bytes())
+    _assert_valid(documents[0])
+    assert documents[0] == documents[1]
+    components = _components(documents[0])
+    assert len([c for c in components.values() if c["purl"].startswith("pkg:cargo/")]) == \
+        len(read_cargo_lock(crate / "Cargo.lock"))
+    library = written["artifacts"][0]
+    assert any(c["name"] == library["name"] and c["hashes"][0]["content"] == library["sha256"]
+               for c in components.values())

@@ -50,7 +50,8 @@ def test_schema_is_valid_draft_2020_12_and_resolves(name):
 
 @pytest.mark.unit
 def test_permissive_for_added_fields_strict_for_existing_ones():
-    report = {"glibc": "2.17", "ok": True, "files": [], "errors": [], "new_field": {"x": 1}}
+    report = {"schema": 1, "glibc": "2.17", "ok": True, "files": [], "errors": [],
+              "new_field": {"x": 1}}
     assert_valid("check", report)
     for broken in ({**report, "ok": "yes"}, {**report, "glibc": "2.17.1"},
                    {k: v for k, v in report.items() if k != "errors"}):
@@ -72,6 +73,7 @@ def built(tmp_path_factory) -> tuple[Path, dict]:
 def test_build_json_and_manifest(built):
     crate, summary = built
     assert_valid("build", summary)
+    assert summary["schema"] == 1
     manifest = json.loads(Path(summary["manifest"]).read_text())
     assert_valid("build-manifest", manifest)
     assert manifest["schema"] == 1
@@ -83,6 +85,7 @@ def test_check_json_of_a_built_library(built):
     proc = run_tool("check", "--glibc", "2.17", "--json", crate / "dist")
     assert proc.returncode == 0, proc.stderr
     assert_valid("check", json.loads(proc.stdout))
+    assert json.loads(proc.stdout)["schema"] == 1
 
 
 def test_check_json_with_violations_and_input_errors(tmp_path):
@@ -98,6 +101,7 @@ def test_check_json_with_violations_and_input_errors(tmp_path):
     report = json.loads(proc.stdout)
     assert report["files"][0]["violations"] and report["errors"]
     assert_valid("check", report)
+    assert report["schema"] == 1
 
 
 def test_verify_load_json(built, bullseye_root):
@@ -105,6 +109,7 @@ def test_verify_load_json(built, bullseye_root):
     proc = run_tool("verify-load", "--rootfs", bullseye_root, "--json", *summary["artifacts"])
     assert proc.returncode == 0, proc.stderr
     assert_valid("verify-load", json.loads(proc.stdout))
+    assert json.loads(proc.stdout)["schema"] == 1
 
 
 @pytest.mark.slow
@@ -116,6 +121,23 @@ def test_build_json_with_verify_on(built, bullseye_root, tmp_path):
     summary = json.loads(proc.stdout)
     assert summary["verify_load"]
     assert_valid("build", summary)
+    assert summary["schema"] == 1
     manifest = json.loads(Path(summary["manifest"]).read_text())
     assert manifest["verify_load"]
     assert_valid("build-manifest", manifest)
+
+
+def test_a_failed_build_json_carries_the_schema_number(tmp_path):
+    """Issue 16: a failure's one JSON object has `schema` too (bad input, before cargo)."""
+    proc = run_tool("--glibc", "2.17", "--json", tmp_path / "missing")
+    assert proc.returncode == 2, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["schema"] == 1 and summary["ok"] is False
+    assert_valid("build", summary)
+
+
+@pytest.mark.unit
+def test_every_output_schema_requires_schema_1():
+    for name, schema in SCHEMAS.items():
+        assert "schema" in schema.get("required", []), name
+        assert validator(name).is_valid({"schema": 2}) is False, name

@@ -244,7 +244,7 @@ def test_json_wanted_only_among_our_own_arguments():
     assert jsonout.wanted(["--json", "crate"])
     assert not jsonout.wanted(["crate", "--", "--json"])
     assert jsonout.failure("bad", 2, {"artifacts": []}) == {
-        "artifacts": [], "ok": False, "error": "bad", "exit_code": 2}
+        "schema": 1, "artifacts": [], "ok": False, "error": "bad", "exit_code": 2}
 
 
 # -- the real thing ------------------------------------------------------------------------
@@ -264,14 +264,14 @@ def test_out_holds_exactly_the_last_build(tmp_path):
     proc = run_tool("--out", out, ws)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert sorted(p.name for p in out.iterdir()) == [
-        "build-manifest.json", "libmod_a.so", "libmod_b.so"]
+        "build-manifest.json", "libmod_a.so", "libmod_b.so", "sbom.cdx.json"]
     (out / "README.txt").write_text("the user's own")
     proc = run_tool("-p", "mod_a", "--json", "--out", out, ws)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert sorted(p.name for p in out.iterdir()) == [
-        "README.txt", "build-manifest.json", "libmod_a.so"]
+        "README.txt", "build-manifest.json", "libmod_a.so", "sbom.cdx.json"]
     written = json.loads((out / "build-manifest.json").read_text())
-    assert written["files"] == ["libmod_a.so"]
+    assert written["files"] == ["libmod_a.so", "sbom.cdx.json"]
     assert [a["name"] for a in written["artifacts"]] == ["libmod_a.so"]
     assert "README.txt" in proc.stderr and "did not write" in proc.stderr
     assert json.loads(proc.stdout)["artifacts"] == [str(out / "libmod_a.so")]
@@ -354,7 +354,7 @@ def test_json_on_bad_input_is_still_one_object(tmp_path):
     proc = run_tool("--json", "--glibc", "2.x", tmp_path)
     assert proc.returncode == 2
     summary = json.loads(proc.stdout)
-    assert summary == {"ok": False, "error": summary["error"], "exit_code": 2}
+    assert summary == {"schema": 1, "ok": False, "error": summary["error"], "exit_code": 2}
     assert_valid("build", summary)
     assert "2.x" in summary["error"]
     proc = run_tool("--json", "--no-such-flag", tmp_path)
@@ -541,3 +541,69 @@ def test_scout_is_refused_by_the_build_but_can_be_checked_against(tmp_path):
     proc = run_tool("check", "--glibc", "scout", "--json", elf)
     assert proc.returncode in (0, 1), proc.stderr
     assert json.loads(proc.stdout)["glibc"] == "2.15"
+
+
+@pytest.mark.unit
+def test_the_loads_on_summary_is_one_markdown_table():
+    markdown = build_module.loads_on_summary("centos-7", {
+        "libb.so": {"ok": ["rhel-8"], "not": {"centos-7": "needs glibc 2.28",
+                                              "amazonlinux-2": "needs glibc 2.28"}},
+        "liba.so": {"ok": ["centos-7", "rhel-8"], "not": {}}})
+    lines = markdown.splitlines()
+    assert lines[0] == "### glibc-build: loads on (built for centos-7)"
+    assert lines[2:] == [
+        "| library | loads on | not on |", "|---|---|---|",
+        "| liba.so | centos-7, rhel-8 |  |",
+        "| libb.so | rhel-8 | centos-7: needs glibc 2.28; amazonlinux-2: needs glibc 2.28 |"]
+
+
+@pytest.mark.unit
+def test_the_manifest_records_the_platform_and_each_artifacts_loads_on(tmp_path):
+    from orchestrator.backends import BuildResult, Toolchain
+    from orchestrator.cargo import Crate
+
+    crate = Crate(root=tmp_path, manifest=tmp_path / "Cargo.toml", workspace_root=tmp_path,
+                  target_dir=tmp_path / "target", packages=("plug",), version="0.1.0",
+                  settings={}, source_root=tmp_path)
+    result = BuildResult(artifacts=(), toolchain=Toolchain(rustc="rustc 1.95.0"), rustflags=(),
+                         env={}, path_remaps=())
+    matrix = {"ok": ["centos-7"], "not": {}, "system_calls_read": False}
+    data = manifest.data(
+        crate=crate, target="x86_64-unknown-linux-gnu", glibc="2.17", backend="zig",
+        profile="release", result=result, check={"ok": True, "files": []}, loads=None,
+        artifacts=[{"name": "libplug.so", "size": 1, "sha256": "ab" * 32},
+                   {"name": "libother.so", "size": 1, "sha256": "cd" * 32}],
+        platform="centos-7", loads_on={"libplug.so": matrix})
+    assert data["platform"] == "centos-7"
+    assert data["artifacts"][0]["loads_on"] == matrix
+    assert "loads_on" not in data["artifacts"][1]
+
+
+@pytest.mark.slow
+def test_loads_on_goes_to_the_manifest_and_the_github_job_summary(tmp_path):
+    """Issue 12: a build records each library's loads-on matrix and its platform in
+    build-manifest.json, and inside GitHub Actions appends a "loads on" table to the job
+    summary ($GITHUB_STEP_SUMMARY)."""
+    crate = write_files(tmp_path / "c", {"Cargo.toml": cdylib_toml("lo"),
+                                         "src/lib.rs": PLAIN_LIB})
+    summary = tmp_path / "step-summary.md"
+    summary.write_text("earlier step\n")
+    proc = run_tool("--glibc", "centos-7", "--out", tmp_path / "out", crate,
+                    env={"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    written = json.loads((tmp_path / "out" / "build-manifest.json").read_text())
+    assert_valid("build-manifest", written)
+    assert written["platform"] == "centos-7"
+    (artifact,) = written["artifacts"]
+    assert "centos-7" in artifact["loads_on"]["ok"]
+    text = summary.read_text()
+    assert text.startswith("earlier step\n")
+    assert "### glibc-build: loads on (built for centos-7)" in text
+    assert "| liblo.so | " in text and "centos-7" in text.split("| liblo.so |")[1]
+    without = run_tool("--glibc", "centos-7", "--out", tmp_path / "out", crate,
+                       env={"GITHUB_STEP_SUMMARY": str(summary), "GITHUB_ACTIONS": ""})
+    assert without.returncode == 0 and summary.read_text() == text
+    unwritable = run_tool("--glibc", "centos-7", "--out", tmp_path / "out", crate,
+                          env={"GITHUB_STEP_SUMMARY": str(tmp_path), "GITHUB_ACTIONS": "true"})
+    assert unwritable.returncode == 0, unwritable.stderr[-3000:]
+    assert "cannot append the loads-on table" in unwritable.stderr

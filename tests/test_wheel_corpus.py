@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 
 from orchestrator import files
-from orchestrator.cache import cache_dir
 from orchestrator.check import check_paths
 from orchestrator.glibc import GlibcVersion
+from orchestrator.paths import cache_dir
 
 from .conftest import run_tool
 
