@@ -26,8 +26,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> float:
     start = time.perf_counter()
-    subprocess.run(cmd, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
+    subprocess.run(
+        cmd, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     return time.perf_counter() - start
 
 
@@ -54,7 +55,8 @@ def zstd_crate(dest: Path) -> Path:
     (crate / "src").mkdir(parents=True)
     (crate / "Cargo.toml").write_text(
         '[package]\nname = "zstd_plugin"\nversion = "0.1.0"\nedition = "2021"\n\n'
-        '[lib]\ncrate-type = ["cdylib"]\n\n[dependencies]\nzstd = "0.13"\n')
+        '[lib]\ncrate-type = ["cdylib"]\n\n[dependencies]\nzstd = "0.13"\n'
+    )
     (crate / "src" / "lib.rs").write_text(ZSTD_LIB)
     return crate
 
@@ -64,8 +66,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--crate", type=Path, default=REPO / "examples" / "plugin")
     parser.add_argument("--glibc", default="2.17")
-    parser.add_argument("--zstd", action="store_true",
-                        help="a real crate with C parts (zstd) instead of --crate")
+    parser.add_argument(
+        "--zstd", action="store_true", help="a real crate with C parts (zstd) instead of --crate"
+    )
     args = parser.parse_args()
 
     venv_bin = Path(sys.executable).parent
@@ -83,8 +86,13 @@ def main() -> None:
         for dest in (ours, theirs):
             shutil.copytree(args.crate, dest, ignore=shutil.ignore_patterns("target", "dist"))
         ours_cmd = [sys.executable, str(REPO / "build.py"), "--glibc", args.glibc, str(ours)]
-        theirs_cmd = [zigbuild, "zigbuild", "--release",
-                      "--target", f"x86_64-unknown-linux-gnu.{args.glibc}"]
+        theirs_cmd = [
+            zigbuild,
+            "zigbuild",
+            "--release",
+            "--target",
+            f"x86_64-unknown-linux-gnu.{args.glibc}",
+        ]
         # Warm the registry and zig's own cache once, so neither side pays for downloads.
         timed(ours_cmd, ours, env)
         timed(theirs_cmd, theirs, env)

@@ -81,7 +81,7 @@ def main() -> None:
     text_cmd = [c for c in ours_cmd if c != "--json"]
     theirs_cmd = [python, "-c", AUDITWHEEL_SCRIPT, *files]
     try:
-        cold = timed(ours_cmd, env, (0, 1))   # builds the abilists table cache
+        cold = timed(ours_cmd, env, (0, 1))  # builds the abilists table cache
         ours = min(timed(ours_cmd, env, (0, 1)) for _ in range(args.runs))
         text = min(timed(text_cmd, env, (0, 1)) for _ in range(args.runs))
         theirs = min(timed(theirs_cmd, env, (0,)) for _ in range(args.runs))
@@ -90,8 +90,10 @@ def main() -> None:
         shutil.rmtree(cache, ignore_errors=True)
     ratio = ours / theirs
     print(f"{len(files)} shared objects ({size:.0f} MB) under {args.dir}, best of {args.runs}")
-    print(f"  build.py check --json    {ours * 1000:7.0f} ms   (first run, cold cache: "
-          f"{cold * 1000:.0f} ms)")
+    print(
+        f"  build.py check --json    {ours * 1000:7.0f} ms   (first run, cold cache: "
+        f"{cold * 1000:.0f} ms)"
+    )
     print(f"  build.py check (text)    {text * 1000:7.0f} ms   (ratio {text / theirs:.2f})")
     print(f"  auditwheel version scan  {theirs * 1000:7.0f} ms")
     print(f"  python -c pass           {baseline * 1000:7.0f} ms   (interpreter start, in both)")

@@ -24,8 +24,9 @@ def best(runs: int, cmd: list[str], cwd: Path, env: dict[str, str]) -> float:
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        subprocess.run(cmd, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
+        subprocess.run(
+            cmd, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         times.append(time.perf_counter() - start)
     return min(times)
 
@@ -45,14 +46,25 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         crate = Path(tmp) / "crate"
         shutil.copytree(args.crate, crate, ignore=shutil.ignore_patterns("target", "dist"))
-        ours = [sys.executable, str(REPO / "build.py"), "--backend", "docker", "--recipe",
-                args.recipe, "--glibc", args.glibc, str(crate)]
+        ours = [
+            sys.executable,
+            str(REPO / "build.py"),
+            "--backend",
+            "docker",
+            "--recipe",
+            args.recipe,
+            "--glibc",
+            args.glibc,
+            str(crate),
+        ]
         theirs = ["cargo", "build", "--release"]
         best(1, ours, crate, env)
         best(1, theirs, crate, env)
         a, b = best(args.runs, ours, crate, env), best(args.runs, theirs, crate, env)
-    print(f"no-change rebuild: build.py --backend docker {a:.2f}s, cargo build {b:.2f}s, "
-          f"difference {a - b:+.2f}s (goal: at most +2 s)")
+    print(
+        f"no-change rebuild: build.py --backend docker {a:.2f}s, cargo build {b:.2f}s, "
+        f"difference {a - b:+.2f}s (goal: at most +2 s)"
+    )
 
 
 if __name__ == "__main__":

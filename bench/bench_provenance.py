@@ -26,7 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-LIB = '''//! Synthetic dependency {i}.
+LIB = """//! Synthetic dependency {i}.
 use std::collections::BTreeMap;
 use std::fmt::Write;
 {uses}
@@ -45,7 +45,7 @@ pub fn work_{i}(n: u64) -> String {{
 pub fn generic_{i}<T: std::fmt::Debug + Clone>(items: &[T]) -> Vec<String> {{
     items.iter().cloned().map(|t| format!("{{t:?}}/{i}")).collect()
 }}
-'''
+"""
 
 
 def synthetic_workspace(root: Path, count: int) -> Path:
@@ -53,8 +53,8 @@ def synthetic_workspace(root: Path, count: int) -> Path:
     root.mkdir(parents=True)
     members = ["plugin"] + [f"dep{i}" for i in range(count)]
     (root / "Cargo.toml").write_text(
-        "[workspace]\nresolver = \"2\"\nmembers = [" + ", ".join(f'"{m}"' for m in members)
-        + "]\n")
+        '[workspace]\nresolver = "2"\nmembers = [' + ", ".join(f'"{m}"' for m in members) + "]\n"
+    )
     for i in range(count):
         below = [j for j in (i + 1, i + 2) if j < count]
         folder = root / f"dep{i}"
@@ -62,7 +62,8 @@ def synthetic_workspace(root: Path, count: int) -> Path:
         deps = "".join(f'dep{j} = {{ path = "../dep{j}" }}\n' for j in below)
         (folder / "Cargo.toml").write_text(
             f'[package]\nname = "dep{i}"\nversion = "0.1.{i}"\nedition = "2021"\n'
-            f'publish = false\n\n[dependencies]\nlibc = "0.2"\n{deps}')
+            f'publish = false\n\n[dependencies]\nlibc = "0.2"\n{deps}'
+        )
         calls = "".join(f"out.push_str(&dep{j}::work_{j}(n / 2 + 1)); " for j in below)
         (folder / "src" / "lib.rs").write_text(LIB.format(i=i, uses="", calls=calls))
     plugin = root / "plugin"
@@ -70,19 +71,26 @@ def synthetic_workspace(root: Path, count: int) -> Path:
     (plugin / "Cargo.toml").write_text(
         '[package]\nname = "bench-plugin"\nversion = "0.1.0"\nedition = "2021"\n'
         'publish = false\n\n[lib]\ncrate-type = ["cdylib"]\n\n[dependencies]\n'
-        + "".join(f'dep{i} = {{ path = "../dep{i}" }}\n' for i in range(0, count, 5)))
+        + "".join(f'dep{i} = {{ path = "../dep{i}" }}\n' for i in range(0, count, 5))
+    )
     body = "".join(f"    total += dep{i}::work_{i}(3).len();\n" for i in range(0, count, 5))
     (plugin / "src" / "lib.rs").write_text(
-        "#[no_mangle]\npub extern \"C\" fn plugin_entry() -> i32 {\n    let mut total = 0;\n"
-        + body + "    (total & 0x7f) as i32\n}\n")
+        '#[no_mangle]\npub extern "C" fn plugin_entry() -> i32 {\n    let mut total = 0;\n'
+        + body
+        + "    (total & 0x7f) as i32\n}\n"
+    )
     return plugin
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--crates", type=int, default=60)
-    parser.add_argument("--crate", type=Path, default=None,
-                        help="A cdylib crate of your own instead of the synthetic workspace.")
+    parser.add_argument(
+        "--crate",
+        type=Path,
+        default=None,
+        help="A cdylib crate of your own instead of the synthetic workspace.",
+    )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--glibc", default="2.17")
     args = parser.parse_args()
@@ -99,16 +107,18 @@ def main() -> None:
             workspace = crate.parent
         else:
             workspace = Path(tmp) / args.crate.name
-            shutil.copytree(args.crate, workspace,
-                            ignore=shutil.ignore_patterns("target", "dist"))
+            shutil.copytree(args.crate, workspace, ignore=shutil.ignore_patterns("target", "dist"))
             crate = workspace
         builds = []
         for _ in range(args.runs):
             shutil.rmtree(workspace / "target", ignore_errors=True)
             start = time.perf_counter()
-            proc = subprocess.run([sys.executable, str(REPO / "build.py"), "--glibc",
-                                   args.glibc, str(crate)], env=env, capture_output=True,
-                                  text=True)
+            proc = subprocess.run(
+                [sys.executable, str(REPO / "build.py"), "--glibc", args.glibc, str(crate)],
+                env=env,
+                capture_output=True,
+                text=True,
+            )
             builds.append(time.perf_counter() - start)
             if proc.returncode not in (0, 1):
                 sys.exit(f"build failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
@@ -117,7 +127,7 @@ def main() -> None:
         report = check_paths(libraries, GlibcVersion.parse(args.glibc))
         times = []
         for _ in range(args.runs):
-            unit_facts.cache_clear()   # every run reads the archives again, as a new process
+            unit_facts.cache_clear()  # every run reads the archives again, as a new process
             start = time.perf_counter()
             _annotated, extra, messages = for_crate_dir(report, crate)
             times.append(time.perf_counter() - start)
@@ -125,8 +135,10 @@ def main() -> None:
         build, provenance = min(builds), min(times)
         print(f"dependencies (rlibs): {len(rlibs)}")
         print(f"clean build (best of {args.runs}): {build:.2f} s")
-        print(f"provenance (best of {args.runs}): {provenance:.3f} s "
-              f"= {100 * provenance / build:.1f}% of the build (goal <= 10%)")
+        print(
+            f"provenance (best of {args.runs}): {provenance:.3f} s "
+            f"= {100 * provenance / build:.1f}% of the build (goal <= 10%)"
+        )
 
 
 if __name__ == "__main__":

@@ -53,8 +53,22 @@ def build_libs(folder: Path, count: int) -> list[Path]:
     source = folder / "plugin.c"
     source.write_text(PLUGIN)
     first = folder / "libbench0.so"
-    subprocess.run([str(zig_binary()), "cc", "-target", "x86_64-linux-gnu.2.17", "-shared",
-                    "-fPIC", "-O2", "-o", str(first), str(source), "-lpthread"], check=True)
+    subprocess.run(
+        [
+            str(zig_binary()),
+            "cc",
+            "-target",
+            "x86_64-linux-gnu.2.17",
+            "-shared",
+            "-fPIC",
+            "-O2",
+            "-o",
+            str(first),
+            str(source),
+            "-lpthread",
+        ],
+        check=True,
+    )
     libs = [first]
     for index in range(1, count):
         copy = folder / f"libbench{index}.so"
@@ -91,10 +105,14 @@ def main() -> int:
             plain = min(plain, best(root, libs, None, 1))
             floored = min(floored, best(root, libs, kernel, 1))
     per_lib = (floored - plain) / len(libs) * 1000
-    print(f"verify-load of {len(libs)} libraries, best of {args.runs}: "
-          f"{plain * 1000:.0f} ms plain, {floored * 1000:.0f} ms with --kernel {kernel}")
-    print(f"a kernel floor adds {per_lib:+.2f} ms per library (goal: at most {GOAL_MS:g} ms): "
-          f"{'met' if per_lib <= GOAL_MS else 'MISSED'}")
+    print(
+        f"verify-load of {len(libs)} libraries, best of {args.runs}: "
+        f"{plain * 1000:.0f} ms plain, {floored * 1000:.0f} ms with --kernel {kernel}"
+    )
+    print(
+        f"a kernel floor adds {per_lib:+.2f} ms per library (goal: at most {GOAL_MS:g} ms): "
+        f"{'met' if per_lib <= GOAL_MS else 'MISSED'}"
+    )
     return 0 if per_lib <= GOAL_MS else 1
 
 

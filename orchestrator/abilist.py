@@ -17,10 +17,10 @@ from .zig import abilists_path
 
 @dataclass(frozen=True)
 class Header:
-    libraries: tuple[str, ...]              # in file order, e.g. ("m", "c", "ld", ...)
-    versions: tuple[GlibcVersion, ...]      # ascending
-    targets: tuple[str, ...]                # "x86_64-linux-gnu", ...
-    end: int                                # offset of the first symbol table
+    libraries: tuple[str, ...]  # in file order, e.g. ("m", "c", "ld", ...)
+    versions: tuple[GlibcVersion, ...]  # ascending
+    targets: tuple[str, ...]  # "x86_64-linux-gnu", ...
+    end: int  # offset of the first symbol table
 
 
 def _cstrings(data: bytes, pos: int, count: int) -> tuple[list[str], int]:
@@ -37,8 +37,10 @@ def parse_header(data: bytes) -> Header:
     libraries, pos = _cstrings(data, pos + 1, data[pos])
     nversions = data[pos]
     pos += 1
-    versions = tuple(_version(data[pos + 3 * i], data[pos + 3 * i + 1], data[pos + 3 * i + 2])
-                     for i in range(nversions))
+    versions = tuple(
+        _version(data[pos + 3 * i], data[pos + 3 * i + 1], data[pos + 3 * i + 2])
+        for i in range(nversions)
+    )
     pos += 3 * nversions
     targets, pos = _cstrings(data, pos + 1, data[pos])
     return Header(tuple(libraries), versions, tuple(targets), pos)
@@ -74,9 +76,9 @@ _TABLE_FORMAT = 1
 class SymbolTable:
     """What glibc provides on one target: which library has which version nodes of a symbol."""
 
-    target: str                                  # zig's name, e.g. "x86_64-linux-gnu"
-    symbols: dict[str, dict[str, list[str]]]     # name -> {"c": ["2.2.5", "2.14"], ...}
-    versions: tuple[str, ...]                    # every glibc version of the database, ascending
+    target: str  # zig's name, e.g. "x86_64-linux-gnu"
+    symbols: dict[str, dict[str, list[str]]]  # name -> {"c": ["2.2.5", "2.14"], ...}
+    versions: tuple[str, ...]  # every glibc version of the database, ascending
 
     def providers(self, name: str) -> dict[str, list[str]] | None:
         return self.symbols.get(name)
@@ -119,10 +121,10 @@ def parse_symbols(data: bytes, target: str) -> dict[str, dict[str, list[str]]]:
     versions = [str(v) for v in head.versions]
     table: dict[str, dict[str, list[str]]] = {}
     pos = head.end
-    for sized in (False, True, True):   # functions, objects, TLS (absent in older files)
+    for sized in (False, True, True):  # functions, objects, TLS (absent in older files)
         if pos >= len(data):
             break
-        count = int.from_bytes(data[pos:pos + 2], "little")
+        count = int.from_bytes(data[pos : pos + 2], "little")
         pos += 2
         name = ""
         new_symbol = True
@@ -162,9 +164,8 @@ def symbol_table(target: str, path: Path | None = None) -> SymbolTable:
     versions = tuple(str(v) for v in parse_header(data).versions)
     key = hashlib.sha256(data).hexdigest()[:24]
     try:
-        cache_file: Path | None = (cache_dir("abilists")
-                                   / f"{key}-{target}-v{_TABLE_FORMAT}.json")
-    except OSError:   # no writable cache: parse every time, still correct
+        cache_file: Path | None = cache_dir("abilists") / f"{key}-{target}-v{_TABLE_FORMAT}.json"
+    except OSError:  # no writable cache: parse every time, still correct
         cache_file = None
     if cache_file is not None:
         try:
@@ -178,7 +179,7 @@ def symbol_table(target: str, path: Path | None = None) -> SymbolTable:
         from .errors import BadInput
         from .files import write_atomically
 
-        try:   # a reader never sees half a file; a cache that cannot be written is no error
+        try:  # a reader never sees half a file; a cache that cannot be written is no error
             write_atomically(cache_file, json.dumps(table, separators=(",", ":")))
         except BadInput:
             pass

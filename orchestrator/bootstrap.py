@@ -46,24 +46,41 @@ def _install() -> None:
     """Make the venv beside the old one and swap it in only once pip has succeeded, so a
     failed install (offline, say) leaves a working venv as it was and nothing half-made."""
     if VENV.exists() and not (VENV / "pyvenv.cfg").is_file():
-        _fail(f"{VENV} exists and is not a Python venv; remove it or point GLIBC_BUILD_VENV "
-              "at another folder")
+        _fail(
+            f"{VENV} exists and is not a Python venv; remove it or point GLIBC_BUILD_VENV "
+            "at another folder"
+        )
     sys.stderr.write(f"setting up {VENV} (first use: installing pinned dependencies)...\n")
     start = time.monotonic()
     fresh = VENV.with_name(VENV.name + ".new")
     shutil.rmtree(fresh, ignore_errors=True)
     try:
-        subprocess.run([sys.executable, "-m", "venv", str(fresh)], check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "venv", str(fresh)], check=True, stdout=subprocess.DEVNULL
+        )
         # pip's own lines ("Collecting ...") are the progress of the minute this can take.
-        subprocess.run([str(fresh / "bin" / "python"), "-m", "pip", "install",
-                        "--progress-bar", "off", "--disable-pip-version-check", "-r",
-                        str(REQUIREMENTS)], check=True, stdout=sys.stderr)
+        subprocess.run(
+            [
+                str(fresh / "bin" / "python"),
+                "-m",
+                "pip",
+                "install",
+                "--progress-bar",
+                "off",
+                "--disable-pip-version-check",
+                "-r",
+                str(REQUIREMENTS),
+            ],
+            check=True,
+            stdout=sys.stderr,
+        )
         (fresh / STAMP.name).write_text(_wanted_stamp())
     except (OSError, subprocess.CalledProcessError) as exc:
         shutil.rmtree(fresh, ignore_errors=True)
-        _fail(f"could not set up {VENV} ({exc}); check that python3-venv and pip work "
-              "and that the Python package index is reachable, then run again")
+        _fail(
+            f"could not set up {VENV} ({exc}); check that python3-venv and pip work "
+            "and that the Python package index is reachable, then run again"
+        )
     shutil.rmtree(VENV, ignore_errors=True)
     fresh.rename(VENV)
     sys.stderr.write(f"{VENV} is ready ({time.monotonic() - start:.1f} s)\n")
@@ -76,8 +93,10 @@ def ensure_environment() -> None:
     and for environments that already hold the dependencies).
     """
     if sys.version_info < MIN_PYTHON:
-        _fail(f"Python {'.'.join(map(str, MIN_PYTHON))} or newer is needed; this is "
-              f"{sys.version.split()[0]}")
+        _fail(
+            f"Python {'.'.join(map(str, MIN_PYTHON))} or newer is needed; this is "
+            f"{sys.version.split()[0]}"
+        )
     if os.environ.get("GLIBC_BUILD_NO_VENV") == "1":
         return
     fresh = STAMP.is_file() and STAMP.read_text().strip() == _wanted_stamp()

@@ -90,8 +90,7 @@ def read_uses(root: Path | None = None) -> dict[str, float]:
     return {k: float(v) for k, v in data.items() if isinstance(v, (int, float))}
 
 
-def record_use(paths: Iterable[Path], now: float | None = None,
-               root: Path | None = None) -> None:
+def record_use(paths: Iterable[Path], now: float | None = None, root: Path | None = None) -> None:
     """Note that a build used `paths` (cache entries, target folders) now."""
     base = root or cache_root()
     try:
@@ -102,7 +101,7 @@ def record_use(paths: Iterable[Path], now: float | None = None,
             uses.update({str(Path(p).absolute()): stamp for p in paths})
             write_atomically(_record_path(base), json.dumps(uses, indent=1, sort_keys=True))
     except OSError:
-        pass   # a read-only cache still builds; only pruning loses precision
+        pass  # a read-only cache still builds; only pruning loses precision
 
 
 def _mtime(path: Path) -> float:
@@ -122,17 +121,20 @@ def entries(root: Path | None = None, uses: Mapping[str, float] | None = None) -
             if folder.name in KEEP or folder.name.startswith("."):
                 continue
             kind = KINDS.get(folder.name, folder.name)
-            children = (sorted(p for p in folder.iterdir() if not p.name.startswith("."))
-                        if folder.is_dir() and not folder.is_symlink() else [folder])
+            children = (
+                sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+                if folder.is_dir() and not folder.is_symlink()
+                else [folder]
+            )
             for child in children:
                 last = uses.get(str(child.absolute()), _mtime(child))
                 found.append(Entry(child, kind, size_of(child), last))
     for path_text, last in sorted(uses.items()):
         path = Path(path_text)
-        if path.parent.name == "glibc-build" and path.is_dir() and \
-                not path.is_relative_to(base):
-            found.append(Entry(path, "cargo target folder (target, glibc, backend)",
-                               size_of(path), last))
+        if path.parent.name == "glibc-build" and path.is_dir() and not path.is_relative_to(base):
+            found.append(
+                Entry(path, "cargo target folder (target, glibc, backend)", size_of(path), last)
+            )
     return found
 
 
@@ -144,8 +146,10 @@ def docker_images() -> list[dict[str, Any]]:
         images = client().images.list(filters={"label": LABEL})
     except Exception:  # noqa: BLE001 - no engine, no docker package: nothing to list
         return []
-    return [{"tags": list(image.tags), "size": int(image.attrs.get("Size", 0)),
-             "id": image.short_id} for image in images]
+    return [
+        {"tags": list(image.tags), "size": int(image.attrs.get("Size", 0)), "id": image.short_id}
+        for image in images
+    ]
 
 
 def stale(found: list[Entry], older_than_days: float, now: float) -> list[Entry]:
@@ -170,9 +174,11 @@ def listing(found: list[Entry], images: list[dict[str, Any]], now: float) -> str
         name = ", ".join(image["tags"]) or image["id"]
         lines.append(f"  {human(image['size']):>10}  docker image {name}")
     total = sum(e.size for e in found) + sum(i["size"] for i in images)
-    lines.append(f"total {human(total)}; `build.py cache prune` removes what no build used in "
-                 "30 days (docker images: `docker image prune -a --filter "
-                 "label=org.glibc-build`)")
+    lines.append(
+        f"total {human(total)}; `build.py cache prune` removes what no build used in "
+        "30 days (docker images: `docker image prune -a --filter "
+        "label=org.glibc-build`)"
+    )
     return "\n".join(lines)
 
 
@@ -184,9 +190,21 @@ def run_cache(action: str, older_than: float, dry_run: bool, json_output: bool) 
         if json_output:
             from . import jsonout
 
-            jsonout.emit({"cache": str(cache_root()), "entries": [
-                {"path": str(e.path), "kind": e.kind, "size": e.size, "last_use": e.last_use}
-                for e in found], "docker_images": images})
+            jsonout.emit(
+                {
+                    "cache": str(cache_root()),
+                    "entries": [
+                        {
+                            "path": str(e.path),
+                            "kind": e.kind,
+                            "size": e.size,
+                            "last_use": e.last_use,
+                        }
+                        for e in found
+                    ],
+                    "docker_images": images,
+                }
+            )
         else:
             print(listing(found, images, now))
         return 0
@@ -195,6 +213,8 @@ def run_cache(action: str, older_than: float, dry_run: bool, json_output: bool) 
         if not dry_run:
             remove(entry)
         print(f"{'would remove' if dry_run else 'removed'} {human(entry.size):>10}  {entry.path}")
-    print(f"{'would free' if dry_run else 'freed'} {human(sum(e.size for e in old))} "
-          f"({len(old)} of {len(found)} entries unused for {older_than:g} days)")
+    print(
+        f"{'would free' if dry_run else 'freed'} {human(sum(e.size for e in old))} "
+        f"({len(old)} of {len(found)} entries unused for {older_than:g} days)"
+    )
     return 0

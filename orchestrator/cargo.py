@@ -44,12 +44,12 @@ SETTINGS_KEY = "glibc-build"
 class Crate:
     """The cdylib packages to build, and where cargo puts their output."""
 
-    root: Path                   # the folder the user named
-    manifest: Path               # its Cargo.toml
+    root: Path  # the folder the user named
+    manifest: Path  # its Cargo.toml
     workspace_root: Path
     target_dir: Path
-    packages: tuple[str, ...]    # package names with a cdylib target, in build order
-    version: str                 # version of the first package (for reports and manifests)
+    packages: tuple[str, ...]  # package names with a cdylib target, in build order
+    version: str  # version of the first package (for reports and manifests)
     # [workspace|package.metadata.glibc-build]: key -> (value, folder of the Cargo.toml that
     # set it, for relative paths); a package's value wins over the workspace's.
     settings: dict[str, tuple[object, Path]]
@@ -69,8 +69,9 @@ class Crate:
 def cargo_binary() -> str:
     cargo = os.environ.get("CARGO") or shutil.which("cargo")
     if not cargo:
-        raise ToolchainError("cargo not found on PATH; install Rust (https://rustup.rs), then run "
-                             "again")
+        raise ToolchainError(
+            "cargo not found on PATH; install Rust (https://rustup.rs), then run again"
+        )
     return cargo
 
 
@@ -82,18 +83,19 @@ def _settings_table(value: object, where: Path) -> JSON:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise UsageError(f"{where}: [...metadata.{SETTINGS_KEY}] must be a table of settings, "
-                         f"not {value!r}")
+        raise UsageError(
+            f"{where}: [...metadata.{SETTINGS_KEY}] must be a table of settings, not {value!r}"
+        )
     return value
 
 
-def _settings(meta: JSON, cdylibs: list[JSON]
-              ) -> tuple[dict[str, tuple[object, Path]], dict[str, str]]:
+def _settings(
+    meta: JSON, cdylibs: list[JSON]
+) -> tuple[dict[str, tuple[object, Path]], dict[str, str]]:
     """Workspace defaults, then the package's; and the keys on which cdylibs built together
     disagree (key -> what each says), which a command-line flag must settle."""
     root = Path(meta["workspace_root"])
-    workspace = _settings_table((meta.get("metadata") or {}).get(SETTINGS_KEY),
-                                root / "Cargo.toml")
+    workspace = _settings_table((meta.get("metadata") or {}).get(SETTINGS_KEY), root / "Cargo.toml")
     chosen: dict[str, tuple[object, Path]] | None = None
     conflicts: dict[str, str] = {}
     for package in cdylibs:
@@ -107,8 +109,9 @@ def _settings(meta: JSON, cdylibs: list[JSON]
         for key in sorted(set(settings) | set(chosen)):
             first, this = chosen.get(key, (None, root))[0], settings.get(key, (None, root))[0]
             if first != this and key not in conflicts:
-                conflicts[key] = (f"{cdylibs[0]['name']} says {first!r}, {package['name']} "
-                                  f"says {this!r}")
+                conflicts[key] = (
+                    f"{cdylibs[0]['name']} says {first!r}, {package['name']} says {this!r}"
+                )
     return chosen or {}, conflicts
 
 
@@ -116,8 +119,7 @@ def _source_root(meta: JSON) -> Path:
     """The common folder of the workspace and its members' path dependencies."""
     folders = [Path(meta["workspace_root"])]
     for package in meta["packages"]:
-        folders += [Path(dep["path"]) for dep in package.get("dependencies", ())
-                    if dep.get("path")]
+        folders += [Path(dep["path"]) for dep in package.get("dependencies", ()) if dep.get("path")]
     return Path(os.path.commonpath([str(f) for f in folders]))
 
 
@@ -130,37 +132,62 @@ def locate(crate_dir: Path, package: str | None = None) -> Crate:
     manifest = crate_dir.resolve() / "Cargo.toml"
     if not manifest.is_file():
         raise BadInput(f"{crate_dir}: no Cargo.toml here; give the folder of a Rust crate")
-    proc = subprocess.run([cargo_binary(), "metadata", "--format-version", "1", "--no-deps",
-                           "--manifest-path", str(manifest)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            cargo_binary(),
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--manifest-path",
+            str(manifest),
+        ],
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
-        raise BadInput(f"{manifest}: cargo cannot read it; fix the manifest",
-                       details=tail_lines(proc.stderr))
+        raise BadInput(
+            f"{manifest}: cargo cannot read it; fix the manifest", details=tail_lines(proc.stderr)
+        )
     meta = json.loads(proc.stdout)
     members = {p["id"]: p for p in meta["packages"] if p["id"] in meta["workspace_members"]}
     here = [p for p in members.values() if Path(p["manifest_path"]) == manifest]
     if not any(_is_cdylib(p) for p in here):
         # A virtual workspace, or a root package that is not a plugin itself: its members
         # under the folder the user named.
-        here = [p for p in members.values()
-                if Path(p["manifest_path"]).parent.is_relative_to(manifest.parent)]
+        here = [
+            p
+            for p in members.values()
+            if Path(p["manifest_path"]).parent.is_relative_to(manifest.parent)
+        ]
     candidates = here
     if package:
         named = [p for p in members.values() if p["name"] == package]
         if not named:
             names = ", ".join(sorted(p["name"] for p in members.values()))
-            raise UsageError(f"--package {package!r} is not in the workspace of {crate_dir}; "
-                             f"members: {names}")
+            raise UsageError(
+                f"--package {package!r} is not in the workspace of {crate_dir}; members: {names}"
+            )
         candidates = named
     cdylibs = [p for p in candidates if _is_cdylib(p)]
     if not cdylibs:
         which = package or crate_dir
-        raise BadInput(f"{which}: no cdylib target; add `crate-type = [\"cdylib\"]` under [lib] "
-                       "in its Cargo.toml")
+        raise BadInput(
+            f'{which}: no cdylib target; add `crate-type = ["cdylib"]` under [lib] '
+            "in its Cargo.toml"
+        )
     settings, conflicts = _settings(meta, cdylibs)
-    return Crate(root=crate_dir, manifest=manifest, workspace_root=Path(meta["workspace_root"]),
-                 target_dir=Path(meta["target_directory"]),
-                 packages=tuple(p["name"] for p in cdylibs), version=cdylibs[0]["version"],
-                 settings=settings, conflicts=conflicts, source_root=_source_root(meta))
+    return Crate(
+        root=crate_dir,
+        manifest=manifest,
+        workspace_root=Path(meta["workspace_root"]),
+        target_dir=Path(meta["target_directory"]),
+        packages=tuple(p["name"] for p in cdylibs),
+        version=cdylibs[0]["version"],
+        settings=settings,
+        conflicts=conflicts,
+        source_root=_source_root(meta),
+    )
 
 
 def profile_args(profile: str) -> list[str]:
@@ -168,12 +195,24 @@ def profile_args(profile: str) -> list[str]:
     return ["--profile", "dev" if profile == "debug" else profile]
 
 
-def build_args(manifest_path: PurePath, packages: tuple[str, ...], target: str, profile: str,
-               features: str | None) -> list[str]:
+def build_args(
+    manifest_path: PurePath,
+    packages: tuple[str, ...],
+    target: str,
+    profile: str,
+    features: str | None,
+) -> list[str]:
     """The `cargo build` arguments (after `cargo`) shared by every backend; `manifest_path` is
     the crate's Cargo.toml as the cargo that runs sees it (a container mounts it elsewhere)."""
-    args = ["build", "--manifest-path", str(manifest_path), "--target", target,
-            "--message-format=json-render-diagnostics", *profile_args(profile)]
+    args = [
+        "build",
+        "--manifest-path",
+        str(manifest_path),
+        "--target",
+        target,
+        "--message-format=json-render-diagnostics",
+        *profile_args(profile),
+    ]
     for name in packages:
         args += ["--package", name]
     if features:
@@ -247,13 +286,14 @@ def joined_rustflags(configs: list[JSON], target: str, env: Mapping[str, str]) -
 class HandOver:
     """How our flags reach cargo beside the user's (build it with keywords)."""
 
-    env: dict[str, str]        # variables to set for cargo
-    args: list[str]            # arguments for `cargo build`
-    flags: tuple[str, ...]     # the user's flags and ours, as cargo joins them (cfg tables aside)
+    env: dict[str, str]  # variables to set for cargo
+    args: list[str]  # arguments for `cargo build`
+    flags: tuple[str, ...]  # the user's flags and ours, as cargo joins them (cfg tables aside)
 
 
-def hand_over(configs: list[JSON], target: str, env: Mapping[str, str],
-              extra: list[str]) -> HandOver:
+def hand_over(
+    configs: list[JSON], target: str, env: Mapping[str, str], extra: list[str]
+) -> HandOver:
     """How to add `extra` to the flags cargo will use without losing any of the user's.
 
     Where the user's flags come from the environment or `build.rustflags`, we must set them
@@ -264,20 +304,26 @@ def hand_over(configs: list[JSON], target: str, env: Mapping[str, str],
     user = joined_rustflags(configs, target, env)
     flags = tuple(user + extra)
     if env.get("CARGO_ENCODED_RUSTFLAGS") or env.get("RUSTFLAGS", "").strip():
-        return HandOver(env={"CARGO_ENCODED_RUSTFLAGS": encode_rustflags(list(flags))}, args=[],
-                        flags=flags)
+        return HandOver(
+            env={"CARGO_ENCODED_RUSTFLAGS": encode_rustflags(list(flags))}, args=[], flags=flags
+        )
     has_target_flags = bool(env.get(_target_env_key(target))) or any(
         isinstance(table, dict) and "rustflags" in table
-        for config in configs for table in (config.get("target") or {}).values())
+        for config in configs
+        for table in (config.get("target") or {}).values()
+    )
     if not has_target_flags and user:
-        return HandOver(env={"CARGO_ENCODED_RUSTFLAGS": encode_rustflags(list(flags))}, args=[],
-                        flags=flags)
-    return HandOver(env={}, args=["--config", f"target.{target}.rustflags={json.dumps(extra)}"],
-                    flags=flags)
+        return HandOver(
+            env={"CARGO_ENCODED_RUSTFLAGS": encode_rustflags(list(flags))}, args=[], flags=flags
+        )
+    return HandOver(
+        env={}, args=["--config", f"target.{target}.rustflags={json.dumps(extra)}"], flags=flags
+    )
 
 
-def hand_over_rustflags(start: Path, target: str, env: Mapping[str, str],
-                        extra: list[str]) -> HandOver:
+def hand_over_rustflags(
+    start: Path, target: str, env: Mapping[str, str], extra: list[str]
+) -> HandOver:
     """`hand_over` with the cargo config files that apply in `start`."""
     return hand_over(_configs(start), target, env, extra)
 
@@ -298,8 +344,10 @@ def cdylib_files(line: str) -> list[Path]:
         message = json.loads(line)
     except json.JSONDecodeError:
         return []
-    if message.get("reason") != "compiler-artifact" or \
-            "cdylib" not in message["target"]["crate_types"]:
+    if (
+        message.get("reason") != "compiler-artifact"
+        or "cdylib" not in message["target"]["crate_types"]
+    ):
         return []
     return [Path(f) for f in message["filenames"] if f.endswith(".so")]
 
@@ -330,7 +378,7 @@ class CargoOutput:
         self.artifacts: list[Path] = []
         self.tail: deque[str] = deque(maxlen=ERROR_TAIL_LINES)
         self.scanned: deque[str] = deque(maxlen=HINT_SCAN_LINES)
-        self.last_error = ""   # cargo's own last `error:` line, however long the tail after it
+        self.last_error = ""  # cargo's own last `error:` line, however long the tail after it
         self._partial = {"out": "", "err": ""}
 
     def stdout_line(self, line: str) -> None:
@@ -361,15 +409,20 @@ class CargoOutput:
             from .script_hints import hint
 
             what = hint(self.scanned)
-            lead = f"{what} ({self.label} failed, exit {returncode})" if what else \
-                f"{self.label} failed (exit {returncode})"
+            lead = (
+                f"{what} ({self.label} failed, exit {returncode})"
+                if what
+                else f"{self.label} failed (exit {returncode})"
+            )
             details = tail_lines("\n".join(self.tail))
-            if self.last_error and self.last_error not in details:   # a build script's output
-                details = f"{self.last_error}\n...\n{details}"     # pushed it out of the tail
+            if self.last_error and self.last_error not in details:  # a build script's output
+                details = f"{self.last_error}\n...\n{details}"  # pushed it out of the tail
             raise ToolchainError(f"{lead}; cargo's last lines:", details=details)
         if not self.artifacts:
-            raise ToolchainError(f"{self.label} finished but reported no cdylib file; run "
-                                 f"`{shlex.join(self.cmd)}` by hand to see why")
+            raise ToolchainError(
+                f"{self.label} finished but reported no cdylib file; run "
+                f"`{shlex.join(self.cmd)}` by hand to see why"
+            )
         return self.artifacts
 
 
@@ -408,18 +461,27 @@ def stop_group(proc: subprocess.Popen[str], grace: float = STOP_GRACE_SECONDS) -
     proc.wait()
 
 
-def run_build(cmd: list[str], *, env: dict[str, str], cwd: Path,
-              label: str = "cargo") -> list[Path]:
+def run_build(
+    cmd: list[str], *, env: dict[str, str], cwd: Path, label: str = "cargo"
+) -> list[Path]:
     """Run a `cargo build --message-format=json...` command; return the cdylib files it made."""
     output = CargoOutput(cmd, label)
     try:
         # Its own process group, so that an interrupt stops cargo's children too.
-        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, bufsize=1,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+            start_new_session=True,
+        )
     except OSError as exc:
         raise ToolchainError(f"could not start {cmd[0]} ({exc}); is it installed?") from exc
     assert proc.stdout is not None and proc.stderr is not None
+
     def pump_stderr() -> None:
         for line in proc.stderr:  # type: ignore[union-attr]
             output.stderr_line(line)

@@ -37,11 +37,15 @@ def escape_property(text: str) -> str:
     return escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def workflow_command(command: str, message: str = "",
-                     properties: Mapping[str, str | int | None] | None = None) -> str:
+def workflow_command(
+    command: str, message: str = "", properties: Mapping[str, str | int | None] | None = None
+) -> str:
     """`::command key=value,key=value::message`, properties without a value left out."""
-    given = [(key, str(value)) for key, value in (properties or {}).items()
-             if value is not None and str(value) != ""]
+    given = [
+        (key, str(value))
+        for key, value in (properties or {}).items()
+        if value is not None and str(value) != ""
+    ]
     props = ",".join(f"{key}={escape_property(value)}" for key, value in given)
     head = f"::{command} {props}" if props else f"::{command}"
     return f"{head}::{escape_data(message)}"
@@ -56,22 +60,32 @@ def group_end() -> str:
     return workflow_command("endgroup")
 
 
-def error_annotation(message: str, *, file: str | os.PathLike[str] | None = None,
-                     line: int | None = None, title: str | None = None) -> str:
+def error_annotation(
+    message: str,
+    *,
+    file: str | os.PathLike[str] | None = None,
+    line: int | None = None,
+    title: str | None = None,
+) -> str:
     """An error shown on the run's page, attached to `file` (and `line`) when given."""
-    return workflow_command("error", message, {
-        "file": os.fspath(file) if file is not None else None, "line": line, "title": title})
+    return workflow_command(
+        "error",
+        message,
+        {"file": os.fspath(file) if file is not None else None, "line": line, "title": title},
+    )
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """A GitHub-flavoured Markdown table; `|` and line breaks in a cell are escaped so that a
     path or a message cannot break the table (https://github.github.com/gfm/#tables-extension-)."""
-    def cell(text: str) -> str:
-        return text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace(
-            "\n", " ")
 
-    lines = ["| " + " | ".join(cell(h) for h in header) + " |",
-             "|" + "|".join("---" for _ in header) + "|"]
+    def cell(text: str) -> str:
+        return text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+
+    lines = [
+        "| " + " | ".join(cell(h) for h in header) + " |",
+        "|" + "|".join("---" for _ in header) + "|",
+    ]
     lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from .glibc import GlibcVersion
 
 EXIT_CODE_HELP = "\b\nExit codes:\n" + "\n".join(
-    f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES.items())
+    f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES.items()
+)
 
 
 # An unknown option is matched only to close names: click's own cutoff (difflib's 0.6) offers
@@ -37,8 +38,13 @@ def close_options(command: click.Command, name: str) -> list[str]:
     """The options of `command` whose names are close to the unknown `name`."""
     import difflib
 
-    known = [opt for param in command.params if isinstance(param, click.Option)
-             for opt in (*param.opts, *param.secondary_opts) if opt.startswith("--")]
+    known = [
+        opt
+        for param in command.params
+        if isinstance(param, click.Option)
+        for opt in (*param.opts, *param.secondary_opts)
+        if opt.startswith("--")
+    ]
     return difflib.get_close_matches(name, known, n=2, cutoff=SUGGESTION_CUTOFF)
 
 
@@ -49,8 +55,9 @@ class Command(click.Command):
         try:
             return super().parse_args(ctx, args)
         except click.NoSuchOption as exc:
-            raise click.NoSuchOption(exc.option_name, ctx=exc.ctx,
-                                     possibilities=close_options(self, exc.option_name)) from None
+            raise click.NoSuchOption(
+                exc.option_name, ctx=exc.ctx, possibilities=close_options(self, exc.option_name)
+            ) from None
 
 
 class BuildCommand(Command):
@@ -59,7 +66,7 @@ class BuildCommand(Command):
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if "--" in args:
             at = args.index("--")
-            args, ctx.meta["cargo_args"] = args[:at], tuple(args[at + 1:])
+            args, ctx.meta["cargo_args"] = args[:at], tuple(args[at + 1 :])
         return super().parse_args(ctx, args)
 
 
@@ -69,14 +76,18 @@ class DefaultToBuild(click.Group):
     command_class = Command
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if not args or (args[0] not in self.commands and args[0] not in ("--help", "-h",
-                                                                         "--version")):
+        if not args or (
+            args[0] not in self.commands and args[0] not in ("--help", "-h", "--version")
+        ):
             args = ["build", *args]
         return super().parse_args(ctx, args)
 
 
-@click.group(cls=DefaultToBuild, context_settings={"help_option_names": ["-h", "--help"]},
-             epilog=EXIT_CODE_HELP)
+@click.group(
+    cls=DefaultToBuild,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=EXIT_CODE_HELP,
+)
 @click.version_option(__version__, prog_name="build.py")
 def cli() -> None:
     """Build Rust cdylib plugins that load on an old glibc, check them, and prove they load.
@@ -89,8 +100,10 @@ def cli() -> None:
 
 def glibc_help(default: str) -> str:
     """One description of --glibc for every command."""
-    return ("Highest glibc the output may need: a version, MAJOR.MINOR, or a platform preset "
-            f"(`build.py platforms`, e.g. centos-7). Default {default}.")
+    return (
+        "Highest glibc the output may need: a version, MAJOR.MINOR, or a platform preset "
+        f"(`build.py platforms`, e.g. centos-7). Default {default}."
+    )
 
 
 def glibc_version(text: str) -> GlibcVersion:
@@ -105,67 +118,145 @@ GLIBC_HELP = glibc_help("2.17 (Rust's floor)")
 
 @cli.command(cls=BuildCommand, epilog=EXIT_CODE_HELP)
 @click.option("--glibc", default=None, metavar="X.Y|PLATFORM", help=GLIBC_HELP)
-@click.option("--target", default=None, metavar="TRIPLE",
-              help="Rust target triple (default x86_64-unknown-linux-gnu); cargo-zigbuild's "
-                   "TRIPLE.X.Y form sets the glibc too.")
-@click.option("--backend", type=click.Choice(["zig", "docker"]), default=None,
-              help="zig: link against zig's glibc stubs (no Docker); docker: build inside an "
-                   "old-distro image made from --recipe. Default zig.")
-@click.option("--recipe", default=None, metavar="NAME|PATH",
-              help="Recipe for the docker backend (see recipes/).")
+@click.option(
+    "--target",
+    default=None,
+    metavar="TRIPLE",
+    help="Rust target triple (default x86_64-unknown-linux-gnu); cargo-zigbuild's "
+    "TRIPLE.X.Y form sets the glibc too.",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["zig", "docker"]),
+    default=None,
+    help="zig: link against zig's glibc stubs (no Docker); docker: build inside an "
+    "old-distro image made from --recipe. Default zig.",
+)
+@click.option(
+    "--recipe",
+    default=None,
+    metavar="NAME|PATH",
+    help="Recipe for the docker backend (see recipes/).",
+)
 @click.option("--release", is_flag=True, help="Build the release profile (the default).")
-@click.option("--profile", default=None, metavar="NAME",
-              help="Cargo profile: release (default), debug (or dev), or one of your own.")
-@click.option("--package", "-p", default=None, metavar="NAME",
-              help="Workspace member to build (default: every cdylib under CRATE_DIR).")
+@click.option(
+    "--profile",
+    default=None,
+    metavar="NAME",
+    help="Cargo profile: release (default), debug (or dev), or one of your own.",
+)
+@click.option(
+    "--package",
+    "-p",
+    default=None,
+    metavar="NAME",
+    help="Workspace member to build (default: every cdylib under CRATE_DIR).",
+)
 @click.option("--features", "-F", default=None, metavar="LIST", help="Cargo features to enable.")
 @click.option("--all-features", is_flag=True, help="Enable every feature (cargo's flag).")
-@click.option("--no-default-features", is_flag=True,
-              help="Do not enable the default features (cargo's flag).")
-@click.option("--out", default=None, type=click.Path(path_type=Path), metavar="DIR",
-              help="The folder the checked libraries and build-manifest.json go to; it holds "
-                   "exactly this build afterwards (default CRATE_DIR/dist/PLATFORM, e.g. "
-                   "dist/glibc-2.17, dist/glibc-2.17-debug for another profile).")
-@click.option("--manifest-path", default=None, type=click.Path(path_type=Path), metavar="PATH",
-              help="The crate's Cargo.toml (instead of CRATE_DIR).")
-@click.option("--target-dir", default=None, type=click.Path(path_type=Path), metavar="DIR",
-              help="Base of cargo's target folders (default: cargo's, CARGO_TARGET_DIR "
-                   "respected); each (target, glibc, backend) gets its own folder under "
-                   "DIR/glibc-build/.")
+@click.option(
+    "--no-default-features", is_flag=True, help="Do not enable the default features (cargo's flag)."
+)
+@click.option(
+    "--out",
+    default=None,
+    type=click.Path(path_type=Path),
+    metavar="DIR",
+    help="The folder the checked libraries and build-manifest.json go to; it holds "
+    "exactly this build afterwards (default CRATE_DIR/dist/PLATFORM, e.g. "
+    "dist/glibc-2.17, dist/glibc-2.17-debug for another profile).",
+)
+@click.option(
+    "--manifest-path",
+    default=None,
+    type=click.Path(path_type=Path),
+    metavar="PATH",
+    help="The crate's Cargo.toml (instead of CRATE_DIR).",
+)
+@click.option(
+    "--target-dir",
+    default=None,
+    type=click.Path(path_type=Path),
+    metavar="DIR",
+    help="Base of cargo's target folders (default: cargo's, CARGO_TARGET_DIR "
+    "respected); each (target, glibc, backend) gets its own folder under "
+    "DIR/glibc-build/.",
+)
 @click.option("--locked", is_flag=True, help="cargo's --locked: Cargo.lock must not change.")
 @click.option("--frozen", is_flag=True, help="cargo's --frozen: --locked and --offline.")
 @click.option("--offline", is_flag=True, help="cargo's --offline: no network.")
 @click.option("--verbose", "-v", "verbose", count=True, help="cargo's -v (repeatable).")
-@click.option("--quiet", "-q", is_flag=True,
-              help="cargo's -q; and only errors (with the report when the check fails).")
-@click.option("--verify-on", default=None, type=click.Path(path_type=Path),
-              metavar="ROOT|ARCHIVE",
-              help="After the check, dlopen each library with the glibc of this root folder or "
-                   "image archive (see `verify-load`).")
-@click.option("--kernel", default=None, metavar="X.Y",
-              help="Kernel floor: --verify-on loads with only this kernel's system calls "
-                   "(seccomp; the others return ENOSYS and are named).")
-@click.option("--verify-call", default=None, metavar="SYMBOL",
-              help="After --verify-on loads a library, call its `int SYMBOL(void)`; it must "
-                   "return 0 (a bare load runs only the constructors).")
-@click.option("--verify-reproducible/--no-verify-reproducible", default=None,
-              help="Build a second time from another folder and compare the bytes.")
-@click.option("--split-debug/--no-split-debug", default=None,
-              help="Strip the libraries and put their debug info in LIB.debug beside them, "
-                   "tied by build-id (needs GNU objcopy).")
-@click.option("--system-package", "system_packages", multiple=True, metavar="NAME",
-              help="Debian package for a target sysroot (zig backend), e.g. libasound2-dev; "
-                   "repeatable.")
-@click.option("--system-suite", default=None, metavar="SUITE",
-              help="Debian suite the system packages come from (default bullseye).")
-@click.option("--json", "json_output", is_flag=True,
-              help="Print one JSON summary on stdout (artifacts, check, manifest), on failure "
-                   "too (ok false, error, exit_code).")
-@click.option("--strict/--no-strict", default=None,
-              help="A glibc symbol whose library is not in DT_NEEDED fails the check (by "
-                   "default a warning: it loads in a host that has that library loaded).")
-@click.option("--host-libraries", default=None, metavar="LIST",
-              help="Sonames the host process has loaded (comma-separated), e.g. libm.so.6.")
+@click.option(
+    "--quiet",
+    "-q",
+    is_flag=True,
+    help="cargo's -q; and only errors (with the report when the check fails).",
+)
+@click.option(
+    "--verify-on",
+    default=None,
+    type=click.Path(path_type=Path),
+    metavar="ROOT|ARCHIVE",
+    help="After the check, dlopen each library with the glibc of this root folder or "
+    "image archive (see `verify-load`).",
+)
+@click.option(
+    "--kernel",
+    default=None,
+    metavar="X.Y",
+    help="Kernel floor: --verify-on loads with only this kernel's system calls "
+    "(seccomp; the others return ENOSYS and are named).",
+)
+@click.option(
+    "--verify-call",
+    default=None,
+    metavar="SYMBOL",
+    help="After --verify-on loads a library, call its `int SYMBOL(void)`; it must "
+    "return 0 (a bare load runs only the constructors).",
+)
+@click.option(
+    "--verify-reproducible/--no-verify-reproducible",
+    default=None,
+    help="Build a second time from another folder and compare the bytes.",
+)
+@click.option(
+    "--split-debug/--no-split-debug",
+    default=None,
+    help="Strip the libraries and put their debug info in LIB.debug beside them, "
+    "tied by build-id (needs GNU objcopy).",
+)
+@click.option(
+    "--system-package",
+    "system_packages",
+    multiple=True,
+    metavar="NAME",
+    help="Debian package for a target sysroot (zig backend), e.g. libasound2-dev; repeatable.",
+)
+@click.option(
+    "--system-suite",
+    default=None,
+    metavar="SUITE",
+    help="Debian suite the system packages come from (default bullseye).",
+)
+@click.option(
+    "--json",
+    "json_output",
+    is_flag=True,
+    help="Print one JSON summary on stdout (artifacts, check, manifest), on failure "
+    "too (ok false, error, exit_code).",
+)
+@click.option(
+    "--strict/--no-strict",
+    default=None,
+    help="A glibc symbol whose library is not in DT_NEEDED fails the check (by "
+    "default a warning: it loads in a host that has that library loaded).",
+)
+@click.option(
+    "--host-libraries",
+    default=None,
+    metavar="LIST",
+    help="Sonames the host process has loaded (comma-separated), e.g. libm.so.6.",
+)
 @click.argument("crate_dir", required=False, type=click.Path(path_type=Path))
 def build(**options: object) -> int:
     """Build every cdylib of CRATE_DIR (default: this folder; or its Cargo.toml) for an old
@@ -189,42 +280,104 @@ def build(**options: object) -> int:
 
 
 @cli.command(epilog=EXIT_CODE_HELP)
-@click.option("--glibc", default=None, metavar="X.Y|PLATFORM",
-              help=glibc_help("2.17") + " For a preset (a comma list takes the strictest) its "
-                   "C++ runtime, kernel floor and x86-64 level are checked too. Any glibc zig "
-                   "knows can be checked against, scout's 2.15 too.")
-@click.option("--kernel", default=None, metavar="X.Y",
-              help="Kernel floor: system calls newer than it are named (overrides the preset's).")
-@click.option("--loads-on", "loads_on", is_flag=True,
-              help="Print, per file, the presets it loads on and why not on the others, "
-                   "reading the code for system calls (--json always has the matrix; without "
-                   "this flag or a kernel floor it says system_calls_read false).")
-@click.option("--presets", default=None, metavar="LIST",
-              help="The presets of the loads-on matrix (comma-separated; default: all).")
-@click.option("--target", default=None, metavar="TRIPLE",
-              help="Expected Rust target triple (default: each file's own architecture); "
-                   "cargo-zigbuild's TRIPLE.X.Y form sets the glibc too.")
-@click.option("--json", "json_output", is_flag=True,
-              help="Print one JSON object on stdout instead of the text report.")
-@click.option("--host-symbols", default=None, type=click.Path(path_type=Path), metavar="FILE",
-              help="Symbols the host program provides, one per line (# comments).")
-@click.option("--policy", default=None, type=click.Path(path_type=Path), metavar="FILE",
-              help="JSON merged over the built-in policy (ceilings, markers, hints).")
-@click.option("--junit", default=None, type=click.Path(path_type=Path), metavar="FILE",
-              help="Also write a JUnit XML report (one test case per file) for CI to show.")
-@click.option("--crate-dir", default=None, type=click.Path(path_type=Path), metavar="DIR",
-              help="The crate that built the files: name the crate behind each finding from "
-                   "its last build in its target folder.")
-@click.option("--strict", is_flag=True,
-              help="A glibc symbol whose library is not in DT_NEEDED fails the check (by "
-                   "default a warning: it loads in a host that has that library loaded).")
-@click.option("--host-libraries", default=None, metavar="LIST",
-              help="Sonames the host process has loaded (comma-separated), e.g. libm.so.6.")
+@click.option(
+    "--glibc",
+    default=None,
+    metavar="X.Y|PLATFORM",
+    help=glibc_help("2.17") + " For a preset (a comma list takes the strictest) its "
+    "C++ runtime, kernel floor and x86-64 level are checked too. Any glibc zig "
+    "knows can be checked against, scout's 2.15 too.",
+)
+@click.option(
+    "--kernel",
+    default=None,
+    metavar="X.Y",
+    help="Kernel floor: system calls newer than it are named (overrides the preset's).",
+)
+@click.option(
+    "--loads-on",
+    "loads_on",
+    is_flag=True,
+    help="Print, per file, the presets it loads on and why not on the others, "
+    "reading the code for system calls (--json always has the matrix; without "
+    "this flag or a kernel floor it says system_calls_read false).",
+)
+@click.option(
+    "--presets",
+    default=None,
+    metavar="LIST",
+    help="The presets of the loads-on matrix (comma-separated; default: all).",
+)
+@click.option(
+    "--target",
+    default=None,
+    metavar="TRIPLE",
+    help="Expected Rust target triple (default: each file's own architecture); "
+    "cargo-zigbuild's TRIPLE.X.Y form sets the glibc too.",
+)
+@click.option(
+    "--json",
+    "json_output",
+    is_flag=True,
+    help="Print one JSON object on stdout instead of the text report.",
+)
+@click.option(
+    "--host-symbols",
+    default=None,
+    type=click.Path(path_type=Path),
+    metavar="FILE",
+    help="Symbols the host program provides, one per line (# comments).",
+)
+@click.option(
+    "--policy",
+    default=None,
+    type=click.Path(path_type=Path),
+    metavar="FILE",
+    help="JSON merged over the built-in policy (ceilings, markers, hints).",
+)
+@click.option(
+    "--junit",
+    default=None,
+    type=click.Path(path_type=Path),
+    metavar="FILE",
+    help="Also write a JUnit XML report (one test case per file) for CI to show.",
+)
+@click.option(
+    "--crate-dir",
+    default=None,
+    type=click.Path(path_type=Path),
+    metavar="DIR",
+    help="The crate that built the files: name the crate behind each finding from "
+    "its last build in its target folder.",
+)
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="A glibc symbol whose library is not in DT_NEEDED fails the check (by "
+    "default a warning: it loads in a host that has that library loaded).",
+)
+@click.option(
+    "--host-libraries",
+    default=None,
+    metavar="LIST",
+    help="Sonames the host process has loaded (comma-separated), e.g. libm.so.6.",
+)
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-def check(glibc: str | None, target: str | None, json_output: bool, host_symbols: Path | None,
-          policy: Path | None, junit: Path | None, strict: bool, host_libraries: str | None,
-          paths: tuple[Path, ...], crate_dir: Path | None = None, kernel: str | None = None,
-          loads_on: bool = False, presets: str | None = None) -> int:
+def check(
+    glibc: str | None,
+    target: str | None,
+    json_output: bool,
+    host_symbols: Path | None,
+    policy: Path | None,
+    junit: Path | None,
+    strict: bool,
+    host_libraries: str | None,
+    paths: tuple[Path, ...],
+    crate_dir: Path | None = None,
+    kernel: str | None = None,
+    loads_on: bool = False,
+    presets: str | None = None,
+) -> int:
     """Check that ELF files (or folders of them) load with dlopen on glibc X.Y.
 
     \b
@@ -242,21 +395,27 @@ def check(glibc: str | None, target: str | None, json_output: bool, host_symbols
 
     triple, suffix = split_target(target) if target else (None, None)
     if suffix is not None and glibc is not None and suffix != glibc:
-        raise UsageError(f"--target {target} says glibc {suffix} but --glibc says {glibc}; give "
-                         "one of them")
+        raise UsageError(
+            f"--target {target} says glibc {suffix} but --glibc says {glibc}; give one of them"
+        )
     platform = platform_named(glibc or suffix or "2.17")
-    report = check_paths(list(paths), platform.glibc,
-                         lookup(triple) if triple else None,
-                         read_host_symbols(host_symbols) if host_symbols else frozenset(),
-                         policy, strict=strict,
-                         host_libraries=(parse_host_libraries(host_libraries)
-                                         if host_libraries is not None else None),
-                         platform=None if platform.bare else platform,
-                         kernel=KernelVersion.parse(kernel) if kernel is not None else None,
-                         loads_on_presets=each(presets) if presets is not None else None,
-                         # reading the code for system-call sites costs ~25 ms a library:
-                         # only with a kernel floor (a preset's, --kernel) or --loads-on
-                         scan_code=True if loads_on else None)
+    report = check_paths(
+        list(paths),
+        platform.glibc,
+        lookup(triple) if triple else None,
+        read_host_symbols(host_symbols) if host_symbols else frozenset(),
+        policy,
+        strict=strict,
+        host_libraries=(
+            parse_host_libraries(host_libraries) if host_libraries is not None else None
+        ),
+        platform=None if platform.bare else platform,
+        kernel=KernelVersion.parse(kernel) if kernel is not None else None,
+        loads_on_presets=each(presets) if presets is not None else None,
+        # reading the code for system-call sites costs ~25 ms a library:
+        # only with a kernel floor (a preset's, --kernel) or --loads-on
+        scan_code=True if loads_on else None,
+    )
     if loads_on:
         import dataclasses
 
@@ -268,7 +427,7 @@ def check(glibc: str | None, target: str | None, json_output: bool, host_symbols
 
         write_atomically(junit, report.to_junit())
     if json_output:
-        jsonout.emit(jsonout.with_schema(report.to_json()), indent=None)   # compact: C encoder
+        jsonout.emit(jsonout.with_schema(report.to_json()), indent=None)  # compact: C encoder
     else:
         sys.stdout.write(report.render_text(with_errors=False) + "\n")
     for err in report.errors:
@@ -276,8 +435,9 @@ def check(glibc: str | None, target: str | None, json_output: bool, host_symbols
     return report.exit_code
 
 
-def _check_with_provenance(report: Report, crate_dir: Path, json_output: bool,
-                           junit: Path | None) -> int:
+def _check_with_provenance(
+    report: Report, crate_dir: Path, json_output: bool, junit: Path | None
+) -> int:
     """`check --crate-dir`: the same report, its findings tied to crates (provenance.py)."""
     import json
 
@@ -297,31 +457,58 @@ def _check_with_provenance(report: Report, crate_dir: Path, json_output: bool,
         sys.stdout.write(json.dumps(with_schema(report_json(annotated, extra))) + "\n")
     else:
         text = report_text(annotated, extra)
-        sys.stdout.write(annotated.render_text(with_errors=False) + "\n"
-                         + (text + "\n" if text else ""))
+        sys.stdout.write(
+            annotated.render_text(with_errors=False) + "\n" + (text + "\n" if text else "")
+        )
     for err in annotated.errors:
         error(f"{err.path}: {err.message}")
     return annotated.exit_code
 
 
 @cli.command("verify-load", epilog=EXIT_CODE_HELP)
-@click.option("--rootfs", type=click.Path(path_type=Path), default=None, metavar="DIR",
-              help="Root folder whose glibc loads the libraries (e.g. from `build.py rootfs`).")
-@click.option("--image", type=click.Path(path_type=Path), default=None, metavar="ARCHIVE",
-              help="`docker save` tarball or OCI image layout (folder or tar) to use as the "
-                   "root; unpacked once into the cache.")
-@click.option("--call", default=None, metavar="SYMBOL",
-              help="After loading, call `int SYMBOL(void)`; it must return 0.")
-@click.option("--target", default=None, metavar="TRIPLE",
-              help="Rust target triple (default: from the libraries' ELF machine).")
-@click.option("--timeout", default=60.0, type=float, show_default=True,
-              help="Seconds each library may take to load and run.")
-@click.option("--kernel", default=None, metavar="X.Y",
-              help="Simulate this kernel: only its system calls are allowed (seccomp), the "
-                   "others return ENOSYS and are named.")
+@click.option(
+    "--rootfs",
+    type=click.Path(path_type=Path),
+    default=None,
+    metavar="DIR",
+    help="Root folder whose glibc loads the libraries (e.g. from `build.py rootfs`).",
+)
+@click.option(
+    "--image",
+    type=click.Path(path_type=Path),
+    default=None,
+    metavar="ARCHIVE",
+    help="`docker save` tarball or OCI image layout (folder or tar) to use as the "
+    "root; unpacked once into the cache.",
+)
+@click.option(
+    "--call",
+    default=None,
+    metavar="SYMBOL",
+    help="After loading, call `int SYMBOL(void)`; it must return 0.",
+)
+@click.option(
+    "--target",
+    default=None,
+    metavar="TRIPLE",
+    help="Rust target triple (default: from the libraries' ELF machine).",
+)
+@click.option(
+    "--timeout",
+    default=60.0,
+    type=float,
+    show_default=True,
+    help="Seconds each library may take to load and run.",
+)
+@click.option(
+    "--kernel",
+    default=None,
+    metavar="X.Y",
+    help="Simulate this kernel: only its system calls are allowed (seccomp), the "
+    "others return ENOSYS and are named.",
+)
 @click.option("--json", "json_output", is_flag=True, help="Print one JSON summary on stdout.")
-@click.argument("libs", nargs=-1, required=True, type=click.Path(path_type=Path),
-                metavar="LIB...")
+@click.argument("libs", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="LIB...")
 def verify_load_command(**options: object) -> int:
     """Prove each LIB loads: dlopen it (RTLD_NOW) with the glibc of an old root.
 
@@ -335,20 +522,35 @@ def verify_load_command(**options: object) -> int:
 
 
 @cli.command(epilog=EXIT_CODE_HELP)
-@click.option("--debootstrap", "suite", default=None, metavar="SUITE",
-              help="Make the root with debootstrap (needs root; cached), e.g. bullseye.")
-@click.option("--image", type=click.Path(path_type=Path), default=None, metavar="ARCHIVE",
-              help="Unpack a `docker save` tarball or an OCI image layout (folder or tar).")
-@click.option("--arch", default=None, metavar="ARCH",
-              help="Debian architecture (default: this machine's); picks the image of an "
-                   "OCI index too.")
-@click.option("--variant", default="minbase", show_default=True,
-              help="debootstrap --variant.")
-@click.option("--include", default=None, metavar="PKG,...",
-              help="Extra packages for debootstrap.")
-@click.option("--mirror", default=None, metavar="URL",
-              help="Debian mirror for debootstrap (default: where the suite lives now, "
-                   "e.g. http://archive.debian.org/debian for buster and older).")
+@click.option(
+    "--debootstrap",
+    "suite",
+    default=None,
+    metavar="SUITE",
+    help="Make the root with debootstrap (needs root; cached), e.g. bullseye.",
+)
+@click.option(
+    "--image",
+    type=click.Path(path_type=Path),
+    default=None,
+    metavar="ARCHIVE",
+    help="Unpack a `docker save` tarball or an OCI image layout (folder or tar).",
+)
+@click.option(
+    "--arch",
+    default=None,
+    metavar="ARCH",
+    help="Debian architecture (default: this machine's); picks the image of an OCI index too.",
+)
+@click.option("--variant", default="minbase", show_default=True, help="debootstrap --variant.")
+@click.option("--include", default=None, metavar="PKG,...", help="Extra packages for debootstrap.")
+@click.option(
+    "--mirror",
+    default=None,
+    metavar="URL",
+    help="Debian mirror for debootstrap (default: where the suite lives now, "
+    "e.g. http://archive.debian.org/debian for buster and older).",
+)
 @click.argument("dest", type=click.Path(path_type=Path))
 def rootfs(**options: object) -> int:
     """Make an old-glibc root folder in DEST for verify-load and --verify-on."""
@@ -359,20 +561,37 @@ def rootfs(**options: object) -> int:
 
 @cli.command(epilog=EXIT_CODE_HELP)
 @click.option("--recipe", required=True, metavar="NAME|PATH", help="Recipe (see recipes/).")
-@click.option("--glibc", default=None, metavar="X.Y|PLATFORM",
-              help=glibc_help("the recipe's own"))
-@click.option("--base-archive", type=click.Path(path_type=Path), default=None,
-              help="Make the base image from this `docker save` tarball or OCI image layout "
-                   "instead of pulling it or using debootstrap.")
-@click.option("--rsrc", type=click.Path(path_type=Path), default=None,
-              help="Where the recipe's sources are kept (default rsrc/).")
+@click.option("--glibc", default=None, metavar="X.Y|PLATFORM", help=glibc_help("the recipe's own"))
+@click.option(
+    "--base-archive",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Make the base image from this `docker save` tarball or OCI image layout "
+    "instead of pulling it or using debootstrap.",
+)
+@click.option(
+    "--rsrc",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where the recipe's sources are kept (default rsrc/).",
+)
 @click.option("--offline", is_flag=True, help="Use only what --rsrc already holds.")
-@click.option("--deadline", type=click.FloatRange(min=0, min_open=True), default=None,
-              metavar="SECONDS",
-              help="Give up a download (exit 6) that takes longer than this, all its URLs "
-                   "and retries included (default: one hour).")
-def image(recipe: str, glibc: str | None, base_archive: Path | None, rsrc: Path | None,
-          offline: bool, deadline: float | None) -> int:
+@click.option(
+    "--deadline",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="SECONDS",
+    help="Give up a download (exit 6) that takes longer than this, all its URLs "
+    "and retries included (default: one hour).",
+)
+def image(
+    recipe: str,
+    glibc: str | None,
+    base_archive: Path | None,
+    rsrc: Path | None,
+    offline: bool,
+    deadline: float | None,
+) -> int:
     """Make the Docker image of a recipe, air-gapped if need be; print its reference.
 
     The base image is used when the engine has it, pulled when a registry answers, and
@@ -383,44 +602,86 @@ def image(recipe: str, glibc: str | None, base_archive: Path | None, rsrc: Path 
 
     loaded = load_recipe(recipe)
     version = glibc_version(glibc) if glibc else loaded.glibc
-    click.echo(build_image(loaded, version, rsrc=rsrc, offline=offline,
-                           base_archive=base_archive, deadline=deadline))
+    click.echo(
+        build_image(
+            loaded,
+            version,
+            rsrc=rsrc,
+            offline=offline,
+            base_archive=base_archive,
+            deadline=deadline,
+        )
+    )
     return 0
 
 
 @cli.command("render", epilog=EXIT_CODE_HELP)
-@click.option("--recipe", "recipe_name", required=True, metavar="NAME|PATH",
-              help="A recipe name from recipes/ or the path of a recipe .toml file.")
-@click.option("--glibc", default=None, metavar="X.Y|PLATFORM",
-              help=glibc_help("the recipe's own") + " A recipe whose base glibc is newer is "
-                   "refused.")
+@click.option(
+    "--recipe",
+    "recipe_name",
+    required=True,
+    metavar="NAME|PATH",
+    help="A recipe name from recipes/ or the path of a recipe .toml file.",
+)
+@click.option(
+    "--glibc",
+    default=None,
+    metavar="X.Y|PLATFORM",
+    help=glibc_help("the recipe's own") + " A recipe whose base glibc is newer is refused.",
+)
 def render_command(recipe_name: str, glibc: str | None) -> int:
     """Print the Dockerfile a recipe renders to (same recipe, same bytes)."""
     from .recipe import load_recipe
     from .render import render_dockerfile
 
-    click.echo(render_dockerfile(load_recipe(recipe_name),
-                                 str(glibc_version(glibc)) if glibc else None), nl=False)
+    click.echo(
+        render_dockerfile(load_recipe(recipe_name), str(glibc_version(glibc)) if glibc else None),
+        nl=False,
+    )
     return 0
 
 
 @cli.command("fetch", epilog=EXIT_CODE_HELP)
-@click.option("--recipe", "recipe_name", required=True, metavar="NAME|PATH",
-              help="A recipe name from recipes/ or the path of a recipe .toml file.")
-@click.option("--rsrc", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Download folder (default: rsrc/ in the checkout).")
-@click.option("--offline", is_flag=True,
-              help="No network: verify what the folder holds, fail naming what is missing "
-                   "or altered.")
-@click.option("--mirror", "mirrors", multiple=True, metavar="URL|DIR",
-              help="Try this base URL (or local folder) first; files are looked up by name. "
-                   "Repeatable.")
-@click.option("--deadline", type=click.FloatRange(min=0, min_open=True), default=None,
-              metavar="SECONDS",
-              help="Give up a download (exit 6) that takes longer than this, all its URLs "
-                   "and retries included (default: one hour).")
-def fetch_command(recipe_name: str, rsrc: Path | None, offline: bool,
-                  mirrors: tuple[str, ...], deadline: float | None) -> int:
+@click.option(
+    "--recipe",
+    "recipe_name",
+    required=True,
+    metavar="NAME|PATH",
+    help="A recipe name from recipes/ or the path of a recipe .toml file.",
+)
+@click.option(
+    "--rsrc",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Download folder (default: rsrc/ in the checkout).",
+)
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="No network: verify what the folder holds, fail naming what is missing or altered.",
+)
+@click.option(
+    "--mirror",
+    "mirrors",
+    multiple=True,
+    metavar="URL|DIR",
+    help="Try this base URL (or local folder) first; files are looked up by name. Repeatable.",
+)
+@click.option(
+    "--deadline",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="SECONDS",
+    help="Give up a download (exit 6) that takes longer than this, all its URLs "
+    "and retries included (default: one hour).",
+)
+def fetch_command(
+    recipe_name: str,
+    rsrc: Path | None,
+    offline: bool,
+    mirrors: tuple[str, ...],
+    deadline: float | None,
+) -> int:
     """Download a recipe's sources and verify them (sha256, pinned GPG keys).
 
     Prints the path of each verified source on stdout.
@@ -430,15 +691,20 @@ def fetch_command(recipe_name: str, rsrc: Path | None, offline: bool,
     from .recipe import load_recipe
 
     recipe = load_recipe(recipe_name)
-    for path in fetch_sources(recipe, rsrc or DEFAULT_RSRC, offline=offline, mirrors=mirrors,
-                              deadline=deadline):
+    for path in fetch_sources(
+        recipe, rsrc or DEFAULT_RSRC, offline=offline, mirrors=mirrors, deadline=deadline
+    ):
         click.echo(str(path))
     return 0
 
 
 @cli.command("platforms", epilog=EXIT_CODE_HELP)
-@click.option("--json", "json_output", is_flag=True,
-              help="Print the table as JSON (with the source of each fact).")
+@click.option(
+    "--json",
+    "json_output",
+    is_flag=True,
+    help="Print the table as JSON (with the source of each fact).",
+)
 @click.option("--sources", is_flag=True, help="Show the public source of each fact.")
 def platforms_command(json_output: bool, sources: bool) -> int:
     """List the platform presets --glibc accepts: glibc, kernel floor, x86-64 level, C++ runtime.
@@ -458,8 +724,14 @@ def platforms_command(json_output: bool, sources: bool) -> int:
 
 @cli.command("cache", epilog=EXIT_CODE_HELP)
 @click.argument("action", type=click.Choice(["list", "prune"]), default="list")
-@click.option("--older-than", type=click.FloatRange(min=0), default=30.0, show_default=True,
-              metavar="DAYS", help="prune: remove what no build used for this many days.")
+@click.option(
+    "--older-than",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    metavar="DAYS",
+    help="prune: remove what no build used for this many days.",
+)
 @click.option("--dry-run", is_flag=True, help="prune: only say what would be removed.")
 @click.option("--json", "json_output", is_flag=True, help="list: one JSON object on stdout.")
 def cache_command(action: str, older_than: float, dry_run: bool, json_output: bool) -> int:
@@ -493,7 +765,7 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
-_last_error: list[str] = []   # the one line `_main` printed, for --json
+_last_error: list[str] = []  # the one line `_main` printed, for --json
 
 
 def _error(message: str, details: str = "") -> None:
@@ -527,7 +799,9 @@ def _main(argv: list[str] | None) -> int:
     except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
         if os.environ.get("GLIBC_BUILD_DEBUG") == "1":
             traceback.print_exc()
-        _error(f"internal error: {type(exc).__name__}: {exc}; this is a bug, please report it "
-               "with the output of the same command run with GLIBC_BUILD_DEBUG=1")
+        _error(
+            f"internal error: {type(exc).__name__}: {exc}; this is a bug, please report it "
+            "with the output of the same command run with GLIBC_BUILD_DEBUG=1"
+        )
         return 70
     return result if isinstance(result, int) else 0

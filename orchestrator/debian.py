@@ -61,10 +61,14 @@ def archive() -> Archive:
 @functools.cache
 def _archive_data() -> Archive:
     data = tomllib.loads(ARCHIVE_FILE.read_text(encoding="utf-8"))
-    return Archive(mirror=data["mirror"].rstrip("/"), default_suite=data["default-suite"],
-                   component=data["component"], keyring=Path(data["keyring"]),
-                   fingerprints=tuple(data["fingerprints"]),
-                   provided_by_zig=frozenset(data["provided-by-zig"]))
+    return Archive(
+        mirror=data["mirror"].rstrip("/"),
+        default_suite=data["default-suite"],
+        component=data["component"],
+        keyring=Path(data["keyring"]),
+        fingerprints=tuple(data["fingerprints"]),
+        provided_by_zig=frozenset(data["provided-by-zig"]),
+    )
 
 
 @dataclass(frozen=True)
@@ -73,7 +77,7 @@ class Package:
 
     name: str
     version: str
-    filename: str                              # the .deb's path under the mirror
+    filename: str  # the .deb's path under the mirror
     sha256: str
     size: int
     depends: tuple[tuple[str, ...], ...] = ()  # Pre-Depends and Depends: alternatives
@@ -81,6 +85,7 @@ class Package:
 
 
 # --- parsing (pure) ------------------------------------------------------------------------
+
 
 def stanzas(text: str) -> Iterator[dict[str, str]]:
     """RFC 822-style paragraphs (deb822(5)): `Field: value`, continuation lines indented."""
@@ -117,8 +122,11 @@ def relation_names(value: str) -> tuple[tuple[str, ...], ...]:
     """`a (>= 1) | b:any, c` -> ((a, b), (c,)): names only (the suite holds one version)."""
     groups = []
     for group in value.split(","):
-        names = tuple(alt.split("(")[0].split("[")[0].strip().split(":")[0]
-                      for alt in group.split("|") if alt.strip())
+        names = tuple(
+            alt.split("(")[0].split("[")[0].strip().split(":")[0]
+            for alt in group.split("|")
+            if alt.strip()
+        )
         if names:
             groups.append(names)
     return tuple(groups)
@@ -129,19 +137,26 @@ def parse_packages(text: str) -> dict[str, Package]:
     for fields in stanzas(text):
         if "Package" not in fields or "SHA256" not in fields:
             continue
-        depends = relation_names(", ".join(v for v in (fields.get("Pre-Depends"),
-                                                        fields.get("Depends")) if v))
+        depends = relation_names(
+            ", ".join(v for v in (fields.get("Pre-Depends"), fields.get("Depends")) if v)
+        )
         index[fields["Package"]] = Package(
-            name=fields["Package"], version=fields.get("Version", ""),
-            filename=fields["Filename"], sha256=fields["SHA256"],
-            size=int(fields.get("Size", "0")), depends=depends,
-            provides=tuple(n for group in relation_names(fields.get("Provides", ""))
-                           for n in group))
+            name=fields["Package"],
+            version=fields.get("Version", ""),
+            filename=fields["Filename"],
+            sha256=fields["SHA256"],
+            size=int(fields.get("Size", "0")),
+            depends=depends,
+            provides=tuple(
+                n for group in relation_names(fields.get("Provides", "")) for n in group
+            ),
+        )
     return index
 
 
-def closure(names: Iterable[str], index: dict[str, Package], skip: frozenset[str], *,
-            where: str) -> list[Package]:
+def closure(
+    names: Iterable[str], index: dict[str, Package], skip: frozenset[str], *, where: str
+) -> list[Package]:
     """The named packages and everything they depend on in the suite, sorted by name;
     packages in `skip` (zig provides them) are left out with all they alone need. An
     unknown name is refused; a dependency that no package of the suite is or provides is
@@ -156,9 +171,11 @@ def closure(names: Iterable[str], index: dict[str, Package], skip: frozenset[str
         if name in skip:
             continue
         if name not in index:
-            raise BadInput(f"{name}: no such package in {where}; check the name (it is the "
-                           "Debian package, e.g. libasound2-dev) or pick another "
-                           "--system-suite")
+            raise BadInput(
+                f"{name}: no such package in {where}; check the name (it is the "
+                "Debian package, e.g. libasound2-dev) or pick another "
+                "--system-suite"
+            )
         todo.append(name)
     while todo:
         name = todo.pop()
@@ -172,8 +189,7 @@ def closure(names: Iterable[str], index: dict[str, Package], skip: frozenset[str
             real = next((alt for alt in group if alt in index), None)
             if real is None:
                 real = next((min(providers[alt]) for alt in group if alt in providers), None)
-                if real is None or any(p in skip for alt in group
-                                       for p in providers.get(alt, ())):
+                if real is None or any(p in skip for alt in group for p in providers.get(alt, ())):
                     continue
             todo.append(real)
     return [chosen[name] for name in sorted(chosen)]
@@ -181,23 +197,30 @@ def closure(names: Iterable[str], index: dict[str, Package], skip: frozenset[str
 
 # --- fetching and verifying ----------------------------------------------------------------
 
+
 def _fetch(url: str, dest: Path, *, what: str, missing: str | None = None) -> None:
     """`url` into `dest` (a fresh file); exit 6 when the mirror does not answer, exit 2 with
     `missing` when it answers that there is no such file."""
     part = dest.with_name(f".{dest.name}.part")
     try:
         with download.Progress() as progress:
-            download.download(url, part, name=dest.name, settings=download.Settings(),
-                              deadline=download.Deadline(download.DEFAULT_DEADLINE),
-                              progress=progress)
+            download.download(
+                url,
+                part,
+                name=dest.name,
+                settings=download.Settings(),
+                deadline=download.Deadline(download.DEFAULT_DEADLINE),
+                progress=progress,
+            )
         part.replace(dest)
     except download.NextUrl as exc:
         if exc.not_found and missing:
             raise BadInput(missing) from None
         raise DownloadFailed(f"{url}: {exc}; {what} could not be downloaded") from None
     except download.Retryable as exc:
-        raise DownloadFailed(f"{url}: the mirror does not answer ({exc}); try again later "
-                             "or check the network") from None
+        raise DownloadFailed(
+            f"{url}: the mirror does not answer ({exc}); try again later or check the network"
+        ) from None
     finally:
         download.discard(part)
 
@@ -206,8 +229,10 @@ def _require_sha256(path: Path, sha256: str, *, what: str) -> None:
     actual = sha256_file(path)
     if actual != sha256:
         path.unlink(missing_ok=True)
-        raise VerificationFailed(f"{what}: sha256 {actual} is not the {sha256} its index "
-                                 "gives; refusing it (a broken mirror or a tampered file)")
+        raise VerificationFailed(
+            f"{what}: sha256 {actual} is not the {sha256} its index "
+            "gives; refusing it (a broken mirror or a tampered file)"
+        )
 
 
 def check_names(suite: str, packages: Iterable[str]) -> None:
@@ -216,8 +241,9 @@ def check_names(suite: str, packages: Iterable[str]) -> None:
         raise BadInput(f"--system-suite {suite!r} is not a Debian suite name (e.g. bullseye)")
     for name in packages:
         if not _PACKAGE_NAME.match(name):
-            raise BadInput(f"--system-package {name!r} is not a Debian package name "
-                           "(e.g. libasound2-dev)")
+            raise BadInput(
+                f"--system-package {name!r} is not a Debian package name (e.g. libasound2-dev)"
+            )
 
 
 def verified_release(suite: str, work: Path) -> str:
@@ -226,15 +252,22 @@ def verified_release(suite: str, work: Path) -> str:
 
     spec = archive()
     if not spec.keyring.is_file():
-        raise ToolchainError(f"{spec.keyring} is missing: it holds Debian's archive keys; "
-                             "install it (apt-get install debian-archive-keyring)")
+        raise ToolchainError(
+            f"{spec.keyring} is missing: it holds Debian's archive keys; "
+            "install it (apt-get install debian-archive-keyring)"
+        )
     base = f"{spec.mirror}/dists/{suite}"
-    missing = (f"--system-suite {suite}: no such suite on {spec.mirror}; use one Debian "
-               "publishes (e.g. bullseye, bookworm)")
-    _fetch(f"{base}/Release", work / "Release", what=f"Debian {suite}'s Release",
-           missing=missing)
-    _fetch(f"{base}/Release.gpg", work / "Release.gpg", what=f"Debian {suite}'s Release.gpg",
-           missing=missing)
+    missing = (
+        f"--system-suite {suite}: no such suite on {spec.mirror}; use one Debian "
+        "publishes (e.g. bullseye, bookworm)"
+    )
+    _fetch(f"{base}/Release", work / "Release", what=f"Debian {suite}'s Release", missing=missing)
+    _fetch(
+        f"{base}/Release.gpg",
+        work / "Release.gpg",
+        what=f"Debian {suite}'s Release.gpg",
+        missing=missing,
+    )
     what = f"Debian {suite} Release"
     with Keyring([spec.keyring], what=what) as keyring:
         keyring.verify(work / "Release.gpg", work / "Release", spec.fingerprints, what=what)
@@ -247,8 +280,7 @@ def packages_index(suite: str, debian_arch: str, work: Path) -> dict[str, Packag
     hashes = release_hashes(verified_release(suite, work))
     path = f"{spec.component}/binary-{debian_arch}/Packages.xz"
     if path not in hashes:
-        raise BadInput(f"Debian {suite} has no {path}; is {debian_arch} one of its "
-                       "architectures?")
+        raise BadInput(f"Debian {suite} has no {path}; is {debian_arch} one of its architectures?")
     sha256, _ = hashes[path]
     cached = cache_dir("debian", "index") / f"{sha256}.xz"
     if not cached.is_file():
@@ -275,9 +307,7 @@ def fetch_deb(package: Package) -> Path:
             return path
         with tempfile.TemporaryDirectory(dir=folder, prefix=".fetch-") as tmp:
             fresh = Path(tmp) / path.name
-            _fetch(f"{archive().mirror}/{package.filename}", fresh,
-                   what=f"package {package.name}")
-            _require_sha256(fresh, package.sha256, what=f"package {package.name} "
-                            f"{package.version}")
+            _fetch(f"{archive().mirror}/{package.filename}", fresh, what=f"package {package.name}")
+            _require_sha256(fresh, package.sha256, what=f"package {package.name} {package.version}")
             fresh.replace(path)
     return path

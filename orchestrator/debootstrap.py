@@ -69,22 +69,27 @@ def mirror_table() -> dict[str, Any]:
         raise UsageError(f"{MIRRORS_TOML}: cannot be read ({exc})") from None
 
 
-def suite_place(suite: str, mirror: str | None = None,
-                table: dict[str, Any] | None = None) -> SuitePlace:
+def suite_place(
+    suite: str, mirror: str | None = None, table: dict[str, Any] | None = None
+) -> SuitePlace:
     """Where SUITE is fetched from: `--mirror` when given, else the table's hosts. A suite the
     table does not know (Ubuntu's, a newer Debian one) has no hosts and keyrings here: its
     debootstrap script's own defaults apply."""
     data = mirror_table() if table is None else table
     try:
         entry = data["suites"].get(suite, {})
-        mirrors = (mirror,) if mirror else tuple(
-            str(data["hosts"][name]) for name in entry.get("hosts", []))
+        mirrors = (
+            (mirror,)
+            if mirror
+            else tuple(str(data["hosts"][name]) for name in entry.get("hosts", []))
+        )
         keyrings = tuple(Path(data["keyrings"][name]) for name in entry.get("keyrings", []))
         glibc = entry.get("glibc")
     except (KeyError, TypeError, AttributeError) as exc:
         raise UsageError(f"{MIRRORS_TOML}: malformed ({type(exc).__name__}: {exc})") from None
-    return SuitePlace(suite=suite, mirrors=mirrors, keyrings=keyrings,
-                      glibc=str(glibc) if glibc else None)
+    return SuitePlace(
+        suite=suite, mirrors=mirrors, keyrings=keyrings, glibc=str(glibc) if glibc else None
+    )
 
 
 FOUND, MISSING = "found", "missing"
@@ -98,8 +103,7 @@ def probe(mirror: str, suite: str, *, timeout: float = PROBE_TIMEOUT) -> str:
         local = Path(urllib.request.url2pathname(urllib.parse.urlparse(url).path))
         return FOUND if local.is_file() else MISSING
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"),
-                                    timeout=timeout):
+        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout):
             return FOUND
     except urllib.error.HTTPError as exc:
         exc.close()
@@ -126,14 +130,18 @@ def choose_mirror(suite: str, answers: dict[str, str]) -> str:
             return mirror
     missing = [m for m, a in answers.items() if a == MISSING]
     if missing:
-        raise UsageError(f"suite {suite!r} is not on {' nor '.join(missing)} (no dists/{suite}/"
-                         "Release there); check the suite name, or pass --mirror URL of a "
-                         "mirror that has it (end-of-life suites: "
-                         f"{ARCHIVE_MIRROR})")
+        raise UsageError(
+            f"suite {suite!r} is not on {' nor '.join(missing)} (no dists/{suite}/"
+            "Release there); check the suite name, or pass --mirror URL of a "
+            "mirror that has it (end-of-life suites: "
+            f"{ARCHIVE_MIRROR})"
+        )
     mirror, answer = next(iter(answers.items()))
     more = f" (nor did {', '.join(list(answers)[1:])})" if len(answers) > 1 else ""
-    raise DownloadFailed(f"the Debian mirror {mirror} does not answer ({answer}){more}; check "
-                         "the network or pass --mirror URL of one that does")
+    raise DownloadFailed(
+        f"the Debian mirror {mirror} does not answer ({answer}){more}; check "
+        "the network or pass --mirror URL of one that does"
+    )
 
 
 def find_mirror(place: SuitePlace, *, timeout: float = PROBE_TIMEOUT) -> str | None:
@@ -169,10 +177,14 @@ def _unmount_below(path: Path) -> None:
     except OSError:
         return
     prefix = str(path.resolve())
-    points = [re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split()[4])
-              for line in lines if len(line.split()) > 4]
-    for point in sorted((p for p in points if p == prefix or p.startswith(prefix + "/")),
-                        key=len, reverse=True):
+    points = [
+        re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split()[4])
+        for line in lines
+        if len(line.split()) > 4
+    ]
+    for point in sorted(
+        (p for p in points if p == prefix or p.startswith(prefix + "/")), key=len, reverse=True
+    ):
         subprocess.run(["umount", "-l", point], capture_output=True, check=False)
 
 
@@ -185,28 +197,36 @@ def _check_debootstrap(suite: str, arch: str) -> str:
     """Fail early, with what to do, on each reason debootstrap could not work here."""
     binary = shutil.which("debootstrap")
     if binary is None:
-        raise ToolchainError("debootstrap is not installed; install it (`apt-get install "
-                             "debootstrap` on Debian/Ubuntu) or pass an image archive instead "
-                             "(`rootfs --image`, `--image`)")
+        raise ToolchainError(
+            "debootstrap is not installed; install it (`apt-get install "
+            "debootstrap` on Debian/Ubuntu) or pass an image archive instead "
+            "(`rootfs --image`, `--image`)"
+        )
     if os.geteuid() != 0:
-        raise ToolchainError("debootstrap must run as root (it unpacks packages with their "
-                             "owners and runs their scripts in a chroot); run this as root, or "
-                             "make the root elsewhere and pass a folder or an image archive "
-                             "(`docker save`) instead")
+        raise ToolchainError(
+            "debootstrap must run as root (it unpacks packages with their "
+            "owners and runs their scripts in a chroot); run this as root, or "
+            "make the root elsewhere and pass a folder or an image archive "
+            "(`docker save`) instead"
+        )
     scripts = _debootstrap_scripts()
     if scripts.is_dir() and not (scripts / suite).exists():
         known = sorted(p.name for p in scripts.iterdir() if "." not in p.name)
-        raise UsageError(f"debootstrap does not know the suite {suite!r}; known suites: "
-                         f"{', '.join(known)}")
+        raise UsageError(
+            f"debootstrap does not know the suite {suite!r}; known suites: {', '.join(known)}"
+        )
     if arch != host_debian_arch():
-        raise UsageError(f"debootstrap can only make {host_debian_arch()} roots on this "
-                         f"machine, not {arch}; for {arch} pass an image archive of an {arch} "
-                         "image (`rootfs --image`)")
+        raise UsageError(
+            f"debootstrap can only make {host_debian_arch()} roots on this "
+            f"machine, not {arch}; for {arch} pass an image archive of an {arch} "
+            "image (`rootfs --image`)"
+        )
     return binary
 
 
-def debootstrap_key(suite: str, arch: str, variant: str, include: tuple[str, ...],
-                     mirror: str | None) -> str:
+def debootstrap_key(
+    suite: str, arch: str, variant: str, include: tuple[str, ...], mirror: str | None
+) -> str:
     key = f"{suite}-{arch}-{variant}"
     if include or mirror:
         extra = json.dumps([sorted(include), mirror or ""]).encode()
@@ -219,19 +239,30 @@ def _explain_debootstrap_failure(suite: str, mirror: str | None, log: str) -> No
     tail = "\n".join(log.strip().splitlines()[-25:])
     where = mirror or DEFAULT_MIRROR_HINT
     if "Release signed by unknown key" in log:
-        raise ToolchainError(f"debootstrap could not verify suite {suite!r} from {where}: no "
-                             "keyring here holds its signing key; install (or update) "
-                             "debian-archive-keyring", details=tail)
+        raise ToolchainError(
+            f"debootstrap could not verify suite {suite!r} from {where}: no "
+            "keyring here holds its signing key; install (or update) "
+            "debian-archive-keyring",
+            details=tail,
+        )
     if "Failed getting release file" in log:
-        raise UsageError(f"debootstrap could not get suite {suite!r} from {where}: it is not "
-                         f"on that mirror (end-of-life Debian suites are on {ARCHIVE_MIRROR}) "
-                         "or the mirror is unreachable; pass --mirror URL of one that has it",
-                         details=tail)
+        raise UsageError(
+            f"debootstrap could not get suite {suite!r} from {where}: it is not "
+            f"on that mirror (end-of-life Debian suites are on {ARCHIVE_MIRROR}) "
+            "or the mirror is unreachable; pass --mirror URL of one that has it",
+            details=tail,
+        )
     raise ToolchainError(f"debootstrap failed making the {suite} root", details=tail)
 
 
-def debootstrap_root(suite: str, *, arch: str = "amd64", variant: str = "minbase",
-                     include: tuple[str, ...] = (), mirror: str | None = None) -> Path:
+def debootstrap_root(
+    suite: str,
+    *,
+    arch: str = "amd64",
+    variant: str = "minbase",
+    include: tuple[str, ...] = (),
+    mirror: str | None = None,
+) -> Path:
     """The cached root of SUITE (made by debootstrap on first use); never modify it."""
     # These names become a cache folder name: nothing but plain words may pass.
     if not re.fullmatch(r"[a-z0-9][a-z0-9.+-]*", suite):
@@ -239,8 +270,9 @@ def debootstrap_root(suite: str, *, arch: str = "amd64", variant: str = "minbase
     if not re.fullmatch(r"[a-z0-9]+", arch):
         raise UsageError(f"{arch!r} is not a Debian architecture (e.g. amd64, arm64)")
     if variant not in ("minbase", "buildd", "fakechroot"):
-        raise UsageError(f"debootstrap has no variant {variant!r}; use minbase, buildd or "
-                         "fakechroot")
+        raise UsageError(
+            f"debootstrap has no variant {variant!r}; use minbase, buildd or fakechroot"
+        )
     for package in include:
         if not re.fullmatch(r"[a-z0-9][a-z0-9.+-]*", package):
             raise UsageError(f"--include: {package!r} is not a Debian package name")
@@ -258,8 +290,7 @@ def debootstrap_root(suite: str, *, arch: str = "amd64", variant: str = "minbase
     with locked(base / f".{key}.lock"):
         if final.is_dir():  # made by another process while we waited
             return final
-        step(f"making a {suite} {arch} root with debootstrap (first use; it is cached in "
-             f"{base})")
+        step(f"making a {suite} {arch} root with debootstrap (first use; it is cached in {base})")
         staging = Path(tempfile.mkdtemp(prefix=f".{key}.partial-", dir=base))
         try:
             command = [binary, f"--variant={variant}", f"--arch={arch}"]
@@ -271,11 +302,12 @@ def debootstrap_root(suite: str, *, arch: str = "amd64", variant: str = "minbase
             if chosen:
                 command.append(chosen)
             with progress.stage(None, "debootstrap finished"):
-                returncode, log = progress.run_streaming(command)   # its lines are its progress
+                returncode, log = progress.run_streaming(command)  # its lines are its progress
             if returncode != 0:
                 with contextlib.suppress(OSError):
                     log += (staging / "debootstrap" / "debootstrap.log").read_text(
-                        errors="replace")[-4000:]
+                        errors="replace"
+                    )[-4000:]
                 _explain_debootstrap_failure(suite, chosen, log)
             # The downloaded .debs are not part of the root and only take space.
             archives = staging / "var" / "cache" / "apt" / "archives"
@@ -302,11 +334,11 @@ def copy_root(source: Path, dest: Path, *, source_id: str | None = None) -> None
     prepare_dest(dest)
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=dest.parent))
     try:
-        proc = subprocess.run(["cp", "-a", "--", f"{source}/.", str(staging)],
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            ["cp", "-a", "--", f"{source}/.", str(staging)], capture_output=True, text=True
+        )
         if proc.returncode != 0:
-            raise ToolchainError(f"copying {source} to {dest} failed",
-                                 details=proc.stderr[-2000:])
+            raise ToolchainError(f"copying {source} to {dest} failed", details=proc.stderr[-2000:])
         clamp_tree_links(staging)
         move_into_place(staging, dest, source=source_id)
     except BaseException:

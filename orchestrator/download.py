@@ -106,15 +106,20 @@ class Deadline:
         if self.remaining() > 0:
             return
         elapsed = self.elapsed()
-        done = (f"; {human_bytes(received)} came in {elapsed:.0f} s, "
-                f"{human_bytes(received / elapsed if elapsed else 0)}/s" if received else "")
-        raise DownloadFailed(f"{url}: not downloaded within the deadline of "
-                             f"{self.seconds:g} s{done}; pass --deadline SECONDS for a slow "
-                             "link, or --mirror URL|DIR")
+        done = (
+            f"; {human_bytes(received)} came in {elapsed:.0f} s, "
+            f"{human_bytes(received / elapsed if elapsed else 0)}/s"
+            if received
+            else ""
+        )
+        raise DownloadFailed(
+            f"{url}: not downloaded within the deadline of "
+            f"{self.seconds:g} s{done}; pass --deadline SECONDS for a slow "
+            "link, or --mirror URL|DIR"
+        )
 
 
-def backoff_delay(attempt: int, base: float, retry_after: float | None,
-                  jitter: float) -> float:
+def backoff_delay(attempt: int, base: float, retry_after: float | None, jitter: float) -> float:
     """Seconds to wait before attempt `attempt + 1`: the server's Retry-After when it gave
     one, else `base` doubled per attempt plus up to 25% jitter (`jitter` in [0, 1)) so that
     many clients do not come back at once; never more than MAX_RETRY_AFTER."""
@@ -229,14 +234,13 @@ def open_url(url: str, point: ResumePoint, *, timeout: float) -> tuple[Response,
     except urllib.error.HTTPError as exc:
         exc.close()
         if exc.code == 416 and point.offset:
-            raise Retryable("the server refused to resume; starting over",
-                            retry_after=0) from None
+            raise Retryable("the server refused to resume; starting over", retry_after=0) from None
         if exc.code == 429 or exc.code >= 500:
-            raise Retryable(f"HTTP {exc.code} {exc.reason}",
-                            retry_after=retry_after_seconds(exc.headers.get("Retry-After"))
-                            ) from None
-        raise NextUrl(f"HTTP {exc.code} {exc.reason}",
-                      not_found=exc.code in (404, 410)) from None
+            raise Retryable(
+                f"HTTP {exc.code} {exc.reason}",
+                retry_after=retry_after_seconds(exc.headers.get("Retry-After")),
+            ) from None
+        raise NextUrl(f"HTTP {exc.code} {exc.reason}", not_found=exc.code in (404, 410)) from None
     except urllib.error.URLError as exc:
         reason = exc.reason
         if isinstance(reason, FileNotFoundError):
@@ -308,8 +312,12 @@ class HashingWriter:
     def __enter__(self) -> HashingWriter:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.finish()  # also after a dropped connection: the part is resumed later
 
 
@@ -379,9 +387,15 @@ class Progress:
             )
             from rich.progress import Progress as RichProgress
 
-            self.bar = RichProgress(TextColumn("    {task.description}"), BarColumn(),
-                                    DownloadColumn(), TransferSpeedColumn(),
-                                    TimeRemainingColumn(), console=console(), transient=True)
+            self.bar = RichProgress(
+                TextColumn("    {task.description}"),
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                console=console(),
+                transient=True,
+            )
             self.bar.start()
         return self
 
@@ -398,8 +412,9 @@ class Progress:
 
 
 # -- one URL --------------------------------------------------------------------------------
-def download(url: str, part: Path, *, name: str, settings: Settings, deadline: Deadline,
-             progress: Progress) -> Downloaded:
+def download(
+    url: str, part: Path, *, name: str, settings: Settings, deadline: Deadline, progress: Progress
+) -> Downloaded:
     """Download `url` into `part`, trying again with back-off on network trouble, within
     `deadline`. Raises Retryable or NextUrl when this URL will not do, DownloadFailed past the
     deadline, BadInput when the part cannot be written."""
@@ -407,20 +422,24 @@ def download(url: str, part: Path, *, name: str, settings: Settings, deadline: D
     for attempt in range(1, attempts + 1):
         deadline.check(url)
         try:
-            return _download_once(url, part, name=name, settings=settings, deadline=deadline,
-                                  progress=progress)
+            return _download_once(
+                url, part, name=name, settings=settings, deadline=deadline, progress=progress
+            )
         except Retryable as exc:
             if attempt == attempts:
                 raise
-            delay = min(backoff_delay(attempt, settings.backoff, exc.retry_after,
-                                      random.random()), deadline.remaining())
+            delay = min(
+                backoff_delay(attempt, settings.backoff, exc.retry_after, random.random()),
+                deadline.remaining(),
+            )
             warn(f"{url}: {exc}; retrying in {delay:.1f}s ({attempt + 1}/{attempts})")
             time.sleep(delay)
     raise AssertionError("unreachable")
 
 
-def _download_once(url: str, part: Path, *, name: str, settings: Settings,
-                   deadline: Deadline, progress: Progress) -> Downloaded:
+def _download_once(
+    url: str, part: Path, *, name: str, settings: Settings, deadline: Deadline, progress: Progress
+) -> Downloaded:
     point = read_resume_point(part, url)
     # A read waits at most the time left, so the deadline holds against a silent server too.
     timeout = max(0.1, min(settings.timeout, deadline.remaining()))
@@ -434,8 +453,11 @@ def _download_once(url: str, part: Path, *, name: str, settings: Settings,
         length = response.headers.get("Content-Length")
         total = start + int(length) if length and length.isdigit() else None
         try:
-            remember_validator(part, url, validator_of(response.headers.get("ETag"),
-                                                       response.headers.get("Last-Modified")))
+            remember_validator(
+                part,
+                url,
+                validator_of(response.headers.get("ETag"), response.headers.get("Last-Modified")),
+            )
         except BadInput:  # the disk is full already: do not leave the part filling it
             discard(part)
             raise
@@ -452,8 +474,9 @@ def _download_once(url: str, part: Path, *, name: str, settings: Settings,
     return Downloaded(sha256=digest, resumed=bool(start))
 
 
-def _copy(response: Response, writer: HashingWriter, tracker: Tracker, *, url: str,
-          deadline: Deadline) -> None:
+def _copy(
+    response: Response, writer: HashingWriter, tracker: Tracker, *, url: str, deadline: Deadline
+) -> None:
     """Body to part. read1 returns whatever has arrived, so the deadline is checked between
     small reads even when the server drips."""
     received_here = 0
@@ -463,8 +486,9 @@ def _copy(response: Response, writer: HashingWriter, tracker: Tracker, *, url: s
         except (OSError, http.client.HTTPException) as exc:
             if isinstance(exc, socket.timeout):
                 deadline.check(url, received_here)
-            raise Retryable(f"connection lost after {writer.size} bytes "
-                            f"({describe(exc)})") from None
+            raise Retryable(
+                f"connection lost after {writer.size} bytes ({describe(exc)})"
+            ) from None
         if not block:
             return
         writer.write(block)

@@ -64,13 +64,22 @@ NT_GNU_PROPERTY_TYPE_0 = 5
 GNU_PROPERTY_X86_ISA_1_NEEDED = 0xC0008002
 
 # e_machine numbers -> the names targets.py uses (pyelftools' spelling).
-MACHINES = {3: "EM_386", 8: "EM_MIPS", 20: "EM_PPC", 21: "EM_PPC64", 22: "EM_S390",
-            40: "EM_ARM", 62: "EM_X86_64", 183: "EM_AARCH64", 243: "EM_RISCV",
-            258: "EM_LOONGARCH"}
+MACHINES = {
+    3: "EM_386",
+    8: "EM_MIPS",
+    20: "EM_PPC",
+    21: "EM_PPC64",
+    22: "EM_S390",
+    40: "EM_ARM",
+    62: "EM_X86_64",
+    183: "EM_AARCH64",
+    243: "EM_RISCV",
+    258: "EM_LOONGARCH",
+}
 
 _HOST_LITTLE = sys.byteorder == "little"
 _ELFOSABI_GNU = 3
-_MIN_PAGE = 4096      # the smallest page size of any target; ld.so checks p_align against it
+_MIN_PAGE = 4096  # the smallest page size of any target; ld.so checks p_align against it
 # Address space the PT_LOAD segments of one file may span: 1 TiB. ld.so maps the whole span
 # at once (elf/dl-map-segments.h); far past any machine's memory the kernel refuses the
 # mapping, so a p_memsz of terabytes is corruption, not a library (the largest real ones
@@ -93,10 +102,18 @@ _PLTREL_ALLOWED = {"EM_X86_64": (DT_RELA,), "EM_AARCH64": (DT_RELA,)}
 # Machines whose loader never writes into the dynamic section (DL_RO_DYN_SECTION in their
 # sysdeps/*/ldsodefs.h before glibc 2.35); on the others it must be writable.
 _READ_ONLY_DYNAMIC = frozenset({"EM_MIPS", "EM_RISCV"})
-_TAG_NAMES = {DT_RELA: "DT_RELA", DT_RELAENT: "DT_RELAENT", DT_REL: "DT_REL",
-              DT_RELENT: "DT_RELENT", DT_RELASZ: "DT_RELASZ", DT_RELSZ: "DT_RELSZ",
-              DT_PLTREL: "DT_PLTREL", DT_JMPREL: "DT_JMPREL", DT_PLTRELSZ: "DT_PLTRELSZ",
-              DT_PLTGOT: "DT_PLTGOT"}
+_TAG_NAMES = {
+    DT_RELA: "DT_RELA",
+    DT_RELAENT: "DT_RELAENT",
+    DT_REL: "DT_REL",
+    DT_RELENT: "DT_RELENT",
+    DT_RELASZ: "DT_RELASZ",
+    DT_RELSZ: "DT_RELSZ",
+    DT_PLTREL: "DT_PLTREL",
+    DT_JMPREL: "DT_JMPREL",
+    DT_PLTRELSZ: "DT_PLTRELSZ",
+    DT_PLTGOT: "DT_PLTGOT",
+}
 
 
 class Segment(NamedTuple):
@@ -140,7 +157,7 @@ class UndefinedSymbol(NamedTuple):
     file: str | None
 
 
-class cached_property(Generic[_T]):  # noqa: N801 - named like functools' one, which it replaces
+class cached_property(Generic[_T]):
     """functools.cached_property without its per-access lock (Python <= 3.11 takes an RLock
     on every access, which cost 2 µs x thousands of reads per run). Non-data descriptor: after
     the first read the value sits in the instance __dict__ and is found there directly."""
@@ -194,10 +211,11 @@ class _Layout:
         self.prop = struct.Struct(e + "II")
 
 
-_LAYOUTS = {(is64, little): _Layout(is64, little) for is64 in (False, True)
-            for little in (False, True)}
+_LAYOUTS = {
+    (is64, little): _Layout(is64, little) for is64 in (False, True) for little in (False, True)
+}
 # A st_info byte -> 1 if its binding is STB_GNU_UNIQUE: lets bytes.translate scan all symbols.
-_new_tuple = tuple.__new__   # builds an UndefinedSymbol without NamedTuple's Python __new__
+_new_tuple = tuple.__new__  # builds an UndefinedSymbol without NamedTuple's Python __new__
 _UNIQUE_TABLE = bytes(1 if b >> 4 == STB_GNU_UNIQUE else 0 for b in range(256))
 
 
@@ -221,15 +239,29 @@ class ElfFile:
         self.little = ei_data == 1
         self.osabi, self.abiversion = data[7], data[8]
         self.layout = _LAYOUTS[(self.is64, self.little)]
-        (self.type, self.machine_number, self._e_version, _entry, self._phoff, self._shoff,
-         self.flags, _ehsize, phentsize, phnum, shentsize, self._shnum, _shstrndx) = self._unpack(
-            self.layout.ehdr, 16, "the ELF header")
+        (
+            self.type,
+            self.machine_number,
+            self._e_version,
+            _entry,
+            self._phoff,
+            self._shoff,
+            self.flags,
+            _ehsize,
+            phentsize,
+            phnum,
+            shentsize,
+            self._shnum,
+            _shstrndx,
+        ) = self._unpack(self.layout.ehdr, 16, "the ELF header")
         self.machine = MACHINES.get(self.machine_number, f"EM_{self.machine_number}")
-        if phnum == 0xFFFF:   # PN_XNUM: the real count is in section 0's sh_info
+        if phnum == 0xFFFF:  # PN_XNUM: the real count is in section 0's sh_info
             first = self._section_headers(shentsize, limit=1)
             if not first:
-                raise ElfError("e_phnum is PN_XNUM (0xffff) but there is no section header 0 "
-                               "holding the real count")
+                raise ElfError(
+                    "e_phnum is PN_XNUM (0xffff) but there is no section header 0 "
+                    "holding the real count"
+                )
             phnum = first[0][7]
         if phnum and phentsize != self.layout.phdr.size:
             raise ElfError(f"e_phentsize is {phentsize}, expected {self.layout.phdr.size}")
@@ -239,15 +271,19 @@ class ElfFile:
     # -- bounded primitives -------------------------------------------------------------
     def _unpack(self, st: struct.Struct, offset: int, what: str) -> tuple[Any, ...]:
         if offset < 0 or offset + st.size > self.size:
-            raise ElfError(f"{what} at file offset {offset:#x} runs past the end of the file "
-                           f"({self.size} bytes): truncated or corrupt")
+            raise ElfError(
+                f"{what} at file offset {offset:#x} runs past the end of the file "
+                f"({self.size} bytes): truncated or corrupt"
+            )
         return st.unpack_from(self.data, offset)
 
     def _slice(self, offset: int, size: int, what: str) -> bytes:
         if offset < 0 or size < 0 or offset + size > self.size:
-            raise ElfError(f"{what} ({size} bytes at file offset {offset:#x}) runs past the end "
-                           f"of the file ({self.size} bytes): truncated or corrupt")
-        return self.data[offset:offset + size]
+            raise ElfError(
+                f"{what} ({size} bytes at file offset {offset:#x}) runs past the end "
+                f"of the file ({self.size} bytes): truncated or corrupt"
+            )
+        return self.data[offset : offset + size]
 
     def _section_headers(self, shentsize: int, limit: int | None = None) -> list[tuple[Any, ...]]:
         count = self._shnum if limit is None else limit
@@ -257,8 +293,10 @@ class ElfFile:
             raise ElfError(f"e_shentsize is {shentsize}, expected {self.layout.shdr.size}")
         if count * shentsize > self.size:
             raise ElfError(f"e_shnum {count} section headers cannot fit in the file")
-        return [self._unpack(self.layout.shdr, self._shoff + i * shentsize, "a section header")
-                for i in range(count)]
+        return [
+            self._unpack(self.layout.shdr, self._shoff + i * shentsize, "a section header")
+            for i in range(count)
+        ]
 
     # -- program headers and the address space -------------------------------------------
     def require_intact(self) -> None:
@@ -268,9 +306,11 @@ class ElfFile:
         Then everything `require_loadable` refuses, which the loader refuses too."""
         for seg in self.segments:
             if seg.type == PT_LOAD and seg.offset + seg.filesz > self.size:
-                raise ElfError(f"a PT_LOAD segment ({seg.filesz} bytes at file offset "
-                               f"{seg.offset:#x}) runs past the end of the file ({self.size} "
-                               "bytes): truncated or corrupt")
+                raise ElfError(
+                    f"a PT_LOAD segment ({seg.filesz} bytes at file offset "
+                    f"{seg.offset:#x}) runs past the end of the file ({self.size} "
+                    "bytes): truncated or corrupt"
+                )
         self.require_loadable()
 
     @cached_property
@@ -282,12 +322,14 @@ class ElfFile:
             raise ElfError(f"e_phnum {self._phnum} program headers cannot fit in the file")
         raw = self._slice(self._phoff, self._phnum * st.size, "the program headers")
         if self.is64:
-            return [_new_tuple(Segment, (p_type, p_flags, off, vaddr, filesz, memsz, align))
-                    for p_type, p_flags, off, vaddr, _paddr, filesz, memsz, align
-                    in st.iter_unpack(raw)]
-        return [_new_tuple(Segment, (p_type, p_flags, off, vaddr, filesz, memsz, align))
-                for p_type, off, vaddr, _paddr, filesz, memsz, p_flags, align
-                in st.iter_unpack(raw)]
+            return [
+                _new_tuple(Segment, (p_type, p_flags, off, vaddr, filesz, memsz, align))
+                for p_type, p_flags, off, vaddr, _paddr, filesz, memsz, align in st.iter_unpack(raw)
+            ]
+        return [
+            _new_tuple(Segment, (p_type, p_flags, off, vaddr, filesz, memsz, align))
+            for p_type, off, vaddr, _paddr, filesz, memsz, p_flags, align in st.iter_unpack(raw)
+        ]
 
     def segment(self, p_type: int) -> Segment | None:
         for seg in self.segments:
@@ -313,11 +355,15 @@ class ElfFile:
                 if offset + size > self.size:
                     break
                 if not seg.flags & PF_R:
-                    raise ElfError(f"{what} (at address {addr:#x}) lies in a PT_LOAD segment "
-                                   "without PF_R: the loader cannot read it; corrupt")
+                    raise ElfError(
+                        f"{what} (at address {addr:#x}) lies in a PT_LOAD segment "
+                        "without PF_R: the loader cannot read it; corrupt"
+                    )
                 return offset
-        raise ElfError(f"{what} ({size} bytes at address {addr:#x}) lies outside the file's "
-                       "loadable segments: truncated or corrupt")
+        raise ElfError(
+            f"{what} ({size} bytes at address {addr:#x}) lies outside the file's "
+            "loadable segments: truncated or corrupt"
+        )
 
     def require_loadable(self) -> None:
         """Raise ElfError for what glibc's loader refuses in the headers before it reads a
@@ -330,16 +376,21 @@ class ElfFile:
         and applies elf/get-dynamic-info.h's assertions. The page size is the smallest any
         target uses (4 KiB): a larger runtime page only refuses more."""
         if any(self.data[9:16]):
-            raise ElfError("nonzero padding in e_ident (bytes 9-15): glibc's loader refuses "
-                           "the file")
+            raise ElfError(
+                "nonzero padding in e_ident (bytes 9-15): glibc's loader refuses the file"
+            )
         if self.abiversion and self.osabi != _ELFOSABI_GNU:
-            raise ElfError(f"EI_ABIVERSION {self.abiversion} with EI_OSABI {self.osabi}: glibc "
-                           "accepts an ABI version only with ELFOSABI_GNU (3) and refuses the "
-                           "file (\"ELF file ABI version invalid\", VALID_ELF_ABIVERSION in "
-                           "sysdeps/unix/sysv/linux/ldsodefs.h)")
+            raise ElfError(
+                f"EI_ABIVERSION {self.abiversion} with EI_OSABI {self.osabi}: glibc "
+                "accepts an ABI version only with ELFOSABI_GNU (3) and refuses the "
+                'file ("ELF file ABI version invalid", VALID_ELF_ABIVERSION in '
+                "sysdeps/unix/sysv/linux/ldsodefs.h)"
+            )
         if self._e_version != 1:
-            raise ElfError(f"e_version is {self._e_version}, not EV_CURRENT (1): glibc's "
-                           "loader refuses the file")
+            raise ElfError(
+                f"e_version is {self._e_version}, not EV_CURRENT (1): glibc's "
+                "loader refuses the file"
+            )
         mask = (1 << self.bits) - 1
         previous_end = low = high = -1
         relro = None
@@ -349,84 +400,116 @@ class ElfFile:
             if seg.type != PT_LOAD:
                 continue
             if seg.align & (_MIN_PAGE - 1):
-                raise ElfError(f"a PT_LOAD's p_align {seg.align:#x} is not page-aligned: "
-                               "glibc's loader refuses it (\"ELF load command alignment not "
-                               "page-aligned\")")
+                raise ElfError(
+                    f"a PT_LOAD's p_align {seg.align:#x} is not page-aligned: "
+                    "glibc's loader refuses it (\"ELF load command alignment not "
+                    'page-aligned")'
+                )
             if (seg.vaddr - seg.offset) & mask & ((seg.align - 1) & mask):
-                raise ElfError(f"a PT_LOAD's p_vaddr {seg.vaddr:#x} and p_offset "
-                               f"{seg.offset:#x} disagree modulo p_align {seg.align:#x}: "
-                               "glibc's loader refuses it (\"ELF load command address/offset "
-                               "not properly aligned\")")
+                raise ElfError(
+                    f"a PT_LOAD's p_vaddr {seg.vaddr:#x} and p_offset "
+                    f"{seg.offset:#x} disagree modulo p_align {seg.align:#x}: "
+                    "glibc's loader refuses it (\"ELF load command address/offset "
+                    'not properly aligned")'
+                )
             if seg.vaddr < previous_end:
-                raise ElfError(f"PT_LOAD segments out of order or overlapping (the one at "
-                               f"{seg.vaddr:#x} starts before {previous_end:#x}, where the one "
-                               "before it ends): the gABI wants them ascending, and "
-                               "_dl_map_segments (elf/dl-map-segments.h) maps the span from "
-                               "the first to the last and zero-fills over the others; corrupt")
+                raise ElfError(
+                    f"PT_LOAD segments out of order or overlapping (the one at "
+                    f"{seg.vaddr:#x} starts before {previous_end:#x}, where the one "
+                    "before it ends): the gABI wants them ascending, and "
+                    "_dl_map_segments (elf/dl-map-segments.h) maps the span from "
+                    "the first to the last and zero-fills over the others; corrupt"
+                )
             previous_end = high = seg.vaddr + max(seg.memsz, seg.filesz)
             if low < 0:
                 low = seg.vaddr & ~(_MIN_PAGE - 1)
         if high >= 0:
             if high - low > min(_MAX_MAPPED_SPAN, mask):
-                raise ElfError(f"the PT_LOAD segments span {high - low:#x} bytes of address "
-                               f"space (more than {min(_MAX_MAPPED_SPAN, mask):#x}): glibc's "
-                               "loader cannot map them (\"cannot map zero-fill pages\" or "
-                               "\"failed to map segment\"); corrupt")
-            if relro is not None:   # _dl_protect_relro (elf/dl-reloc.c): the last, truncated
+                raise ElfError(
+                    f"the PT_LOAD segments span {high - low:#x} bytes of address "
+                    f"space (more than {min(_MAX_MAPPED_SPAN, mask):#x}): glibc's "
+                    'loader cannot map them ("cannot map zero-fill pages" or '
+                    '"failed to map segment"); corrupt'
+                )
+            if relro is not None:  # _dl_protect_relro (elf/dl-reloc.c): the last, truncated
                 start = relro.vaddr & ~(_MIN_PAGE - 1)
                 end = (relro.vaddr + relro.memsz) & ~(_MIN_PAGE - 1)
                 if start != end and not low <= start <= end <= _round_up(high, _MIN_PAGE):
-                    raise ElfError(f"PT_GNU_RELRO ({relro.memsz:#x} bytes at "
-                                   f"{relro.vaddr:#x}) reaches outside the mapped "
-                                   "segments: glibc's loader fails (\"cannot apply additional "
-                                   "memory protection after relocation\"); corrupt")
+                    raise ElfError(
+                        f"PT_GNU_RELRO ({relro.memsz:#x} bytes at "
+                        f"{relro.vaddr:#x}) reaches outside the mapped "
+                        "segments: glibc's loader fails (\"cannot apply additional "
+                        'memory protection after relocation"); corrupt'
+                    )
         if self.type == ET_DYN and not self._loads:
-            raise ElfError("no PT_LOAD segment: glibc's loader refuses the file (\"object file "
-                           "has no loadable segments\")")
+            raise ElfError(
+                "no PT_LOAD segment: glibc's loader refuses the file (\"object file "
+                'has no loadable segments")'
+            )
         tags = self._tags
         if DT_PLTREL in tags and tags[DT_PLTREL] not in _PLTREL_ALLOWED.get(
-                self.machine, (DT_REL, DT_RELA)):
-            raise ElfError(f"DT_PLTREL is {tags[DT_PLTREL]}, which this machine's loader "
-                           "does not accept (elf/get-dynamic-info.h asserts on it)")
-        for table, entsize_tag, entsize in ((DT_RELA, DT_RELAENT, self.layout.rela.size),
-                                            (DT_REL, DT_RELENT, self.layout.rel.size)):
+            self.machine, (DT_REL, DT_RELA)
+        ):
+            raise ElfError(
+                f"DT_PLTREL is {tags[DT_PLTREL]}, which this machine's loader "
+                "does not accept (elf/get-dynamic-info.h asserts on it)"
+            )
+        for table, entsize_tag, entsize in (
+            (DT_RELA, DT_RELAENT, self.layout.rela.size),
+            (DT_REL, DT_RELENT, self.layout.rel.size),
+        ):
             if table in tags and tags.get(entsize_tag) != entsize:
-                raise ElfError(f"{_TAG_NAMES[table]} without {_TAG_NAMES[entsize_tag]} = "
-                               f"{entsize}: glibc's loader aborts on an assertion "
-                               "(elf/get-dynamic-info.h)")
+                raise ElfError(
+                    f"{_TAG_NAMES[table]} without {_TAG_NAMES[entsize_tag]} = "
+                    f"{entsize}: glibc's loader aborts on an assertion "
+                    "(elf/get-dynamic-info.h)"
+                )
         # _ELF_DYNAMIC_DO_RELOC (elf/dynamic-link.h) and elf_machine_runtime_setup read these
         # entries without checking that they exist, then the tables they locate.
-        for present, required in ((DT_RELA, DT_RELASZ), (DT_REL, DT_RELSZ),
-                                  (DT_PLTREL, DT_JMPREL), (DT_PLTREL, DT_PLTRELSZ),
-                                  (DT_JMPREL, DT_PLTGOT)):
+        for present, required in (
+            (DT_RELA, DT_RELASZ),
+            (DT_REL, DT_RELSZ),
+            (DT_PLTREL, DT_JMPREL),
+            (DT_PLTREL, DT_PLTRELSZ),
+            (DT_JMPREL, DT_PLTGOT),
+        ):
             if present in tags and required not in tags:
-                raise ElfError(f"{_TAG_NAMES[present]} without {_TAG_NAMES[required]}: "
-                               "glibc's loader reads the missing entry and crashes; corrupt")
-        for table, size_tag in ((DT_RELA, DT_RELASZ), (DT_REL, DT_RELSZ),
-                                (DT_JMPREL, DT_PLTRELSZ)):
+                raise ElfError(
+                    f"{_TAG_NAMES[present]} without {_TAG_NAMES[required]}: "
+                    "glibc's loader reads the missing entry and crashes; corrupt"
+                )
+        for table, size_tag in ((DT_RELA, DT_RELASZ), (DT_REL, DT_RELSZ), (DT_JMPREL, DT_PLTRELSZ)):
             if table in tags and tags.get(size_tag):
                 self._offset_of(tags[table], tags[size_tag], _TAG_NAMES[table])
         users = [t for t in (DT_HASH, DT_GNU_HASH, DT_RELA, DT_REL, DT_JMPREL) if t in tags]
         for table in (DT_SYMTAB, DT_STRTAB):
             if users and table not in tags:
                 name = "DT_SYMTAB" if table == DT_SYMTAB else "DT_STRTAB"
-                raise ElfError(f"a hash table or relocations but no {name}: glibc's loader "
-                               f"reads l_info[{name}] without checking it (do_lookup_x in "
-                               "elf/dl-lookup.c, elf/do-rel.h) and crashes; corrupt")
+                raise ElfError(
+                    f"a hash table or relocations but no {name}: glibc's loader "
+                    f"reads l_info[{name}] without checking it (do_lookup_x in "
+                    "elf/dl-lookup.c, elf/do-rel.h) and crashes; corrupt"
+                )
         if DT_VERSYM in tags and not (DT_VERNEED in tags or DT_VERDEF in tags):
-            raise ElfError("DT_VERSYM without version needs or definitions: glibc's loader "
-                           "then has no l_versions table and crashes indexing it for every "
-                           "relocated symbol (elf/do-rel.h); corrupt")
+            raise ElfError(
+                "DT_VERSYM without version needs or definitions: glibc's loader "
+                "then has no l_versions table and crashes indexing it for every "
+                "relocated symbol (elf/do-rel.h); corrupt"
+            )
         if (DT_VERNEED in tags or DT_VERDEF in tags) and DT_VERSYM not in tags:
-            raise ElfError("version needs or definitions without DT_VERSYM: glibc's loader "
-                           "reads l_info[DT_VERSYM] unchecked (_dl_check_map_versions, "
-                           "elf/dl-version.c) and crashes; corrupt")
+            raise ElfError(
+                "version needs or definitions without DT_VERSYM: glibc's loader "
+                "reads l_info[DT_VERSYM] unchecked (_dl_check_map_versions, "
+                "elf/dl-version.c) and crashes; corrupt"
+            )
         if DT_GNU_HASH in tags:
-            _ = self._gnu_hash_header   # its assertion on the Bloom filter size, the tables
+            _ = self._gnu_hash_header  # its assertion on the Bloom filter size, the tables
         if DT_HASH in tags:
             at = self._offset_of(tags[DT_HASH], 8, "DT_HASH")
-            nbucket, nchain = self._unpack(self.layout.u32, at, "DT_HASH")[0], \
-                self._unpack(self.layout.u32, at + 4, "DT_HASH")[0]
+            nbucket, nchain = (
+                self._unpack(self.layout.u32, at, "DT_HASH")[0],
+                self._unpack(self.layout.u32, at + 4, "DT_HASH")[0],
+            )
             self._offset_of(tags[DT_HASH], 8 + 4 * (nbucket + nchain), "the DT_HASH table")
         # Strings the loader reads while loading: the dependencies (elf/dl-deps.c), DT_SONAME
         # (compared by _dl_map_object with each later name), the search paths.
@@ -442,9 +525,11 @@ class ElfFile:
         chosen = None
         for seg in self.segments:
             if seg.type == PT_DYNAMIC:
-                if seg.filesz == 0:   # checked per header, as the loop in dl-load.c does
-                    raise ElfError("a PT_DYNAMIC with p_filesz 0: glibc's loader refuses the "
-                                   "file (\"object file has no dynamic section\")")
+                if seg.filesz == 0:  # checked per header, as the loop in dl-load.c does
+                    raise ElfError(
+                        "a PT_DYNAMIC with p_filesz 0: glibc's loader refuses the "
+                        'file ("object file has no dynamic section")'
+                    )
                 chosen = seg
         return chosen if chosen is not None and chosen.vaddr else None
 
@@ -466,20 +551,27 @@ class ElfFile:
             if load.vaddr <= seg.vaddr < load.vaddr + max(load.memsz, load.filesz):
                 break
         else:
-            raise ElfError(f"PT_DYNAMIC's address {seg.vaddr:#x} is in no PT_LOAD segment: "
-                           "the loader cannot find the dynamic section")
-        if not load.flags & PF_R or (not load.flags & PF_W
-                                     and self.machine not in _READ_ONLY_DYNAMIC):
-            raise ElfError("the dynamic section lies in a PT_LOAD segment without PF_R|PF_W: "
-                           "glibc's loader writes the relocated addresses into it "
-                           "(elf_get_dynamic_info, ADJUST_DYN_INFO) and crashes; corrupt")
+            raise ElfError(
+                f"PT_DYNAMIC's address {seg.vaddr:#x} is in no PT_LOAD segment: "
+                "the loader cannot find the dynamic section"
+            )
+        if not load.flags & PF_R or (
+            not load.flags & PF_W and self.machine not in _READ_ONLY_DYNAMIC
+        ):
+            raise ElfError(
+                "the dynamic section lies in a PT_LOAD segment without PF_R|PF_W: "
+                "glibc's loader writes the relocated addresses into it "
+                "(elf_get_dynamic_info, ADJUST_DYN_INFO) and crashes; corrupt"
+            )
         start = load.offset + (seg.vaddr - load.vaddr)
         if seg.offset != start:
-            raise ElfError(f"PT_DYNAMIC's p_offset {seg.offset:#x} disagrees with its address "
-                           f"{seg.vaddr:#x}, which the loading segment puts at file offset "
-                           f"{start:#x}: corrupt")
+            raise ElfError(
+                f"PT_DYNAMIC's p_offset {seg.offset:#x} disagrees with its address "
+                f"{seg.vaddr:#x}, which the loading segment puts at file offset "
+                f"{start:#x}: corrupt"
+            )
         file_end = min(load.offset + load.filesz, self.size)
-        zero_tail = load.memsz > load.filesz   # the loader maps zeros there
+        zero_tail = load.memsz > load.filesz  # the loader maps zeros there
         out: list[tuple[int, int]] = []
         # Fast path: the entries inside p_filesz, where every real file ends them.
         pos = start + min(seg.filesz, max(0, file_end - start)) // st.size * st.size
@@ -487,12 +579,14 @@ class ElfFile:
             if tag == DT_NULL:
                 return out
             out.append((tag, val))
-        while True:   # past p_filesz, as far as the loader would read
+        while True:  # past p_filesz, as far as the loader would read
             if pos + st.size > file_end:
                 if zero_tail and pos >= load.offset + load.filesz:
-                    break   # reads as DT_NULL
-                raise ElfError("the dynamic section runs past its segment without a DT_NULL "
-                               "entry: truncated or corrupt")
+                    break  # reads as DT_NULL
+                raise ElfError(
+                    "the dynamic section runs past its segment without a DT_NULL "
+                    "entry: truncated or corrupt"
+                )
             tag, val = st.unpack_from(self.data, pos)
             if tag == DT_NULL:
                 break
@@ -540,8 +634,8 @@ class ElfFile:
             raise ElfError("a string in DT_STRTAB is not NUL-terminated")
         self._name_bytes += end - start - offset
         if self._name_bytes > _NAME_BUDGET_FACTOR * self.size + _NAME_BUDGET_FLOOR:
-            self._charge_names(0)   # raises
-        return self.data[start + offset:end]
+            self._charge_names(0)  # raises
+        return self.data[start + offset : end]
 
     _name_bytes = 0
 
@@ -550,9 +644,11 @@ class ElfFile:
         (+ _NAME_BUDGET_FLOOR) the file is refused, so names cost memory linear in its size."""
         self._name_bytes += length
         if self._name_bytes > _NAME_BUDGET_FACTOR * self.size + _NAME_BUDGET_FLOOR:
-            raise ElfError(f"the file's names add up to more than {_NAME_BUDGET_FACTOR} times "
-                           f"its size ({self.size} bytes): its strings overlap as no linker "
-                           "writes them; corrupt")
+            raise ElfError(
+                f"the file's names add up to more than {_NAME_BUDGET_FACTOR} times "
+                f"its size ({self.size} bytes): its strings overlap as no linker "
+                "writes them; corrupt"
+            )
 
     @cached_property
     def needed(self) -> list[str]:
@@ -589,7 +685,7 @@ class ElfFile:
         that a table shortened by corruption hides no symbol; the section header only when
         the file has neither. Never more entries than the file can hold (`_dynsym`)."""
         counts = []
-        if DT_GNU_HASH in self._tags:   # every symbol from symoffset on is in one chain
+        if DT_GNU_HASH in self._tags:  # every symbol from symoffset on is in one chain
             counts.append(self._gnu_hash_count())
         if DT_HASH in self._tags:
             off = self._offset_of(self._tags[DT_HASH], 8, "DT_HASH")
@@ -610,12 +706,15 @@ class ElfFile:
         power of two; a file that fails it aborts the loader, so it is malformed here."""
         u32 = self.layout.u32
         off = self._offset_of(self._tags[DT_GNU_HASH], 16, "DT_GNU_HASH")
-        nbuckets, symoffset, bloom_size = (self._unpack(u32, off + 4 * i, "DT_GNU_HASH")[0]
-                                           for i in range(3))
+        nbuckets, symoffset, bloom_size = (
+            self._unpack(u32, off + 4 * i, "DT_GNU_HASH")[0] for i in range(3)
+        )
         if bloom_size & (bloom_size - 1) or (nbuckets and not bloom_size):
-            raise ElfError(f"DT_GNU_HASH's Bloom filter has {bloom_size} words, not a power "
-                           "of two: glibc's loader aborts on an assertion (_dl_setup_hash) or, "
-                           "for 0, reads past the filter (do_lookup_x)")
+            raise ElfError(
+                f"DT_GNU_HASH's Bloom filter has {bloom_size} words, not a power "
+                "of two: glibc's loader aborts on an assertion (_dl_setup_hash) or, "
+                "for 0, reads past the filter (do_lookup_x)"
+            )
         size = 16 + bloom_size * (8 if self.is64 else 4) + 4 * nbuckets
         self._offset_of(self._tags[DT_GNU_HASH], size, "the DT_GNU_HASH table")
         return off, nbuckets, symoffset, off + size - 4 * nbuckets
@@ -635,7 +734,7 @@ class ElfFile:
             raise ElfError("a GNU hash bucket points below the first hashed symbol")
         chain_at = buckets_at + 4 * nbuckets
         index = last
-        while True:   # _unpack raises once the walk leaves the file
+        while True:  # _unpack raises once the walk leaves the file
             value = self._unpack(u32, chain_at + 4 * (index - symoffset), "the GNU hash chain")[0]
             index += 1
             if value & 1:
@@ -653,9 +752,11 @@ class ElfFile:
         if count * entsize > self.size:
             raise ElfError(f"{count} dynamic symbols cannot fit in the file")
         start = self._offset_of(self._tags[DT_SYMTAB], count * entsize, "the dynamic symbols")
-        if any(self.data[start:start + entsize]):
-            raise ElfError("dynamic symbol 0 is not the null symbol the gABI requires: "
-                           "DT_SYMTAB points at something else than a symbol table; corrupt")
+        if any(self.data[start : start + entsize]):
+            raise ElfError(
+                "dynamic symbol 0 is not the null symbol the gABI requires: "
+                "DT_SYMTAB points at something else than a symbol table; corrupt"
+            )
         return start, count
 
     def _symbol(self, index: int) -> tuple[str, int, int]:
@@ -693,7 +794,7 @@ class ElfFile:
         entsize = self.layout.sym.size
         table = self._slice(start, count * entsize, "the dynamic symbols")
         shndx_at, info_at = (6, 4) if self.is64 else (14, 12)
-        low, high = table[shndx_at::entsize], table[shndx_at + 1::entsize]
+        low, high = table[shndx_at::entsize], table[shndx_at + 1 :: entsize]
         versions = self._version_of_index
         versym = self._versym_offset(count)
         if versym is not None:
@@ -705,10 +806,10 @@ class ElfFile:
         str_end = str_start + str_size
         data = self.data
         out = []
-        names = 0   # bytes of names decoded, held under the name budget as they grow
+        names = 0  # bytes of names decoded, held under the name budget as they grow
         budget = _NAME_BUDGET_FACTOR * self.size + _NAME_BUDGET_FLOOR - self._name_bytes
         index = low.find(0, 1)
-        while index >= 0:   # C-speed scan: only st_shndx == SHN_UNDEF (0) reaches Python
+        while index >= 0:  # C-speed scan: only st_shndx == SHN_UNDEF (0) reaches Python
             if high[index] == 0:
                 base = index * entsize
                 info = table[base + info_at]
@@ -716,14 +817,14 @@ class ElfFile:
                 name_off = u32.unpack_from(table, base)[0]
                 if info & 0xF == STT_TLS:
                     self._imports_tls = True
-                if bind != STB_LOCAL:   # st_name 0 is the name "", which ld.so looks up
+                if bind != STB_LOCAL:  # st_name 0 is the name "", which ld.so looks up
                     name_at = str_start + name_off
                     end = data.find(b"\0", name_at, str_end)
                     if name_off >= str_size or end < 0:
                         raise ElfError(f"the name of symbol {index} is outside DT_STRTAB")
                     names += end - name_at
                     if names > budget:
-                        self._charge_names(names)   # raises
+                        self._charge_names(names)  # raises
                     name = data[name_at:end].decode("utf-8", "backslashreplace")
                     version = file = None
                     if versym is not None:
@@ -731,11 +832,12 @@ class ElfFile:
                         if ndx > 1:
                             known = versions.get(ndx)
                             if known is None:
-                                raise ElfError(f"symbol {name} has version index {ndx}, which no "
-                                               "version need or definition declares")
+                                raise ElfError(
+                                    f"symbol {name} has version index {ndx}, which no "
+                                    "version need or definition declares"
+                                )
                             version, file = known
-                    out.append(_new_tuple(UndefinedSymbol, (name, bind == STB_WEAK, version,
-                                                            file)))
+                    out.append(_new_tuple(UndefinedSymbol, (name, bind == STB_WEAK, version, file)))
             index = low.find(0, index + 1)
         self._charge_names(names)
         return out
@@ -746,7 +848,7 @@ class ElfFile:
         no TLS relocation, so the relocation tables need not be scanned for them."""
         if self.segment(PT_TLS) is not None:
             return True
-        self.undefined_symbols   # noqa: B018 - sets _imports_tls while scanning
+        self.undefined_symbols  # noqa: B018 - sets _imports_tls while scanning
         return self._imports_tls
 
     _imports_tls = False
@@ -765,16 +867,18 @@ class ElfFile:
             return None
         return self._offset_of(self._tags[DT_VERSYM], 2 * count, ".gnu.version")
 
-    def _version_records(self, addr_tag: int, record: struct.Struct,
-                         what: str) -> Iterator[tuple[int, tuple[Any, ...]]]:
+    def _version_records(
+        self, addr_tag: int, record: struct.Struct, what: str
+    ) -> Iterator[tuple[int, tuple[Any, ...]]]:
         """(address, fields) of each record of a DT_VERNEED/DT_VERDEF chain, as
         _dl_check_map_versions (elf/dl-version.c) walks it: from the tag's address through
         each record's `next` (its last field) until a zero, in the mapped address space.
         DT_VERNEEDNUM/DT_VERDEFNUM are not consulted: the loader never reads them."""
         yield from self._chain(self._tags[addr_tag], record, what)
 
-    def _chain(self, addr: int, record: struct.Struct,
-               what: str) -> Iterator[tuple[int, tuple[Any, ...]]]:
+    def _chain(
+        self, addr: int, record: struct.Struct, what: str
+    ) -> Iterator[tuple[int, tuple[Any, ...]]]:
         """Records linked by a relative `next` (the last field) from `addr`, each bounds-
         checked, loop-checked and charged to the file's record budget (`_charge_records`)."""
         mask = (1 << self.bits) - 1
@@ -787,18 +891,22 @@ class ElfFile:
             seen.add(addr)
             self._records_walked += 1
             if self._records_walked > self._record_limit:
-                self._charge_records(what)   # raises
-            seg = loads[0] if len(loads) == 1 else None   # inline _offset_of's common case
-            if (seg is not None and seg.flags & PF_R and seg.vaddr <= addr
-                    and addr + size <= seg.vaddr + seg.filesz
-                    and seg.offset + (addr - seg.vaddr) + size <= self.size):
+                self._charge_records(what)  # raises
+            seg = loads[0] if len(loads) == 1 else None  # inline _offset_of's common case
+            if (
+                seg is not None
+                and seg.flags & PF_R
+                and seg.vaddr <= addr
+                and addr + size <= seg.vaddr + seg.filesz
+                and seg.offset + (addr - seg.vaddr) + size <= self.size
+            ):
                 fields = unpack(data, seg.offset + (addr - seg.vaddr))
             else:
                 fields = unpack(data, self._offset_of(addr, size, f"a {what} record"))
             yield addr, fields
             if not fields[-1]:
                 return
-            addr = (addr + fields[-1]) & mask   # pointer arithmetic wraps, as in the loader
+            addr = (addr + fields[-1]) & mask  # pointer arithmetic wraps, as in the loader
 
     @cached_property
     def _record_limit(self) -> int:
@@ -811,9 +919,11 @@ class ElfFile:
         verneed, vernaux and verdef takes 16 bytes or more) and at most MAX_VERSION_RECORDS;
         chains that walk more share records or loop, which no linker writes."""
         if self._records_walked > self._record_limit:
-            raise ElfError(f"the version records ({what}) walk more entries than the file "
-                           f"can hold ({self._record_limit} in {self.size} bytes): the chains "
-                           "loop or share entries; corrupt")
+            raise ElfError(
+                f"the version records ({what}) walk more entries than the file "
+                f"can hold ({self._record_limit} in {self.size} bytes): the chains "
+                "loop or share entries; corrupt"
+            )
 
     @cached_property
     def version_needs(self) -> list[VersionNeed]:
@@ -836,31 +946,37 @@ class ElfFile:
         data, offset_of, hashes = self.data, self._offset_of, _ELF_HASHES
         first = True
         for addr, (version, _cnt, file_off, aux, _next) in self._version_records(
-                DT_VERNEED, lay.verneed, "version need"):
+            DT_VERNEED, lay.verneed, "version need"
+        ):
             if first and version != 1:
-                raise ElfError(f"unsupported version {version} of the first Verneed record "
-                               "(glibc's loader accepts only 1)")
+                raise ElfError(
+                    f"unsupported version {version} of the first Verneed record "
+                    "(glibc's loader accepts only 1)"
+                )
             first = False
             file = self.string(file_off)
             aux_addr = (addr + aux) & mask
             seen: set[int] = set()
-            while True:   # _chain, inlined: this loop runs for every need of every file
+            while True:  # _chain, inlined: this loop runs for every need of every file
                 if aux_addr in seen:
                     raise ElfError(f"the version need entry of {file} records form a loop")
                 seen.add(aux_addr)
                 self._records_walked += 1
                 if self._records_walked > self._record_limit:
-                    self._charge_records(f"version need entry of {file}")   # raises
-                vna_hash, flags, other, name_off, aux_next = unpack_aux(data, offset_of(
-                    aux_addr, vernaux.size, f"a version need entry of {file} record"))
+                    self._charge_records(f"version need entry of {file}")  # raises
+                vna_hash, flags, other, name_off, aux_next = unpack_aux(
+                    data,
+                    offset_of(aux_addr, vernaux.size, f"a version need entry of {file} record"),
+                )
                 raw = self._string_bytes(name_off)
                 name = raw.decode("utf-8", "backslashreplace")
-                if not flags & VER_FLG_WEAK and vna_hash != (hashes.get(raw)
-                                                             or _elf_hash(raw)):
-                    raise ElfError(f"the version need {name} (from {file}) has vna_hash "
-                                   f"{vna_hash:#x}, not its name's ELF hash "
-                                   f"{_elf_hash(raw):#x}: glibc's loader looks versions up "
-                                   "by hash and refuses it; corrupt")
+                if not flags & VER_FLG_WEAK and vna_hash != (hashes.get(raw) or _elf_hash(raw)):
+                    raise ElfError(
+                        f"the version need {name} (from {file}) has vna_hash "
+                        f"{vna_hash:#x}, not its name's ELF hash "
+                        f"{_elf_hash(raw):#x}: glibc's loader looks versions up "
+                        "by hash and refuses it; corrupt"
+                    )
                 out[_new_tuple(VersionNeed, (file, name, flags, other))] = None
                 if not aux_next:
                     break
@@ -876,9 +992,11 @@ class ElfFile:
         lay = self.layout
         out: dict[VersionDef, None] = {}
         for addr, (_ver, flags, ndx, _cnt, _hash, aux, _next) in self._version_records(
-                DT_VERDEF, lay.verdef, "version definition"):
-            aux_at = self._offset_of((addr + aux) & ((1 << self.bits) - 1), lay.verdaux.size,
-                                     "a verdaux entry")
+            DT_VERDEF, lay.verdef, "version definition"
+        ):
+            aux_at = self._offset_of(
+                (addr + aux) & ((1 << self.bits) - 1), lay.verdaux.size, "a verdaux entry"
+            )
             name_off, _ = lay.verdaux.unpack_from(self.data, aux_at)
             out[VersionDef(ndx, flags, self.string(name_off))] = None
         return list(out)
@@ -916,12 +1034,12 @@ class ElfFile:
     def _types_column(self, raw: bytes, is_rela: bool) -> array[int] | bytes:
         """r_type of every entry, without a Python-level loop."""
         entsize = (self.layout.rela if is_rela else self.layout.rel).size
-        if not self.is64:   # r_info = sym << 8 | type: the type is one byte
-            return raw[(4 if self.little else 7)::entsize]
+        if not self.is64:  # r_info = sym << 8 | type: the type is one byte
+            return raw[(4 if self.little else 7) :: entsize]
         words = array("I", raw)
         if self.little != _HOST_LITTLE:
             words.byteswap()
-        return words[(2 if self.little else 3)::entsize // 4]
+        return words[(2 if self.little else 3) :: entsize // 4]
 
     @cached_property
     def _reloc_columns(self) -> list[tuple[bytes, bool, bytes, int]]:
@@ -973,13 +1091,15 @@ class ElfFile:
         st = self.layout.rela
         size = self.tag(DT_PLTRELSZ)
         size -= size % st.size
-        raw = self._slice(self._offset_of(self._tags[DT_JMPREL], size, "DT_JMPREL"), size,
-                          "DT_JMPREL")
-        if not any(self._addend_column(raw)):   # the usual case: no Python-level loop
+        raw = self._slice(
+            self._offset_of(self._tags[DT_JMPREL], size, "DT_JMPREL"), size, "DT_JMPREL"
+        )
+        if not any(self._addend_column(raw)):  # the usual case: no Python-level loop
             return False
         mask = (1 << (32 if self.is64 else 8)) - 1
-        return any(info & mask == jump_slot and addend
-                   for _off, info, addend in st.iter_unpack(raw))
+        return any(
+            info & mask == jump_slot and addend for _off, info, addend in st.iter_unpack(raw)
+        )
 
     def _addend_column(self, raw: bytes) -> array[int]:
         words = array("q" if self.is64 else "i", raw)
@@ -1012,7 +1132,7 @@ class ElfFile:
             end = desc_at + descsz
             if end > len(raw):
                 raise ElfError("a note runs past the end of its segment")
-            yield raw[name_at:name_at + namesz], ntype, raw[desc_at:end]
+            yield raw[name_at : name_at + namesz], ntype, raw[desc_at:end]
             pos = _round_up(end, align)
 
     def _property(self, desc: bytes, wanted: int) -> int | None:
@@ -1060,8 +1180,10 @@ def describe_non_elf(head: bytes) -> str:
         return "empty file, not an ELF library"
     stripped = head.lstrip()
     if stripped.startswith(_SCRIPT_STARTS):
-        return ("a linker script, not an ELF library (the real library is the file it names, "
-                "e.g. libc.so -> libc.so.6)")
+        return (
+            "a linker script, not an ELF library (the real library is the file it names, "
+            "e.g. libc.so -> libc.so.6)"
+        )
     if head.startswith(b"!<arch>"):
         return "a static archive (.a), not a shared library"
     return "not an ELF file (no \\x7fELF magic)"
@@ -1075,8 +1197,11 @@ def open_elf(path: Path) -> Iterator[ElfFile]:
         size = os.fstat(fd).st_size
         if size < 16:
             head = os.read(fd, 16)
-            raise ElfError(describe_non_elf(head) if head[:4] != b"\x7fELF"
-                           else f"truncated ELF file ({size} bytes)")
+            raise ElfError(
+                describe_non_elf(head)
+                if head[:4] != b"\x7fELF"
+                else f"truncated ELF file ({size} bytes)"
+            )
         data = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
     finally:
         os.close(fd)
@@ -1086,4 +1211,3 @@ def open_elf(path: Path) -> Iterator[ElfFile]:
         yield ElfFile(data)
     finally:
         data.close()
-

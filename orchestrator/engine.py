@@ -25,8 +25,10 @@ def client() -> docker.DockerClient:
         import docker
         from docker.errors import DockerException
     except ImportError:
-        raise DockerUnavailable("the docker Python package is missing; run build.py (it sets "
-                                "up its own .venv) or `pip install -r requirements.txt`") from None
+        raise DockerUnavailable(
+            "the docker Python package is missing; run build.py (it sets "
+            "up its own .venv) or `pip install -r requirements.txt`"
+        ) from None
     where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
     try:
         engine = docker.from_env(timeout=600)
@@ -35,5 +37,6 @@ def client() -> docker.DockerClient:
         raise DockerUnavailable(
             f"no Docker engine answers at {where} ({type(exc).__name__}); start it "
             "(e.g. `sudo systemctl start docker`), check you may use it (`docker info`), or set "
-            "DOCKER_HOST; or build without Docker: --backend zig") from None
+            "DOCKER_HOST; or build without Docker: --backend zig"
+        ) from None
     return engine

@@ -56,9 +56,17 @@ __all__ = ["DEFAULT_DEADLINE", "DEFAULT_RSRC", "fetch_sources"]
 LOCK_NAME = ".fetch.lock"
 
 
-def fetch_sources(recipe: Recipe, rsrc: Path, *, offline: bool = False,
-                  mirrors: Sequence[str] = (), retries: int = 3, backoff: float = 0.5,
-                  timeout: float = 30.0, deadline: float | None = None) -> list[Path]:
+def fetch_sources(
+    recipe: Recipe,
+    rsrc: Path,
+    *,
+    offline: bool = False,
+    mirrors: Sequence[str] = (),
+    retries: int = 3,
+    backoff: float = 0.5,
+    timeout: float = 30.0,
+    deadline: float | None = None,
+) -> list[Path]:
     """Make every source of `recipe` present and verified in `rsrc`; return their paths
     (recipe order; signatures and lists stay beside them).
 
@@ -80,13 +88,21 @@ def fetch_sources(recipe: Recipe, rsrc: Path, *, offline: bool = False,
     with contextlib.ExitStack() as stack:
         lock_path = rsrc / LOCK_NAME
         try:
-            stack.enter_context(locked(lock_path, on_wait=lambda: info(
-                f"waiting for another fetch into {rsrc} to finish (lock {lock_path})")))
-        except BadInput as exc:   # the lock file cannot be made: say which option to change
+            stack.enter_context(
+                locked(
+                    lock_path,
+                    on_wait=lambda: info(
+                        f"waiting for another fetch into {rsrc} to finish (lock {lock_path})"
+                    ),
+                )
+            )
+        except BadInput as exc:  # the lock file cannot be made: say which option to change
             cause = exc.__context__
             reason = f": {cause.strerror}" if isinstance(cause, OSError) and cause.strerror else ""
-            raise BadInput(f"cannot write to the download folder {rsrc}{reason}; pass --rsrc DIR "
-                           "with a folder you can write") from None
+            raise BadInput(
+                f"cannot write to the download folder {rsrc}{reason}; pass --rsrc DIR "
+                "with a folder you can write"
+            ) from None
         if offline:
             return _verify_offline(recipe, rsrc)
         with Progress() as progress:
@@ -133,12 +149,12 @@ def _kept_key(key: str, rsrc: Path) -> _Key:
     return _Key(path, str(path))
 
 
-def _keyring(source: Source, keys: Sequence[_Key]
-             ) -> contextlib.AbstractContextManager[Keyring | None]:
+def _keyring(
+    source: Source, keys: Sequence[_Key]
+) -> contextlib.AbstractContextManager[Keyring | None]:
     if not source.signed:
         return contextlib.nullcontext()
-    return Keyring([k.path for k in keys], what=source.name,
-                   labels={k.path: k.label for k in keys})
+    return Keyring([k.path for k in keys], what=source.name, labels={k.path: k.label for k in keys})
 
 
 def _keep_verified_keys(keys: Sequence[_Key], keyring: Keyring | None) -> None:
@@ -152,34 +168,54 @@ def _keep_verified_keys(keys: Sequence[_Key], keyring: Keyring | None) -> None:
 
 
 # -- verification, shared by online and offline ----------------------------------------------
-def _expected_sha256(source: Source, keyring: Keyring | None, listing: Path | None,
-                     listing_sig: Path | None) -> str | None:
+def _expected_sha256(
+    source: Source, keyring: Keyring | None, listing: Path | None, listing_sig: Path | None
+) -> str | None:
     """The sha256 the file must have: pinned in the recipe and/or from the signed list."""
     expected = source.sha256
     if source.checksums:
         assert keyring is not None and listing is not None and listing_sig is not None
-        keyring.verify(listing_sig, listing, source.fingerprints,
-                       what=f"{source.name} ({source.checksums_filename})",
-                       allow_expired_key=source.sha256 is not None,
-                       signature_name=source.checksums_signature_filename)
+        keyring.verify(
+            listing_sig,
+            listing,
+            source.fingerprints,
+            what=f"{source.name} ({source.checksums_filename})",
+            allow_expired_key=source.sha256 is not None,
+            signature_name=source.checksums_signature_filename,
+        )
         listed = read_checksum_list(listing, source.upstream_filename, what=source.name)
         if expected and listed != expected:
-            raise VerificationFailed(f"{source.name}: the recipe pins sha256 {expected} but the "
-                                     f"signed list {listing.name} says {listed}")
+            raise VerificationFailed(
+                f"{source.name}: the recipe pins sha256 {expected} but the "
+                f"signed list {listing.name} says {listed}"
+            )
         expected = listed
     return expected
 
 
-def _verify_data(source: Source, data: Path, actual_sha256: str, expected: str | None,
-                 keyring: Keyring | None, signature: Path | None) -> None:
+def _verify_data(
+    source: Source,
+    data: Path,
+    actual_sha256: str,
+    expected: str | None,
+    keyring: Keyring | None,
+    signature: Path | None,
+) -> None:
     if expected and actual_sha256 != expected:
-        raise VerificationFailed(f"{source.filename}: sha256 is {actual_sha256}, the recipe "
-                                 f"expects {expected}; refusing it")
+        raise VerificationFailed(
+            f"{source.filename}: sha256 is {actual_sha256}, the recipe "
+            f"expects {expected}; refusing it"
+        )
     if source.signature:
         assert keyring is not None and signature is not None
-        keyring.verify(signature, data, source.fingerprints, what=source.filename,
-                       allow_expired_key=source.sha256 is not None,
-                       signature_name=source.signature_filename)
+        keyring.verify(
+            signature,
+            data,
+            source.fingerprints,
+            what=source.filename,
+            allow_expired_key=source.sha256 is not None,
+            signature_name=source.signature_filename,
+        )
 
 
 def _verify_in_place(source: Source, rsrc: Path, keyring: Keyring | None) -> None:
@@ -187,15 +223,23 @@ def _verify_in_place(source: Source, rsrc: Path, keyring: Keyring | None) -> Non
     final = rsrc / source.filename
     for companion in source.companion_filenames:
         if not (rsrc / companion).is_file():
-            raise VerificationFailed(f"{source.filename}: its companion {companion} is missing "
-                                     f"from {rsrc}")
+            raise VerificationFailed(
+                f"{source.filename}: its companion {companion} is missing from {rsrc}"
+            )
     expected = _expected_sha256(
-        source, keyring,
+        source,
+        keyring,
         rsrc / source.checksums_filename if source.checksums_filename else None,
-        rsrc / source.checksums_signature_filename
-        if source.checksums_signature_filename else None)
-    _verify_data(source, final, sha256_file(final), expected, keyring,
-                 rsrc / source.signature_filename if source.signature_filename else None)
+        rsrc / source.checksums_signature_filename if source.checksums_signature_filename else None,
+    )
+    _verify_data(
+        source,
+        final,
+        sha256_file(final),
+        expected,
+        keyring,
+        rsrc / source.signature_filename if source.signature_filename else None,
+    )
 
 
 def _verify_offline(recipe: Recipe, rsrc: Path) -> list[Path]:
@@ -219,18 +263,23 @@ def _verify_offline(recipe: Recipe, rsrc: Path) -> list[Path]:
             continue
         info(f"{source.filename}: verified (offline)")
         paths.append(rsrc / source.filename)
-    details = "\n".join([*(f"  altered: {a}" for a in altered),
-                         *(f"  missing: {m}" for m in missing)])
+    details = "\n".join(
+        [*(f"  altered: {a}" for a in altered), *(f"  missing: {m}" for m in missing)]
+    )
     if altered:
         raise VerificationFailed(
             f"--offline: {len(altered)} file(s) in {rsrc} do not verify"
             + (f" and {len(missing)} are missing" if missing else "")
             + "; delete them and fetch again with network, or copy good ones in",
-            details=details)
+            details=details,
+        )
     if missing:
-        raise DownloadFailed(f"--offline: {len(missing)} file(s) missing from {rsrc} "
-                             f"({', '.join(missing)}); run `{_fetch_command(recipe, rsrc)}` "
-                             "with network (or --mirror DIR) first", details=details)
+        raise DownloadFailed(
+            f"--offline: {len(missing)} file(s) missing from {rsrc} "
+            f"({', '.join(missing)}); run `{_fetch_command(recipe, rsrc)}` "
+            "with network (or --mirror DIR) first",
+            details=details,
+        )
     return paths
 
 
@@ -251,8 +300,14 @@ class _AllNotFound(Exception):
 class _Fetcher:
     """One fetch run: which URLs to try for each file, and what to keep."""
 
-    def __init__(self, rsrc: Path, mirror_bases: list[str], settings: Settings,
-                 deadline: float, progress: Progress) -> None:
+    def __init__(
+        self,
+        rsrc: Path,
+        mirror_bases: list[str],
+        settings: Settings,
+        deadline: float,
+        progress: Progress,
+    ) -> None:
         self.rsrc = rsrc
         self.mirror_bases = mirror_bases
         self.settings = settings
@@ -260,8 +315,9 @@ class _Fetcher:
         self.progress = progress
 
     # candidates ---------------------------------------------------------------------------
-    def candidates(self, source: Source, url: str, *, name: str | None = None,
-                   beside_mirrors: bool = True) -> list[str]:
+    def candidates(
+        self, source: Source, url: str, *, name: str | None = None, beside_mirrors: bool = True
+    ) -> list[str]:
         """--mirror bases first (looked up by the name the file has in rsrc/, since such a
         mirror is a copy of rsrc/), then the URL itself, then the same file name beside each
         of the recipe's mirrors (so a mirror of the tarball also serves its .sig)."""
@@ -278,8 +334,11 @@ class _Fetcher:
 
     # one source ---------------------------------------------------------------------------
     def fetch(self, source: Source) -> Path:
-        step(source.filename if source.name == source.filename
-             else f"{source.name}: {source.filename}")
+        step(
+            source.filename
+            if source.name == source.filename
+            else f"{source.name}: {source.filename}"
+        )
         final = self.rsrc / source.filename
         keys: list[_Key] = []
         try:
@@ -294,8 +353,10 @@ class _Fetcher:
                     except VerificationFailed as exc:
                         # Maybe bad, maybe another recipe's good file: it stays until a
                         # copy that verifies for this recipe replaces it.
-                        warn(f"{final} does not verify for {source.name} ({exc.message}); "
-                             "downloading it again")
+                        warn(
+                            f"{final} does not verify for {source.name} ({exc.message}); "
+                            "downloading it again"
+                        )
                     else:
                         _keep_verified_keys(keys, keyring)
                         info(f"{source.filename}: already in {self.rsrc}, verified")
@@ -307,23 +368,28 @@ class _Fetcher:
                 if key.keep_at is not None:
                     key.path.unlink(missing_ok=True)
         if source.signed and not source.sha256:
-            info(f"{source.filename}: sha256 {sha256_file(final)} (verified by signature; pin "
-                 "it in the recipe as `sha256` to lock it)")
+            info(
+                f"{source.filename}: sha256 {sha256_file(final)} (verified by signature; pin "
+                "it in the recipe as `sha256` to lock it)"
+            )
         return final
 
     def download_source(self, source: Source, keyring: Keyring | None) -> None:
         """Companions, then the file; all renamed into rsrc/ only once the file verifies."""
         parts: dict[str, Path] = {}
         try:
-            for companion_url in (source.checksums, source.checksums_signature,
-                                  source.signature):
+            for companion_url in (source.checksums, source.checksums_signature, source.signature):
                 if companion_url:
                     parts[url_filename(companion_url)] = self.companion(source, companion_url)
             expected = _expected_sha256(
-                source, keyring, parts.get(source.checksums_filename or ""),
-                parts.get(source.checksums_signature_filename or ""))
-            part = self.download_verified(source, expected, keyring,
-                                          parts.get(source.signature_filename or ""))
+                source,
+                keyring,
+                parts.get(source.checksums_filename or ""),
+                parts.get(source.checksums_signature_filename or ""),
+            )
+            part = self.download_verified(
+                source, expected, keyring, parts.get(source.signature_filename or "")
+            )
             # Companions first, the source last: a present source implies its proof.
             for name, companion_part in parts.items():
                 replace_durably(companion_part, self.rsrc / name)
@@ -341,11 +407,16 @@ class _Fetcher:
             return _kept_key(key, self.rsrc)
         part = self.part_path(path.name)
         try:
-            self.first_of(self.candidates(source, key, name=path.name, beside_mirrors=False),
-                          part, what=f"key {key} for {source.name}")
+            self.first_of(
+                self.candidates(source, key, name=path.name, beside_mirrors=False),
+                part,
+                what=f"key {key} for {source.name}",
+            )
         except _AllNotFound as exc:
-            raise VerificationFailed(f"{source.name}: its signing key {key} is missing ({exc}); "
-                                     "without it nothing can be verified") from None
+            raise VerificationFailed(
+                f"{source.name}: its signing key {key} is missing ({exc}); "
+                "without it nothing can be verified"
+            ) from None
         return _Key(part, f"{key} (as served now; not kept)", keep_at=path)
 
     def companion(self, source: Source, url: str) -> Path:
@@ -353,16 +424,19 @@ class _Fetcher:
         source cannot be verified, which is a verification failure, not a network one."""
         part = self.part_path(url_filename(url) + ".new")
         try:
-            self.first_of(self.candidates(source, url), part,
-                          what=f"{url_filename(url)} for {source.name}")
+            self.first_of(
+                self.candidates(source, url), part, what=f"{url_filename(url)} for {source.name}"
+            )
         except _AllNotFound as exc:
             raise VerificationFailed(
                 f"{source.name}: {url_filename(url)} is missing ({exc}); without it "
-                f"{source.filename} cannot be verified, refusing to use it") from None
+                f"{source.filename} cannot be verified, refusing to use it"
+            ) from None
         return part
 
-    def download_verified(self, source: Source, expected: str | None,
-                          keyring: Keyring | None, signature: Path | None) -> Path:
+    def download_verified(
+        self, source: Source, expected: str | None, keyring: Keyring | None, signature: Path | None
+    ) -> Path:
         """Try each URL until one gives bytes that verify; return the .part holding them."""
         part = self.part_path(source.filename)
         deadline = Deadline(self.deadline)
@@ -377,8 +451,9 @@ class _Fetcher:
                     if not got.resumed:
                         raise
                     # A resumed download may have stitched two versions: once more, whole.
-                    warn(f"{source.filename}: resumed download does not verify; downloading "
-                         "it whole")
+                    warn(
+                        f"{source.filename}: resumed download does not verify; downloading it whole"
+                    )
                     part.unlink(missing_ok=True)
                     got = self.get(url, part, deadline)
                     _verify_data(source, part, got.sha256, expected, keyring, signature)
@@ -391,9 +466,12 @@ class _Fetcher:
                 failures.append(f"{url}: {exc}")
         if refused is not None:
             raise refused
-        raise DownloadFailed(f"{source.filename}: no URL gave it "
-                             f"({len(failures)} tried); check the network or pass "
-                             "--mirror URL|DIR", details="\n".join(f"  {f}" for f in failures))
+        raise DownloadFailed(
+            f"{source.filename}: no URL gave it "
+            f"({len(failures)} tried); check the network or pass "
+            "--mirror URL|DIR",
+            details="\n".join(f"  {f}" for f in failures),
+        )
 
     def first_of(self, urls: list[str], part: Path, *, what: str) -> None:
         deadline = Deadline(self.deadline)
@@ -411,13 +489,21 @@ class _Fetcher:
                 failures.append(f"{url}: {exc}")
         if all_not_found:
             raise _AllNotFound("; ".join(failures))
-        raise DownloadFailed(f"{what}: no URL gave it ({len(failures)} tried); check the "
-                             "network or pass --mirror URL|DIR",
-                             details="\n".join(f"  {f}" for f in failures))
+        raise DownloadFailed(
+            f"{what}: no URL gave it ({len(failures)} tried); check the "
+            "network or pass --mirror URL|DIR",
+            details="\n".join(f"  {f}" for f in failures),
+        )
 
     def part_path(self, filename: str) -> Path:
         return self.rsrc / f".{filename}.part"
 
     def get(self, url: str, part: Path, deadline: Deadline) -> Downloaded:
-        return download(url, part, name=url_filename(url), settings=self.settings,
-                        deadline=deadline, progress=self.progress)
+        return download(
+            url,
+            part,
+            name=url_filename(url),
+            settings=self.settings,
+            deadline=deadline,
+            progress=self.progress,
+        )

@@ -26,10 +26,11 @@ def cannot_write(path: Path, exc: OSError) -> BadInput:
     not the input), anything else names the file."""
     reason = exc.strerror or str(exc)
     if exc.errno in DISK_FULL:
-        return BadInput(f"{path.parent} is full ({reason}) while writing {path.name}; free "
-                        "some space there or use a folder on another disk")
-    return BadInput(f"{path}: cannot write it ({reason}); give a path in a folder you can "
-                    "write")
+        return BadInput(
+            f"{path.parent} is full ({reason}) while writing {path.name}; free "
+            "some space there or use a folder on another disk"
+        )
+    return BadInput(f"{path}: cannot write it ({reason}); give a path in a folder you can write")
 
 
 def replace_durably(tmp: Path, path: Path) -> None:

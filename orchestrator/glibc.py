@@ -28,7 +28,7 @@ class GlibcVersion:
     __slots__ = ("parts", "_key", "_text")
     parts: tuple[int, ...]
     _key: tuple[int, ...]
-    _text: str   # reports print the same few versions thousands of times
+    _text: str  # reports print the same few versions thousands of times
 
     def __init__(self, *parts: int) -> None:
         if not parts or any(not isinstance(p, int) or isinstance(p, bool) or p < 0 for p in parts):
@@ -59,8 +59,9 @@ class GlibcVersion:
             text = text[:-2]
         match = _VERSION.match(text)
         if not match:
-            raise UsageError(f"{what} {text!r} is not a glibc version; write it as MAJOR.MINOR, "
-                             "e.g. 2.17")
+            raise UsageError(
+                f"{what} {text!r} is not a glibc version; write it as MAJOR.MINOR, e.g. 2.17"
+            )
         return cls(int(match.group(1)), int(match.group(2)))
 
     @classmethod
@@ -118,24 +119,29 @@ def require_for_check(version: GlibcVersion, what: str = "--glibc") -> GlibcVers
 
     newest = newest_glibc()
     if version > newest or version < OLDEST_GLIBC:
-        raise UsageError(f"{what} {version} is outside zig's glibc database "
-                         f"({OLDEST_GLIBC} to {newest}); pick a version in that range")
+        raise UsageError(
+            f"{what} {version} is outside zig's glibc database "
+            f"({OLDEST_GLIBC} to {newest}); pick a version in that range"
+        )
     return version
 
 
-def require_for_build(version: GlibcVersion, target: Target,
-                      what: str = "--glibc") -> GlibcVersion:
+def require_for_build(version: GlibcVersion, target: Target, what: str = "--glibc") -> GlibcVersion:
     """The range a build accepts: from the oldest glibc Rust's std supports on `target`
     (rustc's platform-support page) to the newest zig has stubs for."""
     from .abilist import newest_glibc
 
     if version < target.glibc_floor:
-        raise UsageError(f"{what} {version} is older than {target.glibc_floor}, the oldest glibc "
-                         f"Rust's std supports on {target.rust}; use {target.glibc_floor} or newer")
+        raise UsageError(
+            f"{what} {version} is older than {target.glibc_floor}, the oldest glibc "
+            f"Rust's std supports on {target.rust}; use {target.glibc_floor} or newer"
+        )
     newest = newest_glibc()
     if version > newest:
-        raise UsageError(f"{what} {version} is newer than the newest glibc this tool knows "
-                         f"({newest}); use {newest} or older")
+        raise UsageError(
+            f"{what} {version} is newer than the newest glibc this tool knows "
+            f"({newest}); use {newest} or older"
+        )
     return version
 
 
@@ -152,4 +158,4 @@ def split_version_node(node: str) -> tuple[str, str | None]:
     return split
 
 
-_SPLIT: dict[str, tuple[str, str | None]] = {}   # a few hundred distinct nodes in a run
+_SPLIT: dict[str, tuple[str, str | None]] = {}  # a few hundred distinct nodes in a run

@@ -18,8 +18,9 @@ def split_target(text: str) -> tuple[str, str | None]:
     return triple, (glibc if dot else None)
 
 
-def target_and_glibc(target_text: str | None, glibc_text: str | None,
-                     glibc_source: str = "--glibc") -> tuple[str | None, str | None, str]:
+def target_and_glibc(
+    target_text: str | None, glibc_text: str | None, glibc_source: str = "--glibc"
+) -> tuple[str | None, str | None, str]:
     """(triple, glibc text, what said the glibc): --target's suffix counts as --glibc; both
     given must agree."""
     if target_text is None:
@@ -28,8 +29,10 @@ def target_and_glibc(target_text: str | None, glibc_text: str | None,
     if suffix is None:
         return triple, glibc_text, glibc_source
     if glibc_text is not None and glibc_text != suffix:
-        raise UsageError(f"--target {target_text} says glibc {suffix} but {glibc_source} says "
-                         f"{glibc_text}; give one of them")
+        raise UsageError(
+            f"--target {target_text} says glibc {suffix} but {glibc_source} says "
+            f"{glibc_text}; give one of them"
+        )
     return triple, suffix, f"--target {target_text}"
 
 

@@ -56,8 +56,12 @@ def import_root(root: Path, ref: str) -> str:
         archive = Path(tmp) / "root.tar"
         _tar_root(root, archive)
         with progress.stage(None, "imported"):
-            client.api.import_image_from_file(str(archive), repository=repository, tag=tag,
-                                              changes=[f"LABEL {engine.LABEL}.base=1"])
+            client.api.import_image_from_file(
+                str(archive),
+                repository=repository,
+                tag=tag,
+                changes=[f"LABEL {engine.LABEL}.base=1"],
+            )
     image_id = _exists(client, ref)
     if image_id is None:
         raise ToolchainError(f"importing {root} as {ref} left no image; see `docker images`")
@@ -92,7 +96,8 @@ def ensure_base(recipe: Recipe, *, base_archive: Path | None = None) -> str:
                     f"base image {ref} of recipe {recipe.name} is not in the Docker engine and "
                     f"cannot be pulled ({pull_error}); load it (`docker load -i FILE`) or make it "
                     f"from an image archive: build.py image --recipe {recipe.name} "
-                    "--base-archive FILE") from None
+                    "--base-archive FILE"
+                ) from None
             logger.info(f"cannot pull {ref}; making it locally with debootstrap")
     from . import rootfs
 
@@ -102,10 +107,13 @@ def ensure_base(recipe: Recipe, *, base_archive: Path | None = None) -> str:
             return import_root(Path(tmp) / "root", ref)
     assert recipe.debootstrap is not None  # the pull failed without it: raised above
     spec = dict(recipe.debootstrap)
-    root = rootfs.debootstrap_root(spec["suite"], arch=spec.get("arch", "amd64"),
-                                   variant=spec.get("variant", "minbase"),
-                                   include=tuple(spec.get("include", ())),
-                                   mirror=spec.get("mirror"))
+    root = rootfs.debootstrap_root(
+        spec["suite"],
+        arch=spec.get("arch", "amd64"),
+        variant=spec.get("variant", "minbase"),
+        include=tuple(spec.get("include", ())),
+        mirror=spec.get("mirror"),
+    )
     return import_root(root, ref)
 
 
@@ -124,6 +132,7 @@ def image_ref(recipe: Recipe, dockerfile: str, sources: list[Path], base_id: str
 
 def _context(dockerfile: str, sources: list[Path], dest: Path) -> None:
     """A deterministic build context: fixed owners and times, sources under rsrc/."""
+
     def add(tar: tarfile.TarFile, name: str, data: BinaryIO, size: int) -> None:
         info = tarfile.TarInfo(name)
         info.size, info.mode, info.mtime = size, 0o644, 0
@@ -137,16 +146,28 @@ def _context(dockerfile: str, sources: list[Path], dest: Path) -> None:
                 add(tar, f"rsrc/{source.name}", handle, source.stat().st_size)
 
 
-def build_image(recipe: Recipe, glibc: GlibcVersion, *, rsrc: Path | None = None,
-                offline: bool = False, mirrors: tuple[str, ...] = (),
-                base_archive: Path | None = None, deadline: float | None = None) -> str:
+def build_image(
+    recipe: Recipe,
+    glibc: GlibcVersion,
+    *,
+    rsrc: Path | None = None,
+    offline: bool = False,
+    mirrors: tuple[str, ...] = (),
+    base_archive: Path | None = None,
+    deadline: float | None = None,
+) -> str:
     """Make sure the recipe's image exists; return its reference. Builds only what changed."""
     from .fetch import fetch_sources
     from .render import render_dockerfile
 
     dockerfile = render_dockerfile(recipe, glibc)  # refuses a base newer than `glibc`
-    sources = (fetch_sources(recipe, rsrc or DEFAULT_RSRC, offline=offline, mirrors=mirrors,
-                             deadline=deadline) if recipe.sources else [])
+    sources = (
+        fetch_sources(
+            recipe, rsrc or DEFAULT_RSRC, offline=offline, mirrors=mirrors, deadline=deadline
+        )
+        if recipe.sources
+        else []
+    )
     base_id = ensure_base(recipe, base_archive=base_archive)
     ref = image_ref(recipe, dockerfile, sources, base_id)
     client = engine.client()
@@ -159,10 +180,15 @@ def build_image(recipe: Recipe, glibc: GlibcVersion, *, rsrc: Path | None = None
         archive = Path(tmp) / "context.tar"
         _context(dockerfile, sources, archive)
         with open(archive, "rb") as context:
-            events = client.api.build(fileobj=context, custom_context=True, tag=ref, rm=True,
-                                      forcerm=True, decode=True,
-                                      labels={engine.LABEL: "1",
-                                              f"{engine.LABEL}.recipe": recipe.name})
+            events = client.api.build(
+                fileobj=context,
+                custom_context=True,
+                tag=ref,
+                rm=True,
+                forcerm=True,
+                decode=True,
+                labels={engine.LABEL: "1", f"{engine.LABEL}.recipe": recipe.name},
+            )
             for event in events:
                 for line in event.get("stream", "").splitlines():
                     tail.append(line)
@@ -171,10 +197,15 @@ def build_image(recipe: Recipe, glibc: GlibcVersion, *, rsrc: Path | None = None
                 if "error" in event:
                     tail.append(event["error"])
                     last = (event["error"].strip().splitlines() or ["unknown error"])[-1]
-                    raise ToolchainError(f"the image of recipe {recipe.name} failed to build: "
-                                         f"{last}; its last log lines:", details="\n".join(tail))
+                    raise ToolchainError(
+                        f"the image of recipe {recipe.name} failed to build: "
+                        f"{last}; its last log lines:",
+                        details="\n".join(tail),
+                    )
     if not _exists(client, ref):
-        raise ToolchainError(f"the image build for recipe {recipe.name} ended without an image",
-                             details="\n".join(tail))
+        raise ToolchainError(
+            f"the image build for recipe {recipe.name} ended without an image",
+            details="\n".join(tail),
+        )
     logger.info(f"image built in {progress.elapsed_text(time.monotonic() - started)}")
     return ref

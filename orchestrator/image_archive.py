@@ -29,8 +29,10 @@ MAX_JSON_BYTES = 16 * 2**20  # manifests and configs are small; a huge one is no
 MAX_INDEXES = 64  # nested image indexes read for one image (a multi-platform image has 1-2)
 MAX_INDEX_DEPTH = 4
 _DIGEST = re.compile(r"^sha256:([0-9a-f]{64})$")
-_OCI_INDEX_TYPES = ("application/vnd.oci.image.index.v1+json",
-                    "application/vnd.docker.distribution.manifest.list.v2+json")
+_OCI_INDEX_TYPES = (
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+)
 
 
 class _ArchiveFiles:
@@ -48,9 +50,11 @@ class _ArchiveFiles:
                 self._members[posixpath.normpath(member.name).lstrip("/")] = member
         except (tarfile.TarError, EOFError, OSError, TarRecordRefused) as exc:
             self.close()
-            raise BadInput(f"{archive} is neither a folder nor a readable tar archive "
-                           f"({str(exc)[:200]}); pass a `docker save` tarball or an OCI image "
-                           "layout") from None
+            raise BadInput(
+                f"{archive} is neither a folder nor a readable tar archive "
+                f"({str(exc)[:200]}); pass a `docker save` tarball or an OCI image "
+                "layout"
+            ) from None
 
     def close(self) -> None:
         if self._tar is not None:
@@ -61,11 +65,15 @@ class _ArchiveFiles:
         """NAME inside the archive; absolute names, `..` and NUL bytes are refused."""
         clean = posixpath.normpath(name)
         if "\0" in name:
-            raise UnsafeArchive(f"{self.archive}: the image refers to {short(name)}, which holds "
-                                "a NUL byte; the archive is malformed")
+            raise UnsafeArchive(
+                f"{self.archive}: the image refers to {short(name)}, which holds "
+                "a NUL byte; the archive is malformed"
+            )
         if name.startswith("/") or clean == ".." or clean.startswith("../"):
-            raise UnsafeArchive(f"{self.archive}: the image refers to {short(name)}, outside "
-                                "the archive; refusing it")
+            raise UnsafeArchive(
+                f"{self.archive}: the image refers to {short(name)}, outside "
+                "the archive; refusing it"
+            )
         return clean
 
     def _member(self, name: str) -> tarfile.TarInfo | None:
@@ -87,8 +95,9 @@ class _ArchiveFiles:
     def _path(self, name: str) -> Path:
         path = (self.archive / name).resolve()
         if not path.is_relative_to(self.archive.resolve()):
-            raise UnsafeArchive(f"{self.archive}: {short(name)} leads outside the layout; "
-                                "refusing it")
+            raise UnsafeArchive(
+                f"{self.archive}: {short(name)} leads outside the layout; refusing it"
+            )
         return path
 
     def open(self, name: str) -> IO[bytes]:
@@ -96,34 +105,38 @@ class _ArchiveFiles:
         if self._tar is None:
             path = self._path(name)
             if not path.is_file():
-                raise UnsafeArchive(f"{self.archive}: {short(name)} is missing; the image is "
-                                    "incomplete")
+                raise UnsafeArchive(
+                    f"{self.archive}: {short(name)} is missing; the image is incomplete"
+                )
             return open(path, "rb")
         member = self._member(name)
-        handle = self._tar.extractfile(member) if member is not None and member.isfile() \
-            else None
+        handle = self._tar.extractfile(member) if member is not None and member.isfile() else None
         if handle is None:
-            raise UnsafeArchive(f"{self.archive}: {short(name)} is missing; the image is "
-                                    "incomplete")
+            raise UnsafeArchive(
+                f"{self.archive}: {short(name)} is missing; the image is incomplete"
+            )
         return handle
 
     def read_json(self, name: str, digest: str | None = None) -> object:
         with self.open(name) as handle:
             data = handle.read(MAX_JSON_BYTES + 1)
         if len(data) > MAX_JSON_BYTES:
-            raise UnsafeArchive(f"{self.archive}: {short(name)} is larger than a manifest can "
-                                "be")
+            raise UnsafeArchive(f"{self.archive}: {short(name)} is larger than a manifest can be")
         if digest is not None and "sha256:" + hashlib.sha256(data).hexdigest() != digest:
-            raise UnsafeArchive(f"{self.archive}: {short(name)} does not match its digest "
-                                f"{digest}; the archive is corrupt or was tampered with")
+            raise UnsafeArchive(
+                f"{self.archive}: {short(name)} does not match its digest "
+                f"{digest}; the archive is corrupt or was tampered with"
+            )
         try:
             return json.loads(data)
         except ValueError as exc:  # also int() of a number longer than 4300 digits
-            raise UnsafeArchive(f"{self.archive}: {short(name)} is not valid JSON "
-                                f"({str(exc)[:200]})") from None
+            raise UnsafeArchive(
+                f"{self.archive}: {short(name)} is not valid JSON ({str(exc)[:200]})"
+            ) from None
         except RecursionError:  # `[[[[...` nested deeper than the parser recurses
-            raise UnsafeArchive(f"{self.archive}: {short(name)} nests too deeply to be a "
-                                "manifest") from None
+            raise UnsafeArchive(
+                f"{self.archive}: {short(name)} nests too deeply to be a manifest"
+            ) from None
 
 
 def json_type(value: object) -> str:
@@ -142,20 +155,23 @@ def json_type(value: object) -> str:
 def json_object(value: object, what: str, archive: Path) -> dict[str, object]:
     """VALUE if it is a JSON object; else bad input naming WHAT (image-spec's JSON types)."""
     if not isinstance(value, dict):
-        raise UnsafeArchive(f"{archive}: {what} is {json_type(value)}, not a JSON object; the "
-                            "archive is malformed")
+        raise UnsafeArchive(
+            f"{archive}: {what} is {json_type(value)}, not a JSON object; the archive is malformed"
+        )
     return value
 
 
 def json_list(value: object, what: str, archive: Path) -> list[object]:
     if not isinstance(value, list):
-        raise UnsafeArchive(f"{archive}: {what} is {json_type(value)}, not a JSON list; the "
-                            "archive is malformed")
+        raise UnsafeArchive(
+            f"{archive}: {what} is {json_type(value)}, not a JSON list; the archive is malformed"
+        )
     return value
 
 
-def optional_object(parent: dict[str, object], key: str, what: str,
-                    archive: Path) -> dict[str, object]:
+def optional_object(
+    parent: dict[str, object], key: str, what: str, archive: Path
+) -> dict[str, object]:
     """PARENT[KEY] as an object; a missing key or null is an empty one."""
     value = parent.get(key)
     return {} if value is None else json_object(value, what, archive)
@@ -164,8 +180,10 @@ def optional_object(parent: dict[str, object], key: str, what: str,
 def checked_digest(digest: object, archive: Path) -> str:
     """DIGEST if it is a sha256 digest string, the only algorithm this tool reads."""
     if not isinstance(digest, str) or _DIGEST.match(digest) is None:
-        raise UnsafeArchive(f"{archive}: unsupported or malformed digest "
-                            f"{short(str(digest), 80)} (only sha256 is read)")
+        raise UnsafeArchive(
+            f"{archive}: unsupported or malformed digest "
+            f"{short(str(digest), 80)} (only sha256 is read)"
+        )
     return digest
 
 
@@ -179,11 +197,16 @@ def diff_ids(config: object, layer_count: int, archive: Path) -> list[str]:
     rootfs = json_object(config, "the image config", archive).get("rootfs")
     if rootfs is None:
         raise UnsafeArchive(f"{archive}: the image config has no rootfs.diff_ids")
-    found = json_list(json_object(rootfs, "the config's rootfs", archive).get("diff_ids"),
-                      "the config's rootfs.diff_ids", archive)
+    found = json_list(
+        json_object(rootfs, "the config's rootfs", archive).get("diff_ids"),
+        "the config's rootfs.diff_ids",
+        archive,
+    )
     if len(found) != layer_count:
-        raise UnsafeArchive(f"{archive}: the config lists {len(found)} layer digests but the "
-                            f"manifest {layer_count} layers; the archive is inconsistent")
+        raise UnsafeArchive(
+            f"{archive}: the config lists {len(found)} layer digests but the "
+            f"manifest {layer_count} layers; the archive is inconsistent"
+        )
     return [checked_digest(diff_id, archive) for diff_id in found]
 
 
@@ -193,16 +216,21 @@ def docker_save_entry(manifest: object, archive: Path) -> tuple[str, list[str]]:
     if not images:
         raise UnsafeArchive(f"{archive}: manifest.json lists no image")
     if len(images) > 1:
-        tags = ", ".join(str(entry.get("RepoTags")) for entry in images
-                         if isinstance(entry, dict))
-        raise BadInput(f"{archive} holds {len(images)} images ({short(tags, 200)}); "
-                       "`docker save` just the one to use")
+        tags = ", ".join(str(entry.get("RepoTags")) for entry in images if isinstance(entry, dict))
+        raise BadInput(
+            f"{archive} holds {len(images)} images ({short(tags, 200)}); "
+            "`docker save` just the one to use"
+        )
     entry = json_object(images[0], "the image in manifest.json", archive)
     config, layers = entry.get("Config"), entry.get("Layers")
-    if not isinstance(config, str) or not isinstance(layers, list) or \
-            not all(isinstance(name, str) for name in layers):
-        raise UnsafeArchive(f"{archive}: manifest.json has no Config and Layers (a name and "
-                            "a list of names)")
+    if (
+        not isinstance(config, str)
+        or not isinstance(layers, list)
+        or not all(isinstance(name, str) for name in layers)
+    ):
+        raise UnsafeArchive(
+            f"{archive}: manifest.json has no Config and Layers (a name and a list of names)"
+        )
     return config, [str(name) for name in layers]
 
 
@@ -221,17 +249,14 @@ def _docker_save_layers(files: _ArchiveFiles) -> list[tuple[str, str | None, str
 
 def _wanted(descriptor: dict[str, object], arch: str, archive: Path) -> bool:
     """Is DESCRIPTOR (image-spec descriptor.md) a linux/ARCH image, not an attestation?"""
-    annotations = optional_object(descriptor, "annotations", "a descriptor's annotations",
-                                  archive)
+    annotations = optional_object(descriptor, "annotations", "a descriptor's annotations", archive)
     if annotations.get("vnd.docker.reference.type") == "attestation-manifest":
         return False
     platform_ = optional_object(descriptor, "platform", "a descriptor's platform", archive)
-    return platform_.get("architecture") in (None, arch) and \
-        platform_.get("os") in (None, "linux")
+    return platform_.get("architecture") in (None, arch) and platform_.get("os") in (None, "linux")
 
 
-def _pick_manifest(files: _ArchiveFiles, descriptors: list[object], arch: str
-                   ) -> dict[str, object]:
+def _pick_manifest(files: _ArchiveFiles, descriptors: list[object], arch: str) -> dict[str, object]:
     """The image manifest for linux/ARCH, walking nested indexes; attestations are skipped.
 
     Each nested index is read once (a layout is a DAG: a thousand descriptors naming the same
@@ -252,27 +277,37 @@ def _pick_manifest(files: _ArchiveFiles, descriptors: list[object], arch: str
             continue
         seen.add(digest)
         if depth >= MAX_INDEX_DEPTH or len(seen) > MAX_INDEXES:
-            raise UnsafeArchive(f"{files.archive}: image indexes nest too deeply or are too "
-                                f"many (more than {MAX_INDEXES}, {MAX_INDEX_DEPTH} deep)")
-        index = json_object(files.read_json(blob_name(digest, files.archive), digest),
-                            f"the image index {digest}", files.archive)
-        nested = json_list(index.get("manifests", []), f"the manifests of {digest}",
-                           files.archive)
+            raise UnsafeArchive(
+                f"{files.archive}: image indexes nest too deeply or are too "
+                f"many (more than {MAX_INDEXES}, {MAX_INDEX_DEPTH} deep)"
+            )
+        index = json_object(
+            files.read_json(blob_name(digest, files.archive), digest),
+            f"the image index {digest}",
+            files.archive,
+        )
+        nested = json_list(index.get("manifests", []), f"the manifests of {digest}", files.archive)
         level.extend((child, depth + 1) for child in nested)
     if len(candidates) != 1:
         what = "no" if not candidates else f"{len(candidates)}"
-        raise BadInput(f"{files.archive}: the OCI layout has {what} linux/{arch} image "
-                       "manifests; it must hold exactly one")
+        raise BadInput(
+            f"{files.archive}: the OCI layout has {what} linux/{arch} image "
+            "manifests; it must hold exactly one"
+        )
     return next(iter(candidates.values()))
 
 
 def _oci_layers(files: _ArchiveFiles, arch: str) -> list[tuple[str, str | None, str]]:
     index = json_object(files.read_json("index.json"), "index.json", files.archive)
-    descriptor = _pick_manifest(files, json_list(index.get("manifests"),
-                                                 "index.json's manifests", files.archive), arch)
+    descriptor = _pick_manifest(
+        files, json_list(index.get("manifests"), "index.json's manifests", files.archive), arch
+    )
     digest = checked_digest(descriptor.get("digest"), files.archive)
-    manifest = json_object(files.read_json(blob_name(digest, files.archive), digest),
-                           "the image manifest", files.archive)
+    manifest = json_object(
+        files.read_json(blob_name(digest, files.archive), digest),
+        "the image manifest",
+        files.archive,
+    )
     config = json_object(manifest.get("config"), "the image manifest's config", files.archive)
     layers = json_list(manifest.get("layers"), "the image manifest's layers", files.archive)
     config_digest = checked_digest(config.get("digest"), files.archive)
@@ -282,15 +317,18 @@ def _oci_layers(files: _ArchiveFiles, arch: str) -> list[tuple[str, str | None, 
         layer = json_object(layer, "a layer descriptor", files.archive)
         layer_digest = checked_digest(layer.get("digest"), files.archive)
         if "zstd" in str(layer.get("mediaType", "")):
-            raise BadInput(f"{files.archive}: layer {layer_digest} is zstd-compressed, which "
-                           "this tool does not read; save the image uncompressed or "
-                           "gzip-compressed")
+            raise BadInput(
+                f"{files.archive}: layer {layer_digest} is zstd-compressed, which "
+                "this tool does not read; save the image uncompressed or "
+                "gzip-compressed"
+            )
         result.append((blob_name(layer_digest, files.archive), layer_digest, diff_id))
     return result
 
 
-def unpack_image(archive: Path, dest: Path, *, arch: str | None = None,
-                 source: str | None = None) -> None:
+def unpack_image(
+    archive: Path, dest: Path, *, arch: str | None = None, source: str | None = None
+) -> None:
     """Unpack a `docker save` tarball or OCI layout (folder or tar) into DEST, verified.
 
     SOURCE marks the finished DEST (rootdest.move_into_place) for a later run to recognise.
@@ -308,15 +346,18 @@ def unpack_image(archive: Path, dest: Path, *, arch: str | None = None,
         elif files.exists("index.json"):
             layers = _oci_layers(files, arch)
         else:
-            raise BadInput(f"{archive} is neither a `docker save` archive (no manifest.json) "
-                           "nor an OCI image layout (no index.json)")
+            raise BadInput(
+                f"{archive} is neither a `docker save` archive (no manifest.json) "
+                "nor an OCI image layout (no index.json)"
+            )
         staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=dest.parent))
         with LayerApplier(staging) as applier:
             for number, (name, blob_digest, diff_id) in enumerate(layers, 1):
                 label = f"{archive.name}: layer {number}/{len(layers)} ({short(name, 80)})"
                 with files.open(name) as stream:
-                    apply_verified_layer(applier, stream, label, blob_digest=blob_digest,
-                                         diff_id=diff_id)
+                    apply_verified_layer(
+                        applier, stream, label, blob_digest=blob_digest, diff_id=diff_id
+                    )
         move_into_place(staging, dest, source=source)
     except BaseException:
         if staging is not None:

@@ -11,7 +11,7 @@ from typing import Any, TextIO, cast
 # The number of the JSON shape every --json output has (`"schema": 1` at its top); the files in
 # orchestrator/resources/schemas/ describe it. A change that breaks a reader raises it.
 SCHEMA = 1
-_printed: list[bool] = []   # set once the one object went out
+_printed: list[bool] = []  # set once the one object went out
 
 
 def emit(summary: dict[str, Any], indent: int | None = 2) -> None:
@@ -54,8 +54,13 @@ def emitted() -> bool:
 
 def failure(message: str, exit_code: int, known: dict[str, Any] | None = None) -> dict[str, Any]:
     """The object for a failed run: what was known, then `ok`, `error` and `exit_code`."""
-    return {"schema": SCHEMA, **(known or {}), "ok": False, "error": message,
-            "exit_code": exit_code}
+    return {
+        "schema": SCHEMA,
+        **(known or {}),
+        "ok": False,
+        "error": message,
+        "exit_code": exit_code,
+    }
 
 
 def with_schema(document: dict[str, Any]) -> dict[str, Any]:
@@ -65,5 +70,5 @@ def with_schema(document: dict[str, Any]) -> dict[str, Any]:
 
 def wanted(argv: Sequence[str]) -> bool:
     """`--json` among the tool's own arguments (not after `--`, which go to cargo)."""
-    own = list(argv)[:list(argv).index("--")] if "--" in argv else list(argv)
+    own = list(argv)[: list(argv).index("--")] if "--" in argv else list(argv)
     return "--json" in own

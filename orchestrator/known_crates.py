@@ -27,12 +27,12 @@ PROBLEMS = ("system-library", "static-tls")
 @dataclass(frozen=True)
 class KnownCrate:
     name: str
-    problem: str                          # one of PROBLEMS
-    when: str                             # the configuration that has the problem
-    advice: str                           # one sentence: what to do
-    features: tuple[str, ...] = ()        # cargo features that fix it
+    problem: str  # one of PROBLEMS
+    when: str  # the configuration that has the problem
+    advice: str  # one sentence: what to do
+    features: tuple[str, ...] = ()  # cargo features that fix it
     system_packages: tuple[str, ...] = ()  # Debian packages for --system-package instead
-    source: str = ""                      # a public page that documents the fix
+    source: str = ""  # a public page that documents the fix
 
 
 def _strings(value: object, where: str) -> tuple[str, ...]:
@@ -52,8 +52,14 @@ def parse(text: str, origin: str = "known-crates.toml") -> dict[str, KnownCrate]
         where = f"{origin}: [crates.{name}]"
         if not isinstance(entry, dict):
             raise BadInput(f"{where} must be a table")
-        unknown = set(entry) - {"problem", "when", "advice", "features", "system-packages",
-                                "source"}
+        unknown = set(entry) - {
+            "problem",
+            "when",
+            "advice",
+            "features",
+            "system-packages",
+            "source",
+        }
         if unknown:
             raise BadInput(f"{where}: unknown key {sorted(unknown)[0]!r}")
         if entry.get("problem") not in PROBLEMS:
@@ -62,11 +68,14 @@ def parse(text: str, origin: str = "known-crates.toml") -> dict[str, KnownCrate]
             if not isinstance(entry.get(key), str) or not entry[key]:
                 raise BadInput(f"{where}: {key} must be a non-empty string")
         crates[name] = KnownCrate(
-            name=name, problem=entry["problem"], when=entry["when"], advice=entry["advice"],
+            name=name,
+            problem=entry["problem"],
+            when=entry["when"],
+            advice=entry["advice"],
             features=_strings(entry.get("features", []), f"{where} features"),
-            system_packages=_strings(entry.get("system-packages", []),
-                                     f"{where} system-packages"),
-            source=str(entry.get("source", "")))
+            system_packages=_strings(entry.get("system-packages", []), f"{where} system-packages"),
+            source=str(entry.get("source", "")),
+        )
     return crates
 
 

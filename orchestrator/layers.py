@@ -58,9 +58,13 @@ MAX_SPECIAL_RECORD = 1 << 20  # PAX / GNU long-name record; Go's maxSpecialFileS
 MAX_SPECIAL_CHAIN = 8  # such records before one member (3 are ever needed: PAX, name, link)
 MAX_NAME_IN_MESSAGE = 120  # characters of a member name quoted in an error
 MAX_MTIME = 2.0**40  # seconds either side of 1970 (~35,000 years); time_t holds far more
-_SPECIAL_RECORDS = {tarfile.XHDTYPE: "PAX header", tarfile.SOLARIS_XHDTYPE: "PAX header",
-                    tarfile.XGLTYPE: "global PAX header", tarfile.GNUTYPE_LONGNAME: "GNU long name",
-                    tarfile.GNUTYPE_LONGLINK: "GNU long link name"}
+_SPECIAL_RECORDS = {
+    tarfile.XHDTYPE: "PAX header",
+    tarfile.SOLARIS_XHDTYPE: "PAX header",
+    tarfile.XGLTYPE: "global PAX header",
+    tarfile.GNUTYPE_LONGNAME: "GNU long name",
+    tarfile.GNUTYPE_LONGLINK: "GNU long link name",
+}
 _CHAIN_ATTR = "_glibc_build_special_chain"
 
 Parts = tuple[str, ...]
@@ -77,18 +81,26 @@ def short(name: str, limit: int = MAX_NAME_IN_MESSAGE) -> str:
 def member_parts(name: str, label: str, what: str = "member") -> Parts:
     """The path components of a member name; absolute names, `..` and NUL bytes are refused."""
     if "\0" in name:
-        raise UnsafeArchive(f"{label}: {what} {short(name)} holds a NUL byte, which no file name "
-                            "can; the layer is malformed")
+        raise UnsafeArchive(
+            f"{label}: {what} {short(name)} holds a NUL byte, which no file name "
+            "can; the layer is malformed"
+        )
     if name.startswith("/"):
-        raise UnsafeArchive(f"{label}: {what} {short(name)} is an absolute path; refusing an "
-                            "archive that would write outside its destination")
+        raise UnsafeArchive(
+            f"{label}: {what} {short(name)} is an absolute path; refusing an "
+            "archive that would write outside its destination"
+        )
     parts = tuple(part for part in name.split("/") if part not in ("", "."))
     if len(parts) > MAX_DEPTH:
-        raise UnsafeArchive(f"{label}: {what} {short(name, 80)} is nested more than {MAX_DEPTH} "
-                            "folders deep; refusing it")
+        raise UnsafeArchive(
+            f"{label}: {what} {short(name, 80)} is nested more than {MAX_DEPTH} "
+            "folders deep; refusing it"
+        )
     if ".." in parts:
-        raise UnsafeArchive(f"{label}: {what} {short(name)} climbs out with `..`; refusing an "
-                            "archive that would write outside its destination")
+        raise UnsafeArchive(
+            f"{label}: {what} {short(name)} climbs out with `..`; refusing an "
+            "archive that would write outside its destination"
+        )
     return parts
 
 
@@ -146,12 +158,16 @@ def clamp_tree_links(root: str | os.PathLike[str]) -> int:
 def check_member_metadata(member: tarfile.TarInfo, label: str) -> None:
     """Refuse what no file can carry: a NaN or far-out mtime, a NUL byte in a link target."""
     if not (math.isfinite(member.mtime) and abs(member.mtime) <= MAX_MTIME):
-        raise UnsafeArchive(f"{label}: member {short(member.name)} has the modification time "
-                            f"{short(str(member.mtime), 40)}, which is no time a file can have; "
-                            "the layer is malformed")
+        raise UnsafeArchive(
+            f"{label}: member {short(member.name)} has the modification time "
+            f"{short(str(member.mtime), 40)}, which is no time a file can have; "
+            "the layer is malformed"
+        )
     if "\0" in member.linkname:
-        raise UnsafeArchive(f"{label}: the link target of {short(member.name)} holds a NUL "
-                            "byte; the layer is malformed")
+        raise UnsafeArchive(
+            f"{label}: the link target of {short(member.name)} holds a NUL "
+            "byte; the layer is malformed"
+        )
 
 
 class TarRecordRefused(Exception):
@@ -172,13 +188,17 @@ class BoundedTarInfo(tarfile.TarInfo):
         if kind is None:
             return super()._proc_member(tarfile_)  # type: ignore[misc, no-any-return]
         if self.size > MAX_SPECIAL_RECORD:
-            raise TarRecordRefused(f"a {kind} record of {self.size} bytes, more than "
-                                 f"{MAX_SPECIAL_RECORD} (as Go's archive/tar allows); "
-                                 "refusing it")
+            raise TarRecordRefused(
+                f"a {kind} record of {self.size} bytes, more than "
+                f"{MAX_SPECIAL_RECORD} (as Go's archive/tar allows); "
+                "refusing it"
+            )
         depth: int = getattr(tarfile_, _CHAIN_ATTR, 0)
         if depth >= MAX_SPECIAL_CHAIN:
-            raise TarRecordRefused(f"more than {MAX_SPECIAL_CHAIN} PAX/GNU extension records "
-                                 "before one member; refusing it")
+            raise TarRecordRefused(
+                f"more than {MAX_SPECIAL_CHAIN} PAX/GNU extension records "
+                "before one member; refusing it"
+            )
         setattr(tarfile_, _CHAIN_ATTR, depth + 1)
         try:
             if self.type == tarfile.XGLTYPE:
@@ -240,8 +260,12 @@ class LayerApplier:
     def __enter__(self) -> LayerApplier:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
     def close(self) -> None:
@@ -266,13 +290,16 @@ class LayerApplier:
         except EOFError:
             raise UnsafeArchive(f"{label}: the layer is truncated") from None
 
-    def _entry(self, tar: tarfile.TarFile, member: tarfile.TarInfo, upper: _Touched,
-               label: str) -> None:
+    def _entry(
+        self, tar: tarfile.TarFile, member: tarfile.TarInfo, upper: _Touched, label: str
+    ) -> None:
         parts = member_parts(member.name, label)
         if not parts:  # the root folder itself: only its type matters, and it must stay a folder
             if not member.isdir():
-                raise UnsafeArchive(f"{label}: member {short(member.name)} would replace the "
-                                    "root folder itself; refusing it")
+                raise UnsafeArchive(
+                    f"{label}: member {short(member.name)} would replace the "
+                    "root folder itself; refusing it"
+                )
             return
         check_member_metadata(member, label)
         base = parts[-1]
@@ -282,9 +309,11 @@ class LayerApplier:
         if member.ischr() or member.isblk() or member.isfifo():
             return  # a root for loading libraries needs no device nodes
         if member.issparse():
-            raise UnsafeArchive(f"{label}: member {short(member.name)} is a sparse file, whose "
-                                "holes would expand a small layer without bound; image layers "
-                                "hold none, refusing it")
+            raise UnsafeArchive(
+                f"{label}: member {short(member.name)} is a sparse file, whose "
+                "holes would expand a small layer without bound; image layers "
+                "hold none, refusing it"
+            )
         parent_fd = self._open_dir(parts[:-1], label, member.name, create=True)
         try:
             if member.isdir():
@@ -293,18 +322,21 @@ class LayerApplier:
                 self._write_file(parent_fd, base, tar, member, label)
             elif member.issym():
                 if not member.linkname:
-                    raise UnsafeArchive(f"{label}: symlink {short(member.name)} has an empty "
-                                        "target")
+                    raise UnsafeArchive(
+                        f"{label}: symlink {short(member.name)} has an empty target"
+                    )
                 self._clear(parent_fd, base)
                 os.symlink(clamp_link_target(parts, member.linkname), base, dir_fd=parent_fd)
             elif member.islnk():
                 self._hard_link(parent_fd, parts, member, label)
             else:
-                raise UnsafeArchive(f"{label}: member {short(member.name)} has an unsupported "
-                                    f"type {member.type!r}")
+                raise UnsafeArchive(
+                    f"{label}: member {short(member.name)} has an unsupported type {member.type!r}"
+                )
         except OSError as exc:
-            raise UnsafeArchive(f"{label}: cannot unpack {short(member.name)}: "
-                                f"{exc.strerror or exc}") from None
+            raise UnsafeArchive(
+                f"{label}: cannot unpack {short(member.name)}: {exc.strerror or exc}"
+            ) from None
         finally:
             os.close(parent_fd)
         upper.add(parts)
@@ -330,8 +362,9 @@ class LayerApplier:
         return fd
 
     @staticmethod
-    def _refuse_walk(fd: int, part: str, prefix: Parts, name: str, label: str,
-                     exc: OSError) -> None:
+    def _refuse_walk(
+        fd: int, part: str, prefix: Parts, name: str, label: str, exc: OSError
+    ) -> None:
         where = "/".join(prefix)
         try:
             info = os.lstat(part, dir_fd=fd)
@@ -339,14 +372,19 @@ class LayerApplier:
             info = None
         if info is not None and stat.S_ISLNK(info.st_mode):
             target = os.readlink(part, dir_fd=fd)
-            raise UnsafeArchive(f"{label}: {short(name)} would be written through the symlink "
-                                f"{short(where)} -> {short(target)}; refusing an archive that "
-                                "could write outside its destination") from None
+            raise UnsafeArchive(
+                f"{label}: {short(name)} would be written through the symlink "
+                f"{short(where)} -> {short(target)}; refusing an archive that "
+                "could write outside its destination"
+            ) from None
         if exc.errno in (errno.ENOTDIR, errno.EEXIST) or info is not None:
-            raise UnsafeArchive(f"{label}: {short(name)} needs {short(where)} to be a folder, "
-                                "but it is not; the layer is malformed") from None
-        raise UnsafeArchive(f"{label}: cannot open {short(where)} for {short(name)}: "
-                            f"{exc.strerror}") from None
+            raise UnsafeArchive(
+                f"{label}: {short(name)} needs {short(where)} to be a folder, "
+                "but it is not; the layer is malformed"
+            ) from None
+        raise UnsafeArchive(
+            f"{label}: cannot open {short(where)} for {short(name)}: {exc.strerror}"
+        ) from None
 
     # -- entry kinds ---------------------------------------------------------------------------
     @staticmethod
@@ -376,14 +414,20 @@ class LayerApplier:
         finally:
             os.close(fd)
 
-    def _write_file(self, parent_fd: int, base: str, tar: tarfile.TarFile,
-                    member: tarfile.TarInfo, label: str) -> None:
+    def _write_file(
+        self, parent_fd: int, base: str, tar: tarfile.TarFile, member: tarfile.TarInfo, label: str
+    ) -> None:
         if self.bytes_written + member.size > self.max_bytes:
-            raise UnsafeArchive(f"{label}: the image unpacks to more than {self.max_bytes} "
-                                "bytes; refusing it")
+            raise UnsafeArchive(
+                f"{label}: the image unpacks to more than {self.max_bytes} bytes; refusing it"
+            )
         self._clear(parent_fd, base)
-        fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     0o600, dir_fd=parent_fd)
+        fd = os.open(
+            base,
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+            0o600,
+            dir_fd=parent_fd,
+        )
         try:
             source = tar.extractfile(member)
             if source is not None:
@@ -395,13 +439,12 @@ class LayerApplier:
             os.close(fd)
         self.bytes_written += member.size
 
-    def _hard_link(self, parent_fd: int, parts: Parts, member: tarfile.TarInfo,
-                   label: str) -> None:
-        target = member_parts(member.linkname, label,
-                              f"hard link target of {short(member.name)}")
+    def _hard_link(self, parent_fd: int, parts: Parts, member: tarfile.TarInfo, label: str) -> None:
+        target = member_parts(member.linkname, label, f"hard link target of {short(member.name)}")
         if not target:
-            raise UnsafeArchive(f"{label}: hard link {short(member.name)} points at the root "
-                                "folder")
+            raise UnsafeArchive(
+                f"{label}: hard link {short(member.name)} points at the root folder"
+            )
         if target == parts:
             return
         target_fd = self._open_dir(target[:-1], label, member.linkname, create=False)
@@ -411,12 +454,19 @@ class LayerApplier:
             except FileNotFoundError:
                 info = None
             if info is None or not stat.S_ISREG(info.st_mode):
-                raise UnsafeArchive(f"{label}: hard link {short(member.name)} -> "
-                                    f"{short(member.linkname)}: the target is not a regular "
-                                    "file already unpacked; refusing it")
+                raise UnsafeArchive(
+                    f"{label}: hard link {short(member.name)} -> "
+                    f"{short(member.linkname)}: the target is not a regular "
+                    "file already unpacked; refusing it"
+                )
             self._clear(parent_fd, parts[-1])
-            os.link(target[-1], parts[-1], src_dir_fd=target_fd, dst_dir_fd=parent_fd,
-                    follow_symlinks=False)
+            os.link(
+                target[-1],
+                parts[-1],
+                src_dir_fd=target_fd,
+                dst_dir_fd=parent_fd,
+                follow_symlinks=False,
+            )
         finally:
             if target_fd >= 0:
                 os.close(target_fd)
@@ -426,7 +476,7 @@ class LayerApplier:
         base = parts[-1]
         folder = parts[:-1]
         if base != OPAQUE_WHITEOUT:
-            hidden = base[len(WHITEOUT_PREFIX):]
+            hidden = base[len(WHITEOUT_PREFIX) :]
             if hidden in ("", ".", "..") or hidden.startswith(WHITEOUT_PREFIX):
                 raise UnsafeArchive(f"{label}: whiteout {short(name)} names no valid entry")
         dir_fd = self._open_dir(folder, label, name, create=False)
@@ -477,7 +527,7 @@ def _remove_tree_at(parent_fd: int, base: str) -> None:
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 # -- digests while streaming ---------------------------------------------------------------
@@ -509,8 +559,14 @@ class _HashingReader:
         return "sha256:" + self.hash.hexdigest()
 
 
-def apply_verified_layer(applier: LayerApplier, raw: IO[bytes], label: str, *,
-                         blob_digest: str | None, diff_id: str | None) -> None:
+def apply_verified_layer(
+    applier: LayerApplier,
+    raw: IO[bytes],
+    label: str,
+    *,
+    blob_digest: str | None,
+    diff_id: str | None,
+) -> None:
     """Apply a layer blob (plain or gzip tar), checking its blob digest and its diff_id.
 
     The check ends the layer, so a mismatch is found after writing: callers unpack into a
@@ -518,8 +574,10 @@ def apply_verified_layer(applier: LayerApplier, raw: IO[bytes], label: str, *,
     """
     head = raw.read(6)
     if head.startswith(b"\x28\xb5\x2f\xfd"):
-        raise UnsafeArchive(f"{label}: the layer is zstd-compressed, which this tool does not "
-                            "read; save the image uncompressed or gzip-compressed")
+        raise UnsafeArchive(
+            f"{label}: the layer is zstd-compressed, which this tool does not "
+            "read; save the image uncompressed or gzip-compressed"
+        )
     compressed = _HashingReader(raw, prefix=head)
     if head.startswith(b"\x1f\x8b"):
         plain = _HashingReader(gzip.GzipFile(fileobj=compressed, mode="rb"))  # type: ignore[call-overload]
@@ -532,10 +590,14 @@ def apply_verified_layer(applier: LayerApplier, raw: IO[bytes], label: str, *,
     except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
         raise UnsafeArchive(f"{label}: cannot read the layer ({exc})") from None
     if blob_digest is not None and compressed.digest() != blob_digest:
-        raise UnsafeArchive(f"{label}: the layer's digest is {compressed.digest()}, not "
-                            f"{blob_digest} as the manifest says; the archive is corrupt or "
-                            "was tampered with")
+        raise UnsafeArchive(
+            f"{label}: the layer's digest is {compressed.digest()}, not "
+            f"{blob_digest} as the manifest says; the archive is corrupt or "
+            "was tampered with"
+        )
     if diff_id is not None and plain.digest() != diff_id:
-        raise UnsafeArchive(f"{label}: the unpacked layer's digest is {plain.digest()}, not "
-                            f"{diff_id} as the image config says; the archive is corrupt or "
-                            "was tampered with")
+        raise UnsafeArchive(
+            f"{label}: the unpacked layer's digest is {plain.digest()}, not "
+            f"{diff_id} as the image config says; the archive is corrupt or "
+            "was tampered with"
+        )

@@ -28,25 +28,28 @@ CxxDefaults = Callable[[GlibcVersion], Mapping[str, GlibcVersion]]
 @dataclass(frozen=True, kw_only=True)
 class LoadsOn:
     ok: tuple[str, ...]
-    not_on: tuple[tuple[str, str], ...]   # (preset, reason), in table order
+    not_on: tuple[tuple[str, str], ...]  # (preset, reason), in table order
     # Whether the code was read for system call sites (else the kernel reasons are only
     # from imported glibc wrappers).
     system_calls_read: bool = True
 
     def to_json(self) -> dict[str, object]:
-        return {"ok": list(self.ok), "not": dict(self.not_on),
-                "system_calls_read": self.system_calls_read}
+        return {
+            "ok": list(self.ok),
+            "not": dict(self.not_on),
+            "system_calls_read": self.system_calls_read,
+        }
 
 
 @dataclass(frozen=True, kw_only=True)
 class Needs:
     """What a file needs, as the check found it."""
 
-    min_glibc: GlibcVersion | None         # None: no glibc loads it
-    cxx: Mapping[str, str]                 # GLIBCXX/CXXABI/GCC -> highest node needed
-    kernel: Mapping[str, KernelVersion]    # system call without a fallback -> first kernel
-    isa_level: int | None                  # x86-64 level asked for; None: not x86-64
-    zig: str | None = None                 # zig target, for per-architecture C++ ceilings
+    min_glibc: GlibcVersion | None  # None: no glibc loads it
+    cxx: Mapping[str, str]  # GLIBCXX/CXXABI/GCC -> highest node needed
+    kernel: Mapping[str, KernelVersion]  # system call without a fallback -> first kernel
+    isa_level: int | None  # x86-64 level asked for; None: not x86-64
+    zig: str | None = None  # zig target, for per-architecture C++ ceilings
 
 
 def reason(needs: Needs, platform: Platform, cxx_defaults: CxxDefaults | None = None) -> str | None:
@@ -67,8 +70,10 @@ def reason(needs: Needs, platform: Platform, cxx_defaults: CxxDefaults | None = 
     if needs.isa_level is not None and needs.isa_level > platform.isa.level:
         return f"x86-64-v{needs.isa_level} code"
     if platform.kernel is not None:
-        newer = sorted(((first, call) for call, first in needs.kernel.items()
-                        if first > platform.kernel), reverse=True)
+        newer = sorted(
+            ((first, call) for call, first in needs.kernel.items() if first > platform.kernel),
+            reverse=True,
+        )
         if newer:
             first, call = newer[0]
             more = f" (+{len(newer) - 1} more)" if len(newer) > 1 else ""
@@ -76,9 +81,13 @@ def reason(needs: Needs, platform: Platform, cxx_defaults: CxxDefaults | None = 
     return None
 
 
-def loads_on(needs: Needs, presets: Iterable[Platform],
-             cxx_defaults: CxxDefaults | None = None, *,
-             system_calls_read: bool = True) -> LoadsOn:
+def loads_on(
+    needs: Needs,
+    presets: Iterable[Platform],
+    cxx_defaults: CxxDefaults | None = None,
+    *,
+    system_calls_read: bool = True,
+) -> LoadsOn:
     ok: list[str] = []
     not_on: list[tuple[str, str]] = []
     for platform in presets:
@@ -92,8 +101,10 @@ def loads_on(needs: Needs, presets: Iterable[Platform],
 
 def text_lines(matrix: LoadsOn, indent: str = "     ") -> list[str]:
     """One line naming the presets it loads on, then one per reason for the others."""
-    lines = _wrapped(f"{indent}loads on: " + (", ".join(matrix.ok) if matrix.ok
-                                               else "none of them"), indent + "  ")
+    lines = _wrapped(
+        f"{indent}loads on: " + (", ".join(matrix.ok) if matrix.ok else "none of them"),
+        indent + "  ",
+    )
     grouped: dict[str, list[str]] = {}
     for name, why in matrix.not_on:
         grouped.setdefault(why, []).append(name)
@@ -109,5 +120,5 @@ def _wrapped(line: str, indent: str, width: int = 100) -> list[str]:
         if cut <= len(indent):
             break
         out.append(line[:cut])
-        line = indent + line[cut + 1:]
+        line = indent + line[cut + 1 :]
     return [*out, line]

@@ -24,8 +24,9 @@ def console() -> Console:
 
     quiet = os.environ.get("GLIBC_BUILD_QUIET") == "1"
     # soft_wrap: a long line (a path, glibc's message) stays one line in logs and pipes
-    return Console(stderr=True, highlight=False, quiet=quiet, soft_wrap=True,
-                   no_color="NO_COLOR" in os.environ)
+    return Console(
+        stderr=True, highlight=False, quiet=quiet, soft_wrap=True, no_color="NO_COLOR" in os.environ
+    )
 
 
 _group_open = False  # GitHub Actions groups do not nest: one open at a time

@@ -22,8 +22,9 @@ SCHEMA = 1
 
 
 def artifact_entries(files: Iterable[Path]) -> list[dict[str, Any]]:
-    return [{"name": f.name, "size": f.stat().st_size, "sha256": sha256_file(f)}
-            for f in sorted(files)]
+    return [
+        {"name": f.name, "size": f.stat().st_size, "sha256": sha256_file(f)} for f in sorted(files)
+    ]
 
 
 def toolchain_entry(toolchain: Toolchain) -> dict[str, Any]:
@@ -32,16 +33,29 @@ def toolchain_entry(toolchain: Toolchain) -> dict[str, Any]:
     if toolchain.zig is not None:
         entry["zig"] = toolchain.zig
     if toolchain.recipe is not None:
-        entry["recipe"] = {"name": toolchain.recipe, "sha256": toolchain.recipe_sha256,
-                           "image": toolchain.image}
+        entry["recipe"] = {
+            "name": toolchain.recipe,
+            "sha256": toolchain.recipe_sha256,
+            "image": toolchain.image,
+        }
     return entry
 
 
-def data(*, crate: Crate, target: str, glibc: str, backend: str, profile: str,
-         result: BuildResult, artifacts: Sequence[dict[str, Any]], check: dict[str, Any],
-         loads: list[dict[str, Any]] | None,
-         verify: dict[str, Any] | None = None, platform: str | None = None,
-         loads_on: Mapping[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+def data(
+    *,
+    crate: Crate,
+    target: str,
+    glibc: str,
+    backend: str,
+    profile: str,
+    result: BuildResult,
+    artifacts: Sequence[dict[str, Any]],
+    check: dict[str, Any],
+    loads: list[dict[str, Any]] | None,
+    verify: dict[str, Any] | None = None,
+    platform: str | None = None,
+    loads_on: Mapping[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """The manifest's content. `artifacts` are `artifact_entries(result.artifacts)`; `check`
     is the report's JSON (file paths are cut to their names); `verify` is what --verify-on
     proved (prove.Proof.to_json: the root's glibc, the kernel floor, what was called, what
@@ -49,17 +63,25 @@ def data(*, crate: Crate, target: str, glibc: str, backend: str, profile: str,
     (a preset name or glibc-X.Y); `loads_on` each library's loads-on matrix by file name
     (loads_on.LoadsOn.to_json), recorded on its artifact entry."""
     files = [{**entry, "path": Path(entry["path"]).name} for entry in check.get("files", [])]
-    extra: dict[str, Any] = ({"system_packages": dict(result.system_packages)}
-                             if result.system_packages is not None else {})
+    extra: dict[str, Any] = (
+        {"system_packages": dict(result.system_packages)}
+        if result.system_packages is not None
+        else {}
+    )
     if platform is not None:
         extra["platform"] = platform
     matrices = loads_on or {}
-    artifacts = [{**entry, "loads_on": matrices[entry["name"]]} if entry["name"] in matrices
-                 else entry for entry in artifacts]
+    artifacts = [
+        {**entry, "loads_on": matrices[entry["name"]]} if entry["name"] in matrices else entry
+        for entry in artifacts
+    ]
     return {
         **extra,
-        "crate": {"name": crate.packages[0], "packages": list(crate.packages),
-                  "version": crate.version},
+        "crate": {
+            "name": crate.packages[0],
+            "packages": list(crate.packages),
+            "version": crate.version,
+        },
         "target": target,
         "glibc": glibc,
         "backend": backend,

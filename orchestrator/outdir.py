@@ -26,9 +26,9 @@ MANIFEST_NAME = "build-manifest.json"  # the one name manifest.py writes; kept e
 class Published:
     """What `publish` did to --out."""
 
-    artifacts: tuple[Path, ...]     # the libraries, at their place in --out
-    removed: tuple[str, ...]        # names an earlier build wrote that this one did not
-    foreign: tuple[str, ...]        # names the tool never wrote (left alone)
+    artifacts: tuple[Path, ...]  # the libraries, at their place in --out
+    removed: tuple[str, ...]  # names an earlier build wrote that this one did not
+    foreign: tuple[str, ...]  # names the tool never wrote (left alone)
 
 
 def require_usable(out: Path, what: str = "--out") -> None:
@@ -38,22 +38,29 @@ def require_usable(out: Path, what: str = "--out") -> None:
         if not out.is_dir():
             raise UsageError(f"{what} {out} is a file; give a folder (it is made if missing)")
         if not os.access(out, os.W_OK | os.X_OK):
-            raise BadInput(f"{what} {out}: cannot write in this folder (permission denied); give "
-                           "a folder you can write")
+            raise BadInput(
+                f"{what} {out}: cannot write in this folder (permission denied); give "
+                "a folder you can write"
+            )
         manifest = out / MANIFEST_NAME
         if manifest.exists() and not manifest.is_file():
-            raise BadInput(f"{what} {out}: {manifest}: cannot write it (it is a folder); remove "
-                           "it or give another --out")
+            raise BadInput(
+                f"{what} {out}: {manifest}: cannot write it (it is a folder); remove "
+                "it or give another --out"
+            )
         return
     for ancestor in out.parents:
         if not ancestor.exists():
             continue
         if not ancestor.is_dir():
-            raise UsageError(f"{what} {out}: {ancestor} is a file, not a folder; give a "
-                             "folder path")
+            raise UsageError(
+                f"{what} {out}: {ancestor} is a file, not a folder; give a folder path"
+            )
         if not os.access(ancestor, os.W_OK | os.X_OK):
-            raise BadInput(f"{what} {out}: cannot make it in {ancestor} (permission denied); "
-                           "give a folder you can write")
+            raise BadInput(
+                f"{what} {out}: cannot make it in {ancestor} (permission denied); "
+                "give a folder you can write"
+            )
         return
 
 
@@ -69,20 +76,28 @@ def written_before(out: Path) -> list[str]:
     names = data.get("files")
     if not isinstance(names, list):
         names = [a.get("name") for a in data.get("artifacts") or () if isinstance(a, dict)]
-    return [n for n in names if isinstance(n, str) and n not in ("", ".", "..", MANIFEST_NAME)
-            and "/" not in n]
+    return [
+        n
+        for n in names
+        if isinstance(n, str) and n not in ("", ".", "..", MANIFEST_NAME) and "/" not in n
+    ]
 
 
-def publish(out: Path, built: Sequence[Path], manifest_text: Callable[[list[str]], str],
-            extra: Mapping[str, str | bytes] | None = None) -> Published:
+def publish(
+    out: Path,
+    built: Sequence[Path],
+    manifest_text: Callable[[list[str]], str],
+    extra: Mapping[str, str | bytes] | None = None,
+) -> Published:
     """Put `built`, the `extra` files (name -> content: an SBOM) and the manifest
     (`manifest_text(names of the files written)`) in `out`, then remove what the earlier build
     wrote and this one did not."""
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise BadInput(f"--out {out}: cannot make this folder ({exc.strerror}); give a "
-                       "folder you can write") from None
+        raise BadInput(
+            f"--out {out}: cannot make this folder ({exc.strerror}); give a folder you can write"
+        ) from None
     before = written_before(out)
     extra = extra or {}
     names = sorted([*(src.name for src in built), *extra])
@@ -105,8 +120,14 @@ def publish(out: Path, built: Sequence[Path], manifest_text: Callable[[list[str]
             stale.unlink(missing_ok=True)
             removed.append(name)
     ours = {*names, MANIFEST_NAME}
-    foreign = sorted(entry.name for entry in out.iterdir()
-                     if entry.name not in ours and not entry.name.startswith("."))
+    foreign = sorted(
+        entry.name
+        for entry in out.iterdir()
+        if entry.name not in ours and not entry.name.startswith(".")
+    )
     libraries = sorted(src.name for src in built)
-    return Published(artifacts=tuple(out / name for name in libraries), removed=tuple(removed),
-                     foreign=tuple(foreign))
+    return Published(
+        artifacts=tuple(out / name for name in libraries),
+        removed=tuple(removed),
+        foreign=tuple(foreign),
+    )

@@ -85,8 +85,9 @@ def cache_dir(*parts: str) -> Path:
     return path
 
 
-def default_rsrc(installed: bool, repo: Path, environ: Mapping[str, str] | None = None,
-                 home: Path | None = None) -> Path:
+def default_rsrc(
+    installed: bool, repo: Path, environ: Mapping[str, str] | None = None, home: Path | None = None
+) -> Path:
     """Where downloaded sources go by default: rsrc/ in a clone (beside its keys/), the
     user's cache once installed (site-packages is not the user's to write into)."""
     if installed:

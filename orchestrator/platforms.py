@@ -28,11 +28,21 @@ else:  # Python < 3.11
 
 PLATFORMS_TOML = Path(__file__).resolve().parent / "resources" / "platforms.toml"
 
-CXX_NAMESPACES = ("GLIBCXX", "CXXABI", "GCC")   # libstdc++.so.6, libstdc++.so.6, libgcc_s.so.1
+CXX_NAMESPACES = ("GLIBCXX", "CXXABI", "GCC")  # libstdc++.so.6, libstdc++.so.6, libgcc_s.so.1
 FACTS = ("glibc", "kernel", "isa", "cxx", "libraries")  # what a row may carry, each sourced
-_SOURCE_KEYS = {*FACTS, "base"}                 # base: what the platform is built on
-_ROW_KEYS = {"name", "aliases", "what", "glibc", "kernel", "isa", "sources", "arch",
-             "libraries", *CXX_NAMESPACES}
+_SOURCE_KEYS = {*FACTS, "base"}  # base: what the platform is built on
+_ROW_KEYS = {
+    "name",
+    "aliases",
+    "what",
+    "glibc",
+    "kernel",
+    "isa",
+    "sources",
+    "arch",
+    "libraries",
+    *CXX_NAMESPACES,
+}
 _SONAME = re.compile(r"^[A-Za-z0-9_+-][A-Za-z0-9_.+-]*\.so(?:\.[0-9]+)*$")
 _ZIG_TARGET = re.compile(r"^[a-z0-9_]+-linux-gnu[a-z]*$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
@@ -81,12 +91,12 @@ class Platform:
     glibc: GlibcVersion
     kernel: KernelVersion | None = None
     isa: IsaLevel = BASELINE_ISA
-    cxx: tuple[tuple[str, GlibcVersion], ...] = ()       # (namespace, highest node), as data
+    cxx: tuple[tuple[str, GlibcVersion], ...] = ()  # (namespace, highest node), as data
     cxx_arch: tuple[tuple[str, tuple[tuple[str, GlibcVersion], ...]], ...] = ()  # per zig target
     aliases: tuple[str, ...] = ()
-    sources: tuple[tuple[str, str], ...] = ()           # (fact, URL)
-    members: tuple[str, ...] = ()                       # a combination: the presets it joins
-    bare: bool = False                                  # a bare glibc version, no preset
+    sources: tuple[tuple[str, str], ...] = ()  # (fact, URL)
+    members: tuple[str, ...] = ()  # a combination: the presets it joins
+    bare: bool = False  # a bare glibc version, no preset
     # The sonames every such system has (PEP 599/600's base set); None: not known. With it,
     # the preset (or presets of a combination) whose base system that is, for messages.
     libraries: frozenset[str] | None = None
@@ -103,12 +113,18 @@ class Platform:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "name": self.name, "what": self.what, "aliases": list(self.aliases),
-            "glibc": str(self.glibc), "kernel": str(self.kernel) if self.kernel else None,
+            "name": self.name,
+            "what": self.what,
+            "aliases": list(self.aliases),
+            "glibc": str(self.glibc),
+            "kernel": str(self.kernel) if self.kernel else None,
             "isa": str(self.isa),
             **{ns: (str(v) if (v := self.cxx_ceiling(ns)) else None) for ns in CXX_NAMESPACES},
-            **({"arch": {arch: {ns: str(v) for ns, v in nodes} for arch, nodes in self.cxx_arch}}
-               if self.cxx_arch else {}),
+            **(
+                {"arch": {arch: {ns: str(v) for ns, v in nodes} for arch, nodes in self.cxx_arch}}
+                if self.cxx_arch
+                else {}
+            ),
             "sources": dict(self.sources),
             **({"members": list(self.members)} if self.members else {}),
         }
@@ -117,7 +133,7 @@ class Platform:
 @dataclass(frozen=True)
 class PlatformTable:
     platforms: tuple[Platform, ...]
-    by_name: dict[str, Platform]          # names and aliases
+    by_name: dict[str, Platform]  # names and aliases
     isa_baseline_source: str
 
 
@@ -139,77 +155,109 @@ def _row(raw: Any, index: int, isa_baseline_source: str) -> Platform:
     if not isinstance(what, str) or not what:
         raise _fail(f"{where}: `what` must say in a phrase what it is")
     if not isinstance(aliases, list) or not all(
-            isinstance(a, str) and _NAME.match(a) for a in aliases):
+        isinstance(a, str) and _NAME.match(a) for a in aliases
+    ):
         raise _fail(f"{where}: aliases must be a list of lowercase names")
     if not isinstance(sources, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in sources.items()):
+        isinstance(k, str) and isinstance(v, str) for k, v in sources.items()
+    ):
         raise _fail(f"{where}: [platform.sources] must map each fact to a public URL")
     if set(sources) - _SOURCE_KEYS:
-        raise _fail(f"{where}: sources for unknown facts "
-                    f"{', '.join(sorted(set(sources) - _SOURCE_KEYS))}")
+        raise _fail(
+            f"{where}: sources for unknown facts {', '.join(sorted(set(sources) - _SOURCE_KEYS))}"
+        )
     bad_urls = [url for url in sources.values() if not _URL.match(url)]
     if bad_urls:
         raise _fail(f"{where}: source {bad_urls[0]!r} is not an https URL")
     for key in ("glibc", "kernel", "isa", *CXX_NAMESPACES):
         if key in raw and not isinstance(raw[key], str):
-            raise _fail(f"{where}: {key} must be a quoted string, e.g. \"2.17\"")
+            raise _fail(f'{where}: {key} must be a quoted string, e.g. "2.17"')
     if "glibc" not in raw:
         raise _fail(f"{where}: glibc is required")
-    cxx = tuple((ns, parse_node(raw[ns], what=f"{where}: {ns}"))
-                for ns in CXX_NAMESPACES if ns in raw)
+    cxx = tuple(
+        (ns, parse_node(raw[ns], what=f"{where}: {ns}")) for ns in CXX_NAMESPACES if ns in raw
+    )
     if cxx and len(cxx) != len(CXX_NAMESPACES):
         raise _fail(f"{where}: give all of {', '.join(CXX_NAMESPACES)} or none")
     cxx_arch = _cxx_arch(raw.get("arch", {}), where, has_base=bool(cxx))
     libraries = _libraries(raw.get("libraries"), where)
-    given = {"glibc", *(["kernel"] if "kernel" in raw else []),
-             *(["isa"] if "isa" in raw else []), *(["cxx"] if cxx else []),
-             *(["libraries"] if libraries is not None else [])}
+    given = {
+        "glibc",
+        *(["kernel"] if "kernel" in raw else []),
+        *(["isa"] if "isa" in raw else []),
+        *(["cxx"] if cxx else []),
+        *(["libraries"] if libraries is not None else []),
+    }
     unsourced = sorted(given - set(sources))
     if unsourced:
         raise _fail(f"{where}: no source for {', '.join(unsourced)}")
-    if "isa" not in raw:   # the baseline every x86-64 system has
+    if "isa" not in raw:  # the baseline every x86-64 system has
         sources = {**sources, "isa": isa_baseline_source}
     return Platform(
-        name=name, what=what, aliases=tuple(aliases),
+        name=name,
+        what=what,
+        aliases=tuple(aliases),
         glibc=GlibcVersion.parse(raw["glibc"], what=f"{where}: glibc"),
         kernel=KernelVersion.parse(raw["kernel"], what=f"{where}: kernel")
-        if "kernel" in raw else None,
+        if "kernel" in raw
+        else None,
         isa=IsaLevel.parse(raw["isa"], what=f"{where}: isa") if "isa" in raw else BASELINE_ISA,
-        cxx=cxx, cxx_arch=cxx_arch, sources=tuple(sorted(sources.items())),
-        libraries=libraries, libraries_of=(name,) if libraries is not None else ())
+        cxx=cxx,
+        cxx_arch=cxx_arch,
+        sources=tuple(sorted(sources.items())),
+        libraries=libraries,
+        libraries_of=(name,) if libraries is not None else (),
+    )
 
 
 def _libraries(raw: Any, where: str) -> frozenset[str] | None:
     """`libraries = [...]`: sonames (libz.so.1), as a loader reads DT_NEEDED; absent: None."""
     if raw is None:
         return None
-    if (not isinstance(raw, list) or not raw
-            or not all(isinstance(name, str) and _SONAME.match(name) for name in raw)):
-        raise _fail(f"{where}: libraries must be a non-empty list of sonames, e.g. "
-                    "[\"libz.so.1\"]")
+    if (
+        not isinstance(raw, list)
+        or not raw
+        or not all(isinstance(name, str) and _SONAME.match(name) for name in raw)
+    ):
+        raise _fail(f'{where}: libraries must be a non-empty list of sonames, e.g. ["libz.so.1"]')
     if len(set(raw)) != len(raw):
         raise _fail(f"{where}: libraries names a soname twice")
     return frozenset(raw)
 
 
-def _cxx_arch(raw: Any, where: str,
-              *, has_base: bool) -> tuple[tuple[str, tuple[tuple[str, GlibcVersion], ...]], ...]:
+def _cxx_arch(
+    raw: Any, where: str, *, has_base: bool
+) -> tuple[tuple[str, tuple[tuple[str, GlibcVersion], ...]], ...]:
     """[platform.arch.<zig target>]: C++ ceilings where an architecture differs (policy.json's
     `arch` entries do the same for the defaults)."""
     if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
         raise _fail(f"{where}: [platform.arch.TARGET] must be tables of ceilings")
     if raw and not has_base:
-        raise _fail(f"{where}: per-architecture ceilings need the row's own "
-                    f"{', '.join(CXX_NAMESPACES)}")
+        raise _fail(
+            f"{where}: per-architecture ceilings need the row's own {', '.join(CXX_NAMESPACES)}"
+        )
     result = []
     for arch, nodes in sorted(raw.items()):
-        if (not _ZIG_TARGET.match(arch) or not nodes or set(nodes) - set(CXX_NAMESPACES)
-                or not all(isinstance(value, str) for value in nodes.values())):
-            raise _fail(f"{where}: arch {arch!r} must be a target like aarch64-linux-gnu with "
-                        f"some of {', '.join(CXX_NAMESPACES)} as quoted strings")
-        result.append((arch, tuple((ns, parse_node(nodes[ns], what=f"{where}: "
-                                                          f"{arch} {ns}"))
-                                   for ns in CXX_NAMESPACES if ns in nodes)))
+        if (
+            not _ZIG_TARGET.match(arch)
+            or not nodes
+            or set(nodes) - set(CXX_NAMESPACES)
+            or not all(isinstance(value, str) for value in nodes.values())
+        ):
+            raise _fail(
+                f"{where}: arch {arch!r} must be a target like aarch64-linux-gnu with "
+                f"some of {', '.join(CXX_NAMESPACES)} as quoted strings"
+            )
+        result.append(
+            (
+                arch,
+                tuple(
+                    (ns, parse_node(nodes[ns], what=f"{where}: {arch} {ns}"))
+                    for ns in CXX_NAMESPACES
+                    if ns in nodes
+                ),
+            )
+        )
     return tuple(result)
 
 
@@ -241,8 +289,7 @@ def parse_table(data: dict[str, Any]) -> PlatformTable:
             if _BARE_GLIBC.match(key):
                 raise _fail(f"{key!r} would read as a glibc version")
             by_name[key] = platform
-    return PlatformTable(platforms=platforms, by_name=by_name,
-                         isa_baseline_source=baseline_source)
+    return PlatformTable(platforms=platforms, by_name=by_name, isa_baseline_source=baseline_source)
 
 
 @lru_cache(maxsize=1)
@@ -265,13 +312,17 @@ def _one(text: str, what: str = "--glibc") -> Platform:
         return found
     if _BARE_GLIBC.match(key):
         version = GlibcVersion.parse(key)
-        return Platform(name=f"glibc-{version}", what=f"any system with glibc {version}",
-                        glibc=version, bare=True)
+        return Platform(
+            name=f"glibc-{version}",
+            what=f"any system with glibc {version}",
+            glibc=version,
+            bare=True,
+        )
     close = difflib.get_close_matches(key, list(table().by_name), n=3, cutoff=0.5)
-    hint = (f"did you mean {', '.join(close)}?" if close
-            else "see `build.py platforms` for the list")
-    raise UsageError(f"{what}: unknown platform {text.strip()!r}: {hint} (or give a glibc version, "
-                     "e.g. 2.17)")
+    hint = f"did you mean {', '.join(close)}?" if close else "see `build.py platforms` for the list"
+    raise UsageError(
+        f"{what}: unknown platform {text.strip()!r}: {hint} (or give a glibc version, e.g. 2.17)"
+    )
 
 
 def _lowest(values: list[Any]) -> Any:
@@ -289,33 +340,48 @@ def strictest(platforms: list[Platform]) -> Platform:
     if len(platforms) == 1:
         return platforms[0]
     known_cxx = list(platforms) if all(p.cxx for p in platforms) else []
-    cxx = tuple((ns, low) for ns in CXX_NAMESPACES
-                if (low := _lowest([p.cxx_ceiling(ns) for p in known_cxx])) is not None)
+    cxx = tuple(
+        (ns, low)
+        for ns in CXX_NAMESPACES
+        if (low := _lowest([p.cxx_ceiling(ns) for p in known_cxx])) is not None
+    )
     arches = sorted({arch for p in known_cxx for arch, _ in p.cxx_arch})
     cxx_arch = tuple(
-        (arch, tuple((ns, low) for ns in CXX_NAMESPACES
-                     if (low := _lowest([p.cxx_ceiling(ns, arch) for p in known_cxx]))
-                     is not None))
-        for arch in arches)
+        (
+            arch,
+            tuple(
+                (ns, low)
+                for ns in CXX_NAMESPACES
+                if (low := _lowest([p.cxx_ceiling(ns, arch) for p in known_cxx])) is not None
+            ),
+        )
+        for arch in arches
+    )
     names = tuple(p.name for p in platforms)
     known_libraries = [p.libraries for p in platforms if p.libraries is not None]
     return Platform(
-        name=",".join(names), what="the strictest of " + ", ".join(names),
+        name=",".join(names),
+        what="the strictest of " + ", ".join(names),
         glibc=min(p.glibc for p in platforms),
         kernel=_lowest([p.kernel for p in platforms]),
-        isa=min(p.isa for p in platforms), cxx=cxx, cxx_arch=cxx_arch,
+        isa=min(p.isa for p in platforms),
+        cxx=cxx,
+        cxx_arch=cxx_arch,
         sources=tuple((f"{p.name}:{fact}", url) for p in platforms for fact, url in p.sources),
         members=names,
         libraries=frozenset.intersection(*known_libraries) if known_libraries else None,
-        libraries_of=tuple(name for p in platforms for name in p.libraries_of))
+        libraries_of=tuple(name for p in platforms for name in p.libraries_of),
+    )
 
 
 def resolve(text: str, *, what: str = "--glibc") -> Platform:
     """`centos-7`, `bionic`, `2.17`, or `centos-7,steam-sniper` -> the platform to build for."""
     parts = [part for part in text.split(",") if part.strip()]
     if not parts:
-        raise UsageError(f"{what} is empty; give a platform name (see `build.py platforms`) "
-                         "or a glibc version, e.g. 2.17")
+        raise UsageError(
+            f"{what} is empty; give a platform name (see `build.py platforms`) "
+            "or a glibc version, e.g. 2.17"
+        )
     chosen: list[Platform] = []
     for part in parts:
         platform = _one(part, what)
@@ -338,12 +404,20 @@ def render_text(platforms: tuple[Platform, ...], *, with_sources: bool = False) 
     rows: list[tuple[str, ...]] = [header]
     for p in platforms:
         aliases = f" ({', '.join(p.aliases)})" if p.aliases else ""
-        aliases += "".join(f" [{arch.split('-')[0]}: "
-                           + ", ".join(f"{ns} {value}" for ns, value in nodes) + "]"
-                           for arch, nodes in p.cxx_arch)
-        rows.append((p.name, str(p.glibc), str(p.kernel) if p.kernel else "-", str(p.isa),
-                     *(str(v) if (v := p.cxx_ceiling(ns)) else "-" for ns in CXX_NAMESPACES),
-                     p.what + aliases))
+        aliases += "".join(
+            f" [{arch.split('-')[0]}: " + ", ".join(f"{ns} {value}" for ns, value in nodes) + "]"
+            for arch, nodes in p.cxx_arch
+        )
+        rows.append(
+            (
+                p.name,
+                str(p.glibc),
+                str(p.kernel) if p.kernel else "-",
+                str(p.isa),
+                *(str(v) if (v := p.cxx_ceiling(ns)) else "-" for ns in CXX_NAMESPACES),
+                p.what + aliases,
+            )
+        )
     widths = [max(len(row[col]) for row in rows) for col in range(len(header) - 1)]
     lines = []
     for index, row in enumerate(rows):
@@ -353,8 +427,10 @@ def render_text(platforms: tuple[Platform, ...], *, with_sources: bool = False) 
             platform = platforms[index - 1]
             for fact, url in platform.sources:
                 lines.append(f"    {fact}: {url}")
-    notes = ["-: not known or not promised (a container runtime runs on the host's kernel); "
-             "the C++ ceilings then default to those of the glibc (policy.json)."]
+    notes = [
+        "-: not known or not promised (a container runtime runs on the host's kernel); "
+        "the C++ ceilings then default to those of the glibc (policy.json)."
+    ]
     if not with_sources:
         notes.append("Sources of each fact: `build.py platforms --sources` or `--json`.")
     return "\n".join([*lines, "", *notes])

@@ -37,9 +37,15 @@ def stage(message: str | None, done: str) -> Iterator[None]:
 def run_streaming(command: Sequence[str], *, cwd: Path | None = None) -> tuple[int, str]:
     """Run a tool whose output is its progress (debootstrap's `I: Retrieving ...`): each line
     is shown as it comes; the exit code and the whole output are returned for the error."""
-    proc = subprocess.Popen(list(command), cwd=cwd, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            errors="replace")
+    proc = subprocess.Popen(
+        list(command),
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+    )
     assert proc.stdout is not None
     lines: list[str] = []
     try:

@@ -75,8 +75,17 @@ SYSCALL_ARCH = {"EM_X86_64": "x86_64", "EM_AARCH64": "aarch64"}
 MAX_NAMED_OUTSIDE = 3  # objects from outside the root named in the message; the rest counted
 
 # Folders glibc searches by default; an object loaded from one on the host leaked in.
-HOST_DEFAULT_DIRS = ("/lib", "/lib32", "/lib64", "/libx32", "/usr/lib", "/usr/lib32",
-                     "/usr/lib64", "/usr/libx32", "/usr/local/lib")
+HOST_DEFAULT_DIRS = (
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/usr/lib",
+    "/usr/lib32",
+    "/usr/lib64",
+    "/usr/libx32",
+    "/usr/local/lib",
+)
 
 
 @dataclass
@@ -95,10 +104,18 @@ class LoadResult:
     denied: dict[str, int] = field(default_factory=dict)  # system call -> times denied
 
     def to_json(self) -> dict[str, object]:
-        return {"lib": str(self.lib), "loaded": self.loaded, "message": self.message,
-                "called": self.called, "returned": self.returned, "output": self.output,
-                "ok": self.ok, "signal": self.signal, "objects": self.objects,
-                "denied": self.denied}
+        return {
+            "lib": str(self.lib),
+            "loaded": self.loaded,
+            "message": self.message,
+            "called": self.called,
+            "returned": self.returned,
+            "output": self.output,
+            "ok": self.ok,
+            "signal": self.signal,
+            "objects": self.objects,
+            "denied": self.denied,
+        }
 
 
 @dataclass(frozen=True)
@@ -161,8 +178,11 @@ def _search_dirs(root: Path) -> list[str]:
     for top in ("lib", "usr/lib"):
         where = resolve_in_root(root, top)
         if where is not None and where.is_dir():
-            dirs += sorted(f"{top}/{entry.name}" for entry in where.iterdir()
-                           if re.fullmatch(r"[a-z0-9_]+-linux-gnu\w*", entry.name))
+            dirs += sorted(
+                f"{top}/{entry.name}"
+                for entry in where.iterdir()
+                if re.fullmatch(r"[a-z0-9_]+-linux-gnu\w*", entry.name)
+            )
     return dirs + ["lib64", "usr/lib64", "lib", "usr/lib"]
 
 
@@ -194,16 +214,22 @@ def _find_ld_so(root: Path, target: Target, search: list[str]) -> Path | None:
     for folder in search:  # any glibc ld.so of the right machine, whatever its name
         where = resolve_in_root(root, folder)
         if where is not None and where.is_dir():
-            candidates += sorted(f"{folder}/{entry.name}" for entry in where.iterdir()
-                                 if re.fullmatch(r"ld(-linux)?[-\w.]*\.so(\.\d+)*|ld64\.so\.\d",
-                                                 entry.name))
+            candidates += sorted(
+                f"{folder}/{entry.name}"
+                for entry in where.iterdir()
+                if re.fullmatch(r"ld(-linux)?[-\w.]*\.so(\.\d+)*|ld64\.so\.\d", entry.name)
+            )
     for candidate in candidates:
         path = resolve_in_root(root, candidate)
         if path is None or not path.is_file():
             continue
         header = _elf_header(path)
-        if header is not None and header[1] == target.elf_machine and \
-                header[2] == target.elf_class and header[0] == ET_DYN:
+        if (
+            header is not None
+            and header[1] == target.elf_machine
+            and header[2] == target.elf_class
+            and header[0] == ET_DYN
+        ):
             return path
     return None
 
@@ -226,7 +252,7 @@ def _min_kernel(libc: Path) -> KernelVersion | None:
             for segment in elf.segments:
                 if segment.type != PT_NOTE:
                     continue
-                for name, ntype, desc in elf._notes(segment):  # noqa: SLF001 - its reader
+                for name, ntype, desc in elf._notes(segment):
                     if name == b"GNU\0" and ntype == NT_GNU_ABI_TAG and len(desc) >= 16:
                         order = "<" if elf.little else ">"
                         os_, major, minor, patch = struct.unpack_from(order + "4I", desc)
@@ -255,14 +281,19 @@ def inspect_root(root: Path, target: Target) -> RootInfo:
         if libc is None and candidate.exists():
             real = resolve_in_root(root, str(candidate.relative_to(root)))
             header = _elf_header(real) if real is not None else None
-            if header is not None and header[1] == target.elf_machine and \
-                    header[2] == target.elf_class:
+            if (
+                header is not None
+                and header[1] == target.elf_machine
+                and header[2] == target.elf_class
+            ):
                 libc = real
     if ld_so is None or libc is None:
         missing = "dynamic loader" if ld_so is None else "libc.so.6"
-        raise BadInput(f"{root} is not a glibc root for {target.rust}: no {target.elf_machine} "
-                       f"{missing} in lib/, lib64/ or usr/lib*; pass the folder of a Linux root "
-                       "filesystem (e.g. from `build.py rootfs`)")
+        raise BadInput(
+            f"{root} is not a glibc root for {target.rust}: no {target.elf_machine} "
+            f"{missing} in lib/, lib64/ or usr/lib*; pass the folder of a Linux root "
+            "filesystem (e.g. from `build.py rootfs`)"
+        )
     return RootInfo(root, ld_so, tuple(library_path), _glibc_version(libc), _min_kernel(libc))
 
 
@@ -273,23 +304,43 @@ def loader_binary(target: Target) -> Path:
 
     source = LOADER_SOURCE.read_bytes()
     zig_target = f"{target.zig}.{target.glibc_floor}"
-    key = hashlib.sha256(b"\0".join([source, zig_version().encode(), zig_target.encode(),
-                                     " ".join(LOADER_FLAGS).encode()])).hexdigest()[:16]
+    key = hashlib.sha256(
+        b"\0".join(
+            [source, zig_version().encode(), zig_target.encode(), " ".join(LOADER_FLAGS).encode()]
+        )
+    ).hexdigest()[:16]
     folder = cache_dir("loader")
     binary = folder / f"loader-{target.zig}-{key}"
     if binary.is_file():
         return binary
     with staged(binary, 0o755) as partial:
         try:
-            proc = subprocess.run([str(zig_binary()), "cc", "-target", zig_target,
-                                   *LOADER_FLAGS, "-o", str(partial), str(LOADER_SOURCE), "-ldl"],
-                                  capture_output=True, text=True, errors="replace", timeout=600)
+            proc = subprocess.run(
+                [
+                    str(zig_binary()),
+                    "cc",
+                    "-target",
+                    zig_target,
+                    *LOADER_FLAGS,
+                    "-o",
+                    str(partial),
+                    str(LOADER_SOURCE),
+                    "-ldl",
+                ],
+                capture_output=True,
+                text=True,
+                errors="replace",
+                timeout=600,
+            )
         except subprocess.TimeoutExpired:
-            raise ToolchainError(f"zig took too long building the test loader for "
-                                 f"{zig_target}") from None
+            raise ToolchainError(
+                f"zig took too long building the test loader for {zig_target}"
+            ) from None
         if proc.returncode != 0:
-            raise ToolchainError(f"zig could not build the test loader for {zig_target}",
-                                 details=(proc.stdout + proc.stderr)[-3000:])
+            raise ToolchainError(
+                f"zig could not build the test loader for {zig_target}",
+                details=(proc.stdout + proc.stderr)[-3000:],
+            )
     return binary
 
 
@@ -308,8 +359,9 @@ def _check_lib(lib: Path) -> str:
         with open_elf(lib) as elf:
             kind = elf_kind(elf)
             if kind not in (ElfKind.SHARED_LIBRARY, ElfKind.PIE_EXECUTABLE):
-                raise BadInput(f"{lib}: {kind.value} (ELF type {elf.type}), not a shared "
-                               "library; pass the .so")
+                raise BadInput(
+                    f"{lib}: {kind.value} (ELF type {elf.type}), not a shared library; pass the .so"
+                )
             _check_mappable(elf)
             if kind is ElfKind.PIE_EXECUTABLE:
                 raise BadInput(f"{lib}: {kind.value}, not a shared library; pass the .so")
@@ -332,8 +384,11 @@ def _check_mappable(elf: ElfFile) -> None:
 
 def _run_env() -> dict[str, str]:
     """A clean environment: no LD_PRELOAD/LD_LIBRARY_PATH from the host may bend the result."""
-    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "LC_ALL": "C",
-            "HOME": os.environ.get("HOME", "/")}
+    return {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "LC_ALL": "C",
+        "HOME": os.environ.get("HOME", "/"),
+    }
 
 
 def outside_root(paths: list[str], root: Path, own: tuple[Path, ...]) -> dict[Path, str]:
@@ -362,8 +417,9 @@ def _describe_outside(found: dict[Path, str], root: Path) -> str:
         if any(path == d or path.startswith(d + "/") for d in HOST_DEFAULT_DIRS):
             parts.append(f"{Path(path).name} (found only on this host, as {path})")
         elif Path(path).is_relative_to(root):
-            parts.append(f"{Path(path).name} (its path in the root, {path}, leads out of "
-                         f"the root to {real})")
+            parts.append(
+                f"{Path(path).name} (its path in the root, {path}, leads out of the root to {real})"
+            )
         else:
             parts.append(f"{Path(path).name} (from {real}, outside the root)")
     more = len(found) - MAX_NAMED_OUTSIDE
@@ -380,14 +436,27 @@ def _signal_name(returncode: int) -> str:
         return f"signal {-returncode}"
 
 
-def _run_one(info: RootInfo, loader: Path, lib: Path, call: str | None, timeout: float,
-             target: Target, kernel: KernelVersion | None = None,
-             filter_program: bytes | None = None) -> LoadResult:
+def _run_one(
+    info: RootInfo,
+    loader: Path,
+    lib: Path,
+    call: str | None,
+    timeout: float,
+    target: Target,
+    kernel: KernelVersion | None = None,
+    filter_program: bytes | None = None,
+) -> LoadResult:
     with tempfile.TemporaryDirectory(prefix="verify-load-") as scratch:
         report_path = Path(scratch) / "report"
-        command = [str(info.ld_so), "--inhibit-cache", "--library-path",
-                   ":".join(map(str, info.library_path)), str(loader), "--report",
-                   str(report_path)]
+        command = [
+            str(info.ld_so),
+            "--inhibit-cache",
+            "--library-path",
+            ":".join(map(str, info.library_path)),
+            str(loader),
+            "--report",
+            str(report_path),
+        ]
         if filter_program is not None:
             filter_path = Path(scratch) / "seccomp.bpf"
             filter_path.write_bytes(filter_program)
@@ -396,14 +465,22 @@ def _run_one(info: RootInfo, loader: Path, lib: Path, call: str | None, timeout:
             command += ["--call", call]
         command.append(str(lib.resolve()))
         try:
-            proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, env=_run_env(), cwd=scratch,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                env=_run_env(),
+                cwd=scratch,
+                start_new_session=True,
+            )
         except OSError as exc:
             if exc.errno == errno.ENOEXEC:
-                raise ToolchainError(f"this machine cannot run the {target.rust} loader of "
-                                     f"{info.root}; install qemu-user-static (binfmt_misc) to "
-                                     "verify roots of another architecture") from None
+                raise ToolchainError(
+                    f"this machine cannot run the {target.rust} loader of "
+                    f"{info.root}; install qemu-user-static (binfmt_misc) to "
+                    "verify roots of another architecture"
+                ) from None
             raise ToolchainError(f"cannot run {info.ld_so}: {exc.strerror}") from None
         timed_out = False
         try:
@@ -426,9 +503,19 @@ def _run_one(info: RootInfo, loader: Path, lib: Path, call: str | None, timeout:
         except OSError:
             report = ""
     output = raw[-MAX_OUTPUT:].decode(errors="replace")
-    return _interpret(info, lib, call, proc.returncode, report, output, timed_out, timeout,
-                      loader=loader, arch=SYSCALL_ARCH.get(target.elf_machine),
-                      kernel=kernel)
+    return _interpret(
+        info,
+        lib,
+        call,
+        proc.returncode,
+        report,
+        output,
+        timed_out,
+        timeout,
+        loader=loader,
+        arch=SYSCALL_ARCH.get(target.elf_machine),
+        kernel=kernel,
+    )
 
 
 def denied_calls(report_lines: list[tuple[str, str]], arch: str | None) -> dict[str, int]:
@@ -452,16 +539,27 @@ def denied_calls(report_lines: list[tuple[str, str]], arch: str | None) -> dict[
 
 
 def describe_denied(denied: dict[str, int], kernel: KernelVersion | None) -> str:
-    """"getrandom (1x), statx (2x) denied: not in Linux 3.10", or "" when none was."""
+    """ "getrandom (1x), statx (2x) denied: not in Linux 3.10", or "" when none was."""
     if not denied:
         return ""
     calls = ", ".join(f"{name} ({count}x)" for name, count in sorted(denied.items()))
     return f"{calls} denied: not in Linux {kernel}" if kernel else f"{calls} denied"
 
 
-def _interpret(info: RootInfo, lib: Path, call: str | None, returncode: int, report: str,
-               output: str, timed_out: bool, timeout: float, *, loader: Path | None = None,
-               arch: str | None = None, kernel: KernelVersion | None = None) -> LoadResult:
+def _interpret(
+    info: RootInfo,
+    lib: Path,
+    call: str | None,
+    returncode: int,
+    report: str,
+    output: str,
+    timed_out: bool,
+    timeout: float,
+    *,
+    loader: Path | None = None,
+    arch: str | None = None,
+    kernel: KernelVersion | None = None,
+) -> LoadResult:
     """Turn the loader's report lines and exit status into a LoadResult.
 
     A library that loaded is still a failure when an object of the process (as ld.so named
@@ -471,8 +569,9 @@ def _interpret(info: RootInfo, lib: Path, call: str | None, returncode: int, rep
     events: dict[str, str] = {}
     objects: list[str] = []
     mapped: list[str] = []
-    lines = [(key, value) for key, _, value in (line.partition("\t")
-                                                for line in report.splitlines())]
+    lines = [
+        (key, value) for key, _, value in (line.partition("\t") for line in report.splitlines())
+    ]
     for key, value in lines:
         if key == "object":
             objects.append(value)
@@ -481,23 +580,35 @@ def _interpret(info: RootInfo, lib: Path, call: str | None, returncode: int, rep
         else:
             events.setdefault(key, value)
     if "nofilter" in events:
-        raise ToolchainError(f"this kernel or container cannot install a seccomp filter "
-                             f"({events['nofilter']}), so Linux {kernel or 'X.Y'} cannot be "
-                             "simulated here; run verify-load --kernel on a kernel with "
-                             "CONFIG_SECCOMP_FILTER and a container that allows prctl "
-                             "PR_SET_SECCOMP, or drop --kernel")
+        raise ToolchainError(
+            f"this kernel or container cannot install a seccomp filter "
+            f"({events['nofilter']}), so Linux {kernel or 'X.Y'} cannot be "
+            "simulated here; run verify-load --kernel on a kernel with "
+            "CONFIG_SECCOMP_FILTER and a container that allows prctl "
+            "PR_SET_SECCOMP, or drop --kernel"
+        )
     if "start" not in events:  # the root's glibc could not even run the loader
         if timed_out:
             raise BadInput(f"{info.ld_so} did not start the test loader within {timeout:g}s")
-        raise BadInput(f"the glibc of {info.root} cannot run the test loader (status "
-                       f"{returncode}); is it older than 2.17 or broken?",
-                       details=output[-2000:])
+        raise BadInput(
+            f"the glibc of {info.root} cannot run the test loader (status "
+            f"{returncode}); is it older than 2.17 or broken?",
+            details=output[-2000:],
+        )
     if kernel is not None and "filtered" not in events:
-        raise ToolchainError(f"the test loader did not confirm the seccomp filter for Linux "
-                             f"{kernel} (status {returncode}); nothing was proven",
-                             details=output[-2000:])
-    result = LoadResult(lib=lib, loaded="loaded" in events, message="", output=output,
-                        objects=objects, denied=denied_calls(lines, arch))
+        raise ToolchainError(
+            f"the test loader did not confirm the seccomp filter for Linux "
+            f"{kernel} (status {returncode}); nothing was proven",
+            details=output[-2000:],
+        )
+    result = LoadResult(
+        lib=lib,
+        loaded="loaded" in events,
+        message="",
+        output=output,
+        objects=objects,
+        denied=denied_calls(lines, arch),
+    )
     crashed = returncode < 0 and not timed_out
     if crashed:
         result.signal = _signal_name(returncode)
@@ -506,11 +617,14 @@ def _interpret(info: RootInfo, lib: Path, call: str | None, returncode: int, rep
         result.message = events["refused"]
         return result
     if not result.loaded:
-        result.message = (f"timed out after {timeout:g}s while loading" if timed_out else
-                          f"crashed with {result.signal} while loading (in a constructor)"
-                          if crashed else
-                          f"the process exited with status {returncode} while loading (a "
-                          "constructor ended it)")
+        result.message = (
+            f"timed out after {timeout:g}s while loading"
+            if timed_out
+            else f"crashed with {result.signal} while loading (in a constructor)"
+            if crashed
+            else f"the process exited with status {returncode} while loading (a "
+            "constructor ended it)"
+        )
         return result
     own = tuple(Path(os.path.realpath(p)) for p in (lib, loader) if p is not None)
     leaked = outside_root(objects + mapped, info.root, own)
@@ -525,16 +639,23 @@ def _interpret(info: RootInfo, lib: Path, call: str | None, returncode: int, rep
         if events.get("returned", "").lstrip("-").isdigit():
             result.returned = int(events["returned"])
         elif not result.message:
-            result.message = (f"{what} did not return within {timeout:g}s" if timed_out else
-                              f"{what} crashed with {result.signal}" if crashed else
-                              f"{what} ended the process with status {returncode}")
+            result.message = (
+                f"{what} did not return within {timeout:g}s"
+                if timed_out
+                else f"{what} crashed with {result.signal}"
+                if crashed
+                else f"{what} ended the process with status {returncode}"
+            )
             return result
     if not result.message:
         if timed_out:
             result.message = f"timed out after {timeout:g}s"
         elif "done" not in events or crashed:
-            result.message = (f"crashed with {result.signal} at exit (in a destructor)"
-                              if crashed else f"the process ended with status {returncode}")
+            result.message = (
+                f"crashed with {result.signal} at exit (in a destructor)"
+                if crashed
+                else f"the process ended with status {returncode}"
+            )
         elif result.returned not in (None, 0):
             result.message = f"{what} returned {result.returned}"
         elif returncode != 0 and returncode != LOADER_CALL_FAILED:
@@ -551,8 +672,10 @@ def kernel_filter(kernel: KernelVersion, target: Target) -> bytes:
 
     arch = SYSCALL_ARCH.get(target.elf_machine)
     if arch is None:
-        raise UsageError(f"--kernel: a kernel floor can only be simulated for "
-                         f"{', '.join(SYSCALL_ARCH.values())} libraries, not {target.rust}")
+        raise UsageError(
+            f"--kernel: a kernel floor can only be simulated for "
+            f"{', '.join(SYSCALL_ARCH.values())} libraries, not {target.rust}"
+        )
     return encode(program(allowed_numbers(kernel, arch), arch))
 
 
@@ -560,14 +683,17 @@ def check_kernel_floor(root_info: RootInfo, kernel: KernelVersion) -> None:
     """Refuse a floor the root's own glibc does not start on: the proof could not run."""
     needs = root_info.min_kernel
     if needs is not None and kernel < needs:
-        raise ToolchainError(f"--kernel {kernel} is below Linux {needs}, the oldest kernel "
-                             f"glibc {root_info.glibc or '(unknown)'} of {root_info.root} runs "
-                             f"on; a floor of {kernel} cannot be simulated with this root: use "
-                             f"a root with an older glibc, or --kernel {needs} or newer")
+        raise ToolchainError(
+            f"--kernel {kernel} is below Linux {needs}, the oldest kernel "
+            f"glibc {root_info.glibc or '(unknown)'} of {root_info.root} runs "
+            f"on; a floor of {kernel} cannot be simulated with this root: use "
+            f"a root with an older glibc, or --kernel {needs} or newer"
+        )
 
 
-def _prepare(root: Path, libs: list[Path], call: str | None, target: Target | None
-             ) -> tuple[RootInfo, Target, list[Path]]:
+def _prepare(
+    root: Path, libs: list[Path], call: str | None, target: Target | None
+) -> tuple[RootInfo, Target, list[Path]]:
     """Every check of the input, before anything runs: BadInput names what is wrong."""
     from .rootfs import resolve_root
 
@@ -580,24 +706,39 @@ def _prepare(root: Path, libs: list[Path], call: str | None, target: Target | No
         target = by_elf_machine(next(iter(machines.values()))) or TARGETS[DEFAULT_TARGET]
     for lib, machine in machines.items():
         if machine != target.elf_machine:
-            raise BadInput(f"{lib} is built for {machine}, not {target.rust} "
-                           f"({target.elf_machine}); verify each architecture in its own root")
+            raise BadInput(
+                f"{lib} is built for {machine}, not {target.rust} "
+                f"({target.elf_machine}); verify each architecture in its own root"
+            )
     return inspect_root(resolve_root(Path(root)), target), target, list(machines)
 
 
-def _run_all(root_info: RootInfo, target: Target, libs: list[Path], call: str | None,
-             timeout: float, kernel: KernelVersion | None = None) -> list[LoadResult]:
+def _run_all(
+    root_info: RootInfo,
+    target: Target,
+    libs: list[Path],
+    call: str | None,
+    timeout: float,
+    kernel: KernelVersion | None = None,
+) -> list[LoadResult]:
     program = kernel_filter(kernel, target) if kernel is not None else None
     if kernel is not None:
         check_kernel_floor(root_info, kernel)
     loader = loader_binary(target)
-    return [_run_one(root_info, loader, lib, call, timeout, target, kernel, program)
-            for lib in libs]
+    return [
+        _run_one(root_info, loader, lib, call, timeout, target, kernel, program) for lib in libs
+    ]
 
 
-def verify_load(root: Path, libs: list[Path], call: str | None = None,
-                target: Target | None = None, *, timeout: float = DEFAULT_TIMEOUT,
-                kernel: KernelVersion | None = None) -> list[LoadResult]:
+def verify_load(
+    root: Path,
+    libs: list[Path],
+    call: str | None = None,
+    target: Target | None = None,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    kernel: KernelVersion | None = None,
+) -> list[LoadResult]:
     """dlopen each of LIBS under ROOT's own glibc (a root folder or an image archive),
     with only the system calls of Linux KERNEL when one is given.
 
@@ -622,7 +763,7 @@ class Proof:
     root_glibc: str | None
     kernel: KernelVersion | None = None
     called: str | None = None
-    target_glibc: str | None = None   # the build's target; None for a bare verify-load
+    target_glibc: str | None = None  # the build's target; None for a bare verify-load
 
     def _newer_than_target(self) -> bool:
         if self.root_glibc is None or self.target_glibc is None:
@@ -635,8 +776,10 @@ class Proof:
         if self.called:
             proven.append(f"{self.called}() runs and returns 0")
         if self.kernel is not None:
-            proven.append(f"it runs with only the system calls of Linux {self.kernel} (newer "
-                          "ones answer ENOSYS)")
+            proven.append(
+                f"it runs with only the system calls of Linux {self.kernel} (newer "
+                "ones answer ENOSYS)"
+            )
         return proven
 
     def checked_statically(self) -> list[str]:
@@ -647,29 +790,40 @@ class Proof:
     def lines(self) -> list[str]:
         """The statement in words, one fact a line."""
         kernel = f", simulating Linux {self.kernel} (seccomp)" if self.kernel else ""
-        ran = (f"{self.called}() was called" if self.called else
-               "no code of the library ran but its constructors (call a function with "
-               "--verify-call SYMBOL)")
-        lines = [f"proven by loading on glibc {self.root_glibc or '(unknown version)'}"
-                 f"{kernel}: {ran}"]
+        ran = (
+            f"{self.called}() was called"
+            if self.called
+            else "no code of the library ran but its constructors (call a function with "
+            "--verify-call SYMBOL)"
+        )
+        lines = [
+            f"proven by loading on glibc {self.root_glibc or '(unknown version)'}{kernel}: {ran}"
+        ]
         if self._newer_than_target():
-            lines.append(f"loaded on glibc {self.root_glibc}, newer than the target "
-                         f"{self.target_glibc}: symbol versions and existence for "
-                         f"{self.target_glibc} were checked statically")
+            lines.append(
+                f"loaded on glibc {self.root_glibc}, newer than the target "
+                f"{self.target_glibc}: symbol versions and existence for "
+                f"{self.target_glibc} were checked statically"
+            )
         return lines
 
     def to_json(self) -> dict[str, object]:
-        return {"root_glibc": self.root_glibc,
-                "kernel": str(self.kernel) if self.kernel else None,
-                "called": self.called, "proven_by_loading": self.proven_by_loading(),
-                "checked_statically": self.checked_statically()}
+        return {
+            "root_glibc": self.root_glibc,
+            "kernel": str(self.kernel) if self.kernel else None,
+            "called": self.called,
+            "proven_by_loading": self.proven_by_loading(),
+            "checked_statically": self.checked_statically(),
+        }
 
 
 def _check_timeout(timeout: float) -> None:
     """nan and inf pass a `<= 0` test and then crash subprocess' poll(): refuse them first."""
     if not (math.isfinite(timeout) and 0 < timeout <= MAX_TIMEOUT):
-        raise UsageError(f"--timeout {timeout:g}: give a number of seconds greater than 0 and "
-                         f"at most {MAX_TIMEOUT:g} (a week)")
+        raise UsageError(
+            f"--timeout {timeout:g}: give a number of seconds greater than 0 and "
+            f"at most {MAX_TIMEOUT:g} (a week)"
+        )
 
 
 # -- the verify-load command -----------------------------------------------------------------
@@ -682,8 +836,7 @@ def _show(result: LoadResult, call: str | None, kernel: KernelVersion | None = N
     for line in result.output.rstrip().splitlines():
         info(f"  | {line}")
     if result.called:
-        returned = "did not return" if result.returned is None else \
-            f"returned {result.returned}"
+        returned = "did not return" if result.returned is None else f"returned {result.returned}"
         info(f"{name}: {call}() {returned}")
     if result.denied:
         info(f"{name}: {describe_denied(result.denied, kernel)}")
@@ -691,9 +844,17 @@ def _show(result: LoadResult, call: str | None, kernel: KernelVersion | None = N
         info(f"{name}: FAILED: {result.message}")
 
 
-def run_verify_load(*, rootfs: Path | None, image: Path | None, libs: tuple[Path, ...],
-                    call: str | None, target: str | None, timeout: float,
-                    json_output: bool, kernel: str | None = None) -> int:
+def run_verify_load(
+    *,
+    rootfs: Path | None,
+    image: Path | None,
+    libs: tuple[Path, ...],
+    call: str | None,
+    target: str | None,
+    timeout: float,
+    json_output: bool,
+    kernel: str | None = None,
+) -> int:
     """`build.py verify-load`: 0 when every library loaded (and its call returned 0)."""
     from .rootfs import is_image_archive
 
@@ -706,18 +867,27 @@ def run_verify_load(*, rootfs: Path | None, image: Path | None, libs: tuple[Path
         raise BadInput(f"--rootfs {rootfs}: no such folder{hint}")
     if image is not None and not is_image_archive(image):
         hint = "; for a root folder use --rootfs" if image.is_dir() else ""
-        raise BadInput(f"--image {image}: not an image archive (a `docker save` tarball or an "
-                       f"OCI layout){hint}" if image.exists() else
-                       f"--image {image}: no such file")
-    root_info, target_, paths = _prepare(rootfs or image,  # type: ignore[arg-type]
-                                         list(libs), call, lookup(target) if target else None)
+        raise BadInput(
+            f"--image {image}: not an image archive (a `docker save` tarball or an "
+            f"OCI layout){hint}"
+            if image.exists()
+            else f"--image {image}: no such file"
+        )
+    root_info, target_, paths = _prepare(
+        rootfs or image,  # type: ignore[arg-type]
+        list(libs),
+        call,
+        lookup(target) if target else None,
+    )
     glibc = root_info.glibc or "unknown"
     if floor is not None:
         kernel_filter(floor, target_)  # an architecture without a filter fails before loading
         check_kernel_floor(root_info, floor)
     simulated = f", on a simulated Linux {floor} (seccomp)" if floor else ""
-    step(f"loading {len(paths)} librar{'y' if len(paths) == 1 else 'ies'} with glibc {glibc} "
-         f"of {root_info.root}{simulated}")
+    step(
+        f"loading {len(paths)} librar{'y' if len(paths) == 1 else 'ies'} with glibc {glibc} "
+        f"of {root_info.root}{simulated}"
+    )
     results = _run_all(root_info, target_, paths, call, timeout, floor)
     for result in results:
         _show(result, call, floor)
@@ -727,14 +897,25 @@ def run_verify_load(*, rootfs: Path | None, image: Path | None, libs: tuple[Path
         for line in proof.lines():
             info(line)
     if json_output:
-        print(json.dumps({"schema": jsonout.SCHEMA, "root": str(root_info.root),
-                          "glibc": root_info.glibc,
-                          "ok": not failed, **proof.to_json(),
-                          "results": [r.to_json() for r in results]}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "schema": jsonout.SCHEMA,
+                    "root": str(root_info.root),
+                    "glibc": root_info.glibc,
+                    "ok": not failed,
+                    **proof.to_json(),
+                    "results": [r.to_json() for r in results],
+                },
+                indent=2,
+            )
+        )
     if failed:
         # One unwrapped line that still carries glibc's own words about the first failure.
         first = failed[0]
         more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
-        raise LoadRefused(f"{first.lib} did not load cleanly with glibc {glibc} of "
-                          f"{root_info.root}{simulated}{more}: {first.message}")
+        raise LoadRefused(
+            f"{first.lib} did not load cleanly with glibc {glibc} of "
+            f"{root_info.root}{simulated}{more}: {first.message}"
+        )
     return 0

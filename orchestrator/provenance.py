@@ -46,14 +46,14 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on older Pythons only
     import tomli as tomllib
 
-STD = "Rust std"   # the name the standard library's objects go by
+STD = "Rust std"  # the name the standard library's objects go by
 STD_NOTE = "fixed by building with this tool (build.py --glibc X.Y), not by your code"
 UNAVAILABLE = "provenance unavailable"
 # Bounds: more members, or a bigger object, than any real rlib has is not worth the time.
 MAX_MEMBERS = 1 << 16
 MAX_OBJECT_BYTES = 1 << 30
 MAX_SYMBOLS = 1 << 22
-ONE_RUN_SECONDS = 600   # rlibs of one crate name this close in time come from one cargo run
+ONE_RUN_SECONDS = 600  # rlibs of one crate name this close in time come from one cargo run
 
 # ELF constants (the System V gABI, https://www.sco.com/developers/gabi/latest/ch4.intro.html).
 SHT_SYMTAB, SHT_RELA, SHT_REL = 2, 4, 9
@@ -65,15 +65,20 @@ EM_X86_64, EM_AARCH64 = 62, 183
 # Object-file (static) relocations that make code initial-exec or local-exec TLS, per the
 # psABIs: x86-64 (https://gitlab.com/x86-psABIs/x86-64-ABI) R_X86_64_GOTTPOFF, TPOFF32;
 # aarch64 (https://github.com/ARM-software/abi-aa, aaelf64) TLSIE_* and TLSLE_*.
-STATIC_TLS_RELOCS = {EM_X86_64: frozenset({22, 23}),
-                     EM_AARCH64: frozenset({539, 540, 541, 542, 543, 544, 545, 546, 547, 548,
-                                            549, 550, 551, 552, 553, 554})}
+STATIC_TLS_RELOCS = {
+    EM_X86_64: frozenset({22, 23}),
+    EM_AARCH64: frozenset(
+        {539, 540, 541, 542, 543, 544, 545, 546, 547, 548, 549, 550, 551, 552, 553, 554}
+    ),
+}
 # Absolute relocations in code: in a shared library they become text relocations (x86-64:
 # R_X86_64_64, R_X86_64_32, R_X86_64_32S).
 TEXTREL_RELOCS = {EM_X86_64: frozenset({1, 10, 11})}
-BITCODE_ONLY = ("rlib of LLVM bitcode only (LTO: -C linker-plugin-lto): what it references is "
-                "known only to the linker; build without LTO for provenance")
-BITCODE_MAGICS = (b"BC\xc0\xde", b"\xde\xc0\x17\x0b")   # raw LLVM bitcode, bitcode wrapper
+BITCODE_ONLY = (
+    "rlib of LLVM bitcode only (LTO: -C linker-plugin-lto): what it references is "
+    "known only to the linker; build without LTO for provenance"
+)
+BITCODE_MAGICS = (b"BC\xc0\xde", b"\xde\xc0\x17\x0b")  # raw LLVM bitcode, bitcode wrapper
 
 
 # -- data --------------------------------------------------------------------------------------
@@ -113,11 +118,11 @@ class Unavailable:
 class ObjectFacts:
     """What one relocatable object brings to a link."""
 
-    undefined: frozenset[str]           # strong references
+    undefined: frozenset[str]  # strong references
     defined: frozenset[str]
     weak: frozenset[str] = frozenset()  # weak references (resolved at run time, if at all)
     static_tls: bool = False
-    exec_stack: str | None = None       # why the object asks for an executable stack
+    exec_stack: str | None = None  # why the object asks for an executable stack
     text_relocations: bool = False
 
 
@@ -136,8 +141,8 @@ class ProvenanceIndex:
     exec_stack: tuple[Origin, ...] = ()
     text_relocations: tuple[Origin, ...] = ()
     unavailable: tuple[Unavailable, ...] = ()
-    note: str | None = None    # a caveat on the whole index (a stripped library)
-    weak_in_library: frozenset[str] = frozenset()   # the library's weak undefined symbols
+    note: str | None = None  # a caveat on the whole index (a stripped library)
+    weak_in_library: frozenset[str] = frozenset()  # the library's weak undefined symbols
 
     def origins_of(self, symbol: str) -> tuple[Origin, ...]:
         """The objects with a strong reference to `symbol`; the weak ones only when the
@@ -152,8 +157,11 @@ class ProvenanceIndex:
         """The objects behind one finding (by its kind and symbol)."""
         if symbol:
             return self.origins_of(symbol)
-        return {"static-tls": self.static_tls, "exec-stack": self.exec_stack,
-                "textrel": self.text_relocations}.get(kind, ())
+        return {
+            "static-tls": self.static_tls,
+            "exec-stack": self.exec_stack,
+            "textrel": self.text_relocations,
+        }.get(kind, ())
 
     def why_unavailable(self, kind: str, symbol: str | None) -> str | None:
         """For a finding the index ties to no object: why (None when it is not one the
@@ -168,11 +176,13 @@ class ProvenanceIndex:
                 by_reason.setdefault(item.reason, []).append(item.crate)
             return f"{UNAVAILABLE}: " + "; ".join(
                 f"{', '.join(crates[:6])}{' ...' if len(crates) > 6 else ''}: {reason}"
-                for reason, crates in by_reason.items())
+                for reason, crates in by_reason.items()
+            )
         what = symbol or kind
-        return (f"{UNAVAILABLE}: no object of the build that was linked in references {what} "
-                "(the linker or a library added it)")
-
+        return (
+            f"{UNAVAILABLE}: no object of the build that was linked in references {what} "
+            "(the linker or a library added it)"
+        )
 
 
 # -- ELF relocatable objects -------------------------------------------------------------------
@@ -195,14 +205,33 @@ def read_object(data: memoryview) -> tuple[int, ObjectFacts]:
     size = len(data)
     if is64:
         ehdr, shdr = struct.Struct(e + "HHIQQQIHHHHHH"), struct.Struct(e + "IIQQQQIIQQ")
-        sym, rela, rel = struct.Struct(e + "IBBHQQ"), struct.Struct(e + "QQq"), \
-            struct.Struct(e + "QQ")
+        sym, rela, rel = (
+            struct.Struct(e + "IBBHQQ"),
+            struct.Struct(e + "QQq"),
+            struct.Struct(e + "QQ"),
+        )
     else:
         ehdr, shdr = struct.Struct(e + "HHIIIIIHHHHHH"), struct.Struct(e + "IIIIIIIIII")
-        sym, rela, rel = struct.Struct(e + "IIIBBH"), struct.Struct(e + "IIi"), \
-            struct.Struct(e + "II")
-    (_type, machine, _v, _entry, _phoff, shoff, _flags, _ehsize, _phentsize, _phnum,
-     shentsize, shnum, shstrndx) = ehdr.unpack_from(data, 16)
+        sym, rela, rel = (
+            struct.Struct(e + "IIIBBH"),
+            struct.Struct(e + "IIi"),
+            struct.Struct(e + "II"),
+        )
+    (
+        _type,
+        machine,
+        _v,
+        _entry,
+        _phoff,
+        shoff,
+        _flags,
+        _ehsize,
+        _phentsize,
+        _phnum,
+        shentsize,
+        shnum,
+        shstrndx,
+    ) = ehdr.unpack_from(data, 16)
     if not shoff or not shnum:
         raise ObjectError("no section headers")
     if shentsize != shdr.size or shoff + shnum * shentsize > size:
@@ -216,7 +245,7 @@ def read_object(data: memoryview) -> tuple[int, ObjectFacts]:
         offset, length = sections[index][4], sections[index][5]
         if offset + length > size:
             raise ObjectError(f"section {index} runs past the end of the object")
-        return data[offset:offset + length]
+        return data[offset : offset + length]
 
     def cstring(table: memoryview, offset: int) -> str:
         end = offset
@@ -237,7 +266,7 @@ def read_object(data: memoryview) -> tuple[int, ObjectFacts]:
     undefined: set[str] = set()
     weak: set[str] = set()
     defined: set[str] = set()
-    table = table[:count * sym.size]
+    table = table[: count * sym.size]
     for entry in sym.iter_unpack(table):
         if is64:
             st_name, info, _other, shndx = entry[0], entry[1], entry[2], entry[3]
@@ -246,7 +275,7 @@ def read_object(data: memoryview) -> tuple[int, ObjectFacts]:
         bind, kind = info >> 4, info & 0xF
         if not st_name or bind == STB_LOCAL or kind in (STT_SECTION, STT_FILE):
             continue
-        name = cstring(strtab, st_name).split("@", 1)[0]   # .symver'd names
+        name = cstring(strtab, st_name).split("@", 1)[0]  # .symver'd names
         if shndx != SHN_UNDEF:
             defined.add(name)
         else:
@@ -257,25 +286,32 @@ def read_object(data: memoryview) -> tuple[int, ObjectFacts]:
     exec_stack: str | None = "no .note.GNU-stack section (GNU ld then makes the stack executable)"
     for header in sections:
         if cstring(names, header[0]) == ".note.GNU-stack":
-            exec_stack = ("its .note.GNU-stack asks for an executable stack"
-                          if header[2] & SHF_EXECINSTR else None)
+            exec_stack = (
+                "its .note.GNU-stack asks for an executable stack"
+                if header[2] & SHF_EXECINSTR
+                else None
+            )
     for header in sections:
         if header[1] not in (SHT_RELA, SHT_REL) or header[7] >= len(sections):
             continue
         if not sections[header[7]][2] & SHF_EXECINSTR:
-            continue   # relocations of data and debug sections: neither TLS code nor text
+            continue  # relocations of data and debug sections: neither TLS code nor text
         st = rela if header[1] == SHT_RELA else rel
         offset, length = header[4], header[5] - header[5] % st.size
         if offset + length > size:
             raise ObjectError("a relocation section runs past the end of the object")
         mask = 0xFFFFFFFF if is64 else 0xFF
-        types = {entry[1] & mask for entry in st.iter_unpack(data[offset:offset + length])}
+        types = {entry[1] & mask for entry in st.iter_unpack(data[offset : offset + length])}
         static_tls = static_tls or bool(types & tls_types)
         text_relocations = text_relocations or bool(types & textrel_types)
-    return machine, ObjectFacts(undefined=frozenset(undefined), defined=frozenset(defined),
-                                weak=frozenset(weak - undefined),
-                                static_tls=static_tls, exec_stack=exec_stack,
-                                text_relocations=text_relocations)
+    return machine, ObjectFacts(
+        undefined=frozenset(undefined),
+        defined=frozenset(defined),
+        weak=frozenset(weak - undefined),
+        static_tls=static_tls,
+        exec_stack=exec_stack,
+        text_relocations=text_relocations,
+    )
 
 
 def library_symbols(path: Path) -> frozenset[str] | None:
@@ -296,15 +332,16 @@ def library_symbols(path: Path) -> frozenset[str] | None:
             if found is None or found[6] >= len(sections):
                 return None
             strtab = sections[found[6]]
-            strings = bytes(view[strtab[4]:strtab[4] + strtab[5]])
+            strings = bytes(view[strtab[4] : strtab[4] + strtab[5]])
             start, length = found[4], found[5] - found[5] % sym.size
             names: set[str] = set()
-            for entry in sym.iter_unpack(view[start:start + length]):
+            for entry in sym.iter_unpack(view[start : start + length]):
                 offset = entry[0]
                 if offset:
                     end = strings.find(b"\0", offset)
-                    names.add(strings[offset:end if end >= 0 else None].decode("utf-8",
-                                                                                "replace"))
+                    names.add(
+                        strings[offset : end if end >= 0 else None].decode("utf-8", "replace")
+                    )
             return frozenset(names)
         except (struct.error, ObjectError):
             return None
@@ -350,7 +387,7 @@ def unit_objects(unit: Unit) -> Iterator[tuple[str, memoryview | str]]:
         if size > MAX_OBJECT_BYTES:
             yield name, f"{size} bytes, more than this tool reads"
             continue
-        yield name, data[offset:offset + size]
+        yield name, data[offset : offset + size]
 
 
 # -- cargo's record of the build -----------------------------------------------------------------
@@ -393,8 +430,10 @@ class MessageLog:
                 if filename.endswith((".rlib", ".a")):
                     self.units.append(Unit(crate=name, version=version, path=Path(filename)))
         elif message.get("out_dir"):
-            linked = ([str(x) for x in message.get("linked_libs") or ()],
-                      [str(x) for x in message.get("linked_paths") or ()])
+            linked = (
+                [str(x) for x in message.get("linked_libs") or ()],
+                [str(x) for x in message.get("linked_paths") or ()],
+            )
             self.units += out_dir_units(Path(message["out_dir"]), name, version, linked)
 
 
@@ -407,7 +446,7 @@ def linked_archives(libs: Iterable[str], search: Iterable[str]) -> list[Path]:
     for spec in libs:
         kind, _, name = spec.rpartition("=")
         if kind.split(":", 1)[0] not in ("", "static"):
-            continue   # dylib, framework: not linked into the library
+            continue  # dylib, framework: not linked into the library
         name = name.split(":", 1)[0]
         for folder in folders:
             archive = folder / f"lib{name}.a"
@@ -434,8 +473,9 @@ def _script_output(out_dir: Path) -> tuple[list[str], list[str]] | None:
     return libs, search
 
 
-def out_dir_units(out_dir: Path, crate: str, version: str,
-                  linked: tuple[list[str], list[str]] | None = None) -> list[Unit]:
+def out_dir_units(
+    out_dir: Path, crate: str, version: str, linked: tuple[list[str], list[str]] | None = None
+) -> list[Unit]:
     """The static libraries a build script (the cc crate) linked: those it named to cargo
     (`linked`: link-lib and link-search values, from cargo's message or its `output` file),
     else every .a and .o under its OUT_DIR."""
@@ -457,7 +497,7 @@ def _manifest_package(manifest: Path) -> tuple[str, str] | None:
     if not isinstance(package, dict) or not isinstance(package.get("name"), str):
         return None
     version = package.get("version", "0.0.0")
-    if isinstance(version, dict):   # inherited from the workspace
+    if isinstance(version, dict):  # inherited from the workspace
         version = "?"
         for folder in manifest.parent.parents:
             root = folder / "Cargo.toml"
@@ -528,9 +568,9 @@ def target_dir_units(artifact_dir: Path, workspace_root: Path) -> list[Unit]:
     builds are dropped later, by the library's own symbols (`build_index`)."""
     units: list[Unit] = []
     deps = artifact_dir / "deps"
-    versions: dict[str, set[str]] = {}   # package name -> versions seen in this build
+    versions: dict[str, set[str]] = {}  # package name -> versions seen in this build
     for rlib in _newest_per_crate(deps.glob("lib*.rlib")):
-        stem = rlib.name[3:-len(".rlib")]
+        stem = rlib.name[3 : -len(".rlib")]
         package = _source_package(_first_source(deps / f"{stem}.d", rlib.name), workspace_root)
         if package is None:
             units.append(Unit(crate=stem.rsplit("-", 1)[0], version="", path=rlib))
@@ -546,8 +586,9 @@ def target_dir_units(artifact_dir: Path, workspace_root: Path) -> list[Unit]:
     for out in sorted((artifact_dir / "build").glob("*/out")):
         name = out.parent.name.rsplit("-", 1)[0]
         known = versions.get(name, set())
-        units += out_dir_units(out, name, next(iter(known)) if len(known) == 1 else "",
-                               _script_output(out))
+        units += out_dir_units(
+            out, name, next(iter(known)) if len(known) == 1 else "", _script_output(out)
+        )
     return units
 
 
@@ -615,8 +656,9 @@ def unit_facts(path: Path, identity: tuple[int, int, int, int]) -> UnitFacts:
     return UnitFacts((), unreadable)
 
 
-def build_index(units: Iterable[Unit], library: Path | None = None,
-                map_members: frozenset[str] | None = None) -> ProvenanceIndex:
+def build_index(
+    units: Iterable[Unit], library: Path | None = None, map_members: frozenset[str] | None = None
+) -> ProvenanceIndex:
     """Read every unit's objects; keep those linked into `library`: the members its linker map
     lists (`map_members`, from `linked_members`), else those defining a symbol the library's
     .symtab has. Without either (a stripped library, no map), every object counts, and the
@@ -625,8 +667,10 @@ def build_index(units: Iterable[Unit], library: Path | None = None,
     weak_in_library = weak_references(library) if library is not None else frozenset()
     note = None
     if library is not None and linked is None and map_members is None:
-        note = (f"{library.name} has no .symtab (stripped; zig strips release builds), so "
-                "every object of the build counts, also any the link dropped")
+        note = (
+            f"{library.name} has no .symtab (stripped; zig strips release builds), so "
+            "every object of the build counts, also any the link dropped"
+        )
     symbols: dict[str, list[Origin]] = {}
     weak_symbols: dict[str, list[Origin]] = {}
     tls: list[Origin] = []
@@ -638,10 +682,11 @@ def build_index(units: Iterable[Unit], library: Path | None = None,
         try:
             st = os.stat(unit.path)
         except OSError as exc:
-            unavailable.setdefault((unit.crate, unit.version),
-                                   f"cannot read {unit.path.name} ({exc.strerror or exc})")
+            unavailable.setdefault(
+                (unit.crate, unit.version), f"cannot read {unit.path.name} ({exc.strerror or exc})"
+            )
             continue
-        if (st.st_dev, st.st_ino) in seen:   # deps/lib*.rlib and its uplifted hard link
+        if (st.st_dev, st.st_ino) in seen:  # deps/lib*.rlib and its uplifted hard link
             continue
         seen.add((st.st_dev, st.st_ino))
         read = unit_facts(unit.path, (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
@@ -667,10 +712,13 @@ def build_index(units: Iterable[Unit], library: Path | None = None,
     return ProvenanceIndex(
         symbols={s: tuple(sorted(set(o))) for s, o in symbols.items()},
         weak_symbols={s: tuple(sorted(set(o))) for s, o in weak_symbols.items()},
-        static_tls=tuple(sorted(set(tls))), exec_stack=tuple(sorted(set(stack))),
+        static_tls=tuple(sorted(set(tls))),
+        exec_stack=tuple(sorted(set(stack))),
         text_relocations=tuple(sorted(set(textrel))),
         unavailable=tuple(Unavailable(c, v, r) for (c, v), r in sorted(unavailable.items())),
-        note=note, weak_in_library=weak_in_library)
+        note=note,
+        weak_in_library=weak_in_library,
+    )
 
 
 # -- what each crate costs -----------------------------------------------------------------------
@@ -686,8 +734,9 @@ class CrateCost(NamedTuple):
 Needs = Mapping[str, "GlibcVersion | None"]
 
 
-def lowest_without(removed: str, needs: Needs, crates_of: Mapping[str, Collection[str]],
-                   floor: GlibcVersion | None) -> GlibcVersion | None:
+def lowest_without(
+    removed: str, needs: Needs, crates_of: Mapping[str, Collection[str]], floor: GlibcVersion | None
+) -> GlibcVersion | None:
     """The lowest glibc the file needs once crate `removed` is gone: the highest need of the
     symbols something else still references (a symbol of unknown provenance stays), and at
     least `floor` (the file's needs that no symbol explains). None: no glibc version serves."""
@@ -705,8 +754,12 @@ def lowest_without(removed: str, needs: Needs, crates_of: Mapping[str, Collectio
     return lowest
 
 
-def crate_costs(needs: Needs, crates_of: Mapping[str, Collection[str]],
-                floor: GlibcVersion | None, target: GlibcVersion) -> list[CrateCost]:
+def crate_costs(
+    needs: Needs,
+    crates_of: Mapping[str, Collection[str]],
+    floor: GlibcVersion | None,
+    target: GlibcVersion,
+) -> list[CrateCost]:
     """Each crate referencing a symbol above `target` (or one no glibc has), with the lowest
     glibc the file would need without it; the crates whose removal helps most come first."""
     above: dict[str, list[str]] = {}
@@ -714,9 +767,10 @@ def crate_costs(needs: Needs, crates_of: Mapping[str, Collection[str]],
         if need is None or need > target:
             for crate in set(crates_of.get(symbol) or ()):
                 above.setdefault(crate, []).append(symbol)
-    costs = [CrateCost(crate, tuple(sorted(symbols)),
-                       lowest_without(crate, needs, crates_of, floor))
-             for crate, symbols in above.items()]
+    costs = [
+        CrateCost(crate, tuple(sorted(symbols)), lowest_without(crate, needs, crates_of, floor))
+        for crate, symbols in above.items()
+    ]
 
     def order(cost: CrateCost) -> tuple[bool, tuple[int, ...], str]:
         return (cost.without is None, cost.without.parts if cost.without else (), cost.crate)
@@ -724,8 +778,9 @@ def crate_costs(needs: Needs, crates_of: Mapping[str, Collection[str]],
     return sorted(costs, key=order)
 
 
-def symbol_needs(findings: Iterable[Finding], first_version: Callable[[str], GlibcVersion | None]
-                 ) -> dict[str, GlibcVersion | None]:
+def symbol_needs(
+    findings: Iterable[Finding], first_version: Callable[[str], GlibcVersion | None]
+) -> dict[str, GlibcVersion | None]:
     """symbol -> the glibc it needs, from a file's violations: a version node above the target
     (version-too-new), the first glibc having an unversioned symbol (symbol-too-new, via
     `first_version`), None for symbols no glibc can serve (glibc-private, no-such-version).
@@ -745,8 +800,12 @@ def symbol_needs(findings: Iterable[Finding], first_version: Callable[[str], Gli
     return needs
 
 
-def file_floor(needs: Needs, min_glibc: GlibcVersion | None, target: GlibcVersion,
-               other_violations: bool = False) -> GlibcVersion | None:
+def file_floor(
+    needs: Needs,
+    min_glibc: GlibcVersion | None,
+    target: GlibcVersion,
+    other_violations: bool = False,
+) -> GlibcVersion | None:
     """What the file needs whatever crates go: its non-symbol requirements are unknown here
     but at most min(target, its lowest glibc) unless the symbols cannot explain that lowest
     glibc, which then stands (a DT_RELR, a marker, an unused version need...). A file no glibc
@@ -780,11 +839,19 @@ class FileProvenance:
     reasons: Mapping[tuple[str, str | None], str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"costs": [{"crate": c.crate, "symbols": list(c.symbols),
-                           "without": None if c.without is None else str(c.without)}
-                          for c in self.costs],
-                "unavailable": [u.to_json() for u in self.unavailable],
-                "remedies": dict(self.remedies), "note": self.note}
+        return {
+            "costs": [
+                {
+                    "crate": c.crate,
+                    "symbols": list(c.symbols),
+                    "without": None if c.without is None else str(c.without),
+                }
+                for c in self.costs
+            ],
+            "unavailable": [u.to_json() for u in self.unavailable],
+            "remedies": dict(self.remedies),
+            "note": self.note,
+        }
 
 
 def _first_version_in(table: SymbolTable | None) -> Callable[[str], GlibcVersion | None]:
@@ -792,14 +859,22 @@ def _first_version_in(table: SymbolTable | None) -> Callable[[str], GlibcVersion
         providers = table.providers(name) if table is not None else None
         if not providers:
             return None
-        return min((GlibcVersion.of(v[0]) for v in providers.values() if v),
-                   key=lambda v: v.parts, default=None)
+        return min(
+            (GlibcVersion.of(v[0]) for v in providers.values() if v),
+            key=lambda v: v.parts,
+            default=None,
+        )
+
     return first
 
 
-def annotate_file(file: FileReport, index: ProvenanceIndex, target: GlibcVersion,
-                  table: SymbolTable | None = None, remedy_for: RemedyFor | None = None
-                  ) -> tuple[FileReport, FileProvenance]:
+def annotate_file(
+    file: FileReport,
+    index: ProvenanceIndex,
+    target: GlibcVersion,
+    table: SymbolTable | None = None,
+    remedy_for: RemedyFor | None = None,
+) -> tuple[FileReport, FileProvenance]:
     """A FileReport whose findings carry their crates (`Finding.crates`), and the costs of each
     crate; `table`: glibc's symbols (abilist.SymbolTable) for unversioned symbols' first
     version."""
@@ -810,8 +885,9 @@ def annotate_file(file: FileReport, index: ProvenanceIndex, target: GlibcVersion
         for finding in findings:
             origins = index.origins_for(finding.kind, finding.symbol)
             if origins:
-                finding = finding._replace(crates=tuple(
-                    CrateRef(o.crate, o.version, o.object) for o in origins))
+                finding = finding._replace(
+                    crates=tuple(CrateRef(o.crate, o.version, o.object) for o in origins)
+                )
             else:
                 why = index.why_unavailable(finding.kind, finding.symbol)
                 if why:
@@ -832,15 +908,24 @@ def annotate_file(file: FileReport, index: ProvenanceIndex, target: GlibcVersion
             remedy = remedy_for(crate)
             if remedy:
                 remedies[crate] = remedy
-    return (replace(file, violations=violations, warnings=warnings),
-            FileProvenance(costs=tuple(costs), unavailable=index.unavailable, note=index.note,
-                           remedies=remedies, reasons=reasons))
+    return (
+        replace(file, violations=violations, warnings=warnings),
+        FileProvenance(
+            costs=tuple(costs),
+            unavailable=index.unavailable,
+            note=index.note,
+            remedies=remedies,
+            reasons=reasons,
+        ),
+    )
 
 
-def annotate(report: Report, indexes: Mapping[str, ProvenanceIndex],
-             remedy_for: RemedyFor | None = None,
-             table_for: Callable[[str], SymbolTable | None] | None = None
-             ) -> tuple[Report, dict[str, FileProvenance]]:
+def annotate(
+    report: Report,
+    indexes: Mapping[str, ProvenanceIndex],
+    remedy_for: RemedyFor | None = None,
+    table_for: Callable[[str], SymbolTable | None] | None = None,
+) -> tuple[Report, dict[str, FileProvenance]]:
     """The report with each finding tied to a symbol or an object carrying its crates, and per
     file (by its shown path) the crate costs; files without an index are left as they are.
     `table_for(arch)`: glibc's symbol table for a file's architecture (optional)."""
@@ -852,8 +937,7 @@ def annotate(report: Report, indexes: Mapping[str, ProvenanceIndex],
             files.append(file)
             continue
         table = table_for(file.arch) if table_for is not None and file.arch else None
-        annotated, extra[file.path] = annotate_file(file, index, report.glibc, table,
-                                                    remedy_for)
+        annotated, extra[file.path] = annotate_file(file, index, report.glibc, table, remedy_for)
         files.append(annotated)
     return replace(report, files=files), extra
 
@@ -888,11 +972,15 @@ def _provenance_lines(file: FileReport, extra: FileProvenance, indent: str) -> l
     for cost in extra.costs:
         if cost.crate == STD:
             count = len(cost.symbols)
-            lines.append(f"{indent}{STD} brings {count} of these symbol{'s' * (count != 1)}: "
-                         f"{STD_NOTE}")
+            lines.append(
+                f"{indent}{STD} brings {count} of these symbol{'s' * (count != 1)}: {STD_NOTE}"
+            )
             continue
-        where = (f"would load on {cost.without}" if cost.without is not None
-                 else "would still load on no glibc")
+        where = (
+            f"would load on {cost.without}"
+            if cost.without is not None
+            else "would still load on no glibc"
+        )
         lines.append(f"{indent}without {cost.crate} this file {where}")
     for crate, remedy in sorted(extra.remedies.items()):
         lines.append(f"{indent}{crate}: {remedy}")
@@ -910,15 +998,16 @@ def crates_text(crates: Iterable[CrateRef], per_crate: int = 2, most: int = 4) -
     parts = []
     for (name, version), names in list(objects.items())[:most]:
         more = f" +{len(names) - per_crate}" if len(names) > per_crate else ""
-        parts.append(f"{name} {short_version(version)}".strip()
-                     + f" ({', '.join(names[:per_crate])}{more})")
+        parts.append(
+            f"{name} {short_version(version)}".strip() + f" ({', '.join(names[:per_crate])}{more})"
+        )
     hidden = len(objects) - most
     return ", ".join(parts) + (f" (+{hidden} more crates)" if hidden > 0 else "")
 
 
 def short_version(version: str, keep: int = 16) -> str:
     """0.6.1+5.3.0-1-ge13ca993e8… -> 0.6.1+5.3.0-1-ge…: build metadata can be a git hash."""
-    return version if len(version) <= keep else version[:keep - 1] + "\u2026"
+    return version if len(version) <= keep else version[: keep - 1] + "\u2026"
 
 
 def short_object(name: str, keep: int = 14) -> str:
@@ -940,12 +1029,14 @@ def report_json(report: Report, extra: Mapping[str, FileProvenance]) -> dict[str
                 if finding.crates:
                     out["crates"] = [c.to_json() for c in finding.crates]
                     remedies = extra[file.path].remedies if file.path in extra else {}
-                    named = {c.name: remedies[c.name] for c in finding.crates
-                             if c.name in remedies}
+                    named = {c.name: remedies[c.name] for c in finding.crates if c.name in remedies}
                     if named:
                         out["remedies"] = named
-                reason = extra[file.path].reasons.get((finding.kind, finding.symbol)) \
-                    if file.path in extra else None
+                reason = (
+                    extra[file.path].reasons.get((finding.kind, finding.symbol))
+                    if file.path in extra
+                    else None
+                )
                 if reason:
                     out["provenance"] = reason
         if file.path in extra:
@@ -964,9 +1055,13 @@ def artifact_dir_of(library: Path, target_dir: Path) -> Path | None:
             return folder.parent if folder.name == "deps" else folder
         size = library.stat().st_size
         content = None
-        for candidate in sorted(target_dir.glob(f"*/{library.name}")) + sorted(
-                target_dir.glob(f"*/*/{library.name}")) + sorted(   # build.py's, per glibc:
-                target_dir.glob(f"glibc-build/*/*/*/{library.name}")):
+        for candidate in (
+            sorted(target_dir.glob(f"*/{library.name}"))
+            + sorted(target_dir.glob(f"*/*/{library.name}"))
+            + sorted(  # build.py's, per glibc:
+                target_dir.glob(f"glibc-build/*/*/*/{library.name}")
+            )
+        ):
             if candidate.stat().st_size != size:
                 continue
             if content is None:
@@ -984,7 +1079,7 @@ def triple_of(artifact_dir: Path, target_dir: Path, host: str) -> str:
         relative = artifact_dir.resolve().relative_to(target_dir.resolve())
     except ValueError:
         return host
-    if relative.parts[:1] == ("glibc-build",):   # build.py's target/glibc-build/<key>/...
+    if relative.parts[:1] == ("glibc-build",):  # build.py's target/glibc-build/<key>/...
         relative = Path(*relative.parts[2:])
     return relative.parts[0] if len(relative.parts) >= 2 else host
 
@@ -993,8 +1088,11 @@ def _rustc_facts(crate_dir: Path) -> tuple[str, str]:
     """(release, host triple) from `rustc -vV` as cargo would run it for the crate."""
     from . import toolchain
 
-    facts = dict(line.split(": ", 1) for line in toolchain.version_verbose(crate_dir).splitlines()
-                 if ": " in line)
+    facts = dict(
+        line.split(": ", 1)
+        for line in toolchain.version_verbose(crate_dir).splitlines()
+        if ": " in line
+    )
     return facts.get("release", ""), facts.get("host", "")
 
 
@@ -1008,8 +1106,9 @@ def _table_for(arch: str) -> SymbolTable | None:
     return None
 
 
-def for_crate_dir(report: Report, crate_dir: Path, remedy_for: RemedyFor | None = None
-                  ) -> tuple[Report, dict[str, FileProvenance], list[str]]:
+def for_crate_dir(
+    report: Report, crate_dir: Path, remedy_for: RemedyFor | None = None
+) -> tuple[Report, dict[str, FileProvenance], list[str]]:
     """`check --crate-dir`: the report annotated from the crate's last build in its target
     folder, the provenance of each file, and one line for each file that build did not make.
     A crate folder cargo cannot read raises BadInput (exit 2), like a build would."""
@@ -1026,25 +1125,32 @@ def for_crate_dir(report: Report, crate_dir: Path, remedy_for: RemedyFor | None 
         library = Path(file.path)
         artifacts = artifact_dir_of(library, crate.target_dir)
         if artifacts is None:
-            messages.append(f"{file.path}: not made by the last build in {crate.target_dir} "
-                            "(another build, target or profile); reporting it without "
-                            "provenance (build it again, or give its own --crate-dir)")
+            messages.append(
+                f"{file.path}: not made by the last build in {crate.target_dir} "
+                "(another build, target or profile); reporting it without "
+                "provenance (build it again, or give its own --crate-dir)"
+            )
             continue
         if artifacts not in units_of:
             units = target_dir_units(artifacts, crate.workspace_root)
             if sysroot:
-                units += std_units(Path(sysroot), triple_of(artifacts, crate.target_dir, host),
-                                   release)
+                units += std_units(
+                    Path(sysroot), triple_of(artifacts, crate.target_dir, host), release
+                )
             units_of[artifacts] = units
         indexes[file.path] = build_index(units_of[artifacts], library)
     annotated, extra = annotate(report, indexes, remedy_for, _table_for)
     return annotated, extra, messages
 
 
-def for_build(report: Report, units: Iterable[Unit], crate_dir: Path, triple: str,
-              remedy_for: RemedyFor | None = None,
-              map_files: Mapping[str, Path] | None = None
-              ) -> tuple[Report, dict[str, FileProvenance]]:
+def for_build(
+    report: Report,
+    units: Iterable[Unit],
+    crate_dir: Path,
+    triple: str,
+    remedy_for: RemedyFor | None = None,
+    map_files: Mapping[str, Path] | None = None,
+) -> tuple[Report, dict[str, FileProvenance]]:
     """After a build: the report annotated from the build's own record (`MessageLog.units`,
     fed cargo's JSON lines as they stream) and the Rust std rlibs of `triple`. `map_files`:
     report path -> the linker map of that library (`-C link-arg=-Wl,-Map=FILE`), which says
@@ -1064,8 +1170,9 @@ def for_build(report: Report, units: Iterable[Unit], crate_dir: Path, triple: st
                 members = linked_members(map_file.read_text(errors="replace"))
             except OSError:
                 members = None
-        indexes[file.path] = build_index(same_folder(Path(file.path), units) + std,
-                                         Path(file.path), members)
+        indexes[file.path] = build_index(
+            same_folder(Path(file.path), units) + std, Path(file.path), members
+        )
     return annotate(report, indexes, remedy_for, _table_for)
 
 

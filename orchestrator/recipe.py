@@ -47,12 +47,31 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # a newline would end a Dockerfile line early
 
-_TOP_KEYS = {"name", "description", "glibc", "template", "base", "env", "toolchain", "packages",
-             "sources"}
+_TOP_KEYS = {
+    "name",
+    "description",
+    "glibc",
+    "template",
+    "base",
+    "env",
+    "toolchain",
+    "packages",
+    "sources",
+}
 _BASE_KEYS = {"image", "debootstrap"}
 _DEBOOTSTRAP_KEYS = {"suite", "variant", "include", "mirror", "components", "arch"}
-_SOURCE_KEYS = {"name", "url", "mirrors", "filename", "sha256", "signature", "checksums",
-                "checksums_signature", "keys", "fingerprints"}
+_SOURCE_KEYS = {
+    "name",
+    "url",
+    "mirrors",
+    "filename",
+    "sha256",
+    "signature",
+    "checksums",
+    "checksums_signature",
+    "keys",
+    "fingerprints",
+}
 
 
 def url_filename(url: str) -> str:
@@ -102,8 +121,11 @@ class Source:
     @property
     def companion_filenames(self) -> list[str]:
         """Files kept beside the source in rsrc/ to re-verify it later (offline too)."""
-        names = [self.signature_filename, self.checksums_filename,
-                 self.checksums_signature_filename]
+        names = [
+            self.signature_filename,
+            self.checksums_filename,
+            self.checksums_signature_filename,
+        ]
         return [n for n in names if n]
 
     @property
@@ -165,13 +187,17 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
     path = candidate if looks_like_path else RECIPES_DIR / f"{text}.toml"
     if not path.is_file():
         if candidate.is_dir():
-            raise RecipeError(f"{candidate} is a folder, not a recipe file; give the path of a "
-                              f"recipe .toml file or a name from {RECIPES_DIR}")
+            raise RecipeError(
+                f"{candidate} is a folder, not a recipe file; give the path of a "
+                f"recipe .toml file or a name from {RECIPES_DIR}"
+            )
         if looks_like_path:
             raise RecipeError(f"recipe file {path} does not exist")
         known = ", ".join(available_recipes()) or "none"
-        raise RecipeError(f"no recipe named {text!r} (known: {known}); give a name from "
-                          f"{RECIPES_DIR} or the path of a .toml file")
+        raise RecipeError(
+            f"no recipe named {text!r} (known: {known}); give a name from "
+            f"{RECIPES_DIR} or the path of a .toml file"
+        )
     try:
         raw = path.read_bytes()
         data = tomllib.loads(raw.decode("utf-8"))
@@ -201,7 +227,8 @@ def check_glibc(recipe: Recipe, glibc: GlibcVersion | str | None) -> GlibcVersio
         raise RecipeError(
             f"recipe {recipe.name} builds on glibc {recipe.glibc}, newer than --glibc {glibc}: "
             f"its output could need symbols glibc {glibc} lacks; pick a recipe whose glibc is "
-            f"at most {glibc} (shipped: {fitting}) or raise --glibc")
+            f"at most {glibc} (shipped: {fitting}) or raise --glibc"
+        )
     return glibc
 
 
@@ -233,9 +260,11 @@ class _Validator:
             hint = ""
             if where == "toolchain" or "packages" in extra:
                 hint = " (`packages` goes at the top level, before the first [table])"
-            raise self.fail(f"unknown key{'s' if len(extra) > 1 else ''} "
-                            f"{', '.join(extra)} in {where}; allowed: "
-                            f"{', '.join(sorted(allowed))}{hint}")
+            raise self.fail(
+                f"unknown key{'s' if len(extra) > 1 else ''} "
+                f"{', '.join(extra)} in {where}; allowed: "
+                f"{', '.join(sorted(allowed))}{hint}"
+            )
 
     def _str(self, table: dict[str, Any], key: str, where: str) -> str:
         """A required one-line string."""
@@ -279,8 +308,10 @@ class _Validator:
         self._unknown(data, _TOP_KEYS, "the recipe")
         name = self._str(data, "name", "")
         if not _NAME.match(name):
-            raise self.fail(f"name {name!r} must be lower-case letters, digits, '.', '_' or '-' "
-                            "(it becomes part of an image tag)")
+            raise self.fail(
+                f"name {name!r} must be lower-case letters, digits, '.', '_' or '-' "
+                "(it becomes part of an image tag)"
+            )
         description = self._str(data, "description", "")
         try:
             glibc = GlibcVersion.parse(str(self._str(data, "glibc", "")), what="glibc")
@@ -288,16 +319,20 @@ class _Validator:
             raise self.fail(exc.message) from exc
         template = self._str(data, "template", "")
         if "/" in template or template.startswith("."):
-            raise self.fail(f"template {template!r} must be a file name (beside the recipe, or "
-                            f"in {TEMPLATES_DIR})")
+            raise self.fail(
+                f"template {template!r} must be a file name (beside the recipe, or "
+                f"in {TEMPLATES_DIR})"
+            )
         # A recipe of the user's own may bring its template beside it; else dockerfiles/.
         template_path = self.path.resolve().parent / template
         if not template_path.is_file():
             template_path = TEMPLATES_DIR / template
         if not template_path.is_file():
             known = ", ".join(sorted(p.name for p in TEMPLATES_DIR.glob("*.j2"))) or "none"
-            raise self.fail(f"template {template} is neither beside the recipe nor in "
-                            f"{TEMPLATES_DIR} (known: {known})")
+            raise self.fail(
+                f"template {template} is neither beside the recipe nor in "
+                f"{TEMPLATES_DIR} (known: {known})"
+            )
 
         base = self._table(data, "base", required=True)
         self._unknown(base, _BASE_KEYS, "[base]")
@@ -316,8 +351,11 @@ class _Validator:
         toolchain = self._table(data, "toolchain")
         for key, value in toolchain.items():
             if not isinstance(value, str):
-                hint = (" (`packages` goes at the top level, before the first [table])"
-                        if key == "packages" else "")
+                hint = (
+                    " (`packages` goes at the top level, before the first [table])"
+                    if key == "packages"
+                    else ""
+                )
                 raise self.fail(f"toolchain.{key} must be a version string, not {value!r}{hint}")
             self._single_line(value, f"toolchain.{key}")
         packages = self._str_list(data, "packages", "")
@@ -326,30 +364,42 @@ class _Validator:
                 raise self.fail(f"package {package!r} is not a package name")
 
         raw_sources = data.get("sources", [])
-        if not isinstance(raw_sources, list) or not all(isinstance(s, dict)
-                                                        for s in raw_sources):
+        if not isinstance(raw_sources, list) or not all(isinstance(s, dict) for s in raw_sources):
             raise self.fail("sources must be an array of tables ([[sources]])")
         sources = [self._source(i, s) for i, s in enumerate(raw_sources)]
         self._no_clashes(sources)
         try:
             template_text = template_path.read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:
-            raise self.fail(f"template {template_path} is not UTF-8 text (byte {exc.start}); "
-                            "save it as UTF-8") from None
+            raise self.fail(
+                f"template {template_path} is not UTF-8 text (byte {exc.start}); save it as UTF-8"
+            ) from None
         except OSError as exc:
-            raise self.fail(f"cannot read template {template_path} "
-                            f"({exc.strerror or exc})") from None
-        return Recipe(name=name, description=description, path=self.path.resolve(),
-                      glibc=glibc, template=template, template_path=template_path,
-                      base_image=base_image, debootstrap=debootstrap, env=dict(env),
-                      toolchain=dict(toolchain), packages=packages, sources=sources,
-                      raw=self.raw, template_text=template_text)
+            raise self.fail(
+                f"cannot read template {template_path} ({exc.strerror or exc})"
+            ) from None
+        return Recipe(
+            name=name,
+            description=description,
+            path=self.path.resolve(),
+            glibc=glibc,
+            template=template,
+            template_path=template_path,
+            base_image=base_image,
+            debootstrap=debootstrap,
+            env=dict(env),
+            toolchain=dict(toolchain),
+            packages=packages,
+            sources=sources,
+            raw=self.raw,
+            template_text=template_text,
+        )
 
     def _debootstrap(self, value: Any) -> dict[str, Any] | None:
         if value is None:
             return None
         if not isinstance(value, dict):
-            raise self.fail("base.debootstrap must be a table, e.g. { suite = \"bullseye\" }")
+            raise self.fail('base.debootstrap must be a table, e.g. { suite = "bullseye" }')
         self._unknown(value, _DEBOOTSTRAP_KEYS, "base.debootstrap")
         result: dict[str, Any] = {"suite": self._str(value, "suite", "base.debootstrap.")}
         for key in ("variant", "mirror", "arch"):
@@ -373,10 +423,12 @@ class _Validator:
         name = self._optional_str(table, "name", where) or filename
         where = f"source {name!r}: "
         if not _FILENAME.match(filename):
-            raise self.fail(f"{where}file name {filename!r} is not a plain file name; set "
-                            "`filename`")
-        mirrors = tuple(self._url(m, f"{where}mirror")
-                        for m in self._str_list(table, "mirrors", where))
+            raise self.fail(
+                f"{where}file name {filename!r} is not a plain file name; set `filename`"
+            )
+        mirrors = tuple(
+            self._url(m, f"{where}mirror") for m in self._str_list(table, "mirrors", where)
+        )
         sha256 = self._optional_str(table, "sha256", where)
         if sha256 is not None:
             sha256 = sha256.lower()
@@ -385,35 +437,56 @@ class _Validator:
         signature = self._optional_str(table, "signature", where)
         checksums = self._optional_str(table, "checksums", where)
         checksums_sig = self._optional_str(table, "checksums_signature", where)
-        for value, key in ((signature, "signature"), (checksums, "checksums"),
-                           (checksums_sig, "checksums_signature")):
+        for value, key in (
+            (signature, "signature"),
+            (checksums, "checksums"),
+            (checksums_sig, "checksums_signature"),
+        ):
             if value is not None:
                 self._url(value, f"{where}{key}")
         if bool(checksums) != bool(checksums_sig):
-            raise self.fail(f"{where}`checksums` and `checksums_signature` go together: an "
-                            "unsigned list proves nothing")
+            raise self.fail(
+                f"{where}`checksums` and `checksums_signature` go together: an "
+                "unsigned list proves nothing"
+            )
         if not (sha256 or signature or checksums):
-            raise self.fail(f"{where}nothing would verify it; give sha256, signature, or "
-                            "checksums + checksums_signature")
+            raise self.fail(
+                f"{where}nothing would verify it; give sha256, signature, or "
+                "checksums + checksums_signature"
+            )
         keys = tuple(self._key(k, where) for k in self._str_list(table, "keys", where))
         fingerprints = []
         for text in self._str_list(table, "fingerprints", where):
             fpr = normalize_fingerprint(text)
             if fpr is None:
-                raise self.fail(f"{where}fingerprint {text!r} is not a full 40-hex-digit key "
-                                "fingerprint (short key ids can be forged)")
+                raise self.fail(
+                    f"{where}fingerprint {text!r} is not a full 40-hex-digit key "
+                    "fingerprint (short key ids can be forged)"
+                )
             fingerprints.append(fpr)
         if signature or checksums:
             if not keys or not fingerprints:
-                raise self.fail(f"{where}a signature needs both `keys` (key files or URLs) and "
-                                "`fingerprints` (the primary keys allowed to sign)")
+                raise self.fail(
+                    f"{where}a signature needs both `keys` (key files or URLs) and "
+                    "`fingerprints` (the primary keys allowed to sign)"
+                )
         elif keys or fingerprints:
-            raise self.fail(f"{where}`keys`/`fingerprints` given but nothing is signed; add "
-                            "`signature` or `checksums`")
-        return Source(name=name, url=url, filename=filename, mirrors=mirrors, sha256=sha256,
-                      signature=signature, checksums=checksums,
-                      checksums_signature=checksums_sig, keys=keys,
-                      fingerprints=tuple(fingerprints))
+            raise self.fail(
+                f"{where}`keys`/`fingerprints` given but nothing is signed; add "
+                "`signature` or `checksums`"
+            )
+        return Source(
+            name=name,
+            url=url,
+            filename=filename,
+            mirrors=mirrors,
+            sha256=sha256,
+            signature=signature,
+            checksums=checksums,
+            checksums_signature=checksums_sig,
+            keys=keys,
+            fingerprints=tuple(fingerprints),
+        )
 
     def _key(self, text: str, where: str) -> str:
         """A key URL stays a URL; a path is resolved against the recipe's folder, then rsrc/,
@@ -424,13 +497,18 @@ class _Validator:
         if path.is_absolute():
             candidates = [path]
         else:
-            candidates = [self.path.resolve().parent / path, DEFAULT_RSRC / path,
-                          KEYS_DIR.parent / path]
+            candidates = [
+                self.path.resolve().parent / path,
+                DEFAULT_RSRC / path,
+                KEYS_DIR.parent / path,
+            ]
         for candidate in candidates:
             if candidate.is_file():
                 return str(candidate.resolve())
-        raise self.fail(f"{where}key file {text!r} not found (looked in "
-                        f"{', '.join(str(c.parent) for c in candidates)})")
+        raise self.fail(
+            f"{where}key file {text!r} not found (looked in "
+            f"{', '.join(str(c.parent) for c in candidates)})"
+        )
 
     def _no_clashes(self, sources: list[Source]) -> None:
         """Two sources may share a companion (one signed list), never a file name otherwise."""
@@ -442,10 +520,14 @@ class _Validator:
             names.add(src.name)
             entries = [(src.filename, src.url, True)] + [
                 (url_filename(u), u, False)
-                for u in (src.signature, src.checksums, src.checksums_signature) if u]
+                for u in (src.signature, src.checksums, src.checksums_signature)
+                if u
+            ]
             for filename, url, is_main in entries:
                 previous = owners.get(filename)
                 if previous and (is_main or previous[2] or previous[1] != url):
-                    raise self.fail(f"sources {previous[0]!r} and {src.name!r} would both "
-                                    f"write rsrc/{filename}; set `filename`")
+                    raise self.fail(
+                        f"sources {previous[0]!r} and {src.name!r} would both "
+                        f"write rsrc/{filename}; set `filename`"
+                    )
                 owners[filename] = (src.name, url, is_main)

@@ -85,35 +85,48 @@ def render_dockerfile(recipe: Recipe, glibc: GlibcVersion | str | None = None) -
         # Render the text read at load time: exactly the bytes Recipe.digest() covered.
         env = environment(template_search_path(recipe))
         template = env.template_class.from_code(
-            env, env.compile(recipe.template_text, recipe.template, name), env.make_globals(None),
-            None)
+            env,
+            env.compile(recipe.template_text, recipe.template, name),
+            env.make_globals(None),
+            None,
+        )
         text = template.render(context)
     except jinja2.UndefinedError as exc:
-        raise RecipeError(f"recipe {recipe.name}: template {name}{_line(exc, name)} needs "
-                          f"something the recipe does not give ({exc.message}); add it to "
-                          f"{recipe.path.name}") from None
+        raise RecipeError(
+            f"recipe {recipe.name}: template {name}{_line(exc, name)} needs "
+            f"something the recipe does not give ({exc.message}); add it to "
+            f"{recipe.path.name}"
+        ) from None
     except jinja2.TemplateNotFound as exc:
-        raise RecipeError(f"template {name}{_line(exc, name)} includes {exc.name}, which is "
-                          f"neither beside the recipe nor in {TEMPLATES_DIR}") from None
+        raise RecipeError(
+            f"template {name}{_line(exc, name)} includes {exc.name}, which is "
+            f"neither beside the recipe nor in {TEMPLATES_DIR}"
+        ) from None
     except jinja2.TemplateSyntaxError as exc:
         where = exc.filename or name
-        raise RecipeError(f"template {where} line {exc.lineno} is broken: {exc.message}") \
-            from None
-    except UnicodeDecodeError as exc:   # an included file; the template itself is read earlier
-        raise RecipeError(f"template {name}{_line(exc, name)} includes a file that is not UTF-8 "
-                          f"text ({_included_file(exc) or 'an included template'}); save it as "
-                          "UTF-8") from None
+        raise RecipeError(f"template {where} line {exc.lineno} is broken: {exc.message}") from None
+    except UnicodeDecodeError as exc:  # an included file; the template itself is read earlier
+        raise RecipeError(
+            f"template {name}{_line(exc, name)} includes a file that is not UTF-8 "
+            f"text ({_included_file(exc) or 'an included template'}); save it as "
+            "UTF-8"
+        ) from None
     except Exception as exc:  # noqa: BLE001 - the template is the user's code
-        raise RecipeError(f"template {name}{_line(exc, name)} failed: {type(exc).__name__}: "
-                          f"{exc}; fix the expression there") from None
+        raise RecipeError(
+            f"template {name}{_line(exc, name)} failed: {type(exc).__name__}: "
+            f"{exc}; fix the expression there"
+        ) from None
     return text.rstrip("\n").replace("\r\n", "\n") + "\n"
 
 
 def _template_frames(exc: BaseException) -> list[traceback.FrameSummary]:
     """The frames of templates in `exc`'s traceback (jinja2 rewrites them to name the template
     file and its line), innermost last."""
-    return [frame for frame in traceback.extract_tb(exc.__traceback__)
-            if not frame.filename.endswith(".py") and not frame.filename.startswith("<")]
+    return [
+        frame
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if not frame.filename.endswith(".py") and not frame.filename.startswith("<")
+    ]
 
 
 def _line(exc: BaseException, name: str) -> str:

@@ -54,8 +54,9 @@ def _cc_flags(env: Mapping[str, str], target: Target, name: str) -> str:
     return ""
 
 
-def environment(crate: Crate, target: Target, env: Mapping[str, str],
-                remaps: Iterable[tuple[str, str]]) -> dict[str, str]:
+def environment(
+    crate: Crate, target: Target, env: Mapping[str, str], remaps: Iterable[tuple[str, str]]
+) -> dict[str, str]:
     """Variables for cargo: C/C++ path maps (kept with the user's flags), no incremental
     state, and SOURCE_DATE_EPOCH from the last commit when the crate is in git."""
     prefix_maps = " ".join(f"-ffile-prefix-map={src}={dst}" for src, dst in remaps)
@@ -74,17 +75,18 @@ def last_commit_time(folder: Path) -> str | None:
     git = shutil.which("git")
     if not git:
         return None
-    proc = subprocess.run([git, "-C", str(folder), "log", "-1", "--format=%ct"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [git, "-C", str(folder), "log", "-1", "--format=%ct"], capture_output=True, text=True
+    )
     value = proc.stdout.strip()
     return value if proc.returncode == 0 and value.isdigit() else None
 
 
 @dataclass(frozen=True)
 class Difference:
-    name: str                 # library file name
-    sections: list[str]       # sections whose bytes differ (or "<file layout>")
-    diffoscope: str = ""      # diffoscope's text output, when it is installed
+    name: str  # library file name
+    sections: list[str]  # sections whose bytes differ (or "<file layout>")
+    diffoscope: str = ""  # diffoscope's text output, when it is installed
 
 
 def differing_sections(a: Path, b: Path) -> list[str]:
@@ -115,8 +117,9 @@ def compare(first: Sequence[Path], second: Sequence[Path]) -> list[Difference]:
         elif sha256_file(a) != sha256_file(b):
             text = ""
             if shutil.which("diffoscope"):
-                proc = subprocess.run(["diffoscope", "--text", "-", str(a), str(b)],
-                                      capture_output=True, text=True)
+                proc = subprocess.run(
+                    ["diffoscope", "--text", "-", str(a), str(b)], capture_output=True, text=True
+                )
                 text = proc.stdout[-4000:]
             differences.append(Difference(a.name, differing_sections(a, b), text))
     return differences

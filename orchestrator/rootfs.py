@@ -18,8 +18,14 @@ from .logger import info, step
 from .paths import cache_dir
 from .rootdest import dest_source, host_debian_arch, prepare_dest
 
-__all__ = ["copy_root", "debootstrap_root", "is_image_archive", "resolve_root", "run_rootfs",
-           "unpack_image"]
+__all__ = [
+    "copy_root",
+    "debootstrap_root",
+    "is_image_archive",
+    "resolve_root",
+    "run_rootfs",
+    "unpack_image",
+]
 
 
 def resolve_root(root_or_archive: Path) -> Path:
@@ -53,8 +59,16 @@ def _already_there(dest: Path, source: str) -> bool:
     return dest.is_dir() and not dest.is_symlink() and dest_source(dest) == source
 
 
-def run_rootfs(*, suite: str | None, image: Path | None, dest: Path, arch: str | None,
-               variant: str, include: str | None, mirror: str | None) -> int:
+def run_rootfs(
+    *,
+    suite: str | None,
+    image: Path | None,
+    dest: Path,
+    arch: str | None,
+    variant: str,
+    include: str | None,
+    mirror: str | None,
+) -> int:
     """`build.py rootfs`: a root in DEST, from debootstrap (via the cache) or an image.
 
     Two runs into one DEST take turns on a lock: the second finds DEST taken and exits 2
@@ -74,8 +88,11 @@ def run_rootfs(*, suite: str | None, image: Path | None, dest: Path, arch: str |
         info(f"root ready: {dest} (already made from the same source)")
         return 0
     prepare_dest(dest)  # before a slow debootstrap, not after
-    root = debootstrap_root(suite, arch=arch, variant=variant, include=packages,
-                            mirror=mirror) if suite is not None else None
+    root = (
+        debootstrap_root(suite, arch=arch, variant=variant, include=packages, mirror=mirror)
+        if suite is not None
+        else None
+    )
     with locked(_dest_lock(dest)):
         if _already_there(dest, source):  # another run made it while we waited
             info(f"root ready: {dest} (made by another run from the same source)")

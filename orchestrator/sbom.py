@@ -75,13 +75,21 @@ def read_cargo_lock(path: Path) -> list[LockedPackage]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise BadInput(f"{path}: cannot read it as a Cargo.lock ({exc}); run "
-                       "`cargo generate-lockfile` in the crate") from exc
+        raise BadInput(
+            f"{path}: cannot read it as a Cargo.lock ({exc}); run "
+            "`cargo generate-lockfile` in the crate"
+        ) from exc
     packages = []
     for entry in data.get("package", []):
-        packages.append(LockedPackage(
-            name=str(entry["name"]), version=str(entry["version"]), source=entry.get("source"),
-            checksum=entry.get("checksum"), dependencies=tuple(entry.get("dependencies", ()))))
+        packages.append(
+            LockedPackage(
+                name=str(entry["name"]),
+                version=str(entry["version"]),
+                source=entry.get("source"),
+                checksum=entry.get("checksum"),
+                dependencies=tuple(entry.get("dependencies", ())),
+            )
+        )
     return packages
 
 
@@ -95,12 +103,16 @@ def cargo_purl(package: LockedPackage) -> PackageURL:
         kind, _, url = source.partition("+")
         if kind == "git":
             parts = urlsplit(url)
-            qualifiers["vcs_url"] = "git+" + urlunsplit(parts._replace(query="", fragment="")) + (
-                f"@{parts.fragment}" if parts.fragment else "")
+            qualifiers["vcs_url"] = (
+                "git+"
+                + urlunsplit(parts._replace(query="", fragment=""))
+                + (f"@{parts.fragment}" if parts.fragment else "")
+            )
         else:
             qualifiers["repository_url"] = url
-    return PackageURL(type="cargo", name=package.name, version=package.version,
-                      qualifiers=qualifiers or None)
+    return PackageURL(
+        type="cargo", name=package.name, version=package.version, qualifiers=qualifiers or None
+    )
 
 
 def _distribution(package: LockedPackage) -> list[ExternalReference]:
@@ -109,8 +121,11 @@ def _distribution(package: LockedPackage) -> list[ExternalReference]:
         url = f"https://crates.io/api/v1/crates/{package.name}/{package.version}/download"
         return [ExternalReference(type=ExternalReferenceType.DISTRIBUTION, url=XsUri(url))]
     if package.source and package.source.startswith("git+"):
-        return [ExternalReference(type=ExternalReferenceType.VCS,
-                                  url=XsUri(package.source.removeprefix("git+")))]
+        return [
+            ExternalReference(
+                type=ExternalReferenceType.VCS, url=XsUri(package.source.removeprefix("git+"))
+            )
+        ]
     return []
 
 
@@ -130,8 +145,13 @@ def _resolve(reference: str, packages: Sequence[LockedPackage]) -> LockedPackage
     name, _, rest = reference.partition(" ")
     version, _, source = rest.partition(" ")
     source = source.strip("()")
-    matches = [p for p in packages if p.name == name and (not version or p.version == version)
-               and (not source or p.source == source)]
+    matches = [
+        p
+        for p in packages
+        if p.name == name
+        and (not version or p.version == version)
+        and (not source or p.source == source)
+    ]
     return matches[0] if len(matches) == 1 else None
 
 
@@ -141,9 +161,14 @@ def serial_number(inputs: Mapping[str, Any]) -> uuid.UUID:
     return uuid.uuid5(SERIAL_NAMESPACE, hashlib.sha256(canonical.encode()).hexdigest())
 
 
-def make_sbom(*, cargo_lock: Path, cargo_metadata: Mapping[str, Any],
-              toolchain: Mapping[str, str], libraries: Iterable[BuiltLibrary],
-              source_date_epoch: int) -> bytes:
+def make_sbom(
+    *,
+    cargo_lock: Path,
+    cargo_metadata: Mapping[str, Any],
+    toolchain: Mapping[str, str],
+    libraries: Iterable[BuiltLibrary],
+    source_date_epoch: int,
+) -> bytes:
     """The CycloneDX 1.6 JSON document of one build, as bytes (UTF-8, ending in a newline)."""
     packages = read_cargo_lock(cargo_lock)
     licenses = licenses_from_metadata(cargo_metadata)
@@ -155,26 +180,44 @@ def make_sbom(*, cargo_lock: Path, cargo_metadata: Mapping[str, Any],
         purl = cargo_purl(package)
         expression = licenses.get((package.name, package.version, package.source))
         components[purl.to_string()] = Component(
-            type=ComponentType.LIBRARY, name=package.name, version=package.version,
-            bom_ref=purl.to_string(), purl=purl,
+            type=ComponentType.LIBRARY,
+            name=package.name,
+            version=package.version,
+            bom_ref=purl.to_string(),
+            purl=purl,
             hashes=[HashType(alg=HashAlgorithm.SHA_256, content=package.checksum)]
-            if package.checksum else None,
+            if package.checksum
+            else None,
             licenses=[factory.make_from_string(expression)] if expression else None,
             external_references=_distribution(package),
             properties=[Property(name=SOURCE_PROPERTY, value=package.source)]
-            if package.source else None)
+            if package.source
+            else None,
+        )
     for library in built:
-        purl = PackageURL(type="generic", name=library.name,
-                          qualifiers={"checksum": f"sha256:{library.sha256}"})
+        purl = PackageURL(
+            type="generic", name=library.name, qualifiers={"checksum": f"sha256:{library.sha256}"}
+        )
         components[purl.to_string()] = Component(
-            type=ComponentType.LIBRARY, name=library.name, bom_ref=purl.to_string(), purl=purl,
-            hashes=[HashType(alg=HashAlgorithm.SHA_256, content=library.sha256)])
+            type=ComponentType.LIBRARY,
+            name=library.name,
+            bom_ref=purl.to_string(),
+            purl=purl,
+            hashes=[HashType(alg=HashAlgorithm.SHA_256, content=library.sha256)],
+        )
 
     tools = ToolRepository()
     for name, version in sorted({"glibc-build": __version__, **toolchain}.items()):
         purl = PackageURL(type="generic", name=name, version=version)
-        tools.components.add(Component(type=ComponentType.APPLICATION, name=name,
-                                       version=version, bom_ref=purl.to_string(), purl=purl))
+        tools.components.add(
+            Component(
+                type=ComponentType.APPLICATION,
+                name=name,
+                version=version,
+                bom_ref=purl.to_string(),
+                purl=purl,
+            )
+        )
 
     inputs = {
         "cargo_lock": hashlib.sha256(cargo_lock.read_bytes()).hexdigest(),
@@ -183,13 +226,18 @@ def make_sbom(*, cargo_lock: Path, cargo_metadata: Mapping[str, Any],
         "libraries": [[lib.name, lib.sha256] for lib in built],
         "source_date_epoch": source_date_epoch,
     }
-    bom = Bom(serial_number=serial_number(inputs), components=components.values(),
-              metadata=BomMetaData(
-                  timestamp=datetime.fromtimestamp(source_date_epoch, tz=timezone.utc),
-                  tools=tools))
+    bom = Bom(
+        serial_number=serial_number(inputs),
+        components=components.values(),
+        metadata=BomMetaData(
+            timestamp=datetime.fromtimestamp(source_date_epoch, tz=timezone.utc), tools=tools
+        ),
+    )
     for package in packages:
-        depends_on = [components[cargo_purl(dep).to_string()]
-                      for dep in (_resolve(ref, packages) for ref in package.dependencies)
-                      if dep is not None]
+        depends_on = [
+            components[cargo_purl(dep).to_string()]
+            for dep in (_resolve(ref, packages) for ref in package.dependencies)
+            if dep is not None
+        ]
         bom.register_dependency(components[cargo_purl(package).to_string()], depends_on)
     return JsonV1Dot6(bom).output_as_string(indent=2).encode() + b"\n"

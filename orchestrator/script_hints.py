@@ -28,12 +28,14 @@ else:  # pragma: no cover - exercised on older Pythons only
 
 SYSTEM_LIBRARIES_FILE = RESOURCES_DIR / "system-libraries.toml"
 _PKG_CONFIG_CRATE = re.compile(
-    r"The system library `([^`]+)` required by crate `([^`]+)` was not found")
+    r"The system library `([^`]+)` required by crate `([^`]+)` was not found"
+)
 _PKG_CONFIG_TOOL = re.compile(r"Package '?([\w.+-]+?)'?,? (?:required by .*, )?(?:was )?not found")
 _CONFIGURE_DIR = re.compile(r"configure: error: in [`']([^'`]+)'")
 _CANNOT_CREATE = "C compiler cannot create executables"
 _MISSING_HEADER = re.compile(
-    r"fatal error: '?([\w./+-]+\.h(?:pp)?)'?(?:: No such file or directory| file not found)")
+    r"fatal error: '?([\w./+-]+\.h(?:pp)?)'?(?:: No such file or directory| file not found)"
+)
 _CRATE_OF_SCRIPT = re.compile(r"failed to run custom build command for `([\w-]+) v")
 _OPENSSL_NOT_FOUND = "Could not find directory of OpenSSL installation"
 
@@ -73,11 +75,15 @@ def pkg_config_hint(text: str) -> str | None:
     package = pc_packages().get(module)
     who = f"{crate} needs" if crate else "a build script needs"
     if package:
-        return (f"{who} the system library {module} ({module}.pc), which zig does not provide:"
-                f" add --system-package {package} (its Debian package)")
-    return (f"{who} the system library {module} ({module}.pc), which zig does not provide: "
-            "add --system-package with the Debian -dev package that holds "
-            f"{module}.pc (https://packages.debian.org/file:{module}.pc)")
+        return (
+            f"{who} the system library {module} ({module}.pc), which zig does not provide:"
+            f" add --system-package {package} (its Debian package)"
+        )
+    return (
+        f"{who} the system library {module} ({module}.pc), which zig does not provide: "
+        "add --system-package with the Debian -dev package that holds "
+        f"{module}.pc (https://packages.debian.org/file:{module}.pc)"
+    )
 
 
 def config_log_error(log: Path) -> str | None:
@@ -88,8 +94,9 @@ def config_log_error(log: Path) -> str | None:
         return None
     for line in lines:
         text = line.strip()
-        if re.search(r"(error|cannot find|undefined reference|unable to)", text, re.I) and \
-                not text.startswith(("configure:", "|", "#")):
+        if re.search(
+            r"(error|cannot find|undefined reference|unable to)", text, re.I
+        ) and not text.startswith(("configure:", "|", "#")):
             return text
     return None
 
@@ -113,9 +120,11 @@ def header_hint(text: str) -> str | None:
     header = found.group(1)
     crate = _failed_crate(text)
     who = f"{crate}'s C part" if crate else "a C part"
-    return (f"{who} includes {header}, which is not among zig's libc headers: add "
-            "--system-package with the Debian -dev package that holds it "
-            f"(https://packages.debian.org/file:{header})")
+    return (
+        f"{who} includes {header}, which is not among zig's libc headers: add "
+        "--system-package with the Debian -dev package that holds it "
+        f"(https://packages.debian.org/file:{header})"
+    )
 
 
 RULES: tuple[Callable[[str], str | None], ...] = (pkg_config_hint, configure_hint, header_hint)

@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from .errors import UsageError
 
 # linux/filter.h, linux/bpf_common.h: classic BPF opcodes.
-BPF_LD_W_ABS = 0x00 | 0x00 | 0x20     # BPF_LD | BPF_W | BPF_ABS
-BPF_JEQ_K = 0x05 | 0x10 | 0x00        # BPF_JMP | BPF_JEQ | BPF_K
-BPF_JGT_K = 0x05 | 0x20 | 0x00        # BPF_JMP | BPF_JGT | BPF_K
-BPF_JGE_K = 0x05 | 0x30 | 0x00        # BPF_JMP | BPF_JGE | BPF_K
-BPF_RET_K = 0x06 | 0x00               # BPF_RET | BPF_K
-BPF_MAXINSNS = 4096                   # linux/bpf_common.h: the kernel refuses longer programs
+BPF_LD_W_ABS = 0x00 | 0x00 | 0x20  # BPF_LD | BPF_W | BPF_ABS
+BPF_JEQ_K = 0x05 | 0x10 | 0x00  # BPF_JMP | BPF_JEQ | BPF_K
+BPF_JGT_K = 0x05 | 0x20 | 0x00  # BPF_JMP | BPF_JGT | BPF_K
+BPF_JGE_K = 0x05 | 0x30 | 0x00  # BPF_JMP | BPF_JGE | BPF_K
+BPF_RET_K = 0x06 | 0x00  # BPF_RET | BPF_K
+BPF_MAXINSNS = 4096  # linux/bpf_common.h: the kernel refuses longer programs
 
 # linux/seccomp.h: actions, and the offsets in struct seccomp_data {int nr; __u32 arch; ...}.
 SECCOMP_RET_KILL_PROCESS = 0x80000000  # since 4.14; older kernels kill the thread instead
@@ -69,29 +69,36 @@ def _allow_range(low: int, high: int) -> list[Instruction]:
     allow = Instruction(code=BPF_RET_K, k=SECCOMP_RET_ALLOW)
     if low == high:
         return [Instruction(code=BPF_JEQ_K, k=low, jt=0, jf=1), allow]
-    return [Instruction(code=BPF_JGE_K, k=low, jt=0, jf=2),    # nr < low: next test
-            Instruction(code=BPF_JGT_K, k=high, jt=1, jf=0),   # nr > high: next test
-            allow]
+    return [
+        Instruction(code=BPF_JGE_K, k=low, jt=0, jf=2),  # nr < low: next test
+        Instruction(code=BPF_JGT_K, k=high, jt=1, jf=0),  # nr > high: next test
+        allow,
+    ]
 
 
 def program(allowed: Iterable[int], arch: str) -> list[Instruction]:
     """The filter for ARCH allowing only the system calls numbered ALLOWED; others trap."""
     if arch not in AUDIT_ARCH:
-        raise UsageError(f"a kernel floor can only be simulated on {', '.join(AUDIT_ARCH)}, "
-                         f"not {arch}")
+        raise UsageError(
+            f"a kernel floor can only be simulated on {', '.join(AUDIT_ARCH)}, not {arch}"
+        )
     kill = Instruction(code=BPF_RET_K, k=SECCOMP_RET_KILL_PROCESS)
-    code = [Instruction(code=BPF_LD_W_ABS, k=OFFSET_ARCH),
-            Instruction(code=BPF_JEQ_K, k=AUDIT_ARCH[arch], jt=1, jf=0),
-            kill,
-            Instruction(code=BPF_LD_W_ABS, k=OFFSET_NR)]
+    code = [
+        Instruction(code=BPF_LD_W_ABS, k=OFFSET_ARCH),
+        Instruction(code=BPF_JEQ_K, k=AUDIT_ARCH[arch], jt=1, jf=0),
+        kill,
+        Instruction(code=BPF_LD_W_ABS, k=OFFSET_NR),
+    ]
     if arch == "x86_64":
         code += [Instruction(code=BPF_JGE_K, k=X32_SYSCALL_BIT, jt=0, jf=1), kill]
     for low, high in ranges(allowed):
         code += _allow_range(low, high)
     code.append(Instruction(code=BPF_RET_K, k=SECCOMP_RET_TRAP))
     if len(code) > BPF_MAXINSNS:
-        raise UsageError(f"the seccomp filter would have {len(code)} instructions, more than "
-                         f"the kernel's {BPF_MAXINSNS}")
+        raise UsageError(
+            f"the seccomp filter would have {len(code)} instructions, more than "
+            f"the kernel's {BPF_MAXINSNS}"
+        )
     return code
 
 
@@ -104,5 +111,6 @@ def decode(data: bytes) -> list[Instruction]:
     """The inverse of encode (for tests and for reading a filter file back)."""
     if len(data) % _INSTRUCTION.size:
         raise ValueError(f"{len(data)} bytes is not a whole number of BPF instructions")
-    return [Instruction(code=c, jt=jt, jf=jf, k=k)
-            for c, jt, jf, k in _INSTRUCTION.iter_unpack(data)]
+    return [
+        Instruction(code=c, jt=jt, jf=jf, k=k) for c, jt, jf, k in _INSTRUCTION.iter_unpack(data)
+    ]

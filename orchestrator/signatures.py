@@ -75,7 +75,7 @@ def parse_status(text: str) -> list[SignatureStatus]:
     for line in text.splitlines():
         if not line.startswith(STATUS_PREFIX):
             continue
-        words = line[len(STATUS_PREFIX):].split()
+        words = line[len(STATUS_PREFIX) :].split()
         if not words:
             continue
         keyword, *args = words
@@ -129,9 +129,11 @@ def primary_fingerprints(listing: str) -> set[str]:
 def _tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
-        raise ToolchainError(f"`{name}` is not installed; it is needed to check signatures "
-                             "(Debian/Ubuntu: apt-get install gpg gpgv; Fedora: dnf install "
-                             "gnupg2)")
+        raise ToolchainError(
+            f"`{name}` is not installed; it is needed to check signatures "
+            "(Debian/Ubuntu: apt-get install gpg gpgv; Fedora: dnf install "
+            "gnupg2)"
+        )
     return path
 
 
@@ -143,8 +145,9 @@ class Keyring:
     home is deleted on exit, so nothing the user has in ~/.gnupg takes part.
     """
 
-    def __init__(self, key_files: Sequence[Path], *, what: str,
-                 labels: Mapping[Path, str] | None = None) -> None:
+    def __init__(
+        self, key_files: Sequence[Path], *, what: str, labels: Mapping[Path, str] | None = None
+    ) -> None:
         self.key_files = [Path(k) for k in key_files]
         self.what = what
         self.labels = dict(labels or {})  # key file -> how to name it (e.g. its URL)
@@ -162,26 +165,48 @@ class Keyring:
         gnupghome = self._home / "home"
         gnupghome.mkdir(mode=0o700)
         (self._home / "empty").mkdir(mode=0o700)
-        base = [gpg, "--homedir", str(gnupghome), "--batch", "--no-options", "--no-autostart",
-                "--no-tty", "--status-fd", "1"]
+        base = [
+            gpg,
+            "--homedir",
+            str(gnupghome),
+            "--batch",
+            "--no-options",
+            "--no-autostart",
+            "--no-tty",
+            "--status-fd",
+            "1",
+        ]
         try:
             for key_file in self.key_files:
                 if not key_file.is_file():
-                    raise VerificationFailed(f"{self.what}: key file {self.label(key_file)} "
-                                             "is missing")
-                proc = subprocess.run([*base, "--import", str(key_file.resolve())],
-                                      capture_output=True, text=True, check=False)
+                    raise VerificationFailed(
+                        f"{self.what}: key file {self.label(key_file)} is missing"
+                    )
+                proc = subprocess.run(
+                    [*base, "--import", str(key_file.resolve())],
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                )
                 imported = re.search(r"^\[GNUPG:\] IMPORT_RES (\d+)", proc.stdout, re.M)
                 if not imported or int(imported.group(1)) == 0:
                     raise VerificationFailed(
                         f"{self.what}: key file {self.label(key_file)} holds no OpenPGP public "
-                        f"key ({proc.stderr.strip().splitlines()[-1:] or 'gpg said nothing'})")
+                        f"key ({proc.stderr.strip().splitlines()[-1:] or 'gpg said nothing'})"
+                    )
                 self.fingerprints_by_file[key_file] = imported_fingerprints(proc.stdout)
-            subprocess.run([*base, "--export", "--output", str(self.keyring_path)],
-                           capture_output=True, text=True, check=True)
-            listing = subprocess.run([*base, "--with-colons", "--fixed-list-mode",
-                                      "--list-keys"], capture_output=True, text=True,
-                                     check=True).stdout
+            subprocess.run(
+                [*base, "--export", "--output", str(self.keyring_path)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            listing = subprocess.run(
+                [*base, "--with-colons", "--fixed-list-mode", "--list-keys"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
         except BaseException:
             self.__exit__(None, None, None)
             raise
@@ -206,12 +231,20 @@ class Keyring:
             raise VerificationFailed(
                 f"{what}: none of the pinned fingerprints ({', '.join(sorted(pinned_set))}) "
                 f"belongs to a key in {', '.join(self.label(k) for k in self.key_files)}; fix "
-                "`keys` or `fingerprints` in the recipe")
+                "`keys` or `fingerprints` in the recipe"
+            )
         return pinned_set
 
-    def verify(self, signature: Path, data: Path, pinned: Sequence[str], *, what: str,
-               allow_expired_key: bool = False,
-               signature_name: str | None = None) -> SignatureStatus:
+    def verify(
+        self,
+        signature: Path,
+        data: Path,
+        pinned: Sequence[str],
+        *,
+        what: str,
+        allow_expired_key: bool = False,
+        signature_name: str | None = None,
+    ) -> SignatureStatus:
         """Check `signature` over `data`; return the accepted signature or raise.
 
         `what` names the file for the user (e.g. `llvm-5.0.2.src.tar.xz`), `signature_name`
@@ -222,21 +255,44 @@ class Keyring:
         sig_name = signature_name or signature.name
         pinned_set = self.require_pinned(pinned, what=what)
         proc = subprocess.run(
-            [_tool("gpgv"), "--homedir", str(self._home / "empty"), "--keyring",
-             str(self.keyring_path), "--status-fd", "1", str(signature.resolve()),
-             str(data.resolve())],
-            capture_output=True, text=True, check=False)
-        accepted = judge(parse_status(proc.stdout), pinned_set, what=what, sig_name=sig_name,
-                         allow_expired_key=allow_expired_key)
+            [
+                _tool("gpgv"),
+                "--homedir",
+                str(self._home / "empty"),
+                "--keyring",
+                str(self.keyring_path),
+                "--status-fd",
+                "1",
+                str(signature.resolve()),
+                str(data.resolve()),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        accepted = judge(
+            parse_status(proc.stdout),
+            pinned_set,
+            what=what,
+            sig_name=sig_name,
+            allow_expired_key=allow_expired_key,
+        )
         if proc.returncode != 0:
-            raise VerificationFailed(f"{what}: gpgv did not accept {sig_name} "
-                                     f"(exit {proc.returncode}); refusing it")
+            raise VerificationFailed(
+                f"{what}: gpgv did not accept {sig_name} (exit {proc.returncode}); refusing it"
+            )
         self.verified_by.add(accepted.primary_fingerprint)
         return accepted
 
 
-def judge(blocks: list[SignatureStatus], pinned: set[str], *, what: str, sig_name: str,
-          allow_expired_key: bool) -> SignatureStatus:
+def judge(
+    blocks: list[SignatureStatus],
+    pinned: set[str],
+    *,
+    what: str,
+    sig_name: str,
+    allow_expired_key: bool,
+) -> SignatureStatus:
     """The signature to accept among gpgv's verdicts, or VerificationFailed.
 
     Any refusing status (revoked, bad, unknown key...) refuses the file, even next to a good
@@ -252,7 +308,8 @@ def judge(blocks: list[SignatureStatus], pinned: set[str], *, what: str, sig_nam
         if refused:
             raise VerificationFailed(
                 f"{what}: {_REFUSED[refused[0]]} ({refused[0]} from key {block.keyid or '?'},"
-                f" signature {sig_name}); refusing it")
+                f" signature {sig_name}); refusing it"
+            )
         try:
             check_block(block, pinned, what=what, allow_expired_key=allow_expired_key)
         except VerificationFailed as problem:  # e.g. a second, unpinned co-signer
@@ -260,38 +317,50 @@ def judge(blocks: list[SignatureStatus], pinned: set[str], *, what: str, sig_nam
         else:
             accepted = accepted or block
     if accepted is None:
-        raise first_problem or VerificationFailed(f"{what}: no signature in {sig_name}; "
-                                                  "refusing it")
+        raise first_problem or VerificationFailed(
+            f"{what}: no signature in {sig_name}; refusing it"
+        )
     return accepted
 
 
-def check_block(block: SignatureStatus, pinned: set[str], *, what: str,
-                allow_expired_key: bool) -> None:
+def check_block(
+    block: SignatureStatus, pinned: set[str], *, what: str, allow_expired_key: bool
+) -> None:
     """Refuse one signature unless gpgv vouched for it and its primary key is pinned."""
-    if (block.validsig is None or len(block.validsig) < 10
-            or not ({"GOODSIG", "EXPKEYSIG"} & set(block.verdicts))):
-        raise VerificationFailed(f"{what}: gpgv gave no valid signature (status "
-                                 f"{' '.join(block.verdicts) or 'empty'}); refusing it")
+    if (
+        block.validsig is None
+        or len(block.validsig) < 10
+        or not ({"GOODSIG", "EXPKEYSIG"} & set(block.verdicts))
+    ):
+        raise VerificationFailed(
+            f"{what}: gpgv gave no valid signature (status "
+            f"{' '.join(block.verdicts) or 'empty'}); refusing it"
+        )
     fpr = block.primary_fingerprint
     if fpr not in pinned:
         raise VerificationFailed(
             f"{what}: signed by key {fpr}, which the recipe does not pin (pinned: "
             f"{', '.join(sorted(pinned))}); a key merely being in the keyring is not "
-            "enough, refusing it")
+            "enough, refusing it"
+        )
     sig_class = block.validsig[8]
     if sig_class.lower() not in DOCUMENT_CLASSES:
-        raise VerificationFailed(f"{what}: signature class {sig_class} is not a document "
-                                 "signature; refusing it")
+        raise VerificationFailed(
+            f"{what}: signature class {sig_class} is not a document signature; refusing it"
+        )
     hash_algo = int(block.validsig[7]) if block.validsig[7].isdigit() else 0
     if hash_algo in WEAK_HASH_ALGOS:
-        raise VerificationFailed(f"{what}: the signature uses {WEAK_HASH_ALGOS[hash_algo]}, "
-                                 "which can be forged; refusing it")
+        raise VerificationFailed(
+            f"{what}: the signature uses {WEAK_HASH_ALGOS[hash_algo]}, "
+            "which can be forged; refusing it"
+        )
     if "EXPKEYSIG" in block.verdicts:
         expired_at = min(block.key_expired_at, default=0)
         if not allow_expired_key:
             raise VerificationFailed(
                 f"{what}: signing key {fpr} has expired and the recipe pins no sha256 for "
-                "this file; pin its sha256 (checked by other means) to accept it")
+                "this file; pin its sha256 (checked by other means) to accept it"
+            )
         if not expired_at or block.created >= expired_at:
             raise VerificationFailed(f"{what}: signed after key {fpr} expired; refusing it")
 
@@ -311,9 +380,12 @@ def read_checksum_list(listing: Path, filename: str, *, what: str) -> str:
         if name == filename and _HEX_SHA256.match(digest):
             found.add(digest)
     if not found:
-        raise VerificationFailed(f"{what}: the signed list {listing.name} has no sha256 for "
-                                 f"{filename}")
+        raise VerificationFailed(
+            f"{what}: the signed list {listing.name} has no sha256 for {filename}"
+        )
     if len(found) > 1:
-        raise VerificationFailed(f"{what}: the signed list {listing.name} gives {filename} "
-                                 "several different sha256 values; refusing it")
+        raise VerificationFailed(
+            f"{what}: the signed list {listing.name} gives {filename} "
+            "several different sha256 values; refusing it"
+        )
     return found.pop()

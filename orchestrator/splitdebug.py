@@ -30,10 +30,12 @@ from elftools.elf.sections import NoteSection
 from .backends import GC_SECTIONS
 from .errors import BadInput, ToolchainError
 
-RUSTFLAGS = ("-C", "link-arg=-Wl,--build-id")   # rustc hands it to the linker (zig cc, gcc)
+RUSTFLAGS = ("-C", "link-arg=-Wl,--build-id")  # rustc hands it to the linker (zig cc, gcc)
 DEBUG_SUFFIX = ".debug"
-INSTALL_HINT = ("install GNU binutils (Debian/Ubuntu: apt-get install binutils; Fedora: dnf "
-                "install binutils; macOS: brew install binutils)")
+INSTALL_HINT = (
+    "install GNU binutils (Debian/Ubuntu: apt-get install binutils; Fedora: dnf "
+    "install binutils; macOS: brew install binutils)"
+)
 # Where the stripped copies are made, inside the build's own output folder.
 WORK_FOLDER = "split-debug"
 
@@ -79,21 +81,26 @@ def objcopy(environ: Mapping[str, str] | None = None) -> str:
     """GNU objcopy, or exit 3 saying how to install it."""
     found = shutil.which("objcopy", path=(environ or {}).get("PATH"))
     if found is None:
-        raise ToolchainError(f"--split-debug needs GNU objcopy, which is not on PATH: "
-                             f"{INSTALL_HINT}")
+        raise ToolchainError(
+            f"--split-debug needs GNU objcopy, which is not on PATH: {INSTALL_HINT}"
+        )
     return found
 
 
 def _run(tool: str, args: Sequence[str], library: Path, output: Path) -> None:
     """Run objcopy in `output`'s folder (so --add-gnu-debuglink records the bare name, which
     gdb looks for beside the library); nothing half-written is left on failure."""
-    done = subprocess.run([tool, *args], capture_output=True, text=True, check=False,
-                          cwd=output.parent)
+    done = subprocess.run(
+        [tool, *args], capture_output=True, text=True, check=False, cwd=output.parent
+    )
     if done.returncode != 0:
         output.unlink(missing_ok=True)
-        raise ToolchainError(f"--split-debug: `objcopy {' '.join(args)}` failed for "
-                             f"{library.name} (exit {done.returncode}); it needs GNU "
-                             f"binutils' objcopy: {INSTALL_HINT}", details=done.stderr.strip())
+        raise ToolchainError(
+            f"--split-debug: `objcopy {' '.join(args)}` failed for "
+            f"{library.name} (exit {done.returncode}); it needs GNU "
+            f"binutils' objcopy: {INSTALL_HINT}",
+            details=done.stderr.strip(),
+        )
 
 
 def split(library: Path, into: Path, *, tool: str | None = None) -> Split:
@@ -101,17 +108,23 @@ def split(library: Path, into: Path, *, tool: str | None = None) -> Split:
     copy in cargo's target folder stays as cargo wrote it (cargo hard-links it to deps/)."""
     found = build_id(library)
     if found is None:
-        raise ToolchainError(f"--split-debug: {library} has no GNU build-id note; the linker "
-                             f"ignored -Wl,--build-id (a recipe's own linker?): link with "
-                             f"--build-id so the .debug file can be found again")
+        raise ToolchainError(
+            f"--split-debug: {library} has no GNU build-id note; the linker "
+            f"ignored -Wl,--build-id (a recipe's own linker?): link with "
+            f"--build-id so the .debug file can be found again"
+        )
     tool = tool or objcopy()
     into.mkdir(parents=True, exist_ok=True)
     source = str(library.resolve())
     stripped, debug = into / library.name, into / (library.name + DEBUG_SUFFIX)
     _run(tool, ["--only-keep-debug", source, debug.name], library, debug)
     # objcopy records the debug file's name and its CRC-32 (binutils bfd/opncls.c).
-    _run(tool, ["--strip-debug", f"--add-gnu-debuglink={debug.name}", source, stripped.name],
-         library, stripped)
+    _run(
+        tool,
+        ["--strip-debug", f"--add-gnu-debuglink={debug.name}", source, stripped.name],
+        library,
+        stripped,
+    )
     return Split(library=stripped, debug=debug, build_id=found)
 
 

@@ -38,8 +38,9 @@ class KernelVersion:
     def parse(cls, text: str, *, what: str = "--kernel") -> KernelVersion:
         match = _KERNEL.match(text.strip())
         if not match:
-            raise UsageError(f"{what} {text!r} is not a Linux kernel version; write it as "
-                             "MAJOR.MINOR, e.g. 3.10")
+            raise UsageError(
+                f"{what} {text!r} is not a Linux kernel version; write it as MAJOR.MINOR, e.g. 3.10"
+            )
         major, minor, patch = match.groups()
         return cls(int(major), int(minor), int(patch or 0))
 
@@ -51,8 +52,8 @@ class KernelVersion:
 @dataclass(frozen=True)
 class Syscall:
     name: str
-    kernel: KernelVersion | None   # None: in the headers, not in man-pages' table
-    numbers: dict[str, int]        # architecture -> number
+    kernel: KernelVersion | None  # None: in the headers, not in man-pages' table
+    numbers: dict[str, int]  # architecture -> number
     notes: str = ""
 
 
@@ -60,8 +61,8 @@ class Syscall:
 class SyscallTable:
     syscalls: dict[str, Syscall]
     by_number: dict[str, dict[int, str]]
-    madvise: dict[str, KernelVersion]     # MADV_* -> first kernel
-    madvise_values: dict[str, int]        # MADV_* -> value (asm-generic/mman-common.h)
+    madvise: dict[str, KernelVersion]  # MADV_* -> first kernel
+    madvise_values: dict[str, int]  # MADV_* -> value (asm-generic/mman-common.h)
     sources: dict[str, Any]
 
 
@@ -77,8 +78,11 @@ def parse_table(data: dict[str, Any]) -> SyscallTable:
         syscalls: dict[str, Syscall] = {}
         by_number: dict[str, dict[int, str]] = {arch: {} for arch in arches}
         for name, entry in raw_calls.items():
-            kernel = (KernelVersion.parse(entry["kernel"], what=f"syscall {name}")
-                      if entry.get("kernel") else None)
+            kernel = (
+                KernelVersion.parse(entry["kernel"], what=f"syscall {name}")
+                if entry.get("kernel")
+                else None
+            )
             numbers = {arch: int(num) for arch, num in entry.get("numbers", {}).items()}
             for arch, num in numbers.items():
                 if arch not in by_number:
@@ -86,16 +90,25 @@ def parse_table(data: dict[str, Any]) -> SyscallTable:
                 if num in by_number[arch]:
                     raise _fail(f"{arch} number {num} is both {by_number[arch][num]} and {name}")
                 by_number[arch][num] = name
-            syscalls[name] = Syscall(name=name, kernel=kernel, numbers=numbers,
-                                     notes=str(entry.get("notes", "")))
-        madvise = {name: KernelVersion.parse(entry["kernel"], what=f"madvise {name}")
-                   for name, entry in data["madvise"].items()}
-        values = {name: int(entry["value"]) for name, entry in data["madvise"].items()
-                  if "value" in entry}
+            syscalls[name] = Syscall(
+                name=name, kernel=kernel, numbers=numbers, notes=str(entry.get("notes", ""))
+            )
+        madvise = {
+            name: KernelVersion.parse(entry["kernel"], what=f"madvise {name}")
+            for name, entry in data["madvise"].items()
+        }
+        values = {
+            name: int(entry["value"]) for name, entry in data["madvise"].items() if "value" in entry
+        }
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise _fail(f"malformed ({type(exc).__name__}: {exc})") from None
-    return SyscallTable(syscalls=syscalls, by_number=by_number, madvise=madvise,
-                        madvise_values=values, sources=dict(data.get("sources", {})))
+    return SyscallTable(
+        syscalls=syscalls,
+        by_number=by_number,
+        madvise=madvise,
+        madvise_values=values,
+        sources=dict(data.get("sources", {})),
+    )
 
 
 @lru_cache(maxsize=1)
@@ -118,8 +131,10 @@ def first_kernel(name: str) -> KernelVersion | None:
 def number(name: str, arch: str) -> int | None:
     """The number of system call `name` on `arch` (`x86_64`, `aarch64`); None if it has none."""
     if arch not in table().by_number:
-        raise UsageError(f"no system call numbers for architecture {arch!r}; known: "
-                         f"{', '.join(sorted(table().by_number))}")
+        raise UsageError(
+            f"no system call numbers for architecture {arch!r}; known: "
+            f"{', '.join(sorted(table().by_number))}"
+        )
     return _lookup(name).numbers.get(arch)
 
 
@@ -127,8 +142,10 @@ def name_of(num: int, arch: str) -> str | None:
     """The system call with number `num` on `arch`, or None if the number is unassigned."""
     numbers = table().by_number.get(arch)
     if numbers is None:
-        raise UsageError(f"no system call numbers for architecture {arch!r}; known: "
-                         f"{', '.join(sorted(table().by_number))}")
+        raise UsageError(
+            f"no system call numbers for architecture {arch!r}; known: "
+            f"{', '.join(sorted(table().by_number))}"
+        )
     return numbers.get(num)
 
 
@@ -139,19 +156,25 @@ def madvise_first_kernel(advice: str) -> KernelVersion | None:
 
 def missing_on(kernel: KernelVersion) -> list[Syscall]:
     """System calls a kernel `kernel` lacks: newer, or of unknown age (an allow-list's view)."""
-    return sorted((call for call in table().syscalls.values()
-                   if call.kernel is None or call.kernel > kernel), key=lambda c: c.name)
+    return sorted(
+        (call for call in table().syscalls.values() if call.kernel is None or call.kernel > kernel),
+        key=lambda c: c.name,
+    )
 
 
 def allowed_numbers(kernel: KernelVersion, arch: str) -> frozenset[int]:
     """The numbers on `arch` of the system calls a kernel `kernel` has: the allow-list of a
     seccomp filter simulating that kernel (a call of unknown age is left out, so denied)."""
     if arch not in table().by_number:
-        raise UsageError(f"no system call numbers for architecture {arch!r}; known: "
-                         f"{', '.join(sorted(table().by_number))}")
-    return frozenset(call.numbers[arch] for call in table().syscalls.values()
-                     if arch in call.numbers and call.kernel is not None
-                     and call.kernel <= kernel)
+        raise UsageError(
+            f"no system call numbers for architecture {arch!r}; known: "
+            f"{', '.join(sorted(table().by_number))}"
+        )
+    return frozenset(
+        call.numbers[arch]
+        for call in table().syscalls.values()
+        if arch in call.numbers and call.kernel is not None and call.kernel <= kernel
+    )
 
 
 KERNEL_CALLS_JSON = Path(__file__).resolve().parent / "resources" / "kernel_calls.json"
@@ -172,8 +195,9 @@ def parse_kernel_calls(data: dict[str, Any]) -> KernelCalls:
     known = table().syscalls
     try:
         wrappers = {str(k): str(v) for k, v in data["wrappers"].items()}
-        fallbacks = {str(k): frozenset(str(c) for c in v)
-                     for k, v in data["rust_fallbacks"].items()}
+        fallbacks = {
+            str(k): frozenset(str(c) for c in v) for k, v in data["rust_fallbacks"].items()
+        }
         markers = tuple(str(m).encode() for m in data["rust_std_markers"])
     except (KeyError, TypeError, AttributeError) as exc:
         raise UsageError(f"{KERNEL_CALLS_JSON}: malformed ({type(exc).__name__}: {exc})") from None

@@ -32,9 +32,11 @@ from .targets import Target
 
 RECORD = "sysroot.json"
 # Debian's multiarch tuples (https://wiki.debian.org/Multiarch/Tuples) by Rust target.
-MULTIARCH = {"x86_64-unknown-linux-gnu": "x86_64-linux-gnu",
-             "aarch64-unknown-linux-gnu": "aarch64-linux-gnu",
-             "i686-unknown-linux-gnu": "i386-linux-gnu"}
+MULTIARCH = {
+    "x86_64-unknown-linux-gnu": "x86_64-linux-gnu",
+    "aarch64-unknown-linux-gnu": "aarch64-linux-gnu",
+    "i686-unknown-linux-gnu": "i386-linux-gnu",
+}
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ class Sysroot:
     path: Path
     suite: str
     multiarch: str
-    packages: tuple[dict[str, str], ...]   # name, version, sha256 of each package unpacked
+    packages: tuple[dict[str, str], ...]  # name, version, sha256 of each package unpacked
 
     def manifest_entry(self) -> dict[str, Any]:
         """What the build manifest records: the suite and every package by version and hash."""
@@ -56,16 +58,17 @@ def sysroot_key(suite: str, debian_arch: str, names: Iterable[str]) -> str:
 
 # --- unpacking (pure but for the files it writes) ------------------------------------------
 
+
 def ar_members(data: bytes) -> dict[str, bytes]:
     """The members of a .deb, an ar(5) archive: `!<arch>\\n`, then 60-byte headers."""
     if not data.startswith(b"!<arch>\n"):
         raise BadInput("not a Debian package (no ar header)")
     members, offset = {}, 8
     while offset + 60 <= len(data):
-        header = data[offset:offset + 60]
+        header = data[offset : offset + 60]
         name = header[:16].decode("ascii", "replace").strip().rstrip("/")
         size = int(header[48:58].decode("ascii").strip() or 0)
-        members[name] = data[offset + 60:offset + 60 + size]
+        members[name] = data[offset + 60 : offset + 60 + size]
         offset += 60 + size + (size & 1)
     return members
 
@@ -101,8 +104,9 @@ def unpack_deb(deb: Path, root: Path) -> None:
         try:
             import zstandard  # type: ignore[import-not-found]
         except ImportError:
-            raise ToolchainError(f"{deb.name} is compressed with zstd; install the zstandard "
-                                 "package to unpack it") from None
+            raise ToolchainError(
+                f"{deb.name} is compressed with zstd; install the zstandard package to unpack it"
+            ) from None
         payload = zstandard.ZstdDecompressor().decompressobj().decompress(payload)
     with tarfile.open(fileobj=io.BytesIO(payload), mode="r:*") as tar:
         for member in tar:
@@ -137,6 +141,7 @@ def unpack_deb(deb: Path, root: Path) -> None:
 
 # --- making one --------------------------------------------------------------------------------
 
+
 def make_sysroot(suite: str, target: Target, names: Iterable[str]) -> Sysroot:
     """The cached sysroot of `names` (and their dependencies) from Debian `suite`."""
     wanted = sorted(set(names))
@@ -152,20 +157,29 @@ def make_sysroot(suite: str, target: Target, names: Iterable[str]) -> Sysroot:
     with locked(folder / f".{key}.lock"):
         if (path / RECORD).is_file():
             return _load(path)
-        logger.step(f"making a sysroot of {', '.join(wanted)} from Debian {suite} "
-                    f"({target.debian_arch}; cached in {folder})")
+        logger.step(
+            f"making a sysroot of {', '.join(wanted)} from Debian {suite} "
+            f"({target.debian_arch}; cached in {folder})"
+        )
         with tempfile.TemporaryDirectory(dir=cache_dir("debian"), prefix=".work-") as work:
             index = debian.packages_index(suite, target.debian_arch, Path(work))
-            packages = debian.closure(wanted, index, debian.archive().provided_by_zig,
-                                      where=f"Debian {suite} ({debian.archive().component}, "
-                                            f"{target.debian_arch})")
+            packages = debian.closure(
+                wanted,
+                index,
+                debian.archive().provided_by_zig,
+                where=f"Debian {suite} ({debian.archive().component}, {target.debian_arch})",
+            )
             staging = Path(tempfile.mkdtemp(dir=folder, prefix=f".{key}."))
             try:
                 for package in packages:
                     unpack_deb(debian.fetch_deb(package), staging)
-                record = {"suite": suite, "multiarch": multiarch,
-                          "packages": [{"name": p.name, "version": p.version,
-                                        "sha256": p.sha256} for p in packages]}
+                record = {
+                    "suite": suite,
+                    "multiarch": multiarch,
+                    "packages": [
+                        {"name": p.name, "version": p.version, "sha256": p.sha256} for p in packages
+                    ],
+                }
                 (staging / RECORD).write_text(json.dumps(record, indent=2) + "\n")
                 os.replace(staging, path)
             except BaseException:
@@ -177,31 +191,45 @@ def make_sysroot(suite: str, target: Target, names: Iterable[str]) -> Sysroot:
 
 def _load(path: Path) -> Sysroot:
     record = json.loads((path / RECORD).read_text())
-    return Sysroot(path=path, suite=record["suite"], multiarch=record["multiarch"],
-                   packages=tuple(record["packages"]))
+    return Sysroot(
+        path=path,
+        suite=record["suite"],
+        multiarch=record["multiarch"],
+        packages=tuple(record["packages"]),
+    )
 
 
 # --- pointing the tools at it ----------------------------------------------------------------
+
 
 def pkg_config_env(sysroot: Sysroot) -> dict[str, str]:
     """pkg-config looks in the sysroot only (PKG_CONFIG_LIBDIR replaces its default path,
     an empty PKG_CONFIG_PATH drops the user's) and prefixes its -I/-L with the sysroot
     (pkg-config(1), "ENVIRONMENT VARIABLES")."""
     root = sysroot.path
-    libdirs = [root / "usr" / "lib" / sysroot.multiarch / "pkgconfig",
-               root / "usr" / "lib" / "pkgconfig", root / "usr" / "share" / "pkgconfig"]
-    return {"PKG_CONFIG_SYSROOT_DIR": str(root),
-            "PKG_CONFIG_LIBDIR": os.pathsep.join(str(d) for d in libdirs),
-            "PKG_CONFIG_PATH": "",
-            "PKG_CONFIG_ALLOW_CROSS": "1"}
+    libdirs = [
+        root / "usr" / "lib" / sysroot.multiarch / "pkgconfig",
+        root / "usr" / "lib" / "pkgconfig",
+        root / "usr" / "share" / "pkgconfig",
+    ]
+    return {
+        "PKG_CONFIG_SYSROOT_DIR": str(root),
+        "PKG_CONFIG_LIBDIR": os.pathsep.join(str(d) for d in libdirs),
+        "PKG_CONFIG_PATH": "",
+        "PKG_CONFIG_ALLOW_CROSS": "1",
+    }
 
 
 def compiler_args(sysroot: Sysroot) -> list[str]:
     """For zig: the sysroot's headers searched after zig's libc headers (-idirafter, so its
     glibc-free include folder never shadows the target's libc), its libraries for linking."""
     root, ma = sysroot.path, sysroot.multiarch
-    return ["-idirafter", str(root / "usr" / "include" / ma),
-            "-idirafter", str(root / "usr" / "include"),
-            f"-L{root / 'usr' / 'lib' / ma}", f"-L{root / 'lib' / ma}",
-            f"-L{root / 'usr' / 'lib'}"]
-
+    return [
+        "-idirafter",
+        str(root / "usr" / "include" / ma),
+        "-idirafter",
+        str(root / "usr" / "include"),
+        f"-L{root / 'usr' / 'lib' / ma}",
+        f"-L{root / 'lib' / ma}",
+        f"-L{root / 'usr' / 'lib'}",
+    ]

@@ -16,8 +16,9 @@ from .errors import ToolchainError
 
 def _rustc(crate_dir: Path, *args: str) -> str:
     """`rustc ARGS` as cargo would run it for the crate; raises OSError or CalledProcessError."""
-    return subprocess.run(["rustc", *args], capture_output=True, text=True, check=True,
-                          cwd=crate_dir).stdout.strip()
+    return subprocess.run(
+        ["rustc", *args], capture_output=True, text=True, check=True, cwd=crate_dir
+    ).stdout.strip()
 
 
 @functools.cache
@@ -42,6 +43,8 @@ def rust_with_cargo(crate_dir: Path) -> Path:
     """The toolchain folder, which must hold cargo (the docker backend mounts it)."""
     found = sysroot(crate_dir)
     if not found or not (Path(found) / "bin" / "cargo").is_file():
-        raise ToolchainError("no Rust toolchain with cargo found on this machine (`rustc --print "
-                             "sysroot`); install one with rustup, then run again")
+        raise ToolchainError(
+            "no Rust toolchain with cargo found on this machine (`rustc --print "
+            "sysroot`); install one with rustup, then run again"
+        )
     return Path(found)

@@ -20,8 +20,10 @@ def zig_dir() -> Path:
         try:
             import ziglang
         except ImportError:
-            raise ToolchainError("the ziglang package is not installed; run build.py (it sets up "
-                                 "its own .venv) or `pip install -r requirements.txt`") from None
+            raise ToolchainError(
+                "the ziglang package is not installed; run build.py (it sets up "
+                "its own .venv) or `pip install -r requirements.txt`"
+            ) from None
         path = Path(ziglang.__file__).resolve().parent
     if not (path / "zig").is_file():
         raise ToolchainError(f"no zig binary in {path}; reinstall the ziglang package")
@@ -41,8 +43,9 @@ def abilists_path() -> Path:
 @functools.cache
 def zig_version() -> str:
     try:
-        out = subprocess.run([str(zig_binary()), "version"], capture_output=True, text=True,
-                             check=True, timeout=60)
+        out = subprocess.run(
+            [str(zig_binary()), "version"], capture_output=True, text=True, check=True, timeout=60
+        )
     except (OSError, subprocess.SubprocessError) as exc:
         raise ToolchainError(f"`{zig_binary()} version` failed ({exc}); reinstall ziglang") from exc
     return out.stdout.strip()

@@ -40,28 +40,45 @@ class Rule:
 
     __slots__ = ("why", "match", "text", "suffix", "becomes", "edits", "target")
 
-    def __init__(self, why: str, match: str, text: str, *, suffix: str = "",
-                 becomes: str | None = None, edits: tuple[tuple[str, str], ...] = (),
-                 target: str = "") -> None:
+    def __init__(
+        self,
+        why: str,
+        match: str,
+        text: str,
+        *,
+        suffix: str = "",
+        becomes: str | None = None,
+        edits: tuple[tuple[str, str], ...] = (),
+        target: str = "",
+    ) -> None:
         self.why = why
-        self.match = match          # "equals" | "prefix" | "prefix+suffix"
-        self.text = text            # the whole argument, or its beginning
-        self.suffix = suffix        # prefix+suffix: how it ends, trailing "/" ignored
-        self.becomes = becomes      # the new argument; None drops it...
-        self.edits = edits          # ...unless these substring edits apply instead
-        self.target = target        # only when the zig target starts with this
+        self.match = match  # "equals" | "prefix" | "prefix+suffix"
+        self.text = text  # the whole argument, or its beginning
+        self.suffix = suffix  # prefix+suffix: how it ends, trailing "/" ignored
+        self.becomes = becomes  # the new argument; None drops it...
+        self.edits = edits  # ...unless these substring edits apply instead
+        self.target = target  # only when the zig target starts with this
 
 
 RULES: tuple[Rule, ...] = (
-    Rule("rustc passes it since 1.80; zig's lld driver rejects it",
-         "equals", "-Wl,--no-undefined-version"),
+    Rule(
+        "rustc passes it since 1.80; zig's lld driver rejects it",
+        "equals",
+        "-Wl,--no-undefined-version",
+    ),
     Rule("rustc's self-contained rust-lld: zig links with its own lld", "equals", "-fuse-ld=lld"),
     Rule("zig gets its own -target", "prefix", "--target="),
-    Rule("rust-lld's folder (rustc's self-contained linker)", "prefix+suffix", "-B",
-         suffix="gcc-ld"),
+    Rule(
+        "rust-lld's folder (rustc's self-contained linker)", "prefix+suffix", "-B", suffix="gcc-ld"
+    ),
     Rule("zig ships libunwind, not libgcc_s", "equals", "-lgcc_s", becomes="-lunwind"),
-    Rule("LLVM's names for aarch64 CPU features differ from gcc's", "prefix", "-march=",
-         edits=(("armv8-a", "generic+v8a"), ("simd", "neon")), target="aarch64"),
+    Rule(
+        "LLVM's names for aarch64 CPU features differ from gcc's",
+        "prefix",
+        "-march=",
+        edits=(("armv8-a", "generic+v8a"), ("simd", "neon")),
+        target="aarch64",
+    ),
 )
 # Any of these makes a call a compile, not a link.
 NOT_A_LINK = ("-c", "-E", "-S", "-M", "-MM")
@@ -216,6 +233,7 @@ def main(argv: list[str]) -> None:
 
 # --- The same rules as a POSIX sh script, for images without Python 3 --------------------
 
+
 def _q(text: str) -> str:
     import shlex  # only when writing a script, not on every link
 
@@ -227,10 +245,12 @@ def _sh_rule(rule: Rule) -> list[str]:
     if rule.edits:
         lines = ["new=$1"]
         for old, new in rule.edits:  # Python's str.replace, left to right, in sh
-            lines += ["rest=$new; new=",
-                      f"while :; do case \"$rest\" in *{_q(old)}*) "
-                      f"new=$new${{rest%%{_q(old)}*}}{_q(new)}; rest=${{rest#*{_q(old)}}} ;; "
-                      "*) new=$new$rest; break ;; esac; done"]
+            lines += [
+                "rest=$new; new=",
+                f'while :; do case "$rest" in *{_q(old)}*) '
+                f"new=$new${{rest%%{_q(old)}*}}{_q(new)}; rest=${{rest#*{_q(old)}}} ;; "
+                "*) new=$new$rest; break ;; esac; done",
+            ]
         action = lines + ["return 0"]
     elif rule.becomes is None:
         action = ["return 1"]
@@ -242,10 +262,10 @@ def _sh_rule(rule: Rule) -> list[str]:
         pattern = _q(rule.text) + "*"
     body = "; ".join(action)
     if rule.match == "prefix+suffix":
-        body = f"case \"$trimmed\" in *{_q(rule.suffix)}) {body} ;; esac"
-    line = f"case \"$1\" in {pattern}) {body} ;; esac"
+        body = f'case "$trimmed" in *{_q(rule.suffix)}) {body} ;; esac'
+    line = f'case "$1" in {pattern}) {body} ;; esac'
     if rule.target:
-        line = f"case \"$target\" in {_q(rule.target)}*) {line} ;; esac"
+        line = f'case "$target" in {_q(rule.target)}*) {line} ;; esac'
     return [f"  # {rule.why}", "  " + line]
 
 
@@ -257,15 +277,15 @@ def sh_wrapper(mode: str, zig: str, target: str) -> list[str]:
     called by a name ending in `++` (one script, two links).
     """
     if mode in ("ar", "ranlib"):
-        return ["#!/bin/sh", f"exec {_q(zig)} {mode} \"$@\""]
+        return ["#!/bin/sh", f'exec {_q(zig)} {mode} "$@"']
     lines = [
         "#!/bin/sh",
         "# zig cc/c++ for rustc and the cc crate; generated from orchestrator/zigwrap.py's RULES.",
-        "mode=cc; case \"$0\" in *++) mode=c++ ;; esac",
-        f"target=\"{target}\"",
+        'mode=cc; case "$0" in *++) mode=c++ ;; esac',
+        f'target="{target}"',
         "rewrite() {  # $1 -> $new; status 1 drops the argument",
         "  trimmed=$1",
-        "  while :; do case \"$trimmed\" in */) trimmed=${trimmed%/} ;; *) break ;; esac; done",
+        '  while :; do case "$trimmed" in */) trimmed=${trimmed%/} ;; *) break ;; esac; done',
     ]
     for rule in RULES:
         lines += _sh_rule(rule)
@@ -275,59 +295,58 @@ def sh_wrapper(mode: str, zig: str, target: str) -> list[str]:
         "}",
         "absolute() {  # $1 (the argument before) $2 -> $abs, as zigwrap.absolute does",
         "  abs=$2",
-        "  case \"$1\" in -o|-L) case \"$2\" in ''|/*) ;; *) abs=$PWD/$2 ;; esac; return 0 ;; esac",
-        "  case \"$2\" in",
+        '  case "$1" in -o|-L) case "$2" in \'\'|/*) ;; *) abs=$PWD/$2 ;; esac; return 0 ;; esac',
+        '  case "$2" in',
         "    -L/*|-L) ;;",
         "    -L*) abs=-L$PWD/${2#-L} ;;",
         "    ''|-*|/*) ;;",
-        "    *) if [ -e \"$2\" ]; then abs=$PWD/$2; fi ;;",
+        '    *) if [ -e "$2" ]; then abs=$PWD/$2; fi ;;',
         "  esac",
         "}",
         "respond() {  # rustc's @file, one argument a line: rewritten in place",
         "  previous=",
-        "  while IFS= read -r line || [ -n \"$line\" ]; do",
-        "    if rewrite \"$line\"; then absolute \"$previous\" \"$new\"; "
+        '  while IFS= read -r line || [ -n "$line" ]; do',
+        '    if rewrite "$line"; then absolute "$previous" "$new"; '
         "printf '%s\\n' \"$abs\"; previous=$abs; fi",
-        "  done < \"$1\" > \"$1.zigwrap\" && mv -f \"$1.zigwrap\" \"$1\"",
+        '  done < "$1" > "$1.zigwrap" && mv -f "$1.zigwrap" "$1"',
         "}",
         "link=yes; named=no; inputs=no",
-        f"for arg do case \"$arg\" in {not_a_link}) link=no ;; esac",
-        "  case \"$arg\" in -o*|@*) named=yes ;; -) inputs=yes ;; -*) ;; *) inputs=yes ;; esac",
+        f'for arg do case "$arg" in {not_a_link}) link=no ;; esac',
+        '  case "$arg" in -o*|@*) named=yes ;; -) inputs=yes ;; -*) ;; *) inputs=yes ;; esac',
         "done",
         "# a build script or proc-macro (output not under target/<triple>/) links for the",
         "# machine: zig's default glibc, as zigwrap.host_command does without a host compiler",
-        f"if [ $link = yes ] && [ -n \"${{{RUST_TARGET_VAR}:-}}\" ]; then",
+        f'if [ $link = yes ] && [ -n "${{{RUST_TARGET_VAR}:-}}" ]; then',
         "  out=; previous=",
         "  for arg do",
-        "    case \"$previous\" in -o) out=$arg ;; esac",
-        "    case \"$arg\" in",
+        '    case "$previous" in -o) out=$arg ;; esac',
+        '    case "$arg" in',
         "      -o?*) out=${arg#-o} ;;",
-        "      @*) if [ -f \"${arg#@}\" ]; then prev=; while IFS= read -r line || "
-        "[ -n \"$line\" ]; do case \"$prev\" in -o) out=$line ;; esac; prev=$line; "
-        "done < \"${arg#@}\"; fi ;;",
+        '      @*) if [ -f "${arg#@}" ]; then prev=; while IFS= read -r line || '
+        '[ -n "$line" ]; do case "$prev" in -o) out=$line ;; esac; prev=$line; '
+        'done < "${arg#@}"; fi ;;',
         "    esac",
         "    previous=$arg",
         "  done",
-        f"  case \"$out\" in '') ;; */\"${RUST_TARGET_VAR}\"/*) ;; "
-        "*) target=${target%%.*} ;; esac",
+        f'  case "$out" in \'\') ;; */"${RUST_TARGET_VAR}"/*) ;; *) target=${{target%%.*}} ;; esac',
         "fi",
         "# a link naming no output writes a.out where it was called (zigwrap.default_output)",
         "if [ $link = yes ] && [ $named = no ] && [ $inputs = yes ]; then "
-        f"set -- \"$@\" -o {_q(DEFAULT_OUTPUT)}; fi",
+        f'set -- "$@" -o {_q(DEFAULT_OUTPUT)}; fi',
         "previous=",
         "for arg do",
         "  shift",
-        "  case \"$arg\" in",
-        "    @*) if [ -f \"${arg#@}\" ]; then respond \"${arg#@}\" || exit 1; "
-        "absolute '' \"${arg#@}\"; set -- \"$@\" \"@$abs\"; previous=@$abs; continue; "
+        '  case "$arg" in',
+        '    @*) if [ -f "${arg#@}" ]; then respond "${arg#@}" || exit 1; '
+        'absolute \'\' "${arg#@}"; set -- "$@" "@$abs"; previous=@$abs; continue; '
         "fi ;;",
         "  esac",
-        "  rewrite \"$arg\" || continue",
-        "  if [ $link = yes ]; then absolute \"$previous\" \"$new\"; new=$abs; fi",
-        "  set -- \"$@\" \"$new\"; previous=$new",
+        '  rewrite "$arg" || continue',
+        '  if [ $link = yes ]; then absolute "$previous" "$new"; new=$abs; fi',
+        '  set -- "$@" "$new"; previous=$new',
         "done",
         "if [ $link = yes ]; then cd " + _q(LINK_CWD) + " || exit 1; fi",
-        f"exec {_q(zig)} \"$mode\" -target \"$target\" \"$@\"",
+        f'exec {_q(zig)} "$mode" -target "$target" "$@"',
     ]
     return lines
 

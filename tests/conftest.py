@@ -18,14 +18,20 @@ EXAMPLES = REPO / "examples"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
-def run_tool(*args: str | os.PathLike, cwd: Path | None = None, env: dict | None = None,
-             timeout: float = 900) -> subprocess.CompletedProcess:
+def run_tool(
+    *args: str | os.PathLike, cwd: Path | None = None, env: dict | None = None, timeout: float = 900
+) -> subprocess.CompletedProcess:
     """Run `python build.py ARGS` as a separate process, the way a user does."""
     full_env = dict(os.environ, GLIBC_BUILD_NO_VENV="1", NO_COLOR="1")
     full_env.update(env or {})
-    return subprocess.run([sys.executable, str(REPO / "build.py"), *map(str, args)],
-                          cwd=cwd, env=full_env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(REPO / "build.py"), *map(str, args)],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def assert_clean_failure(proc: subprocess.CompletedProcess, code: int, *needles: str) -> None:

@@ -10,5 +10,6 @@ fi
 python3 build.py --version >/dev/null          # creates .venv/ with the pinned runtime deps
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-test.txt
 .venv/bin/python -m ruff check orchestrator tests bench tools build.py
+.venv/bin/python -m ruff format --check --quiet orchestrator tests bench tools build.py
 .venv/bin/python -m mypy                        # strict on orchestrator/ (pyproject.toml)
 exec .venv/bin/python -m pytest -q "$@"

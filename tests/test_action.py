@@ -46,8 +46,11 @@ def test_every_input_is_used_and_only_through_env():
     used = set()
     for step in _steps():
         assert not any(e.startswith("inputs.") for e in _expressions(step.get("run", ""))), step
-        used |= {e.removeprefix("inputs.") for e in _expressions(step.get("env", {}))
-                 if e.startswith("inputs.")}
+        used |= {
+            e.removeprefix("inputs.")
+            for e in _expressions(step.get("env", {}))
+            if e.startswith("inputs.")
+        }
     assert used == set(ACTION["inputs"])
 
 
@@ -66,7 +69,7 @@ def test_every_output_is_set_by_its_step():
 def test_steps_run_the_console_script_the_wheel_installs():
     install, build = _steps()
     assert "${{ github.action_path }}" in install["env"].values()
-    assert '-m pip install' in install["run"] and '"$ACTION_PATH"' in install["run"]
+    assert "-m pip install" in install["run"] and '"$ACTION_PATH"' in install["run"]
     assert f'"$VENV/bin/{SCRIPT}"' in install["run"]
     assert f'command=("$VENV/bin/{SCRIPT}")' in build["run"]
     assert "--json" in build["run"]
@@ -81,8 +84,10 @@ def test_release_example_uses_the_action_and_its_outputs():
     (action,) = [s for s in steps if str(s.get("uses", "")).endswith("/glibc-build@v1")]
     assert set(action["with"]) <= set(ACTION["inputs"])
     used = {e for s in steps for e in _expressions(s)}
-    assert {f"steps.{action['id']}.outputs.out-dir",
-            f"steps.{action['id']}.outputs.manifest"} <= used
+    assert {
+        f"steps.{action['id']}.outputs.out-dir",
+        f"steps.{action['id']}.outputs.manifest",
+    } <= used
 
 
 def _github_context(text: str, context: dict[str, str]) -> str:
@@ -101,16 +106,27 @@ def test_build_step_sets_the_outputs(installed, tmp_path, args):  # noqa: F811
     (runner_temp / "glibc-build-venv").symlink_to(installed.parent)
     output = tmp_path / "github_output"
     output.write_text("")
-    context = {"runner.temp": str(runner_temp), "inputs.crate": "plugin",
-               "inputs.glibc": "2.17", "inputs.verify-on": "", "inputs.args": args}
+    context = {
+        "runner.temp": str(runner_temp),
+        "inputs.crate": "plugin",
+        "inputs.glibc": "2.17",
+        "inputs.verify-on": "",
+        "inputs.args": args,
+    }
     _, build = _steps()
     env = {k: v for k, v in os.environ.items() if not k.startswith("GLIBC_BUILD_")}
     env.update({key: _github_context(value, context) for key, value in build["env"].items()})
     env.update(RUNNER_TEMP=str(runner_temp), GITHUB_OUTPUT=str(output), NO_COLOR="1")
     script = tmp_path / "step.sh"
     script.write_text(build["run"])
-    proc = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr
     outputs = dict(line.split("=", 1) for line in output.read_text().splitlines())
     out_dir = crate / "dist" / "glibc-2.17" if not args else tmp_path / "out dir" / "2.17"

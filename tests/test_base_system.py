@@ -27,10 +27,14 @@ OUTSIDE = "is not part of manylinux2014's base system: every target machine must
 
 def _findings(needed: list[str], preset: str | None) -> list:
     platform = resolve(preset) if preset else None
-    ctx = Context.make(target=lookup("x86_64-unknown-linux-gnu"), glibc=GlibcVersion(2, 17),
-                       policy=load_policy(), table=None,
-                       base_libraries=platform.libraries if platform else None,
-                       base_system=", ".join(platform.libraries_of) if platform else None)
+    ctx = Context.make(
+        target=lookup("x86_64-unknown-linux-gnu"),
+        glibc=GlibcVersion(2, 17),
+        policy=load_policy(),
+        table=None,
+        base_libraries=platform.libraries if platform else None,
+        base_system=", ".join(platform.libraries_of) if platform else None,
+    )
     return list(check_needed(SimpleNamespace(needed=needed), ctx))  # type: ignore[arg-type]
 
 
@@ -38,14 +42,24 @@ def _findings(needed: list[str], preset: str | None) -> list:
 def test_a_library_outside_the_base_system_is_a_warning_naming_the_preset():
     [finding] = _findings(["libc.so.6", "libasound.so.2"], "manylinux2014")
     assert (finding.kind, finding.severity, finding.library) == (
-        "needed-library", WARNING, "libasound.so.2")
+        "needed-library",
+        WARNING,
+        "libasound.so.2",
+    )
     assert finding.message.startswith(f"libasound.so.2 {OUTSIDE}")
 
 
 @pytest.mark.unit
 def test_base_system_glibc_and_runtime_libraries_give_no_warning():
-    needed = ["libc.so.6", "libm.so.6", "libstdc++.so.6", "libgcc_s.so.1", "libz.so.1",
-              "libX11.so.6", "libGL.so.1"]
+    needed = [
+        "libc.so.6",
+        "libm.so.6",
+        "libstdc++.so.6",
+        "libgcc_s.so.1",
+        "libz.so.1",
+        "libX11.so.6",
+        "libGL.so.1",
+    ]
     assert _findings(needed, "manylinux2014") == []
 
 
@@ -55,7 +69,7 @@ def test_without_a_known_list_the_general_warning_stays():
         [finding] = _findings(["libasound.so.2"], preset)
         assert "not part of glibc or the C/C++ runtime" in finding.message
         assert "base system" not in finding.message
-    [finding] = _findings(["libz.so.1"], "centos-7")   # no list: even zlib is not promised
+    [finding] = _findings(["libz.so.1"], "centos-7")  # no list: even zlib is not promised
     assert finding.library == "libz.so.1"
 
 
@@ -69,9 +83,18 @@ def test_check_warns_about_libasound_under_manylinux2014_only(tmp_path: Path):
     need_tool("gcc")
     (tmp_path / "sound.c").write_text("int snd_open(void) { return 1; }\n")
     (tmp_path / "user.c").write_text("int snd_open(void);\nint use(void) { return snd_open(); }\n")
-    for argv in (["gcc", "-shared", "-fPIC", "-o", "libasound.so.2", "-Wl,-soname,libasound.so.2",
-                  "sound.c"],
-                 ["gcc", "-shared", "-fPIC", "-o", "user.so", "user.c", "./libasound.so.2"]):
+    for argv in (
+        [
+            "gcc",
+            "-shared",
+            "-fPIC",
+            "-o",
+            "libasound.so.2",
+            "-Wl,-soname,libasound.so.2",
+            "sound.c",
+        ],
+        ["gcc", "-shared", "-fPIC", "-o", "user.so", "user.c", "./libasound.so.2"],
+    ):
         subprocess.run(argv, cwd=tmp_path, check=True, capture_output=True, timeout=120)
     warned = run_tool("check", "--json", "--glibc", "manylinux2014", tmp_path / "user.so")
     assert warned.returncode == 0, warned.stdout + warned.stderr
@@ -79,4 +102,4 @@ def test_check_warns_about_libasound_under_manylinux2014_only(tmp_path: Path):
     quiet = run_tool("check", "--json", "--glibc", "centos-7", tmp_path / "user.so")
     assert quiet.returncode == 0, quiet.stdout + quiet.stderr
     assert "base system" not in quiet.stdout
-    assert "libasound.so.2" in json.dumps(json.loads(quiet.stdout))   # the general warning
+    assert "libasound.so.2" in json.dumps(json.loads(quiet.stdout))  # the general warning

@@ -56,15 +56,32 @@ class Builder:
             self.built[name] = out
         return self.built[name]
 
-    def zig(self, name: str, source: str, *flags: str,
-            target: str = "x86_64-linux-gnu.2.17") -> Path:
+    def zig(
+        self, name: str, source: str, *flags: str, target: str = "x86_64-linux-gnu.2.17"
+    ) -> Path:
         """zig cc against glibc stubs of exactly `target` (optimised: no UBSan runtime)."""
-        return self._run(name, [sys.executable, "-m", "ziglang", "cc", "-target", target,
-                                "-shared", "-fPIC", "-O2", *flags, "-o", "OUT",
-                                str(SRC / source)])
+        return self._run(
+            name,
+            [
+                sys.executable,
+                "-m",
+                "ziglang",
+                "cc",
+                "-target",
+                target,
+                "-shared",
+                "-fPIC",
+                "-O2",
+                *flags,
+                "-o",
+                "OUT",
+                str(SRC / source),
+            ],
+        )
 
-    def gcc(self, name: str, source: str, *flags: str, compiler: str = "gcc",
-            shared: bool = True) -> Path:
+    def gcc(
+        self, name: str, source: str, *flags: str, compiler: str = "gcc", shared: bool = True
+    ) -> Path:
         """The host compiler and GNU ld (glibc 2.36 on Debian bookworm)."""
         need_tool(compiler)
         kind = ["-shared", "-fPIC"] if shared else []
@@ -104,7 +121,7 @@ def test_abilists_table_knows_the_documented_facts():
 def test_abilists_cache_survives_a_corrupt_file(tmp_path: Path):
     """The per-target table is cached as JSON; a damaged cache file is rebuilt, not trusted."""
     env = {"GLIBC_BUILD_CACHE": str(tmp_path)}
-    first = run_tool("check", "--json", sys.executable, env=env)   # any ELF file will do
+    first = run_tool("check", "--json", sys.executable, env=env)  # any ELF file will do
     assert first.returncode in (0, 1), first.stderr
     cached = list((tmp_path / "abilists").glob("*.json"))
     assert len(cached) == 1
@@ -147,15 +164,19 @@ def test_aarch64_library(build: Builder):
     report = check_one(lib)
     assert report.ok, report.violations
     assert report.arch == "aarch64"
-    assert report.required["GLIBC"] == "2.17"   # aarch64's first glibc
+    assert report.required["GLIBC"] == "2.17"  # aarch64's first glibc
     wrong = check_one(lib, target=lookup("x86_64-unknown-linux-gnu"))
     assert kinds(wrong) == ["wrong-architecture"]
     assert "EM_AARCH64" in wrong.violations[0].message
 
 
 def test_aarch64_4k_pages_fail_on_64k_kernels(build: Builder):
-    lib = build.zig("plain-aarch64-4k.so", "plain.c", "-Wl,-z,max-page-size=4096",
-                    target="aarch64-linux-gnu.2.17")
+    lib = build.zig(
+        "plain-aarch64-4k.so",
+        "plain.c",
+        "-Wl,-z,max-page-size=4096",
+        target="aarch64-linux-gnu.2.17",
+    )
     report = check_one(lib)
     assert kinds(report) == ["page-alignment"]
     assert "max-page-size=65536" in report.violations[0].message
@@ -176,7 +197,11 @@ def test_fcntl64_names_the_symbol_and_the_fix(build: Builder):
     report = check_one(lib)
     [violation] = report.violations
     assert (violation.kind, violation.symbol, violation.version, violation.library) == (
-        "version-too-new", "fcntl64", "GLIBC_2.28", "libc.so.6")
+        "version-too-new",
+        "fcntl64",
+        "GLIBC_2.28",
+        "libc.so.6",
+    )
     assert "build.py --glibc 2.17" in violation.message and "fcntl" in violation.hint
     assert report.required["GLIBC"] == "2.28" == report.min_glibc
     assert check_one(lib, "2.28").ok
@@ -218,7 +243,7 @@ def test_textrel(build: Builder):
 
 
 def test_absolute_dt_needed(build: Builder):
-    dep = build.gcc("libdep.so", "dep.c")   # no -soname: ld records the path given
+    dep = build.gcc("libdep.so", "dep.c")  # no -soname: ld records the path given
     lib = build.gcc("absneeded.so", "usedep.c", str(dep))
     report = check_one(lib)
     assert kinds(report) == ["path-in-needed"]
@@ -252,7 +277,10 @@ def test_glibc_private(build: Builder):
     report = check_one(build.gcc("private.so", "private.c", str(loader)), "2.36")
     [violation] = report.violations
     assert (violation.kind, violation.symbol, violation.version) == (
-        "glibc-private", "_dl_argv", "GLIBC_PRIVATE")
+        "glibc-private",
+        "_dl_argv",
+        "GLIBC_PRIVATE",
+    )
     assert report.min_glibc is None
 
 
@@ -262,8 +290,10 @@ def test_missing_libpthread_below_234(build: Builder):
     a host that already has libpthread loaded: a warning; --strict or --host-libraries
     without it make it a violation, satisfied from 2.34."""
     lib = build.gcc("threads-nolibs.so", "threads.c", "-nostdlib")
-    expected = {("missing-library", "pthread_create", "libpthread.so.0"),
-                ("missing-library", "pthread_join", "libpthread.so.0")}
+    expected = {
+        ("missing-library", "pthread_create", "libpthread.so.0"),
+        ("missing-library", "pthread_join", "libpthread.so.0"),
+    }
     report = check_one(lib)
     assert report.ok
     assert {(w.kind, w.symbol, w.library) for w in report.warnings} >= expected
@@ -288,9 +318,23 @@ def test_cxx_runtime_ceiling_and_policy_override(build: Builder, tmp_path: Path)
     assert all(v.symbol and v.library == "libstdc++.so.6" for v in cxx)
     assert "CentOS 7" in cxx[0].message and "3.4.19" in cxx[0].message
     policy = tmp_path / "policy.json"
-    policy.write_text(json.dumps({"cxx_runtime": {"ceilings": [
-        {"glibc": "2.17", "reference": "our fleet", "GLIBCXX": "3.4.30", "CXXABI": "1.3.13",
-         "GCC": "12.0.0"}]}}))
+    policy.write_text(
+        json.dumps(
+            {
+                "cxx_runtime": {
+                    "ceilings": [
+                        {
+                            "glibc": "2.17",
+                            "reference": "our fleet",
+                            "GLIBCXX": "3.4.30",
+                            "CXXABI": "1.3.13",
+                            "GCC": "12.0.0",
+                        }
+                    ]
+                }
+            }
+        )
+    )
     relaxed = check_one(lib, policy_path=policy)
     assert not [v for v in relaxed.violations if v.kind == "cxx-too-new"]
 
@@ -328,12 +372,12 @@ def rename_string(data: bytes, old: str, new: str, *, rehash: bool = False) -> b
     strings = elf.get_section_by_name(".dynstr").data()
     base = elf.get_section_by_name(".gnu.version_r")["sh_offset"]
     offset = base
-    while True:   # Elf64_Verneed / Elf64_Vernaux chains, as rename_version_need walks them
+    while True:  # Elf64_Verneed / Elf64_Vernaux chains, as rename_version_need walks them
         _ver, cnt, _file, aux, nxt = struct.unpack_from("<HHIII", out, offset)
         at = offset + aux
         for _ in range(cnt):
             _hash, _flags, _other, name, aux_next = struct.unpack_from("<IHHII", out, at)
-            if strings[name:strings.index(b"\0", name)] == new.encode():
+            if strings[name : strings.index(b"\0", name)] == new.encode():
                 struct.pack_into("<I", out, at, elf_hash(new.encode()))
             at += aux_next
         if not nxt:
@@ -341,14 +385,18 @@ def rename_string(data: bytes, old: str, new: str, *, rehash: bool = False) -> b
         offset += nxt
 
 
-@pytest.mark.parametrize(("old", "new"), [
-    ("GLIBC_2.14", "GLIBC-2.36"),     # a name glibc never used
-    ("GLIBC_2.14", "GLIBC_2.99"),     # a version no glibc has (yet)
-    ("GLIBC_2.14", "GLIBC_2.19"),     # a release, but no x86-64 library defines this node
-    ("GLIBC_2.2.5", "GLIBC_2.7.5"),   # a release-like name no glibc has
-])
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("GLIBC_2.14", "GLIBC-2.36"),  # a name glibc never used
+        ("GLIBC_2.14", "GLIBC_2.99"),  # a version no glibc has (yet)
+        ("GLIBC_2.14", "GLIBC_2.19"),  # a release, but no x86-64 library defines this node
+        ("GLIBC_2.2.5", "GLIBC_2.7.5"),  # a release-like name no glibc has
+    ],
+)
 def test_need_for_a_version_glibc_never_defined_fails_like_the_loader(
-        build: Builder, tmp_path: Path, bullseye_root: Path, old: str, new: str):
+    build: Builder, tmp_path: Path, bullseye_root: Path, old: str, new: str
+):
     """elf/dl-version.c match_symbol refuses a need its library does not define; the checker
     said ok to GLIBC-2.36 (issue 11, item 1). Proven with the real bullseye loader."""
     from orchestrator.prove import verify_load
@@ -375,9 +423,19 @@ def test_needs_on_other_libraries_are_reported_not_judged(tmp_path: Path):
     (tmp_path / "sound.c").write_text("int snd_open(void) { return 1; }\n")
     (tmp_path / "sound.map").write_text("ALSA_0.9 { global: snd_open; local: *; };\n")
     (tmp_path / "user.c").write_text("int snd_open(void);\nint use(void) { return snd_open(); }\n")
-    for argv in (["gcc", "-shared", "-fPIC", "-o", "libasound.so.2", "-Wl,-soname,libasound.so.2",
-                  "-Wl,--version-script=sound.map", "sound.c"],
-                 ["gcc", "-shared", "-fPIC", "-o", "user.so", "user.c", "./libasound.so.2"]):
+    for argv in (
+        [
+            "gcc",
+            "-shared",
+            "-fPIC",
+            "-o",
+            "libasound.so.2",
+            "-Wl,-soname,libasound.so.2",
+            "-Wl,--version-script=sound.map",
+            "sound.c",
+        ],
+        ["gcc", "-shared", "-fPIC", "-o", "user.so", "user.c", "./libasound.so.2"],
+    ):
         subprocess.run(argv, cwd=tmp_path, check=True, capture_output=True, timeout=120)
     report = check_one(tmp_path / "user.so")
     assert report.ok, report.violations
@@ -427,12 +485,27 @@ def test_json_shape_and_exit_code_1(build: Builder):
     assert first["path"] == str(good) and first["ok"] is True and first["violations"] == []
     assert second["path"] == str(bad) and second["arch"] == "x86_64"
     assert second["required"] == {"GLIBC": "2.28"}
-    assert second["violations"] == [{
-        "kind": "version-too-new", "symbol": "fcntl64", "version": "GLIBC_2.28",
-        "library": "libc.so.6", "message": second["violations"][0]["message"],
-        "symbols_omitted": 0}]
-    assert {"path", "ok", "arch", "required", "violations", "warnings", "other_version_needs",
-            "findings_omitted", "unresolved_omitted"} <= set(second)
+    assert second["violations"] == [
+        {
+            "kind": "version-too-new",
+            "symbol": "fcntl64",
+            "version": "GLIBC_2.28",
+            "library": "libc.so.6",
+            "message": second["violations"][0]["message"],
+            "symbols_omitted": 0,
+        }
+    ]
+    assert {
+        "path",
+        "ok",
+        "arch",
+        "required",
+        "violations",
+        "warnings",
+        "other_version_needs",
+        "findings_omitted",
+        "unresolved_omitted",
+    } <= set(second)
 
 
 def test_junit_report_for_ci(build: Builder, tmp_path: Path):
@@ -462,8 +535,11 @@ def test_junit_report_for_ci(build: Builder, tmp_path: Path):
 
 
 def test_text_report_groups_by_version(build: Builder):
-    proc = run_tool("check", build.gcc("greet.so", "greet.cpp", compiler="g++"),
-                    build.gcc("fcntl.so", "fcntl.c"))
+    proc = run_tool(
+        "check",
+        build.gcc("greet.so", "greet.cpp", compiler="g++"),
+        build.gcc("fcntl.so", "fcntl.c"),
+    )
     assert proc.returncode == 1
     out = proc.stdout
     assert "[version-too-new] 1 symbol in 1 file\n" in out
@@ -512,8 +588,13 @@ def run_without_root_powers(*args: str | os.PathLike) -> subprocess.CompletedPro
         pytest.skip("user namespaces are not available (unshare -r fails)")
     env = dict(os.environ, GLIBC_BUILD_NO_VENV="1", NO_COLOR="1")
     build_py = Path(__file__).resolve().parent.parent / "build.py"
-    return subprocess.run(["unshare", "-r", sys.executable, str(build_py), *map(str, args)],
-                          env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        ["unshare", "-r", sys.executable, str(build_py), *map(str, args)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_unreadable_files_and_folders_in_a_search_are_errors(build: Builder, tmp_path: Path):
@@ -593,10 +674,14 @@ def test_linker_script_named_so(tmp_path: Path):
     assert_clean_failure(run_tool("check", script), 2, str(script), "linker script")
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["--glibc", "2.99"], "2.99"), (["--glibc", "two"], "--glibc"),
-    (["--target", "sparc-sun-solaris"], "--target"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--glibc", "2.99"], "2.99"),
+        (["--glibc", "two"], "--glibc"),
+        (["--target", "sparc-sun-solaris"], "--target"),
+    ],
+)
 def test_bad_options(args: list[str], needle: str):
     assert_clean_failure(run_tool("check", *args, real_lib()), 2, needle)
 
@@ -608,40 +693,49 @@ def test_bad_policy_and_host_symbols_files(tmp_path: Path):
     wrong = tmp_path / "wrong.json"
     wrong.write_text('{"loader": {"relr_glibc": "soon"}}')
     assert_clean_failure(run_tool("check", "--policy", wrong, real_lib()), 2, str(wrong))
-    assert_clean_failure(run_tool("check", "--host-symbols", tmp_path / "none", real_lib()), 2,
-                         "--host-symbols")
+    assert_clean_failure(
+        run_tool("check", "--host-symbols", tmp_path / "none", real_lib()), 2, "--host-symbols"
+    )
 
 
-
-@pytest.mark.parametrize("override, key", [
-    ({"symbol_hints": []}, "symbol_hints"),
-    ({"symbol_hints": {"fcntl64": 3}}, "symbol_hints.fcntl64"),
-    ({"loader": {"static_tls_surplus_bytes": "1664"}}, "loader.static_tls_surplus_bytes"),
-    ({"loader": {"static_tls_surplus_bytes": True}}, "loader.static_tls_surplus_bytes"),
-    ({"loader": {"abi_versions": ["2.11"]}}, "loader.abi_versions"),
-    ({"loader": {"page_size_64k_targets": "aarch64-linux-gnu"}}, "page_size_64k_targets"),
-    ({"markers": {"GLIBC_ABI_DT_RELR": {"glibc": "2.36", "why": 1, "fix": ""}}},
-     "markers.GLIBC_ABI_DT_RELR.why"),
-    ({"markers": {"GLIBC_ABI_DT_RELR": "2.36"}}, "markers.GLIBC_ABI_DT_RELR"),
-    ({"cxx_runtime": {"ceilings": [{"reference": "CentOS 7"}]}}, "ceilings[0].glibc"),
-    ({"cxx_runtime": {"ceilings": [{"glibc": "2.17", "GLIBCXX": 3.4}]}}, "ceilings[0].GLIBCXX"),
-    ({"cxx_runtime": {"ceilings": [{"glibc": "2.17", "arch": {"x86_64-linux-gnu": []}}]}},
-     "arch.x86_64-linux-gnu"),
-    ({"cxx_runtime": {"namespaces": {"GLIBCXX": None}}}, "cxx_runtime.namespaces.GLIBCXX"),
-    ({"needed": {"allowed": ["libc.so.6", 1]}}, "needed.allowed[1]"),
-    ({"needed": {"forbidden": []}}, "needed.forbidden"),
-    ({"merged_into_libc": {"sonames": "libdl.so.2"}}, "merged_into_libc.sonames"),
-    ({"glibc_libraries": {"c": ["libc.so.6"]}}, "glibc_libraries.c"),
-    ({"loaders": None}, "loaders"),
-])
-def test_policy_override_of_the_wrong_type_is_one_line_exit_2(override: dict, key: str,
-                                                                tmp_path: Path):
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ({"symbol_hints": []}, "symbol_hints"),
+        ({"symbol_hints": {"fcntl64": 3}}, "symbol_hints.fcntl64"),
+        ({"loader": {"static_tls_surplus_bytes": "1664"}}, "loader.static_tls_surplus_bytes"),
+        ({"loader": {"static_tls_surplus_bytes": True}}, "loader.static_tls_surplus_bytes"),
+        ({"loader": {"abi_versions": ["2.11"]}}, "loader.abi_versions"),
+        ({"loader": {"page_size_64k_targets": "aarch64-linux-gnu"}}, "page_size_64k_targets"),
+        (
+            {"markers": {"GLIBC_ABI_DT_RELR": {"glibc": "2.36", "why": 1, "fix": ""}}},
+            "markers.GLIBC_ABI_DT_RELR.why",
+        ),
+        ({"markers": {"GLIBC_ABI_DT_RELR": "2.36"}}, "markers.GLIBC_ABI_DT_RELR"),
+        ({"cxx_runtime": {"ceilings": [{"reference": "CentOS 7"}]}}, "ceilings[0].glibc"),
+        ({"cxx_runtime": {"ceilings": [{"glibc": "2.17", "GLIBCXX": 3.4}]}}, "ceilings[0].GLIBCXX"),
+        (
+            {"cxx_runtime": {"ceilings": [{"glibc": "2.17", "arch": {"x86_64-linux-gnu": []}}]}},
+            "arch.x86_64-linux-gnu",
+        ),
+        ({"cxx_runtime": {"namespaces": {"GLIBCXX": None}}}, "cxx_runtime.namespaces.GLIBCXX"),
+        ({"needed": {"allowed": ["libc.so.6", 1]}}, "needed.allowed[1]"),
+        ({"needed": {"forbidden": []}}, "needed.forbidden"),
+        ({"merged_into_libc": {"sonames": "libdl.so.2"}}, "merged_into_libc.sonames"),
+        ({"glibc_libraries": {"c": ["libc.so.6"]}}, "glibc_libraries.c"),
+        ({"loaders": None}, "loaders"),
+    ],
+)
+def test_policy_override_of_the_wrong_type_is_one_line_exit_2(
+    override: dict, key: str, tmp_path: Path
+):
     """Valid JSON, wrong shape: named before any file is read, never an internal error."""
     policy = tmp_path / "policy.json"
     policy.write_text(json.dumps(override))
     proc = run_tool("check", "--policy", policy, real_lib())
     assert_clean_failure(proc, 2, f"--policy {policy}", key)
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
 
 # -- agreement with binutils on every real shared object of this machine ----------------
 def host_shared_objects() -> list[Path]:
@@ -666,9 +760,10 @@ def readelf_version_needs(paths: list[Path]) -> dict[str, list[str]]:
     """path -> every Name: in readelf -V's "Version needs" section."""
     out: dict[str, list[str]] = {}
     for start in range(0, len(paths), 200):
-        chunk = [str(p) for p in paths[start:start + 200]]
-        text = subprocess.run(["readelf", "-V", "--wide", *chunk], capture_output=True,
-                              text=True, check=False).stdout
+        chunk = [str(p) for p in paths[start : start + 200]]
+        text = subprocess.run(
+            ["readelf", "-V", "--wide", *chunk], capture_output=True, text=True, check=False
+        ).stdout
         current, in_needs = chunk[0], False
         out[current] = []
         for line in text.splitlines():
@@ -701,8 +796,7 @@ def test_agrees_with_readelf_on_every_host_shared_object():
     report = check_paths(paths, G217)
     assert report.errors == []
     ours = {f.path: f.required.get("GLIBC") for f in report.files}
-    theirs = {path: highest_glibc(names)
-              for path, names in readelf_version_needs(paths).items()}
+    theirs = {path: highest_glibc(names) for path, names in readelf_version_needs(paths).items()}
     assert set(ours) == set(theirs) == {str(p) for p in paths}
     mismatches = {p: (ours[p], theirs[p]) for p in ours if ours[p] != theirs[p]}
     assert mismatches == {}
@@ -712,8 +806,12 @@ def test_symbol_versions_agree_with_readelf_dyn_syms():
     """Per-symbol attribution (.gnu.version -> vna_other) against readelf --dyn-syms."""
     paths = host_shared_objects()[:150]
     for path in paths:
-        text = subprocess.run(["readelf", "--dyn-syms", "--wide", str(path)],
-                              capture_output=True, text=True, check=True).stdout
+        text = subprocess.run(
+            ["readelf", "--dyn-syms", "--wide", str(path)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         theirs = set()
         for line in text.splitlines():
             cols = line.split()
@@ -745,8 +843,11 @@ def fuzz_seed(build: Builder) -> bytes:
     return build.zig("plain.so", "plain.c").read_bytes()
 
 
-@settings(max_examples=200, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(data=st.data())
 def test_fuzz_reader_never_crashes(fuzz_seed: bytes, tmp_path: Path, data) -> None:
     blob = bytearray(fuzz_seed)
@@ -755,9 +856,9 @@ def test_fuzz_reader_never_crashes(fuzz_seed: bytes, tmp_path: Path, data) -> No
         pos = data.draw(st.integers(0, hot - 1))
         width = data.draw(st.sampled_from([1, 2, 4, 8]))
         value = data.draw(st.integers(0, (1 << (8 * width)) - 1))
-        blob[pos:pos + width] = value.to_bytes(width, "little")
+        blob[pos : pos + width] = value.to_bytes(width, "little")
     if data.draw(st.booleans()):
-        del blob[data.draw(st.integers(0, len(blob))):]
+        del blob[data.draw(st.integers(0, len(blob))) :]
     target = tmp_path / "fuzzed.so"
     target.write_bytes(bytes(blob))
     assert_handled(target)
@@ -769,8 +870,16 @@ def loader_regions(fuzz_seed: bytes, build: Builder) -> list[tuple[int, int]]:
     headers, the dynamic section, symbols, strings, hash and version tables."""
     handle, elf = _sections(build.zig("plain.so", "plain.c"))
     with handle:
-        names = (".dynamic", ".dynsym", ".dynstr", ".hash", ".gnu.hash", ".gnu.version",
-                 ".gnu.version_r", ".gnu.version_d")
+        names = (
+            ".dynamic",
+            ".dynsym",
+            ".dynstr",
+            ".hash",
+            ".gnu.hash",
+            ".gnu.version",
+            ".gnu.version_r",
+            ".gnu.version_d",
+        )
         regions = [(0, 64), (elf["e_phoff"], elf["e_phnum"] * elf["e_phentsize"])]
         for name in names:
             section = elf.get_section_by_name(name)
@@ -779,43 +888,64 @@ def loader_regions(fuzz_seed: bytes, build: Builder) -> list[tuple[int, int]]:
     return regions
 
 
-@settings(max_examples=300, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(data=st.data())
-def test_fuzz_no_input_family_ends_in_a_crash(fuzz_seed: bytes, loader_regions,
-                                              tmp_path: Path, data) -> None:
+def test_fuzz_no_input_family_ends_in_a_crash(
+    fuzz_seed: bytes, loader_regions, tmp_path: Path, data
+) -> None:
     """Random bytes behind an ELF identification, truncated real libraries, and mutations of
     what the loader reads (headers, dynamic section, symbol, hash and version tables): each
     ends as a report or an input error, never an exception (which the CLI turns into exit
     70), and its output stays bounded (report.Bounded)."""
     family = data.draw(st.sampled_from(["random", "truncated", "loader-tables"]))
     if family == "random":
-        ident = bytes([0x7F, 0x45, 0x4C, 0x46, data.draw(st.sampled_from([1, 2, 0, 3])),
-                       data.draw(st.sampled_from([1, 2, 0])), 1])
+        ident = bytes(
+            [
+                0x7F,
+                0x45,
+                0x4C,
+                0x46,
+                data.draw(st.sampled_from([1, 2, 0, 3])),
+                data.draw(st.sampled_from([1, 2, 0])),
+                1,
+            ]
+        )
         blob = bytearray(ident + data.draw(st.binary(max_size=2048)))
     elif family == "truncated":
         real = fuzz_seed if data.draw(st.booleans()) else real_lib().read_bytes()
-        blob = bytearray(real[:data.draw(st.integers(0, len(real)))])
+        blob = bytearray(real[: data.draw(st.integers(0, len(real)))])
     else:
         blob = bytearray(fuzz_seed)
         for _ in range(data.draw(st.integers(1, 6))):
             start, size = data.draw(st.sampled_from(loader_regions))
             pos = start + data.draw(st.integers(0, max(0, size - 1)))
             width = data.draw(st.sampled_from([1, 2, 4, 8]))
-            value = data.draw(st.one_of(st.integers(0, (1 << (8 * width)) - 1),
-                                        st.sampled_from([0, 1, 0xFF, 0xFFFF, 0x7FFFFFFF])))
-            blob[pos:pos + width] = (value % (1 << (8 * width))).to_bytes(width, "little")
+            value = data.draw(
+                st.one_of(
+                    st.integers(0, (1 << (8 * width)) - 1),
+                    st.sampled_from([0, 1, 0xFF, 0xFFFF, 0x7FFFFFFF]),
+                )
+            )
+            blob[pos : pos + width] = (value % (1 << (8 * width))).to_bytes(width, "little")
     target = tmp_path / "fuzzed.so"
     target.write_bytes(bytes(blob))
     report = assert_handled(target)
     assert len(json.dumps(report.to_json())) < 2_000_000
 
 
-@settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(data=st.data())
-def test_fuzz_version_names_against_the_real_loader(fuzz_seed: bytes, bullseye_root: Path,
-                                                    tmp_path: Path, data) -> None:
+def test_fuzz_version_names_against_the_real_loader(
+    fuzz_seed: bytes, bullseye_root: Path, tmp_path: Path, data
+) -> None:
     """Near-miss names for plain.so's version needs (GLIBC_2.14, GLIBC_2.2.5), same length:
     whenever glibc 2.31's own loader refuses the file, `check --glibc 2.31` must not say ok
     (issue 11, item 1: it said ok to GLIBC-2.36)."""
@@ -828,7 +958,8 @@ def test_fuzz_version_names_against_the_real_loader(fuzz_seed: bytes, bullseye_r
             chars = list(old)
             for _ in range(data.draw(st.integers(1, 3))):
                 chars[data.draw(st.integers(0, len(old) - 1))] = data.draw(
-                    st.sampled_from(alphabet))
+                    st.sampled_from(alphabet)
+                )
             blob = rename_string(blob, old, "".join(chars), rehash=True)
     lib = tmp_path / "renamed.so"
     lib.write_bytes(blob)
@@ -863,33 +994,61 @@ def many_version_needs(needs: int, auxes: int) -> bytes:
     str_at = dyn_at + 16 * dyn_count
     sym_at = (str_at + len(strtab) + 7) & ~7
     hash_at = sym_at + 24
-    versym_at = hash_at + 16   # one entry, the null symbol's (ld.so reads DT_VERSYM unchecked)
+    versym_at = hash_at + 16  # one entry, the null symbol's (ld.so reads DT_VERSYM unchecked)
     need_at = versym_at + 8
     aux_at = need_at + 16 * needs
     size = aux_at + 16 * auxes
     out = bytearray(size)
     out[:16] = b"\x7fELF\x02\x01\x01" + bytes(9)
     struct.pack_into("<HHIQQQIHHHHHH", out, 16, 3, 62, 1, 0, phoff, 0, 0, 64, 56, phnum, 64, 0, 0)
-    struct.pack_into("<IIQQQQQQ", out, phoff, 1, 6, 0, 0, 0, size, size, 0x1000)   # RW: ld.so
+    struct.pack_into("<IIQQQQQQ", out, phoff, 1, 6, 0, 0, 0, size, size, 0x1000)  # RW: ld.so
     # relocates the dynamic section in place
-    struct.pack_into("<IIQQQQQQ", out, phoff + 56, 2, 6, dyn_at, dyn_at, dyn_at, 16 * dyn_count,
-                     16 * dyn_count, 8)
+    struct.pack_into(
+        "<IIQQQQQQ",
+        out,
+        phoff + 56,
+        2,
+        6,
+        dyn_at,
+        dyn_at,
+        dyn_at,
+        16 * dyn_count,
+        16 * dyn_count,
+        8,
+    )
     struct.pack_into("<IIQQQQQQ", out, phoff + 112, 0x6474E551, 6, 0, 0, 0, 0, 0, 16)
-    tags = [(1, offsets["libc.so.6"]), (1, offsets["libfoo.so.1"]), (5, str_at),
-            (10, len(strtab)), (6, sym_at), (11, 24), (4, hash_at), (0x6FFFFFF0, versym_at),
-            (0x6FFFFFFE, need_at), (0x6FFFFFFF, needs), (0, 0)]
+    tags = [
+        (1, offsets["libc.so.6"]),
+        (1, offsets["libfoo.so.1"]),
+        (5, str_at),
+        (10, len(strtab)),
+        (6, sym_at),
+        (11, 24),
+        (4, hash_at),
+        (0x6FFFFFF0, versym_at),
+        (0x6FFFFFFE, need_at),
+        (0x6FFFFFFF, needs),
+        (0, 0),
+    ]
     for i, (tag, val) in enumerate(tags):
         struct.pack_into("<qQ", out, dyn_at + 16 * i, tag, val)
-    out[str_at:str_at + len(strtab)] = strtab
-    struct.pack_into("<IIII", out, hash_at, 1, 1, 0, 0)   # nbucket 1, nchain 1: the null symbol
+    out[str_at : str_at + len(strtab)] = strtab
+    struct.pack_into("<IIII", out, hash_at, 1, 1, 0, 0)  # nbucket 1, nchain 1: the null symbol
     for i in range(needs):
         at = need_at + 16 * i
         file = offsets["libc.so.6" if i % 2 else "libfoo.so.1"]
-        struct.pack_into("<HHIII", out, at, 1, auxes, file, aux_at - at,
-                         16 if i < needs - 1 else 0)
+        struct.pack_into("<HHIII", out, at, 1, auxes, file, aux_at - at, 16 if i < needs - 1 else 0)
     for j, name in enumerate(names):
-        struct.pack_into("<IHHII", out, aux_at + 16 * j, elf_hash(name.encode()), 0, 2 + j,
-                         offsets[name], 16 if j < auxes - 1 else 0)
+        struct.pack_into(
+            "<IHHII",
+            out,
+            aux_at + 16 * j,
+            elf_hash(name.encode()),
+            0,
+            2 + j,
+            offsets[name],
+            16 if j < auxes - 1 else 0,
+        )
     return bytes(out)
 
 
@@ -964,8 +1123,8 @@ def rename_version_need(path: Path, old: str, new: str) -> None:
         at = offset + aux
         for _ in range(cnt):
             _hash, _flags, _other, name, aux_next = struct.unpack_from("<IHHII", data, at)
-            if strings[name:strings.index(b"\0", name)] == old.encode():
-                with open(path, "r+b") as out:   # vna_hash too: the loader matches by hash
+            if strings[name : strings.index(b"\0", name)] == old.encode():
+                with open(path, "r+b") as out:  # vna_hash too: the loader matches by hash
                     out.seek(base + at)
                     out.write(struct.pack("<I", elf_hash(new.encode())))
                     out.seek(base + at + 8)
@@ -993,11 +1152,14 @@ def drop_needed(path: Path, soname: str) -> None:
     with handle:
         dynamic = elf.get_section_by_name(".dynamic")
         base = dynamic["sh_offset"]
-        index = next(i for i, tag in enumerate(dynamic.iter_tags())
-                     if tag.entry.d_tag == "DT_NEEDED" and tag.needed == soname)
+        index = next(
+            i
+            for i, tag in enumerate(dynamic.iter_tags())
+            if tag.entry.d_tag == "DT_NEEDED" and tag.needed == soname
+        )
     with open(path, "r+b") as out:
         out.seek(base + 16 * index)
-        out.write(struct.pack("<q", 21))   # DT_DEBUG
+        out.write(struct.pack("<q", 21))  # DT_DEBUG
 
 
 def patch_header(data: bytes, *, phoff: int) -> bytes:
@@ -1010,18 +1172,21 @@ def patch_last_load_size(data: bytes, size: int) -> bytes:
     """Make the last PT_LOAD claim `size` bytes of file: a copy that stopped early, as the
     loader sees it (it maps the missing pages and the process dies of SIGBUS)."""
     out = bytearray(data)
-    phoff, = struct.unpack_from("<Q", out, 32)
+    (phoff,) = struct.unpack_from("<Q", out, 32)
     phentsize, phnum = struct.unpack_from("<HH", out, 54)
-    loads = [phoff + i * phentsize for i in range(phnum)
-             if struct.unpack_from("<I", out, phoff + i * phentsize)[0] == 1]
-    struct.pack_into("<QQ", out, loads[-1] + 32, size, size)   # p_filesz, p_memsz
+    loads = [
+        phoff + i * phentsize
+        for i in range(phnum)
+        if struct.unpack_from("<I", out, phoff + i * phentsize)[0] == 1
+    ]
+    struct.pack_into("<QQ", out, loads[-1] + 32, size, size)  # p_filesz, p_memsz
     return bytes(out)
 
 
 def patch_dynamic_offset(data: bytes, offset: int) -> bytes:
     """Move PT_DYNAMIC's p_offset past the end of the file."""
     out = bytearray(data)
-    phoff, = struct.unpack_from("<Q", out, 32)
+    (phoff,) = struct.unpack_from("<Q", out, 32)
     phentsize, phnum = struct.unpack_from("<HH", out, 54)
     for i in range(phnum):
         at = phoff + i * phentsize

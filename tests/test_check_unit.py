@@ -30,9 +30,13 @@ V = GlibcVersion.of
 # -- versions ----------------------------------------------------------------------------
 def test_versions_order_by_number_not_text():
     assert V("2.2.5") < V("2.17") < V("2.34")
-    assert "2.2.5" > "2.17"   # what comparing the strings would say
-    assert sorted(map(V, ["2.34", "2.2.5", "2.17", "2.3"])) == \
-        [V("2.2.5"), V("2.3"), V("2.17"), V("2.34")]
+    assert "2.2.5" > "2.17"  # what comparing the strings would say
+    assert sorted(map(V, ["2.34", "2.2.5", "2.17", "2.3"])) == [
+        V("2.2.5"),
+        V("2.3"),
+        V("2.17"),
+        V("2.34"),
+    ]
     assert max(["2.14", "2.2.5", "2.3.4"], key=V) == "2.14"
 
 
@@ -96,12 +100,14 @@ def test_lowest_glibc_is_the_highest_requirement():
     needs = [Requirement(V("2.14")), Requirement(V("2.2.5")), Requirement(V("2.3.4"))]
     assert lowest_glibc(needs, V("2.2.5")) == V("2.14")
     assert str(lowest_glibc([Requirement(V("2.2.5"))], OLDEST_GLIBC)) == "2.2.5"
-    assert lowest_glibc([], V("2.17")) == V("2.17")   # nothing needed: the floor
+    assert lowest_glibc([], V("2.17")) == V("2.17")  # nothing needed: the floor
 
 
 def test_one_unmeetable_requirement_means_no_glibc():
-    assert lowest_glibc([Requirement(V("2.34")), NO_GLIBC, Requirement(V("2.41"))],
-                        OLDEST_GLIBC) is None
+    assert (
+        lowest_glibc([Requirement(V("2.34")), NO_GLIBC, Requirement(V("2.41"))], OLDEST_GLIBC)
+        is None
+    )
 
 
 # -- policy -------------------------------------------------------------------------------
@@ -133,25 +139,33 @@ def test_cxx_ceiling_is_the_greatest_entry_at_or_below_the_target():
 
 
 def test_user_policy_merges_key_by_key(tmp_path: Path):
-    policy = load_policy(write(tmp_path, {"loader": {"relr_glibc": "2.40"},
-                                          "symbol_hints": {"memcpy": "mine"}}))
+    policy = load_policy(
+        write(tmp_path, {"loader": {"relr_glibc": "2.40"}, "symbol_hints": {"memcpy": "mine"}})
+    )
     assert policy.loader.relr_glibc == V("2.40")
-    assert policy.loader.gnu_hash_from == V("2.5")          # the rest of `loader` kept
+    assert policy.loader.gnu_hash_from == V("2.5")  # the rest of `loader` kept
     assert policy.symbol_hints["memcpy"] == "mine"
     assert "fcntl64" in policy.symbol_hints
-    assert merge({"a": {"b": 1, "c": 2}, "d": [1]}, {"a": {"b": 3}, "d": [2]}) == \
-        {"a": {"b": 3, "c": 2}, "d": [2]}
+    assert merge({"a": {"b": 1, "c": 2}, "d": [1]}, {"a": {"b": 3}, "d": [2]}) == {
+        "a": {"b": 3, "c": 2},
+        "d": [2],
+    }
 
 
-@pytest.mark.parametrize("override, key", [
-    ({"loader": {"relr_glibc": "soon"}}, "loader.relr_glibc"),
-    ({"loader": {"x86_isa_level_refused_from": 2.33}}, "loader.x86_isa_level_refused_from"),
-    ({"loader": {"static_tls_surplus_bytes": -1}}, "loader.static_tls_surplus_bytes"),
-    ({"cxx_runtime": {"ceilings": [{"glibc": "2.17", "GCC": "new"}]}},
-     "cxx_runtime.ceilings[0].GCC"),
-    ({"markers": {"GLIBC_ABI_X": {"glibc": "2.40", "why": "w"}}}, "markers.GLIBC_ABI_X.fix"),
-    ({"needed": {"allowed": "libc.so.6"}}, "needed.allowed"),
-])
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ({"loader": {"relr_glibc": "soon"}}, "loader.relr_glibc"),
+        ({"loader": {"x86_isa_level_refused_from": 2.33}}, "loader.x86_isa_level_refused_from"),
+        ({"loader": {"static_tls_surplus_bytes": -1}}, "loader.static_tls_surplus_bytes"),
+        (
+            {"cxx_runtime": {"ceilings": [{"glibc": "2.17", "GCC": "new"}]}},
+            "cxx_runtime.ceilings[0].GCC",
+        ),
+        ({"markers": {"GLIBC_ABI_X": {"glibc": "2.40", "why": "w"}}}, "markers.GLIBC_ABI_X.fix"),
+        ({"needed": {"allowed": "libc.so.6"}}, "needed.allowed"),
+    ],
+)
 def test_bad_user_policy_names_the_key(tmp_path: Path, override: dict, key: str):
     path = write(tmp_path, override)
     with pytest.raises(BadInput) as caught:
@@ -169,24 +183,29 @@ def test_bad_policy_files(tmp_path: Path):
     with pytest.raises(BadInput, match="must hold one JSON object"):
         load_policy(write(tmp_path, ["loader"]))
     with pytest.raises(UsageError, match=r"policy\.loader is missing"):
-        parse_policy({k: v for k, v in json.loads(DEFAULT_POLICY.read_text()).items()
-                      if k != "loader"})
+        parse_policy(
+            {k: v for k, v in json.loads(DEFAULT_POLICY.read_text()).items() if k != "loader"}
+        )
 
 
 # -- rendering ----------------------------------------------------------------------------
 def findings() -> list[Finding]:
     text = "needs glibc newer than the target"
-    return [Finding("version-too-new", text, "b_sym", "GLIBC_2.28", "libc.so.6"),
-            Finding("textrel", "DT_TEXTREL"),
-            Finding("version-too-new", text, "a_sym", "GLIBC_2.28", "libc.so.6", "a hint"),
-            Finding("version-too-new", text, "c_sym", "GLIBC_2.34", "libc.so.6")]
+    return [
+        Finding("version-too-new", text, "b_sym", "GLIBC_2.28", "libc.so.6"),
+        Finding("textrel", "DT_TEXTREL"),
+        Finding("version-too-new", text, "a_sym", "GLIBC_2.28", "libc.so.6", "a hint"),
+        Finding("version-too-new", text, "c_sym", "GLIBC_2.34", "libc.so.6"),
+    ]
 
 
 def test_findings_group_by_kind_then_newest_version_first():
     groups = grouped(findings())
-    assert [(kind, version) for (kind, version, _lib, _text), _ in groups] == \
-        [("version-too-new", "GLIBC_2.34"), ("version-too-new", "GLIBC_2.28"),
-         ("textrel", None)]
+    assert [(kind, version) for (kind, version, _lib, _text), _ in groups] == [
+        ("version-too-new", "GLIBC_2.34"),
+        ("version-too-new", "GLIBC_2.28"),
+        ("textrel", None),
+    ]
     assert [f.symbol for f in groups[1][1]] == ["b_sym", "a_sym"]
 
 
@@ -194,17 +213,28 @@ def test_finding_message_and_json():
     finding = findings()[2]
     assert finding.message == "a_sym@GLIBC_2.28: needs glibc newer than the target (a hint)"
     assert Finding("x", "t", "sym").message == "sym: t"
-    assert finding.to_json() == {"kind": "version-too-new", "symbol": "a_sym",
-                                 "version": "GLIBC_2.28", "library": "libc.so.6",
-                                 "message": finding.message, "symbols_omitted": 0}
+    assert finding.to_json() == {
+        "kind": "version-too-new",
+        "symbol": "a_sym",
+        "version": "GLIBC_2.28",
+        "library": "libc.so.6",
+        "message": finding.message,
+        "symbols_omitted": 0,
+    }
     assert "severity" not in finding.to_json()
 
 
 def test_text_report_of_a_failing_file():
     warning = Finding("nodelete", "DF_1_NODELETE", severity=WARNING)
-    file = FileReport(path="lib.so", arch="x86_64", required={"GLIBC": "2.34"},
-                      violations=findings(), warnings=[warning], min_glibc="2.34",
-                      unresolved=[f"u{i}" for i in range(14)])
+    file = FileReport(
+        path="lib.so",
+        arch="x86_64",
+        required={"GLIBC": "2.34"},
+        violations=findings(),
+        warnings=[warning],
+        min_glibc="2.34",
+        unresolved=[f"u{i}" for i in range(14)],
+    )
     report = Report(GlibcVersion(2, 17), [file], [InputError("bad.so", "truncated")])
     assert report.exit_code == 2 and not report.ok
     assert report_text(report).splitlines() == [
@@ -225,7 +255,8 @@ def test_text_report_of_a_failing_file():
         "info: 14 undefined symbols glibc does not provide (a DT_NEEDED library or the host "
         "must): u0, u1,",
         "       u2, u3, u4, u5, u6, u7, u8, u9, u10, u11 (+2 more)",
-        "error: bad.so: truncated"]
+        "error: bad.so: truncated",
+    ]
     assert report_json(report)["files"][0]["min_glibc"] == "2.34"
 
 
@@ -239,18 +270,26 @@ def test_wrapping_keeps_lines_within_100_columns():
 # -- discovery ----------------------------------------------------------------------------
 def elf_header(e_type: int, *, little: bool = True) -> bytes:
     order = "little" if little else "big"
-    return (b"\x7fELF\x02" + (b"\x01" if little else b"\x02") + b"\x01" + bytes(9)
-            + e_type.to_bytes(2, order) + bytes(46))
+    return (
+        b"\x7fELF\x02"
+        + (b"\x01" if little else b"\x02")
+        + b"\x01"
+        + bytes(9)
+        + e_type.to_bytes(2, order)
+        + bytes(46)
+    )
 
 
 def test_elf_kind_from_the_header(tmp_path: Path):
-    cases = {"lib.so": (elf_header(3), ElfKind.SHARED_LIBRARY),
-             "exe": (elf_header(2), ElfKind.EXECUTABLE),
-             "obj.o": (elf_header(1), ElfKind.OBJECT),
-             "core": (elf_header(4), ElfKind.CORE),
-             "big.so": (elf_header(3, little=False), ElfKind.SHARED_LIBRARY),
-             "short": (b"\x7fELF\x02", ElfKind.MALFORMED),
-             "text.txt": (b"hello", ElfKind.NOT_ELF)}
+    cases = {
+        "lib.so": (elf_header(3), ElfKind.SHARED_LIBRARY),
+        "exe": (elf_header(2), ElfKind.EXECUTABLE),
+        "obj.o": (elf_header(1), ElfKind.OBJECT),
+        "core": (elf_header(4), ElfKind.CORE),
+        "big.so": (elf_header(3, little=False), ElfKind.SHARED_LIBRARY),
+        "short": (b"\x7fELF\x02", ElfKind.MALFORMED),
+        "text.txt": (b"hello", ElfKind.NOT_ELF),
+    }
     for name, (data, kind) in cases.items():
         (tmp_path / name).write_bytes(data)
         assert elf_kind(tmp_path / name) is kind, name
@@ -266,14 +305,17 @@ def test_folder_search_skips_objects_and_lists_a_file_once(tmp_path: Path):
     (tmp_path / "obj.o").write_bytes(elf_header(1))
     (tmp_path / "notes.txt").write_text("not ELF")
     errors: list[InputError] = []
-    assert collect([tmp_path], errors) == [(str(tmp_path / "sub" / "libreal.so.1"),
-                                            tmp_path / "sub" / "libreal.so.1")]
+    assert collect([tmp_path], errors) == [
+        (str(tmp_path / "sub" / "libreal.so.1"), tmp_path / "sub" / "libreal.so.1")
+    ]
     assert errors == []
     empty = tmp_path / "empty"
     empty.mkdir()
     collect([empty, tmp_path / "missing"], errors)
     assert [e.message for e in errors] == [
-        "no ELF shared objects or executables in this folder", "no such file or directory"]
+        "no ELF shared objects or executables in this folder",
+        "no such file or directory",
+    ]
 
 
 # -- target facts -------------------------------------------------------------------------
@@ -301,10 +343,17 @@ def test_policy_loaders_agree_with_target_ld_so_names():
 def _fake_table():
     from orchestrator.abilist import SymbolTable
 
-    return SymbolTable("unit-x86_64-fake", {
-        "log2": {"m": ["2.2.5", "2.29"]}, "sqrt": {"m": ["2.2.5"]},
-        "dlopen": {"dl": ["2.2.5"], "c": ["2.34"]}, "memcpy": {"c": ["2.2.5", "2.14"]},
-        "puts": {"c": ["2.2.5"]}}, ("2.2.5", "2.14", "2.17", "2.29", "2.34"))
+    return SymbolTable(
+        "unit-x86_64-fake",
+        {
+            "log2": {"m": ["2.2.5", "2.29"]},
+            "sqrt": {"m": ["2.2.5"]},
+            "dlopen": {"dl": ["2.2.5"], "c": ["2.34"]},
+            "memcpy": {"c": ["2.2.5", "2.14"]},
+            "puts": {"c": ["2.2.5"]},
+        },
+        ("2.2.5", "2.14", "2.17", "2.29", "2.34"),
+    )
 
 
 FAKE_TABLE = _fake_table()
@@ -313,8 +362,13 @@ FAKE_TABLE = _fake_table()
 def _ctx(glibc: str = "2.17", **kw):
     from orchestrator.check.rules.context import Context
 
-    return Context.make(target=lookup("x86_64-unknown-linux-gnu"), glibc=V(glibc),
-                        policy=load_policy(), table=FAKE_TABLE, **kw)
+    return Context.make(
+        target=lookup("x86_64-unknown-linux-gnu"),
+        glibc=V(glibc),
+        policy=load_policy(),
+        table=FAKE_TABLE,
+        **kw,
+    )
 
 
 def _elf(undefined=(), needs=(), needed=("libc.so.6",)):
@@ -325,8 +379,10 @@ def _elf(undefined=(), needs=(), needed=("libc.so.6",)):
     return SimpleNamespace(
         needed=list(needed),
         undefined_symbols=[UndefinedSymbol(name, False, None, None) for name in undefined],
-        version_needs=[VersionNeed(file, name, flags, 2 + i)
-                       for i, (file, name, flags) in enumerate(needs)])
+        version_needs=[
+            VersionNeed(file, name, flags, 2 + i) for i, (file, name, flags) in enumerate(needs)
+        ],
+    )
 
 
 def _run(rule, elf, ctx):
@@ -342,9 +398,12 @@ def test_missing_libm_is_a_warning_that_states_the_host_condition():
     findings, lowest = _run(check_existence, _elf(["log2", "puts"]), _ctx())
     [finding] = findings
     assert (finding.kind, finding.severity, finding.library) == (
-        "missing-library", WARNING, "libm.so.6")
+        "missing-library",
+        WARNING,
+        "libm.so.6",
+    )
     assert "only in a host process that already has libm.so.6 loaded" in finding.message
-    assert lowest == V("2.2.5")   # it loads on the target, given that host
+    assert lowest == V("2.2.5")  # it loads on the target, given that host
 
 
 def test_strict_missing_libm_needs_no_glibc_and_libdl_needs_2_34():
@@ -362,10 +421,13 @@ def test_strict_missing_libm_needs_no_glibc_and_libdl_needs_2_34():
 def test_named_host_libraries_settle_a_missing_library():
     from orchestrator.check.rules.existence import check_existence
 
-    assert _run(check_existence, _elf(["sqrt"]),
-                _ctx(host_libraries=frozenset({"libm.so.6"}))) == ([], V("2.2.5"))
-    findings, lowest = _run(check_existence, _elf(["sqrt"]),
-                            _ctx(host_libraries=frozenset({"libdl.so.2"})))
+    assert _run(check_existence, _elf(["sqrt"]), _ctx(host_libraries=frozenset({"libm.so.6"}))) == (
+        [],
+        V("2.2.5"),
+    )
+    findings, lowest = _run(
+        check_existence, _elf(["sqrt"]), _ctx(host_libraries=frozenset({"libdl.so.2"}))
+    )
     assert [f.severity for f in findings] == ["violation"] and lowest is None
     assert "--host-libraries does not name it" in findings[0].message
 
@@ -392,7 +454,8 @@ def test_a_glibc_version_the_target_never_defined_is_a_violation(node: str):
 
     findings, lowest = _run(check_version_needs, _elf(needs=[("libc.so.6", node, 0)]), _ctx())
     assert [(f.kind, f.version, f.severity) for f in findings] == [
-        ("unknown-version", node, "violation")]
+        ("unknown-version", node, "violation")
+    ]
     assert lowest is None and "every glibc" in findings[0].message
 
 
@@ -409,16 +472,25 @@ def test_a_defined_glibc_version_is_judged_as_before():
 def test_a_name_glibc_never_used_on_its_library_is_a_violation_elsewhere_reported():
     from orchestrator.check.rules.versions import check_version_needs, other_version_needs
 
-    elf = _elf(needs=[("libc.so.6", "GLIBC-2.36", 0), ("libasound.so.2", "ALSA_0.9", 0),
-                      ("libstdc++.so.6", "GLIBCXX_3.4", 0), ("libssl.so.3", "OPENSSL_3.0", 0),
-                      ("libasound.so.2", "ALSA_0.9.0rc4", 0)],
-               needed=("libc.so.6", "libasound.so.2", "libstdc++.so.6", "libssl.so.3"))
+    elf = _elf(
+        needs=[
+            ("libc.so.6", "GLIBC-2.36", 0),
+            ("libasound.so.2", "ALSA_0.9", 0),
+            ("libstdc++.so.6", "GLIBCXX_3.4", 0),
+            ("libssl.so.3", "OPENSSL_3.0", 0),
+            ("libasound.so.2", "ALSA_0.9.0rc4", 0),
+        ],
+        needed=("libc.so.6", "libasound.so.2", "libstdc++.so.6", "libssl.so.3"),
+    )
     findings, lowest = _run(check_version_needs, elf, _ctx())
     assert [(f.kind, f.version) for f in findings if f.severity == "violation"] == [
-        ("unknown-version", "GLIBC-2.36")]
+        ("unknown-version", "GLIBC-2.36")
+    ]
     assert lowest is None
     assert other_version_needs(elf, _ctx()) == {
-        "libasound.so.2": ["ALSA_0.9", "ALSA_0.9.0rc4"], "libssl.so.3": ["OPENSSL_3.0"]}
+        "libasound.so.2": ["ALSA_0.9", "ALSA_0.9.0rc4"],
+        "libssl.so.3": ["OPENSSL_3.0"],
+    }
 
 
 def test_libxcrypt_needs_are_reported_not_judged():
@@ -426,8 +498,10 @@ def test_libxcrypt_needs_are_reported_not_judged():
     (removed in 2.39) is not in zig's database, so its needs are not judged by name."""
     from orchestrator.check.rules.versions import check_version_needs, other_version_needs
 
-    elf = _elf(needs=[("libcrypt.so.1", "XCRYPT_2.0", 0), ("libcrypt.so.1", "GLIBC_2.2.5", 0)],
-               needed=("libc.so.6", "libcrypt.so.1"))
+    elf = _elf(
+        needs=[("libcrypt.so.1", "XCRYPT_2.0", 0), ("libcrypt.so.1", "GLIBC_2.2.5", 0)],
+        needed=("libc.so.6", "libcrypt.so.1"),
+    )
     findings, lowest = _run(check_version_needs, elf, _ctx())
     assert not [f for f in findings if f.severity == "violation"] and lowest == V("2.2.5")
     assert other_version_needs(elf, _ctx()) == {"libcrypt.so.1": ["XCRYPT_2.0"]}
@@ -437,8 +511,9 @@ def test_a_weak_need_for_an_undefined_version_is_only_a_warning():
     from orchestrator.check.rules.versions import check_version_needs
     from orchestrator.elffile import VER_FLG_WEAK
 
-    findings, lowest = _run(check_version_needs,
-                            _elf(needs=[("libc.so.6", "GLIBC_2.99", VER_FLG_WEAK)]), _ctx())
+    findings, lowest = _run(
+        check_version_needs, _elf(needs=[("libc.so.6", "GLIBC_2.99", VER_FLG_WEAK)]), _ctx()
+    )
     assert [(f.kind, f.severity) for f in findings] == [("weak-version-need", WARNING)]
     assert lowest == OLDEST_GLIBC
 
@@ -449,8 +524,7 @@ def test_defined_versions_is_the_union_of_the_libraries():
 
 
 def _finding(kind="k", symbol=None, version="V_1", library="libx.so", severity="violation"):
-    return Finding(kind, "text", symbol=symbol, version=version, library=library,
-                   severity=severity)
+    return Finding(kind, "text", symbol=symbol, version=version, library=library, severity=severity)
 
 
 def test_bounded_keeps_a_group_up_to_its_cap_and_counts_the_rest():
@@ -459,13 +533,17 @@ def test_bounded_keeps_a_group_up_to_its_cap_and_counts_the_rest():
     bounded = Bounded()
     for i in range(Bounded.PER_GROUP + 7):
         bounded.add(_finding(symbol=f"s{i}"))
-    bounded.add(_finding(symbol="s0"))   # a repeat counts too
+    bounded.add(_finding(symbol="s0"))  # a repeat counts too
     kept = bounded.findings("violation")
     assert len(kept) == Bounded.PER_GROUP
     assert [f.omitted for f in kept[:-1]] == [0] * (Bounded.PER_GROUP - 1)
     assert kept[-1].omitted == 8
-    assert report_json(Report(V("2.17"), [FileReport("f", violations=kept)]))["files"][0][
-        "violations"][-1]["symbols_omitted"] == 8
+    assert (
+        report_json(Report(V("2.17"), [FileReport("f", violations=kept)]))["files"][0][
+            "violations"
+        ][-1]["symbols_omitted"]
+        == 8
+    )
 
 
 def test_bounded_caps_groups_per_severity_and_counts_their_findings():
@@ -507,14 +585,20 @@ def test_bounded_keeps_at_most_its_characters():
         bounded.add(Finding(f"kind{i % 50}", text, symbol=f"s{i}", version="V", library="l"))
     kept = bounded.findings("violation")
     assert sum(len(f.text) for f in kept) <= Bounded.CHARS
-    assert len(kept) + sum(f.omitted for f in kept) + bounded.omitted == \
-        2 * Bounded.CHARS // Bounded.TEXT
+    assert (
+        len(kept) + sum(f.omitted for f in kept) + bounded.omitted
+        == 2 * Bounded.CHARS // Bounded.TEXT
+    )
 
 
 def test_text_report_agrees_with_the_verdict_and_lists_other_needs():
-    failing = FileReport("lib.so", arch="x86_64", min_glibc="2.14",
-                         violations=[Finding("textrel", "t")],
-                         other_version_needs={"libasound.so.2": ["ALSA_0.9"]})
+    failing = FileReport(
+        "lib.so",
+        arch="x86_64",
+        min_glibc="2.14",
+        violations=[Finding("textrel", "t")],
+        other_version_needs={"libasound.so.2": ["ALSA_0.9"]},
+    )
     text = report_text(Report(V("2.17"), [failing]))
     assert "lowest glibc it can load on: 2.14" not in text
     assert "allow glibc 2.14, but the violations below stop it" in text
@@ -533,18 +617,28 @@ def test_build_takes_strict_and_host_libraries_from_flags_or_crate_metadata():
     root = Path("/nonexistent/crate")
 
     def crate(**settings: object) -> cargo.Crate:
-        return cargo.Crate(root=root, manifest=root / "Cargo.toml", workspace_root=root,
-                           target_dir=root / "target", packages=("plug",), version="1",
-                           settings={k.replace("_", "-"): (v, root) for k, v in settings.items()},
-                           source_root=root)
+        return cargo.Crate(
+            root=root,
+            manifest=root / "Cargo.toml",
+            workspace_root=root,
+            target_dir=root / "target",
+            packages=("plug",),
+            version="1",
+            settings={k.replace("_", "-"): (v, root) for k, v in settings.items()},
+            source_root=root,
+        )
 
     plain = resolve(BuildOptions(crate_dir=root, out=root / "dist"), crate())
     assert plain.strict is False and plain.host_libraries is None
-    meta = resolve(BuildOptions(crate_dir=root, out=root / "dist"),
-                   crate(strict=True, host_libraries=["libm.so.6", "libdl.so.2"]))
+    meta = resolve(
+        BuildOptions(crate_dir=root, out=root / "dist"),
+        crate(strict=True, host_libraries=["libm.so.6", "libdl.so.2"]),
+    )
     assert meta.strict is True and meta.host_libraries == {"libm.so.6", "libdl.so.2"}
-    flags = resolve(BuildOptions(crate_dir=root, out=root / "dist", strict=False,
-                                 host_libraries="libm.so.6"), crate(strict=True))
+    flags = resolve(
+        BuildOptions(crate_dir=root, out=root / "dist", strict=False, host_libraries="libm.so.6"),
+        crate(strict=True),
+    )
     assert flags.strict is False and flags.host_libraries == {"libm.so.6"}
     with pytest.raises(UsageError, match="strict"):
         resolve(BuildOptions(crate_dir=root, out=root / "dist"), crate(strict="yes"))

@@ -54,8 +54,7 @@ def test_groups():
 @pytest.mark.unit
 def test_markdown_table_cells_cannot_break_the_table():
     table = ci.markdown_table(["library", "loads on"], [["a|b.so", "glibc 2.17\nyes"]])
-    assert table == ("| library | loads on |\n|---|---|\n"
-                     "| a\\|b.so | glibc 2.17 yes |\n")
+    assert table == ("| library | loads on |\n|---|---|\n| a\\|b.so | glibc 2.17 yes |\n")
 
 
 @pytest.mark.unit
@@ -85,9 +84,15 @@ def test_logger_groups_each_stage_and_annotates_errors(monkeypatch, capsys):
     out, err = capsys.readouterr()
     assert out == ""
     assert err.splitlines() == [
-        "::group::building", "==> building", "::endgroup::",
-        "::group::checking", "==> checking", "::endgroup::",
-        "error: lib.so needs GLIBC_2.34", "::error file=dist/lib.so::lib.so needs GLIBC_2.34"]
+        "::group::building",
+        "==> building",
+        "::endgroup::",
+        "::group::checking",
+        "==> checking",
+        "::endgroup::",
+        "error: lib.so needs GLIBC_2.34",
+        "::error file=dist/lib.so::lib.so needs GLIBC_2.34",
+    ]
 
 
 @pytest.mark.unit
@@ -103,8 +108,7 @@ def test_json_stays_pure_on_stdout_in_github_actions(tmp_path):
     """The annotation goes to stderr; stdout is still exactly one JSON document."""
     not_elf = tmp_path / "notes.txt"
     not_elf.write_text("hello")
-    proc = run_tool("check", "--glibc", "2.17", "--json", not_elf,
-                    env={"GITHUB_ACTIONS": "true"})
+    proc = run_tool("check", "--glibc", "2.17", "--json", not_elf, env={"GITHUB_ACTIONS": "true"})
     assert proc.returncode == 2, proc.stderr
     assert json.loads(proc.stdout)["ok"] is False
     assert "::error" not in proc.stdout

@@ -40,8 +40,9 @@ LIVE_KEYS = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 
 # -- the table ---------------------------------------------------------------------------------
 @pytest.mark.unit
-@pytest.mark.parametrize("suite, glibc", [("jessie", "2.19"), ("stretch", "2.24"),
-                                          ("buster", "2.28")])
+@pytest.mark.parametrize(
+    "suite, glibc", [("jessie", "2.19"), ("stretch", "2.24"), ("buster", "2.28")]
+)
 def test_retired_suites_come_from_the_archive_with_the_removed_keys(suite, glibc):
     place = suite_place(suite)
     assert place.mirrors == (ARCHIVE_MIRROR,) and place.glibc == glibc
@@ -57,8 +58,9 @@ def test_bullseye_tries_the_main_host_then_the_archive():
 
 @pytest.mark.unit
 def test_mirror_overrides_and_unknown_suites_keep_debootstraps_defaults():
-    assert suite_place("buster", "http://mirror.example/debian").mirrors == \
-        ("http://mirror.example/debian",)
+    assert suite_place("buster", "http://mirror.example/debian").mirrors == (
+        "http://mirror.example/debian",
+    )
     focal = suite_place("focal")  # Ubuntu's: its debootstrap script knows its mirror
     assert focal.mirrors == () and focal.keyrings == ()
 
@@ -81,8 +83,10 @@ def test_a_malformed_table_is_one_line():
 @pytest.mark.unit
 def test_the_first_mirror_that_has_it_wins():
     assert choose_mirror("bullseye", {MAIN: MISSING, ARCHIVE_MIRROR: FOUND}) == ARCHIVE_MIRROR
-    assert choose_mirror("bullseye", {MAIN: "Connection refused",
-                                      ARCHIVE_MIRROR: FOUND}) == ARCHIVE_MIRROR
+    assert (
+        choose_mirror("bullseye", {MAIN: "Connection refused", ARCHIVE_MIRROR: FOUND})
+        == ARCHIVE_MIRROR
+    )
 
 
 @pytest.mark.unit
@@ -95,8 +99,10 @@ def test_missing_on_a_mirror_that_answers_is_exit_2_and_silence_is_exit_6():
     assert silent.value.exit_code == 6
 
 
-@pytest.mark.skipif(not (REMOVED_KEYS.is_file() and LIVE_KEYS.is_file()),
-                    reason="debian-archive-keyring is not installed")
+@pytest.mark.skipif(
+    not (REMOVED_KEYS.is_file() and LIVE_KEYS.is_file()),
+    reason="debian-archive-keyring is not installed",
+)
 def test_the_keyrings_are_joined_into_one_file(tmp_path, monkeypatch):
     monkeypatch.setenv("GLIBC_BUILD_CACHE", str(tmp_path))
     joined = keyring_for(suite_place("buster"))
@@ -147,22 +153,30 @@ def test_a_server_that_never_answers_is_cut_off_in_time():
         sock.bind(("127.0.0.1", 0))
         sock.listen(1)
         started = time.monotonic()
-        answer = probe(f"http://127.0.0.1:{sock.getsockname()[1]}/debian", "buster",
-                       timeout=0.5)
+        answer = probe(f"http://127.0.0.1:{sock.getsockname()[1]}/debian", "buster", timeout=0.5)
         assert time.monotonic() - started < 5
     assert "0.5s" in answer or "timed out" in answer
 
 
-needs_debootstrap = pytest.mark.skipif(not have("debootstrap") or os.geteuid() != 0,
-                                       reason="debootstrap runs only as root, if installed")
+needs_debootstrap = pytest.mark.skipif(
+    not have("debootstrap") or os.geteuid() != 0,
+    reason="debootstrap runs only as root, if installed",
+)
 
 
 @needs_debootstrap
 def test_rootfs_on_a_mirror_that_refuses_is_exit_6_in_one_line(refused_port, tmp_path):
     mirror = f"http://127.0.0.1:{refused_port}/debian"
     started = time.monotonic()
-    proc = run_tool("rootfs", "--debootstrap", "buster", "--mirror", mirror, tmp_path / "root",
-                    env={"GLIBC_BUILD_CACHE": str(tmp_path / "cache")})
+    proc = run_tool(
+        "rootfs",
+        "--debootstrap",
+        "buster",
+        "--mirror",
+        mirror,
+        tmp_path / "root",
+        env={"GLIBC_BUILD_CACHE": str(tmp_path / "cache")},
+    )
     assert time.monotonic() - started < 60
     assert_clean_failure(proc, 6, mirror, "does not answer")
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
@@ -171,8 +185,15 @@ def test_rootfs_on_a_mirror_that_refuses_is_exit_6_in_one_line(refused_port, tmp
 
 @needs_debootstrap
 def test_rootfs_of_a_suite_the_mirror_lacks_is_exit_2(fake_mirror, tmp_path):
-    proc = run_tool("rootfs", "--debootstrap", "buster", "--mirror", fake_mirror,
-                    tmp_path / "root", env={"GLIBC_BUILD_CACHE": str(tmp_path / "cache")})
+    proc = run_tool(
+        "rootfs",
+        "--debootstrap",
+        "buster",
+        "--mirror",
+        fake_mirror,
+        tmp_path / "root",
+        env={"GLIBC_BUILD_CACHE": str(tmp_path / "cache")},
+    )
     assert_clean_failure(proc, 2, "'buster' is not on", fake_mirror)
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 

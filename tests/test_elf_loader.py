@@ -43,9 +43,28 @@ G231 = GlibcVersion(2, 31)
 # libraries, strings, symbols, hash and version tables (not code pointers, not relocations).
 DT_SONAME, DT_STRTAB, DT_SYMTAB, DT_STRSZ, DT_SYMENT, DT_HASH = 14, 5, 6, 10, 11, 4
 DT_GNU_HASH, DT_VERSYM, DT_VERDEF, DT_VERDEFNUM, DT_VERNEEDNUM = (
-    0x6FFFFEF5, 0x6FFFFFF0, 0x6FFFFFFC, 0x6FFFFFFD, 0x6FFFFFFF)
-LOADER_TAGS = (0, DT_NEEDED, DT_HASH, DT_STRTAB, DT_SYMTAB, DT_STRSZ, DT_SYMENT, DT_SONAME,
-               DT_GNU_HASH, DT_VERSYM, DT_VERDEF, DT_VERDEFNUM, DT_VERNEED, DT_VERNEEDNUM)
+    0x6FFFFEF5,
+    0x6FFFFFF0,
+    0x6FFFFFFC,
+    0x6FFFFFFD,
+    0x6FFFFFFF,
+)
+LOADER_TAGS = (
+    0,
+    DT_NEEDED,
+    DT_HASH,
+    DT_STRTAB,
+    DT_SYMTAB,
+    DT_STRSZ,
+    DT_SYMENT,
+    DT_SONAME,
+    DT_GNU_HASH,
+    DT_VERSYM,
+    DT_VERDEF,
+    DT_VERDEFNUM,
+    DT_VERNEED,
+    DT_VERNEEDNUM,
+)
 
 
 @pytest.fixture(scope="session")
@@ -65,20 +84,38 @@ class Layout:
         with open(path, "rb") as handle:
             elf = ELFFile(handle)
             self.regions: dict[str, tuple[int, int]] = {}
-            for name in (".dynsym", ".dynstr", ".gnu.version", ".gnu.version_r",
-                         ".gnu.version_d", ".gnu.hash", ".hash", ".dynamic"):
+            for name in (
+                ".dynsym",
+                ".dynstr",
+                ".gnu.version",
+                ".gnu.version_r",
+                ".gnu.version_d",
+                ".gnu.hash",
+                ".hash",
+                ".dynamic",
+            ):
                 sec = elf.get_section_by_name(name)
                 if sec is not None:
                     self.regions[name] = (sec["sh_offset"], sec["sh_size"])
             self.phoff = elf.header["e_phoff"]
             self.phnum = elf.header["e_phnum"]
-            self.phdrs = [(self.phoff + i * 56, seg["p_type"])
-                          for i, seg in enumerate(elf.iter_segments())]
+            self.phdrs = [
+                (self.phoff + i * 56, seg["p_type"]) for i, seg in enumerate(elf.iter_segments())
+            ]
 
 
 INTERESTING = (0, 1, 2, 3, 4, 8, 16, 0x7FFF, 0x8000, 0xFFFF, 0x10000, 0xFFFFFFFF, 1 << 63)
-TYPES = {"ELF header", "program header", ".dynamic", ".dynsym", ".gnu.version",
-         ".gnu.version_r", ".gnu.version_d", ".gnu.hash", ".hash"}
+TYPES = {
+    "ELF header",
+    "program header",
+    ".dynamic",
+    ".dynsym",
+    ".gnu.version",
+    ".gnu.version_r",
+    ".gnu.version_d",
+    ".gnu.hash",
+    ".hash",
+}
 
 
 def field_value(data, old: int, width: int, blob: bytes) -> int:
@@ -90,16 +127,32 @@ def field_value(data, old: int, width: int, blob: bytes) -> int:
     if choice == "nudge":
         return (old + data.draw(st.sampled_from([-16, -8, -4, -1, 1, 4, 8, 16, 24]))) & mask
     at = data.draw(st.integers(0, max(0, len(blob) - width)))
-    return int.from_bytes(blob[at:at + width], "little")
+    return int.from_bytes(blob[at : at + width], "little")
 
 
 def mutate(data, blob: bytearray, layout: Layout) -> str:
     """One structure-aware change; returns what was changed (for the failure message)."""
     kind = data.draw(st.sampled_from(sorted(TYPES)))
-    if kind == "ELF header":   # e_ident class..padding, e_type, e_machine, e_version, ph*
-        at, width = data.draw(st.sampled_from([(4, 1), (5, 1), (6, 1), (7, 1), (8, 1), (9, 1),
-                                               (15, 1), (16, 2), (18, 2), (20, 4), (32, 8),
-                                               (54, 2), (56, 2)]))
+    if kind == "ELF header":  # e_ident class..padding, e_type, e_machine, e_version, ph*
+        at, width = data.draw(
+            st.sampled_from(
+                [
+                    (4, 1),
+                    (5, 1),
+                    (6, 1),
+                    (7, 1),
+                    (8, 1),
+                    (9, 1),
+                    (15, 1),
+                    (16, 2),
+                    (18, 2),
+                    (20, 4),
+                    (32, 8),
+                    (54, 2),
+                    (56, 2),
+                ]
+            )
+        )
     elif kind == "program header":
         index = data.draw(st.integers(0, len(layout.phdrs) - 1))
         base, p_type = layout.phdrs[index]
@@ -115,19 +168,19 @@ def mutate(data, blob: bytearray, layout: Layout) -> str:
             return "nothing"
         start, size = layout.regions[".dynamic"]
         entry = start + 16 * data.draw(st.integers(0, size // 16 - 1))
-        tag = int.from_bytes(blob[entry:entry + 8], "little")
+        tag = int.from_bytes(blob[entry : entry + 8], "little")
         what = data.draw(st.sampled_from(["tag", "value", "copy"]))
-        if what == "copy":   # another entry's copy here: duplicates, second DT_VERNEED...
+        if what == "copy":  # another entry's copy here: duplicates, second DT_VERNEED...
             other = start + 16 * data.draw(st.integers(0, size // 16 - 1))
-            if int.from_bytes(blob[other:other + 8], "little") not in LOADER_TAGS:
+            if int.from_bytes(blob[other : other + 8], "little") not in LOADER_TAGS:
                 return "nothing"
-            blob[entry:entry + 16] = blob[other:other + 16]
+            blob[entry : entry + 16] = blob[other : other + 16]
             return f"dynamic entry at {entry:#x} := entry at {other:#x}"
         if tag not in LOADER_TAGS:
             return "nothing"
         if what == "tag":
             new = data.draw(st.sampled_from(LOADER_TAGS))
-            blob[entry:entry + 8] = new.to_bytes(8, "little")
+            blob[entry : entry + 8] = new.to_bytes(8, "little")
             return f"dynamic tag at {entry:#x}: {tag:#x} -> {new:#x}"
         at, width = entry + 8, 8
     else:
@@ -135,15 +188,16 @@ def mutate(data, blob: bytearray, layout: Layout) -> str:
             return "nothing"
         start, size = layout.regions[kind]
         width = {".gnu.version": 2, ".dynsym": data.draw(st.sampled_from([4, 1, 2]))}.get(
-            kind, data.draw(st.sampled_from([2, 4])))
-        if kind == ".dynsym":   # st_name (4), st_info (1 at +4), st_shndx (2 at +6)
+            kind, data.draw(st.sampled_from([2, 4]))
+        )
+        if kind == ".dynsym":  # st_name (4), st_info (1 at +4), st_shndx (2 at +6)
             entry = start + 24 * data.draw(st.integers(0, size // 24 - 1))
             at = entry + {4: 0, 1: 4, 2: 6}[width]
         else:
             at = start + width * data.draw(st.integers(0, max(0, size // width - 1)))
-    old = int.from_bytes(blob[at:at + width], "little")
+    old = int.from_bytes(blob[at : at + width], "little")
     new = field_value(data, old, width, bytes(blob))
-    blob[at:at + width] = new.to_bytes(width, "little")
+    blob[at : at + width] = new.to_bytes(width, "little")
     return f"{kind}: {width} bytes at {at:#x}: {old:#x} -> {new:#x}"
 
 
@@ -152,8 +206,8 @@ HOST_MEMORY = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 def load_span(blob: bytes) -> int:
     """Bytes of address space the PT_LOAD segments of a 64-bit little-endian file span."""
-    phoff, = struct.unpack_from("<Q", blob, 32)
-    phnum, = struct.unpack_from("<H", blob, 56)
+    (phoff,) = struct.unpack_from("<Q", blob, 32)
+    (phnum,) = struct.unpack_from("<H", blob, 56)
     loads = [struct.unpack_from("<IIQQQQQQ", blob, phoff + 56 * i) for i in range(phnum)]
     loads = [ph for ph in loads if ph[0] == 1]
     if not loads:
@@ -171,7 +225,7 @@ def refusal_is_about_the_structures(result, report, blob: bytes) -> bool:
     message = result.message
     file = report.files[0]
     if "cannot map" in message or "failed to map" in message:
-        return load_span(blob) < HOST_MEMORY // 4   # near what this machine has: its limit
+        return load_span(blob) < HOST_MEMORY // 4  # near what this machine has: its limit
 
     if "cannot open shared object file" in message:
         return message.split(":", 1)[0] not in file.needed
@@ -186,13 +240,21 @@ def refusal_is_about_the_structures(result, report, blob: bytes) -> bool:
 EXAMPLES = int(os.environ.get("ELF_LOADER_FUZZ_EXAMPLES", "0"))
 
 
-@settings(max_examples=EXAMPLES or 400, deadline=None, derandomize=not EXAMPLES,
-          database=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                 HealthCheck.data_too_large])
+@settings(
+    max_examples=EXAMPLES or 400,
+    deadline=None,
+    derandomize=not EXAMPLES,
+    database=None,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
+)
 @given(data=st.data())
-def test_check_is_never_ok_where_the_loader_refuses(seeds: list[Path], bullseye_root: Path,
-                                                     tmp_path_factory, data) -> None:
+def test_check_is_never_ok_where_the_loader_refuses(
+    seeds: list[Path], bullseye_root: Path, tmp_path_factory, data
+) -> None:
     seed = seeds[data.draw(st.integers(0, len(seeds) - 1))]
     folder = tmp_path_factory.mktemp("mutant")
     layout = Layout(seed)
@@ -202,12 +264,13 @@ def test_check_is_never_ok_where_the_loader_refuses(seeds: list[Path], bullseye_
     target.write_bytes(bytes(blob))
     report = check_paths([target], G231)
     if report.errors or not report.files[0].ok:
-        return   # not "ok": the property holds whatever the loader does
+        return  # not "ok": the property holds whatever the loader does
     result = verify_load(bullseye_root, [target])[0]
     if not result.ok:
         assert not refusal_is_about_the_structures(result, report, bytes(blob)), (
             f"check said ok, glibc 2.31's loader refused: {result.message} "
-            f"(signal {result.signal}); changes: {changes}")
+            f"(signal {result.signal}); changes: {changes}"
+        )
 
 
 # -- resource bounds, counted in work ------------------------------------------------------
@@ -223,17 +286,27 @@ def many_needs(needs: int, auxes: int, shared: bool) -> bytes:
     first = BASE + len(b.body) + (-len(b.body) % 8)
     if shared:
         aux_at = first + VERNEED.size * needs
-        recs = b"".join(VERNEED.pack(1, auxes, file_off, aux_at - (first + 16 * i),
-                                     0 if i == needs - 1 else 16) for i in range(needs))
-        tail = b"".join(VERNAUX.pack(elf_hash(f"GLIBC_2.{i % 40}".encode()), 0, 2 + i % 40,
-                                     names[i], 0 if i == auxes - 1 else 16)
-                        for i in range(auxes))
+        recs = b"".join(
+            VERNEED.pack(1, auxes, file_off, aux_at - (first + 16 * i), 0 if i == needs - 1 else 16)
+            for i in range(needs)
+        )
+        tail = b"".join(
+            VERNAUX.pack(
+                elf_hash(f"GLIBC_2.{i % 40}".encode()),
+                0,
+                2 + i % 40,
+                names[i],
+                0 if i == auxes - 1 else 16,
+            )
+            for i in range(auxes)
+        )
     else:
         step = VERNEED.size + VERNAUX.size
-        recs = b"".join(VERNEED.pack(1, 1, file_off, 16, 0 if i == needs - 1 else step)
-                        + VERNAUX.pack(elf_hash(f"GLIBC_2.{i % 40}".encode()), 0,
-                                       2 + i % 40, names[i], 0)
-                        for i in range(needs))
+        recs = b"".join(
+            VERNEED.pack(1, 1, file_off, 16, 0 if i == needs - 1 else step)
+            + VERNAUX.pack(elf_hash(f"GLIBC_2.{i % 40}".encode()), 0, 2 + i % 40, names[i], 0)
+            for i in range(needs)
+        )
         tail = b""
     assert b.place(recs + tail) == first
     b.dynamic.append((DT_VERNEED, first))

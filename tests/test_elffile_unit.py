@@ -19,21 +19,25 @@ from orchestrator.elffile import MAX_VERSION_RECORDS, ElfError, ElfFile
 
 BASE = 0x10000
 PAGE = 0x1000
-HEADER_ROOM = 0x100   # ELF header (64 bytes) and up to 3 program headers (56 bytes each)
+HEADER_ROOM = 0x100  # ELF header (64 bytes) and up to 3 program headers (56 bytes each)
 
 PT_LOAD, PT_DYNAMIC = 1, 2
 DT_NULL, DT_NEEDED, DT_HASH, DT_STRTAB, DT_SYMTAB = 0, 1, 4, 5, 6
 DT_RELA, DT_STRSZ, DT_SYMENT, DT_SONAME = 7, 10, 11, 14
 DT_GNU_HASH, DT_VERSYM = 0x6FFFFEF5, 0x6FFFFFF0
-DT_VERDEF, DT_VERDEFNUM, DT_VERNEED, DT_VERNEEDNUM = (0x6FFFFFFC, 0x6FFFFFFD, 0x6FFFFFFE,
-                                                      0x6FFFFFFF)
+DT_VERDEF, DT_VERDEFNUM, DT_VERNEED, DT_VERNEEDNUM = (
+    0x6FFFFFFC,
+    0x6FFFFFFD,
+    0x6FFFFFFE,
+    0x6FFFFFFF,
+)
 VER_FLG_BASE, VER_FLG_WEAK = 1, 2
 
-VERNEED = struct.Struct("<HHIII")    # vn_version, vn_cnt, vn_file, vn_aux, vn_next
-VERNAUX = struct.Struct("<IHHII")    # vna_hash, vna_flags, vna_other, vna_name, vna_next
-VERDEF = struct.Struct("<HHHHIII")   # vd_version, _flags, _ndx, _cnt, _hash, _aux, _next
-VERDAUX = struct.Struct("<II")       # vda_name, vda_next
-SYM = struct.Struct("<IBBHQQ")       # st_name, st_info, st_other, st_shndx, st_value, st_size
+VERNEED = struct.Struct("<HHIII")  # vn_version, vn_cnt, vn_file, vn_aux, vn_next
+VERNAUX = struct.Struct("<IHHII")  # vna_hash, vna_flags, vna_other, vna_name, vna_next
+VERDEF = struct.Struct("<HHHHIII")  # vd_version, _flags, _ndx, _cnt, _hash, _aux, _next
+VERDAUX = struct.Struct("<II")  # vda_name, vda_next
+SYM = struct.Struct("<IBBHQQ")  # st_name, st_info, st_other, st_shndx, st_value, st_size
 DYN = struct.Struct("<qQ")
 PHDR = struct.Struct("<IIQQQQQQ")
 EHDR = struct.Struct("<4sBBBBB7sHHIQQQIHHHHHH")
@@ -59,8 +63,16 @@ class Phdr:
     flags: int = 6
 
     def pack(self) -> bytes:
-        return PHDR.pack(self.type, self.flags, self.offset, self.vaddr, self.vaddr,
-                         self.filesz, self.memsz, self.align)
+        return PHDR.pack(
+            self.type,
+            self.flags,
+            self.offset,
+            self.vaddr,
+            self.vaddr,
+            self.filesz,
+            self.memsz,
+            self.align,
+        )
 
 
 @dataclass
@@ -83,18 +95,29 @@ class ElfBuilder:
         self.body += data
         return BASE + offset
 
-    def verneed(self, needs: list[tuple[str, list[tuple[str, int, int]]]],
-                cnt: int | None = None) -> int:
+    def verneed(
+        self, needs: list[tuple[str, list[tuple[str, int, int]]]], cnt: int | None = None
+    ) -> int:
         """A DT_VERNEED chain: [(file, [(name, flags, vna_other)])]; records contiguous."""
         raw = bytearray()
         for i, (file, auxes) in enumerate(needs):
             size = VERNEED.size + VERNAUX.size * len(auxes)
             last = i == len(needs) - 1
-            raw += VERNEED.pack(1, len(auxes) if cnt is None else cnt, self.string(file),
-                                VERNEED.size, 0 if last else size)
+            raw += VERNEED.pack(
+                1,
+                len(auxes) if cnt is None else cnt,
+                self.string(file),
+                VERNEED.size,
+                0 if last else size,
+            )
             for j, (name, flags, other) in enumerate(auxes):
-                raw += VERNAUX.pack(elf_hash(name.encode()), flags, other, self.string(name),
-                                    0 if j == len(auxes) - 1 else VERNAUX.size)
+                raw += VERNAUX.pack(
+                    elf_hash(name.encode()),
+                    flags,
+                    other,
+                    self.string(name),
+                    0 if j == len(auxes) - 1 else VERNAUX.size,
+                )
         return self.place(bytes(raw), 4)
 
     def verdef(self, defs: list[tuple[str, int, int]]) -> int:
@@ -102,13 +125,21 @@ class ElfBuilder:
         raw = bytearray()
         size = VERDEF.size + VERDAUX.size
         for i, (name, flags, ndx) in enumerate(defs):
-            raw += VERDEF.pack(1, flags, ndx, 1, elf_hash(name.encode()), VERDEF.size,
-                               0 if i == len(defs) - 1 else size)
+            raw += VERDEF.pack(
+                1,
+                flags,
+                ndx,
+                1,
+                elf_hash(name.encode()),
+                VERDEF.size,
+                0 if i == len(defs) - 1 else size,
+            )
             raw += VERDAUX.pack(self.string(name), 0)
         return self.place(bytes(raw), 4)
 
-    def symbols(self, names: list[str], versions: list[int] | None = None,
-                undefined: bool = True) -> None:
+    def symbols(
+        self, names: list[str], versions: list[int] | None = None, undefined: bool = True
+    ) -> None:
         """A .dynsym with a null symbol then `names` (global functions, undefined), a DT_HASH
         that counts them and, given `versions`, a .gnu.version."""
         raw = bytearray(SYM.size)
@@ -117,15 +148,20 @@ class ElfBuilder:
         self.dynamic.append((DT_SYMTAB, self.place(bytes(raw))))
         self.dynamic.append((DT_SYMENT, SYM.size))
         count = len(names) + 1
-        self.dynamic.append((DT_HASH, self.place(struct.pack(f"<II{1 + count}I", 1, count,
-                                                             *([0] * (1 + count))))))
+        self.dynamic.append(
+            (DT_HASH, self.place(struct.pack(f"<II{1 + count}I", 1, count, *([0] * (1 + count)))))
+        )
         if versions is not None:
-            self.dynamic.append((DT_VERSYM, self.place(struct.pack(f"<{count}H", 0, *versions),
-                                                       2)))
+            self.dynamic.append((DT_VERSYM, self.place(struct.pack(f"<{count}H", 0, *versions), 2)))
 
-    def finish(self, *, extra_phdrs: tuple[Phdr, ...] = (), dyn_null: bool = True,
-               load_memsz_extra: int = 0, tweak_dynamic_phdr: dict[str, int] | None = None
-               ) -> bytearray:
+    def finish(
+        self,
+        *,
+        extra_phdrs: tuple[Phdr, ...] = (),
+        dyn_null: bool = True,
+        load_memsz_extra: int = 0,
+        tweak_dynamic_phdr: dict[str, int] | None = None,
+    ) -> bytearray:
         """The image: string table, then the dynamic section (DT_STRTAB/DT_STRSZ first), then
         the headers: PT_LOAD over everything, PT_DYNAMIC, and `extra_phdrs` after them."""
         strtab = self.place(bytes(self.strings), 1)
@@ -140,10 +176,30 @@ class ElfBuilder:
             setattr(dynamic, key, value)
         phdrs = [Phdr(PT_LOAD, 0, BASE, size, size + load_memsz_extra), dynamic, *extra_phdrs]
         out = self.body
-        out[0:EHDR.size] = EHDR.pack(b"\x7fELF", 2, 1, 1, 0, 0, bytes(7), 3, 62, 1, 0,
-                                     EHDR.size, 0, 0, EHDR.size, PHDR.size, len(phdrs), 64, 0, 0)
+        out[0 : EHDR.size] = EHDR.pack(
+            b"\x7fELF",
+            2,
+            1,
+            1,
+            0,
+            0,
+            bytes(7),
+            3,
+            62,
+            1,
+            0,
+            EHDR.size,
+            0,
+            0,
+            EHDR.size,
+            PHDR.size,
+            len(phdrs),
+            64,
+            0,
+            0,
+        )
         for i, ph in enumerate(phdrs):
-            out[EHDR.size + i * PHDR.size:EHDR.size + (i + 1) * PHDR.size] = ph.pack()
+            out[EHDR.size + i * PHDR.size : EHDR.size + (i + 1) * PHDR.size] = ph.pack()
         return out
 
 
@@ -155,8 +211,11 @@ def dynamic_blob(entries: list[tuple[int, int]]) -> bytes:
 pytestmark = pytest.mark.unit
 
 
-def glibc_lib(*needs: tuple[str, int, int], symbols: tuple[str, ...] = ("puts",),
-              versions: tuple[int, ...] = (2,)) -> ElfBuilder:
+def glibc_lib(
+    *needs: tuple[str, int, int],
+    symbols: tuple[str, ...] = ("puts",),
+    versions: tuple[int, ...] = (2,),
+) -> ElfBuilder:
     """A library needing `needs` (name, flags, vna_other) from libc.so.6."""
     b = ElfBuilder()
     b.dynamic.append((DT_NEEDED, b.string("libc.so.6")))
@@ -178,9 +237,11 @@ def test_tables_are_found_by_address_not_by_file_offset():
     assert elf.size < BASE
     assert elf.needed == ["libc.so.6"]
     assert [(n.file, n.name, n.index) for n in elf.version_needs] == [
-        ("libc.so.6", "GLIBC_2.2.5", 2)]
+        ("libc.so.6", "GLIBC_2.2.5", 2)
+    ]
     assert [(s.name, s.version, s.file) for s in elf.undefined_symbols] == [
-        ("puts", "GLIBC_2.2.5", "libc.so.6")]
+        ("puts", "GLIBC_2.2.5", "libc.so.6")
+    ]
 
 
 def load_end(image: bytearray) -> int:
@@ -200,15 +261,17 @@ def add_phdr(image: bytearray, ph: Phdr) -> None:
     phnum = struct.unpack_from("<H", image, 56)[0]
     at = EHDR.size + phnum * PHDR.size
     assert at + PHDR.size <= HEADER_ROOM
-    image[at:at + PHDR.size] = ph.pack()
+    image[at : at + PHDR.size] = ph.pack()
     struct.pack_into("<H", image, 56, phnum + 1)
 
 
 def dynamic_entries(image: bytearray) -> list[tuple[int, int, int]]:
     """(file offset, tag, value) of the first PT_DYNAMIC's entries."""
     start, size = (PHDR.unpack_from(image, EHDR.size + PHDR.size)[i] for i in (2, 5))
-    return [(start + i * DYN.size, *DYN.unpack_from(image, start + i * DYN.size))
-            for i in range(size // DYN.size)]
+    return [
+        (start + i * DYN.size, *DYN.unpack_from(image, start + i * DYN.size))
+        for i in range(size // DYN.size)
+    ]
 
 
 def test_dynamic_p_offset_that_disagrees_with_its_address_is_refused():
@@ -226,18 +289,24 @@ def test_the_last_pt_dynamic_is_the_one_ld_so_uses():
     b = glibc_lib(("GLIBC_2.2.5", 0, 2))
     image = b.finish()
     tags = {tag: value for _at, tag, value in dynamic_entries(image)}
-    second = dynamic_blob([(DT_STRTAB, tags[DT_STRTAB]), (DT_STRSZ, tags[DT_STRSZ]),
-                           (DT_NEEDED, b.strings.index(b"GLIBC_2.2.5"))])
+    second = dynamic_blob(
+        [
+            (DT_STRTAB, tags[DT_STRTAB]),
+            (DT_STRSZ, tags[DT_STRSZ]),
+            (DT_NEEDED, b.strings.index(b"GLIBC_2.2.5")),
+        ]
+    )
     addr = append_to_load(image, second)
     add_phdr(image, Phdr(PT_DYNAMIC, addr - BASE, addr, len(second), len(second)))
     elf = loaded(image)
-    assert elf.needed == ["GLIBC_2.2.5"]   # the second PT_DYNAMIC's only DT_NEEDED
-    assert elf.version_needs == []          # it has no DT_VERNEED
+    assert elf.needed == ["GLIBC_2.2.5"]  # the second PT_DYNAMIC's only DT_NEEDED
+    assert elf.version_needs == []  # it has no DT_VERNEED
 
 
 def test_pt_dynamic_outside_every_load_segment_is_refused():
     image = glibc_lib(("GLIBC_2.2.5", 0, 2)).finish(
-        tweak_dynamic_phdr={"vaddr": 0x900000, "offset": 0x900000 - BASE})
+        tweak_dynamic_phdr={"vaddr": 0x900000, "offset": 0x900000 - BASE}
+    )
     with pytest.raises(ElfError, match="in no PT_LOAD"):
         loaded(image)
 
@@ -253,12 +322,17 @@ def test_last_dt_verneed_wins():
 
 def test_vna_next_chain_is_followed_past_vn_cnt():
     """_dl_check_map_versions follows vna_next and ignores vn_cnt (elf/dl-version.c)."""
-    b = glibc_lib(("GLIBC_2.2.5", 0, 2), ("GLIBC_2.36", 0, 3), symbols=("puts", "x"),
-                  versions=(2, 3))
+    b = glibc_lib(
+        ("GLIBC_2.2.5", 0, 2), ("GLIBC_2.36", 0, 3), symbols=("puts", "x"), versions=(2, 3)
+    )
     b2 = ElfBuilder(body=b.body, strings=b.strings, dynamic=b.dynamic[:-1])
-    b2.dynamic.append((DT_VERNEED, b2.verneed(
-        [("libc.so.6", [("GLIBC_2.2.5", 0, 2), ("GLIBC_2.36", 0, 3)])], cnt=1)))
-    b2.dynamic.append((DT_VERNEEDNUM, 0))   # not read by the loader either
+    b2.dynamic.append(
+        (
+            DT_VERNEED,
+            b2.verneed([("libc.so.6", [("GLIBC_2.2.5", 0, 2), ("GLIBC_2.36", 0, 3)])], cnt=1),
+        )
+    )
+    b2.dynamic.append((DT_VERNEEDNUM, 0))  # not read by the loader either
     elf = loaded(b2.finish())
     assert [n.name for n in elf.version_needs] == ["GLIBC_2.2.5", "GLIBC_2.36"]
 
@@ -267,7 +341,7 @@ def test_vernaux_pointing_outside_the_segments_is_refused():
     b = glibc_lib(("GLIBC_2.2.5", 0, 2), ("GLIBC_2.3", 0, 3))
     image = b.finish()
     vn = next(v for t, v in b.dynamic if t == DT_VERNEED) - BASE
-    struct.pack_into("<I", image, vn + VERNEED.size + 12, 0xFFFFFFF0)   # vna_next
+    struct.pack_into("<I", image, vn + VERNEED.size + 12, 0xFFFFFFF0)  # vna_next
     with pytest.raises(ElfError, match="outside the file's loadable segments"):
         _ = loaded(image).version_needs
 
@@ -286,17 +360,45 @@ def elf32_with_vernaux(aux_next: tuple[int, int]) -> bytearray:
     body += VERNAUX.pack(elf_hash(b"GLIBC_2.0"), 0, 2, 11, aux_next[0])
     body += VERNAUX.pack(elf_hash(b"GLIBC_2.1"), 0, 3, 21, aux_next[1])
     dyn_addr = BASE + len(body)
-    raw = b"".join(dyn.pack(t, v) for t, v in [
-        (DT_NEEDED, 1), (DT_STRTAB, str_addr), (DT_STRSZ, len(strings)),
-        (DT_VERNEED, vn_addr), (DT_VERSYM, str_addr), (DT_NULL, 0)])
+    raw = b"".join(
+        dyn.pack(t, v)
+        for t, v in [
+            (DT_NEEDED, 1),
+            (DT_STRTAB, str_addr),
+            (DT_STRSZ, len(strings)),
+            (DT_VERNEED, vn_addr),
+            (DT_VERSYM, str_addr),
+            (DT_NULL, 0),
+        ]
+    )
     body += raw
     size = len(body)
-    body[0:ehdr.size] = ehdr.pack(b"\x7fELF", 1, 1, 1, 0, 0, bytes(7), 3, 3, 1, 0, ehdr.size,
-                                  0, 0, ehdr.size, phdr.size, 2, 40, 0, 0)
-    body[ehdr.size:ehdr.size + phdr.size] = phdr.pack(PT_LOAD, 0, BASE, BASE, size, size, 6,
-                                                      PAGE)
-    body[ehdr.size + phdr.size:ehdr.size + 2 * phdr.size] = phdr.pack(
-        PT_DYNAMIC, dyn_addr - BASE, dyn_addr, dyn_addr, len(raw), len(raw), 6, 4)
+    body[0 : ehdr.size] = ehdr.pack(
+        b"\x7fELF",
+        1,
+        1,
+        1,
+        0,
+        0,
+        bytes(7),
+        3,
+        3,
+        1,
+        0,
+        ehdr.size,
+        0,
+        0,
+        ehdr.size,
+        phdr.size,
+        2,
+        40,
+        0,
+        0,
+    )
+    body[ehdr.size : ehdr.size + phdr.size] = phdr.pack(PT_LOAD, 0, BASE, BASE, size, size, 6, PAGE)
+    body[ehdr.size + phdr.size : ehdr.size + 2 * phdr.size] = phdr.pack(
+        PT_DYNAMIC, dyn_addr - BASE, dyn_addr, dyn_addr, len(raw), len(raw), 6, 4
+    )
     return body
 
 
@@ -305,7 +407,9 @@ def test_vernaux_loop_is_refused():
     second entry's vna_next of 2^32 - 16 points back at the first, a loop the loader would
     walk forever."""
     assert [n.name for n in loaded(elf32_with_vernaux((16, 0))).version_needs] == [
-        "GLIBC_2.0", "GLIBC_2.1"]
+        "GLIBC_2.0",
+        "GLIBC_2.1",
+    ]
     with pytest.raises(ElfError, match="form a loop"):
         _ = loaded(elf32_with_vernaux((16, (1 << 32) - 16))).version_needs
 
@@ -340,13 +444,16 @@ def test_shared_aux_chains_are_bounded_by_the_file_size():
     names = [b.string(f"V_{i}") for i in range(1000)]
     file_off = b.string("libc.so.6")
     first = BASE + len(b.body) + (-len(b.body) % 8)
-    aux_addr = first + 16 * 1000   # vn_aux is unsigned: the shared chain follows the records
-    recs = b"".join(VERNEED.pack(1, 1000, file_off, aux_addr - (first + 16 * i),
-                                 0 if i == 999 else 16) for i in range(1000))
+    aux_addr = first + 16 * 1000  # vn_aux is unsigned: the shared chain follows the records
+    recs = b"".join(
+        VERNEED.pack(1, 1000, file_off, aux_addr - (first + 16 * i), 0 if i == 999 else 16)
+        for i in range(1000)
+    )
     assert b.place(recs) == first
-    aux_raw = b"".join(VERNAUX.pack(elf_hash(f"V_{i}".encode()), 0, 2, off,
-                                    0 if i == 999 else VERNAUX.size)
-                       for i, off in enumerate(names))
+    aux_raw = b"".join(
+        VERNAUX.pack(elf_hash(f"V_{i}".encode()), 0, 2, off, 0 if i == 999 else VERNAUX.size)
+        for i, off in enumerate(names)
+    )
     assert b.place(aux_raw) == aux_addr
     b.dynamic.append((DT_VERNEED, first))
     elf = loaded(b.finish())
@@ -359,8 +466,14 @@ def test_identical_needs_are_reported_once():
     b = ElfBuilder()
     b.dynamic.append((DT_NEEDED, b.string("libc.so.6")))
     b.symbols(["puts"], [2])
-    b.dynamic.append((DT_VERNEED, b.verneed([("libc.so.6", [("GLIBC_2.2.5", 0, 2)]),
-                                             ("libc.so.6", [("GLIBC_2.2.5", 0, 2)])])))
+    b.dynamic.append(
+        (
+            DT_VERNEED,
+            b.verneed(
+                [("libc.so.6", [("GLIBC_2.2.5", 0, 2)]), ("libc.so.6", [("GLIBC_2.2.5", 0, 2)])]
+            ),
+        )
+    )
     assert len(loaded(b.finish()).version_needs) == 1
 
 
@@ -375,19 +488,19 @@ def test_definitions_overwrite_needs_of_the_same_index():
 
 def test_truncated_tables_are_refused():
     image = glibc_lib(("GLIBC_2.2.5", 0, 2)).finish()
-    for at, tag, _value in dynamic_entries(image):   # DT_STRSZ of 3: names fall outside
+    for at, tag, _value in dynamic_entries(image):  # DT_STRSZ of 3: names fall outside
         if tag == DT_STRSZ:
             struct.pack_into("<Q", image, at + 8, 3)
     with pytest.raises(ElfError, match="DT_STRTAB"):
         _ = loaded(image).needed
     image = glibc_lib(("GLIBC_2.2.5", 0, 2)).finish()
-    for at, tag, _value in dynamic_entries(image):   # a need past the end of the PT_LOAD
+    for at, tag, _value in dynamic_entries(image):  # a need past the end of the PT_LOAD
         if tag == DT_VERNEED:
             struct.pack_into("<Q", image, at + 8, load_end(image) - 4)
     with pytest.raises(ElfError, match="outside the file's loadable segments"):
         _ = loaded(image).version_needs
     image = glibc_lib(("GLIBC_2.2.5", 0, 2)).finish()
-    for at, tag, _value in dynamic_entries(image):   # .gnu.version cut by the segment end
+    for at, tag, _value in dynamic_entries(image):  # .gnu.version cut by the segment end
         if tag == DT_VERSYM:
             struct.pack_into("<Q", image, at + 8, load_end(image) - 2)
     with pytest.raises(ElfError, match=".gnu.version"):
@@ -405,7 +518,7 @@ def test_dynamic_section_without_dt_null_is_refused_unless_zero_filled():
 def test_load_segment_misalignment_and_header_padding_are_refused():
     image = glibc_lib(("GLIBC_2.2.5", 0, 2)).finish()
     bad = bytearray(image)
-    struct.pack_into("<Q", bad, EHDR.size + 48, 0x800)   # PT_LOAD p_align
+    struct.pack_into("<Q", bad, EHDR.size + 48, 0x800)  # PT_LOAD p_align
     with pytest.raises(ElfError, match="not page-aligned"):
         loaded(bad)
     bad = bytearray(image)
@@ -438,8 +551,11 @@ def test_names_that_overlap_beyond_the_budget_are_refused():
     raw = bytearray(SYM.size)
     for i in range(count):
         raw += SYM.pack(long_name + i, 0x12, 0, 0, 0, 0)
-    b.dynamic = [(DT_SYMTAB, b.place(bytes(raw))), (DT_SYMENT, SYM.size),
-                 (DT_HASH, b.place(struct.pack("<II", 1, count + 1) + bytes(4 * (count + 2))))]
+    b.dynamic = [
+        (DT_SYMTAB, b.place(bytes(raw))),
+        (DT_SYMENT, SYM.size),
+        (DT_HASH, b.place(struct.pack("<II", 1, count + 1) + bytes(4 * (count + 2)))),
+    ]
     elf = loaded(b.finish())
     assert elf.size * 8 + (1 << 20) < count * 19000
     with pytest.raises(ElfError, match="names add up"):
@@ -450,10 +566,10 @@ def test_tables_in_unreadable_or_dynamic_in_read_only_segments_are_refused():
     """ld.so reads the tables from the mapped segments and, on x86-64 before glibc 2.35,
     writes the relocated addresses back into the dynamic section (ADJUST_DYN_INFO)."""
     image = glibc_lib(("GLIBC_2.2.5", 0, 2)).finish()
-    struct.pack_into("<I", image, EHDR.size + 4, 4)   # PT_LOAD: PF_R only
+    struct.pack_into("<I", image, EHDR.size + 4, 4)  # PT_LOAD: PF_R only
     with pytest.raises(ElfError, match="PF_W"):
         loaded(image)
-    struct.pack_into("<I", image, EHDR.size + 4, 0)   # PT_LOAD: no access at all
+    struct.pack_into("<I", image, EHDR.size + 4, 0)  # PT_LOAD: no access at all
     with pytest.raises(ElfError, match="PF_R"):
         loaded(image)
 
@@ -469,7 +585,7 @@ def test_hash_table_without_symtab_is_refused():
 
 def test_load_segments_spanning_terabytes_are_refused():
     image = glibc_lib(("GLIBC_2.2.5", 0, 2)).finish()
-    struct.pack_into("<Q", image, EHDR.size + 40, 0x10102464C457F)   # PT_LOAD p_memsz
+    struct.pack_into("<Q", image, EHDR.size + 40, 0x10102464C457F)  # PT_LOAD p_memsz
     with pytest.raises(ElfError, match="span"):
         loaded(image)
 
@@ -488,7 +604,7 @@ def test_pltrel_without_jmprel_is_refused():
     """_ELF_DYNAMIC_DO_RELOC (elf/dynamic-link.h) reads l_info[DT_JMPREL] whenever
     DT_PLTREL is there (a DT_JMPREL entry overwritten by a copy of another entry)."""
     b = glibc_lib(("GLIBC_2.2.5", 0, 2))
-    b.dynamic += [(20, DT_RELA), (2, 24)]   # DT_PLTREL = DT_RELA, DT_PLTRELSZ
+    b.dynamic += [(20, DT_RELA), (2, 24)]  # DT_PLTREL = DT_RELA, DT_PLTRELSZ
     with pytest.raises(ElfError, match="DT_PLTREL without DT_JMPREL"):
         loaded(b.finish())
 
@@ -496,8 +612,9 @@ def test_pltrel_without_jmprel_is_refused():
 def test_version_needs_without_versym_are_refused():
     """_dl_check_map_versions reads l_info[DT_VERSYM] unchecked once it found a version."""
     b = glibc_lib(("GLIBC_2.2.5", 0, 2))
-    b.dynamic = [(DT_SONAME if t == DT_VERSYM else t, 1 if t == DT_VERSYM else v)
-                 for t, v in b.dynamic]
+    b.dynamic = [
+        (DT_SONAME if t == DT_VERSYM else t, 1 if t == DT_VERSYM else v) for t, v in b.dynamic
+    ]
     with pytest.raises(ElfError, match="without DT_VERSYM"):
         loaded(b.finish())
 
@@ -534,7 +651,7 @@ def test_overlapping_load_segments_are_refused():
     b = glibc_lib(("GLIBC_2.2.5", 0, 2))
     image = b.finish(extra_phdrs=(Phdr(PT_LOAD, 0, BASE + PAGE, 16, 16),))
     assert loaded(image).needed == ["libc.so.6"]
-    struct.pack_into("<Q", image, EHDR.size + 40, 2 * PAGE)   # first PT_LOAD's p_memsz
+    struct.pack_into("<Q", image, EHDR.size + 40, 2 * PAGE)  # first PT_LOAD's p_memsz
     with pytest.raises(ElfError, match="overlapping"):
         loaded(image)
 

@@ -47,15 +47,37 @@ class Keys:
     revoked_signature: bytes = b""
 
     def gpg(self, *args: str, input: bytes | None = None) -> bytes:
-        proc = subprocess.run(["gpg", "--homedir", str(self.home), "--batch", "--yes",
-                               "--pinentry-mode", "loopback", "--passphrase", "", *args],
-                              input=input, capture_output=True, check=True)
+        proc = subprocess.run(
+            [
+                "gpg",
+                "--homedir",
+                str(self.home),
+                "--batch",
+                "--yes",
+                "--pinentry-mode",
+                "loopback",
+                "--passphrase",
+                "",
+                *args,
+            ],
+            input=input,
+            capture_output=True,
+            check=True,
+        )
         return proc.stdout
 
     def sign(self, data: bytes, role: str, *, faked_time: str | None = None) -> bytes:
         extra = ["--faked-system-time", faked_time] if faked_time else []
-        return self.gpg(*extra, "--local-user", self.fingerprints[role], "--armor",
-                        "--detach-sign", "--output", "-", input=data)
+        return self.gpg(
+            *extra,
+            "--local-user",
+            self.fingerprints[role],
+            "--armor",
+            "--detach-sign",
+            "--output",
+            "-",
+            input=data,
+        )
 
 
 @pytest.fixture(scope="session")
@@ -76,14 +98,23 @@ def keys(tmp_path_factory: pytest.TempPathFactory):
     }
     try:
         for role, (extra, expiry) in specs.items():
-            made.gpg(*extra, "--quick-gen-key", f"Test {role} <{role}@example.invalid>",
-                     "ed25519", "sign", expiry)
+            made.gpg(
+                *extra,
+                "--quick-gen-key",
+                f"Test {role} <{role}@example.invalid>",
+                "ed25519",
+                "sign",
+                expiry,
+            )
             listing = made.gpg("--with-colons", "--list-keys", f"{role}@example.invalid")
-            fpr = next(line.split(":")[9] for line in listing.decode().splitlines()
-                       if line.startswith("fpr:"))
+            fpr = next(
+                line.split(":")[9]
+                for line in listing.decode().splitlines()
+                if line.startswith("fpr:")
+            )
             made.fingerprints[role] = fpr
         made.revoked_signature = made.sign(made.revoked_payload, "revoked")
-        revocation = (home / "openpgp-revocs.d" / f"{made.fingerprints['revoked']}.rev")
+        revocation = home / "openpgp-revocs.d" / f"{made.fingerprints['revoked']}.rev"
         made.gpg("--import", input=revocation.read_bytes().replace(b":-----BEGIN", b"-----BEGIN"))
         for role, fpr in made.fingerprints.items():
             path = out / f"{role}.asc"
@@ -94,8 +125,9 @@ def keys(tmp_path_factory: pytest.TempPathFactory):
         made.public["bundle"] = bundle
         yield made
     finally:
-        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], check=False,
-                       capture_output=True)
+        subprocess.run(
+            ["gpgconf", "--homedir", str(home), "--kill", "all"], check=False, capture_output=True
+        )
         shutil.rmtree(home, ignore_errors=True)
 
 
@@ -123,7 +155,7 @@ class RangeHandler(BaseHTTPRequestHandler):
     def log_message(self, *args: object) -> None:  # keep pytest output clean
         pass
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         state = self.state
         path = urlsplit(self.path).path
         with state.lock:
@@ -168,7 +200,7 @@ class RangeHandler(BaseHTTPRequestHandler):
         if drip is not None:
             try:
                 for offset in range(len(payload)):
-                    self.wfile.write(payload[offset:offset + 1])
+                    self.wfile.write(payload[offset : offset + 1])
                     self.wfile.flush()
                     time.sleep(drip)
             except OSError:  # the client gave up, as it should
@@ -176,7 +208,7 @@ class RangeHandler(BaseHTTPRequestHandler):
             return
         pause = state.delay.get(path, 0.0)
         for offset in range(0, len(payload), 16384):
-            self.wfile.write(payload[offset:offset + 16384])
+            self.wfile.write(payload[offset : offset + 16384])
             if pause:
                 self.wfile.flush()
                 time.sleep(pause)
@@ -234,8 +266,14 @@ def sha(data: bytes) -> str:
 
 
 def write_recipe(folder: Path, *sources: dict) -> Path:
-    lines = ['name = "test-fetch"', 'description = "fetch test"', 'glibc = "2.31"',
-             'template = "debian.Dockerfile.j2"', "[base]", 'image = "debian:bullseye"']
+    lines = [
+        'name = "test-fetch"',
+        'description = "fetch test"',
+        'glibc = "2.31"',
+        'template = "debian.Dockerfile.j2"',
+        "[base]",
+        'image = "debian:bullseye"',
+    ]
     for source in sources:
         lines.append("[[sources]]")
         lines += [f"{key} = {json.dumps(value)}" for key, value in source.items()]
@@ -244,13 +282,25 @@ def write_recipe(folder: Path, *sources: dict) -> Path:
     return path
 
 
-def signed_source(site: Site, keys: Keys, name: str, data: bytes, *, signer: str = "pinned",
-                  pin_sha: bool = True, key_file: str = "bundle") -> dict:
+def signed_source(
+    site: Site,
+    keys: Keys,
+    name: str,
+    data: bytes,
+    *,
+    signer: str = "pinned",
+    pin_sha: bool = True,
+    key_file: str = "bundle",
+) -> dict:
     """Serve `data` and its detached signature; return the recipe entry for it."""
     url = site.put(name, data)
     site.put(name + ".asc", keys.sign(data, signer))
-    entry = {"url": url, "signature": url + ".asc", "keys": [str(keys.public[key_file])],
-             "fingerprints": [keys.fingerprints["pinned"]]}
+    entry = {
+        "url": url,
+        "signature": url + ".asc",
+        "keys": [str(keys.public[key_file])],
+        "fingerprints": [keys.fingerprints["pinned"]],
+    }
     if pin_sha:
         entry["sha256"] = sha(data)
     return entry
@@ -319,13 +369,23 @@ def test_wrong_sha256_is_refused_and_nothing_is_left(tmp_path, site, keys):
     assert leftovers(rsrc) == []
 
 
-@pytest.mark.parametrize("key_file, message", [
-    ("bundle", "which the recipe does not pin"),       # in the keyring, not pinned
-    ("pinned", "not among the recipe's keys"),         # not even in the keyring
-])
+@pytest.mark.parametrize(
+    "key_file, message",
+    [
+        ("bundle", "which the recipe does not pin"),  # in the keyring, not pinned
+        ("pinned", "not among the recipe's keys"),  # not even in the keyring
+    ],
+)
 def test_signature_by_an_unpinned_key_is_refused(tmp_path, site, keys, key_file, message):
-    entry = signed_source(site, keys, "unpinned.tar.gz", payload(seed="u"), signer="other",
-                          pin_sha=False, key_file=key_file)
+    entry = signed_source(
+        site,
+        keys,
+        "unpinned.tar.gz",
+        payload(seed="u"),
+        signer="other",
+        pin_sha=False,
+        key_file=key_file,
+    )
     rsrc = tmp_path / "rsrc"
     with pytest.raises(VerificationFailed, match=message):
         fetch_sources(load_recipe(write_recipe(tmp_path, entry)), rsrc, **FAST)
@@ -334,8 +394,12 @@ def test_signature_by_an_unpinned_key_is_refused(tmp_path, site, keys, key_file,
 
 def test_missing_signature_stops_before_the_big_download(tmp_path, site, keys):
     url = site.put("nosig.tar.gz", payload(seed="n"))
-    entry = {"url": url, "signature": url + ".sig", "keys": [str(keys.public["pinned"])],
-             "fingerprints": [keys.fingerprints["pinned"]]}
+    entry = {
+        "url": url,
+        "signature": url + ".sig",
+        "keys": [str(keys.public["pinned"])],
+        "fingerprints": [keys.fingerprints["pinned"]],
+    }
     rsrc = tmp_path / "rsrc"
     with pytest.raises(VerificationFailed, match=r"nosig.tar.gz.sig is missing"):
         fetch_sources(load_recipe(write_recipe(tmp_path, entry)), rsrc, **FAST)
@@ -346,9 +410,13 @@ def test_missing_signature_stops_before_the_big_download(tmp_path, site, keys):
 def test_revoked_key_is_refused_though_gpgv_exits_zero(tmp_path, site, keys):
     url = site.put("revoked.txt", keys.revoked_payload)
     site.put("revoked.txt.asc", keys.revoked_signature)
-    entry = {"url": url, "sha256": sha(keys.revoked_payload), "signature": url + ".asc",
-             "keys": [str(keys.public["revoked"])],
-             "fingerprints": [keys.fingerprints["revoked"]]}
+    entry = {
+        "url": url,
+        "sha256": sha(keys.revoked_payload),
+        "signature": url + ".asc",
+        "keys": [str(keys.public["revoked"])],
+        "fingerprints": [keys.fingerprints["revoked"]],
+    }
     with pytest.raises(VerificationFailed, match="signing key has been revoked"):
         fetch_sources(load_recipe(write_recipe(tmp_path, entry)), tmp_path / "rsrc", **FAST)
     assert not (tmp_path / "rsrc" / "revoked.txt").exists()
@@ -359,8 +427,12 @@ def test_expired_key_counts_only_with_a_pinned_sha256(tmp_path, site, keys, pin_
     data = payload(seed=f"exp{pin_sha}")
     url = site.put("old.tar.gz", data)
     site.put("old.tar.gz.asc", keys.sign(data, "expired", faked_time="20200301T000000!"))
-    entry = {"url": url, "signature": url + ".asc", "keys": [str(keys.public["expired"])],
-             "fingerprints": [keys.fingerprints["expired"]]}
+    entry = {
+        "url": url,
+        "signature": url + ".asc",
+        "keys": [str(keys.public["expired"])],
+        "fingerprints": [keys.fingerprints["expired"]],
+    }
     if pin_sha:
         entry["sha256"] = sha(data)
     recipe = load_recipe(write_recipe(tmp_path, entry))
@@ -373,22 +445,30 @@ def test_expired_key_counts_only_with_a_pinned_sha256(tmp_path, site, keys, pin_
 
 
 # -- signed checksum lists (CMake's SHA-256.txt + .asc) ----------------------------------------
-def checksum_source(site: Site, keys: Keys, data: bytes, listing: str, *,
-                    tamper: bool = False) -> dict:
+def checksum_source(
+    site: Site, keys: Keys, data: bytes, listing: str, *, tamper: bool = False
+) -> dict:
     url = site.put("tool-1.0-linux-x86_64.tar.gz", data)
     list_bytes = listing.encode()
     list_url = site.put("tool-1.0-SHA-256.txt", list_bytes + (b"\n" if tamper else b""))
     site.put("tool-1.0-SHA-256.txt.asc", keys.sign(list_bytes, "pinned"))
-    return {"url": url, "checksums": list_url, "checksums_signature": list_url + ".asc",
-            "keys": [str(keys.public["bundle"])], "fingerprints": [keys.fingerprints["pinned"]]}
+    return {
+        "url": url,
+        "checksums": list_url,
+        "checksums_signature": list_url + ".asc",
+        "keys": [str(keys.public["bundle"])],
+        "fingerprints": [keys.fingerprints["pinned"]],
+    }
 
 
 def test_signed_checksum_list_matches_the_exact_file_name(tmp_path, site, keys):
     data = payload(seed="cmake")
-    listing = (f"{sha(b'decoy')}  tool-1.0-linux-x86_64.tar.gz.bad\n"
-               f"{sha(b'decoy2')}  xtool-1.0-linux-x86_64.tar.gz\n"
-               f"{sha(data)}  tool-1.0-linux-x86_64.tar.gz\n"
-               f"{sha(b'other')}  tool-1.0-windows-x86_64.zip\n")
+    listing = (
+        f"{sha(b'decoy')}  tool-1.0-linux-x86_64.tar.gz.bad\n"
+        f"{sha(b'decoy2')}  xtool-1.0-linux-x86_64.tar.gz\n"
+        f"{sha(data)}  tool-1.0-linux-x86_64.tar.gz\n"
+        f"{sha(b'other')}  tool-1.0-windows-x86_64.zip\n"
+    )
     entry = checksum_source(site, keys, data, listing)
     rsrc = tmp_path / "rsrc"
     fetch_sources(load_recipe(write_recipe(tmp_path, entry)), rsrc, **FAST)
@@ -399,8 +479,10 @@ def test_signed_checksum_list_matches_the_exact_file_name(tmp_path, site, keys):
     fetch_sources(load_recipe(write_recipe(tmp_path, entry)), rsrc, offline=True)
 
 
-@pytest.mark.parametrize("case", ["name only as a substring", "list altered after signing",
-                                  "list disagrees with the bytes"])
+@pytest.mark.parametrize(
+    "case",
+    ["name only as a substring", "list altered after signing", "list disagrees with the bytes"],
+)
 def test_signed_checksum_list_refusals(tmp_path, site, keys, case):
     data = payload(seed="cm2")
     if case == "name only as a substring":
@@ -456,9 +538,14 @@ def test_recipe_mirror_serves_when_the_main_url_fails_or_lies(tmp_path, server, 
     good.put("m.tar.gz", data)
     good.put("m.tar.gz.asc", keys.sign(data, "pinned"))
     liar.put("m.tar.gz", payload(seed="tampered"))  # right name, wrong bytes
-    entry = {"url": gone.url("m.tar.gz"), "mirrors": [liar.url("m.tar.gz"), good.url("m.tar.gz")],
-             "sha256": sha(data), "signature": good.url("m.tar.gz.asc"),
-             "keys": [str(keys.public["pinned"])], "fingerprints": [keys.fingerprints["pinned"]]}
+    entry = {
+        "url": gone.url("m.tar.gz"),
+        "mirrors": [liar.url("m.tar.gz"), good.url("m.tar.gz")],
+        "sha256": sha(data),
+        "signature": good.url("m.tar.gz.asc"),
+        "keys": [str(keys.public["pinned"])],
+        "fingerprints": [keys.fingerprints["pinned"]],
+    }
     rsrc = tmp_path / "rsrc"
     fetch_sources(load_recipe(write_recipe(tmp_path, entry)), rsrc, **FAST)
     assert (rsrc / "m.tar.gz").read_bytes() == data
@@ -471,11 +558,17 @@ def test_cli_mirror_is_tried_first_and_upstream_may_be_unreachable(tmp_path, sit
     site.put("air.tar.gz", data)
     site.put("air.tar.gz.asc", keys.sign(data, "pinned"))
     dead = f"http://127.0.0.1:{closed_port()}/dist/air.tar.gz"
-    entry = {"url": dead, "sha256": sha(data), "signature": dead + ".asc",
-             "keys": [str(keys.public["pinned"])], "fingerprints": [keys.fingerprints["pinned"]]}
+    entry = {
+        "url": dead,
+        "sha256": sha(data),
+        "signature": dead + ".asc",
+        "keys": [str(keys.public["pinned"])],
+        "fingerprints": [keys.fingerprints["pinned"]],
+    }
     rsrc = tmp_path / "rsrc"
-    fetch_sources(load_recipe(write_recipe(tmp_path, entry)), rsrc,
-                  mirrors=[site.url("").rstrip("/")], **FAST)
+    fetch_sources(
+        load_recipe(write_recipe(tmp_path, entry)), rsrc, mirrors=[site.url("").rstrip("/")], **FAST
+    )
     assert (rsrc / "air.tar.gz").read_bytes() == data
     # A local folder works as a mirror too (a USB stick with a copy of rsrc/).
     rsrc2 = tmp_path / "rsrc2"
@@ -487,8 +580,9 @@ def test_unreachable_everywhere_is_a_download_failure(tmp_path):
     dead = f"http://127.0.0.1:{closed_port()}/x/file.tar.gz"
     entry = {"url": dead, "sha256": "0" * 64}
     with pytest.raises(DownloadFailed, match="no URL gave it"):
-        fetch_sources(load_recipe(write_recipe(tmp_path, entry)), tmp_path / "rsrc",
-                      retries=2, backoff=0.01)
+        fetch_sources(
+            load_recipe(write_recipe(tmp_path, entry)), tmp_path / "rsrc", retries=2, backoff=0.01
+        )
     assert not (tmp_path / "rsrc" / "file.tar.gz").exists()
 
 
@@ -536,13 +630,22 @@ def test_two_fetches_into_one_rsrc_at_once(tmp_path, site, keys):
     recipe_path = write_recipe(tmp_path, entry)
     rsrc = tmp_path / "rsrc"
     env = dict(os.environ, GLIBC_BUILD_NO_VENV="1", NO_COLOR="1")
-    command = [sys.executable, str(REPO / "build.py"), "fetch", "--recipe", str(recipe_path),
-               "--rsrc", str(rsrc)]
-    first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True)
+    command = [
+        sys.executable,
+        str(REPO / "build.py"),
+        "fetch",
+        "--recipe",
+        str(recipe_path),
+        "--rsrc",
+        str(rsrc),
+    ]
+    first = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     time.sleep(0.5)
-    second = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+    second = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     outputs = [p.communicate(timeout=120) for p in (first, second)]
 
     assert [p.returncode for p in (first, second)] == [0, 0], outputs
@@ -560,9 +663,21 @@ def test_interrupted_fetch_leaves_nothing_final_and_resumes_next_time(tmp_path, 
     recipe_path = write_recipe(tmp_path, entry)
     rsrc = tmp_path / "rsrc"
     env = dict(os.environ, GLIBC_BUILD_NO_VENV="1", NO_COLOR="1")
-    proc = subprocess.Popen([sys.executable, str(REPO / "build.py"), "fetch", "--recipe",
-                             str(recipe_path), "--rsrc", str(rsrc)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(REPO / "build.py"),
+            "fetch",
+            "--recipe",
+            str(recipe_path),
+            "--rsrc",
+            str(rsrc),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     part = rsrc / ".slow.tar.gz.part"
     deadline = time.monotonic() + 30
     while not (part.exists() and part.stat().st_size > 100_000):
@@ -616,31 +731,62 @@ def test_offline_advice_repeats_the_recipe_and_folder_the_user_gave(tmp_path, si
     """The advice must be a command that works: the recipe as given (its `name` inside the
     file is no recipe name anyone can pass), and the --rsrc folder when it is not the default."""
     write_recipe(tmp_path, signed_source(site, keys, "a.tar.gz", payload(seed="advice")))
-    proc = run_tool("fetch", "--recipe", "./test-fetch.toml", "--rsrc", "my rsrc", "--offline",
-                    cwd=tmp_path)
-    assert_clean_failure(proc, 6, "run `build.py fetch --recipe ./test-fetch.toml --rsrc "
-                                  "'my rsrc'` with network")
+    proc = run_tool(
+        "fetch", "--recipe", "./test-fetch.toml", "--rsrc", "my rsrc", "--offline", cwd=tmp_path
+    )
+    assert_clean_failure(
+        proc, 6, "run `build.py fetch --recipe ./test-fetch.toml --rsrc 'my rsrc'` with network"
+    )
 
 
 def test_cli_unreachable_source_exits_6(tmp_path):
     dead = f"http://127.0.0.1:{closed_port()}/x/gone.tar.gz"
-    proc = run_tool("fetch", "--recipe", write_recipe(tmp_path, {"url": dead, "sha256": "a" * 64}),
-                    "--rsrc", tmp_path / "rsrc", timeout=120)
+    proc = run_tool(
+        "fetch",
+        "--recipe",
+        write_recipe(tmp_path, {"url": dead, "sha256": "a" * 64}),
+        "--rsrc",
+        tmp_path / "rsrc",
+        timeout=120,
+    )
     assert_clean_failure(proc, 6, "gone.tar.gz", "--mirror")
 
 
-@pytest.mark.parametrize("entry, needle", [
-    ({"url": "https://example.invalid/a.tar.gz"}, "nothing would verify it"),
-    ({"url": "https://example.invalid/a.tar.gz", "sha256": "abc"}, "not 64 hex digits"),
-    ({"url": "https://example.invalid/a.tar.gz", "signature": "https://example.invalid/a.sig"},
-     "needs both `keys`"),
-    ({"url": "https://example.invalid/a.tar.gz", "sha256": "a" * 64, "fingerprints": ["ABCD"]},
-     "not a full 40-hex-digit"),
-    ({"url": "https://example.invalid/a.tar.gz", "sha256": "a" * 64, "sha512": "b"},
-     "unknown key sha512"),
-    ({"url": "https://example.invalid/a.tar.gz", "checksums": "https://example.invalid/S.txt",
-      "keys": ["x.asc"], "fingerprints": ["A" * 40]}, "go together"),
-])
+@pytest.mark.parametrize(
+    "entry, needle",
+    [
+        ({"url": "https://example.invalid/a.tar.gz"}, "nothing would verify it"),
+        ({"url": "https://example.invalid/a.tar.gz", "sha256": "abc"}, "not 64 hex digits"),
+        (
+            {
+                "url": "https://example.invalid/a.tar.gz",
+                "signature": "https://example.invalid/a.sig",
+            },
+            "needs both `keys`",
+        ),
+        (
+            {
+                "url": "https://example.invalid/a.tar.gz",
+                "sha256": "a" * 64,
+                "fingerprints": ["ABCD"],
+            },
+            "not a full 40-hex-digit",
+        ),
+        (
+            {"url": "https://example.invalid/a.tar.gz", "sha256": "a" * 64, "sha512": "b"},
+            "unknown key sha512",
+        ),
+        (
+            {
+                "url": "https://example.invalid/a.tar.gz",
+                "checksums": "https://example.invalid/S.txt",
+                "keys": ["x.asc"],
+                "fingerprints": ["A" * 40],
+            },
+            "go together",
+        ),
+    ],
+)
 def test_bad_source_entries_are_recipe_errors(tmp_path, entry, needle):
     path = write_recipe(tmp_path, entry)
     with pytest.raises(RecipeError, match=needle):
@@ -650,8 +796,7 @@ def test_bad_source_entries_are_recipe_errors(tmp_path, entry, needle):
 
 
 # -- bad state that must not be kept (issue 11, item 5) ----------------------------------------
-def test_a_key_fetched_by_url_is_kept_only_once_a_signature_verifies_with_it(tmp_path, site,
-                                                                              keys):
+def test_a_key_fetched_by_url_is_kept_only_once_a_signature_verifies_with_it(tmp_path, site, keys):
     """A wrong key served once must not stay in rsrc/ and refuse every later fetch."""
     data = payload(seed="poisoned-key")
     entry = signed_source(site, keys, "pk.tar.gz", data)
@@ -700,8 +845,12 @@ def full_disk(tmp_path: Path):
     if os.geteuid() != 0:
         message = "mounting a tmpfs needs root"
         pytest.fail(message) if IN_CI else pytest.skip(message)
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if proc.returncode != 0:
         message = f"cannot mount a tmpfs: {proc.stderr.strip()}"
         pytest.fail(message) if IN_CI else pytest.skip(message)
@@ -711,8 +860,9 @@ def full_disk(tmp_path: Path):
         subprocess.run(["umount", "-l", str(mount)], capture_output=True, check=False)
 
 
-def test_a_full_disk_removes_the_part_and_exits_2_naming_the_folder(tmp_path, site, keys,
-                                                                     full_disk):
+def test_a_full_disk_removes_the_part_and_exits_2_naming_the_folder(
+    tmp_path, site, keys, full_disk
+):
     data = payload(3_000_000, seed="enospc")
     recipe_path = write_recipe(tmp_path, signed_source(site, keys, "huge.tar.gz", data))
     rsrc = full_disk / "rsrc"
@@ -737,11 +887,20 @@ def test_a_dripping_server_is_given_up_at_the_deadline(tmp_path, site, keys):
     site.state.drip[site.path("drip.tar.gz")] = 0.05
     rsrc = tmp_path / "rsrc"
 
-    proc = run_tool("fetch", "--recipe", write_recipe(tmp_path, entry), "--rsrc", rsrc,
-                    "--deadline", "2", timeout=60)
+    proc = run_tool(
+        "fetch",
+        "--recipe",
+        write_recipe(tmp_path, entry),
+        "--rsrc",
+        rsrc,
+        "--deadline",
+        "2",
+        timeout=60,
+    )
 
-    assert_clean_failure(proc, 6, site.url("drip.tar.gz"), "deadline of 2 s", "B/s",
-                         "--deadline SECONDS")
+    assert_clean_failure(
+        proc, 6, site.url("drip.tar.gz"), "deadline of 2 s", "B/s", "--deadline SECONDS"
+    )
     assert not (rsrc / "drip.tar.gz").exists()
     with pytest.raises(DownloadFailed, match="deadline of 1.5 s"):
         fetch_sources(load_recipe(write_recipe(tmp_path, entry)), rsrc, deadline=1.5, **FAST)
@@ -749,8 +908,7 @@ def test_a_dripping_server_is_given_up_at_the_deadline(tmp_path, site, keys):
 
 @pytest.mark.parametrize("command", ["fetch", "image"])
 def test_deadline_must_be_positive(tmp_path, command):
-    recipe = write_recipe(tmp_path, {"url": "https://example.invalid/a.tar.gz",
-                                     "sha256": "a" * 64})
+    recipe = write_recipe(tmp_path, {"url": "https://example.invalid/a.tar.gz", "sha256": "a" * 64})
     proc = run_tool(command, "--recipe", recipe, "--deadline", "0", "--rsrc", tmp_path / "r")
     assert proc.returncode == 2, proc.stderr
     assert "Invalid value for '--deadline'" in proc.stderr, proc.stderr

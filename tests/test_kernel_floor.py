@@ -47,8 +47,11 @@ def run_bpf(program: list[seccomp.Instruction], nr: int, arch: int) -> int:
         elif ins.code == seccomp.BPF_RET_K:
             return ins.k
         elif ins.code in (seccomp.BPF_JEQ_K, seccomp.BPF_JGT_K, seccomp.BPF_JGE_K):
-            taken = {seccomp.BPF_JEQ_K: acc == ins.k, seccomp.BPF_JGT_K: acc > ins.k,
-                     seccomp.BPF_JGE_K: acc >= ins.k}[ins.code]
+            taken = {
+                seccomp.BPF_JEQ_K: acc == ins.k,
+                seccomp.BPF_JGT_K: acc > ins.k,
+                seccomp.BPF_JGE_K: acc >= ins.k,
+            }[ins.code]
             pc += ins.jt if taken else ins.jf
         else:
             raise AssertionError(f"unexpected opcode {ins.code:#x}")
@@ -70,8 +73,10 @@ def test_the_filter_allows_exactly_the_kernels_calls(arch):
         expected = seccomp.SECCOMP_RET_ALLOW if nr in allowed else seccomp.SECCOMP_RET_TRAP
         assert run_bpf(code, nr, audit) == expected, nr
     assert run_bpf(code, number("getrandom", arch), audit) == seccomp.SECCOMP_RET_TRAP
-    assert run_bpf(code, number("read", "x86_64") if arch == "x86_64" else 63, audit) == \
-        seccomp.SECCOMP_RET_ALLOW
+    assert (
+        run_bpf(code, number("read", "x86_64") if arch == "x86_64" else 63, audit)
+        == seccomp.SECCOMP_RET_ALLOW
+    )
 
 
 @pytest.mark.unit
@@ -87,8 +92,7 @@ def test_another_abi_and_the_x32_bit_are_refused():
     read = number("read", "x86_64")
     assert run_bpf(code, read, X86) == seccomp.SECCOMP_RET_ALLOW
     assert run_bpf(code, read, 0x40000003) == seccomp.SECCOMP_RET_KILL_PROCESS  # i386
-    assert run_bpf(code, read | seccomp.X32_SYSCALL_BIT, X86) == \
-        seccomp.SECCOMP_RET_KILL_PROCESS
+    assert run_bpf(code, read | seccomp.X32_SYSCALL_BIT, X86) == seccomp.SECCOMP_RET_KILL_PROCESS
     arm = seccomp.program(allowed_numbers(K310, "aarch64"), "aarch64")
     assert run_bpf(arm, 63, X86) == seccomp.SECCOMP_RET_KILL_PROCESS
 
@@ -110,7 +114,7 @@ def test_ranges_and_the_encoding():
     assert seccomp.ranges([]) == []
     code = seccomp.program({1, 2, 3}, "x86_64")
     raw = seccomp.encode(code)
-    assert len(raw) == 8 * len(code)   # sizeof(struct sock_filter)
+    assert len(raw) == 8 * len(code)  # sizeof(struct sock_filter)
     assert seccomp.decode(raw) == code
     with pytest.raises(ValueError):
         seccomp.decode(raw[:-1])
@@ -119,8 +123,10 @@ def test_ranges_and_the_encoding():
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize("text, parsed", [("3.10", K310), ("2.6.32", KernelVersion(2, 6, 32)),
-                                          (" 5.3 ", KernelVersion(5, 3))])
+@pytest.mark.parametrize(
+    "text, parsed",
+    [("3.10", K310), ("2.6.32", KernelVersion(2, 6, 32)), (" 5.3 ", KernelVersion(5, 3))],
+)
 def test_kernel_versions_parse(text, parsed):
     assert KernelVersion.parse(text) == parsed
     assert KernelVersion(3, 9) < K310 < KernelVersion(3, 17)
@@ -137,8 +143,13 @@ def test_malformed_kernel_versions_are_usage_errors(text):
 # -- reading the loader's report -------------------------------------------------------------
 @pytest.mark.unit
 def test_denied_calls_are_named_and_counted():
-    lines = [("denied", "318"), ("denied", "332"), ("denied-count", "318 5"),
-             ("denied-count", "332 1"), ("denied", "999")]
+    lines = [
+        ("denied", "318"),
+        ("denied", "332"),
+        ("denied-count", "318 5"),
+        ("denied-count", "332 1"),
+        ("denied", "999"),
+    ]
     assert denied_calls(lines, "x86_64") == {"getrandom": 5, "statx": 1, "system call 999": 1}
     assert describe_denied({"getrandom": 5}, K310) == "getrandom (5x) denied: not in Linux 3.10"
     assert describe_denied({}, K310) == ""
@@ -151,12 +162,23 @@ INFO = RootInfo(Path("/r"), Path("/r/ld.so"), (Path("/r/lib"),), "2.31", KernelV
 def test_no_seccomp_here_is_an_error_never_a_pass():
     report = "start\t\nnofilter\tInvalid argument\n"
     with pytest.raises(ToolchainError, match="cannot install a seccomp filter") as caught:
-        _interpret(INFO, Path("/x.so"), None, 13, report, "", False, 60.0, arch="x86_64",
-                   kernel=K310)
+        _interpret(
+            INFO, Path("/x.so"), None, 13, report, "", False, 60.0, arch="x86_64", kernel=K310
+        )
     assert caught.value.exit_code == 3
     with pytest.raises(ToolchainError, match="did not confirm"):  # an old loader, no filter
-        _interpret(INFO, Path("/x.so"), None, 0, "start\t\nloaded\t/x.so\ndone\t\n", "",
-                   False, 60.0, arch="x86_64", kernel=K310)
+        _interpret(
+            INFO,
+            Path("/x.so"),
+            None,
+            0,
+            "start\t\nloaded\t/x.so\ndone\t\n",
+            "",
+            False,
+            60.0,
+            arch="x86_64",
+            kernel=K310,
+        )
 
 
 @pytest.mark.unit
@@ -172,24 +194,33 @@ def test_a_floor_below_the_roots_glibc_is_exit_3_naming_both():
 def test_a_root_newer_than_the_target_says_so_in_one_line():
     proof = Proof(root_glibc="2.31", kernel=K310, called="probe", target_glibc="2.17")
     lines = proof.lines()
-    assert lines[0] == ("proven by loading on glibc 2.31, simulating Linux 3.10 (seccomp): "
-                        "probe() was called")
-    assert lines[1] == ("loaded on glibc 2.31, newer than the target 2.17: symbol versions "
-                        "and existence for 2.17 were checked statically")
+    assert lines[0] == (
+        "proven by loading on glibc 2.31, simulating Linux 3.10 (seccomp): probe() was called"
+    )
+    assert lines[1] == (
+        "loaded on glibc 2.31, newer than the target 2.17: symbol versions "
+        "and existence for 2.17 were checked statically"
+    )
     assert proof.to_json() == {
-        "root_glibc": "2.31", "kernel": "3.10", "called": "probe",
+        "root_glibc": "2.31",
+        "kernel": "3.10",
+        "called": "probe",
         "proven_by_loading": [
             "dlopen(RTLD_NOW) on glibc 2.31: every symbol binds and the constructors run",
             "probe() runs and returns 0",
-            "it runs with only the system calls of Linux 3.10 (newer ones answer ENOSYS)"],
-        "checked_statically": ["symbol versions and existence for glibc 2.17"]}
+            "it runs with only the system calls of Linux 3.10 (newer ones answer ENOSYS)",
+        ],
+        "checked_statically": ["symbol versions and existence for glibc 2.17"],
+    }
 
 
 @pytest.mark.unit
 def test_a_bare_load_says_only_constructors_ran():
     proof = Proof(root_glibc="2.17", target_glibc="2.17")
-    assert proof.lines() == ["proven by loading on glibc 2.17: no code of the library ran but "
-                             "its constructors (call a function with --verify-call SYMBOL)"]
+    assert proof.lines() == [
+        "proven by loading on glibc 2.17: no code of the library ran but "
+        "its constructors (call a function with --verify-call SYMBOL)"
+    ]
     assert proof.to_json()["kernel"] is None and proof.to_json()["called"] is None
     assert Proof(root_glibc="2.31").checked_statically() == []  # verify-load reads nothing
 
@@ -216,8 +247,21 @@ def getrandom_lib(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("kernel-floor")
     (folder / "getrandom.c").write_text(GETRANDOM)
     out = folder / "libgetrandom.so"
-    subprocess.run([str(zig_binary()), "cc", "-target", "x86_64-linux-gnu.2.17", "-shared",
-                    "-fPIC", "-O1", "-o", str(out), str(folder / "getrandom.c")], check=True)
+    subprocess.run(
+        [
+            str(zig_binary()),
+            "cc",
+            "-target",
+            "x86_64-linux-gnu.2.17",
+            "-shared",
+            "-fPIC",
+            "-O1",
+            "-o",
+            str(out),
+            str(folder / "getrandom.c"),
+        ],
+        check=True,
+    )
     return out
 
 
@@ -228,10 +272,20 @@ def test_getrandom_without_fallback_runs_on_this_kernel(getrandom_lib, bullseye_
 
 
 def test_getrandom_without_fallback_fails_on_3_10_and_is_named(getrandom_lib, bullseye_root):
-    proc = run_tool("verify-load", "--rootfs", bullseye_root, "--kernel", "3.10", "--call",
-                    "probe", "--json", getrandom_lib)
-    assert_clean_failure(proc, 1, "getrandom (1x) denied: not in Linux 3.10",
-                         "simulated Linux 3.10")
+    proc = run_tool(
+        "verify-load",
+        "--rootfs",
+        bullseye_root,
+        "--kernel",
+        "3.10",
+        "--call",
+        "probe",
+        "--json",
+        getrandom_lib,
+    )
+    assert_clean_failure(
+        proc, 1, "getrandom (1x) denied: not in Linux 3.10", "simulated Linux 3.10"
+    )
     summary = json.loads(proc.stdout)
     assert summary["kernel"] == "3.10" and summary["root_glibc"] == "2.31"
     (result,) = summary["results"]
@@ -279,13 +333,32 @@ os.execv(sys.executable, [sys.executable, *sys.argv[2:]])
 
 def test_a_kernel_without_seccomp_is_exit_3_never_a_pass(getrandom_lib, bullseye_root):
     proc = subprocess.run(
-        [sys.executable, "-c", WITHOUT_SECCOMP, str(REPO), str(REPO / "build.py"),
-         "verify-load", "--rootfs", str(bullseye_root), "--kernel", "3.10", "--call", "probe",
-         str(getrandom_lib)],
-        env=dict(os.environ, GLIBC_BUILD_NO_VENV="1", NO_COLOR="1"), capture_output=True,
-        text=True, timeout=300)
-    assert_clean_failure(proc, 3, "cannot install a seccomp filter (Invalid argument)",
-                         "Linux 3.10 cannot be simulated")
+        [
+            sys.executable,
+            "-c",
+            WITHOUT_SECCOMP,
+            str(REPO),
+            str(REPO / "build.py"),
+            "verify-load",
+            "--rootfs",
+            str(bullseye_root),
+            "--kernel",
+            "3.10",
+            "--call",
+            "probe",
+            str(getrandom_lib),
+        ],
+        env=dict(os.environ, GLIBC_BUILD_NO_VENV="1", NO_COLOR="1"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert_clean_failure(
+        proc,
+        3,
+        "cannot install a seccomp filter (Invalid argument)",
+        "Linux 3.10 cannot be simulated",
+    )
     assert "probe() returned" not in proc.stderr
 
 
@@ -319,25 +392,30 @@ pub extern "C" fn plugin_entry() -> i32 {
 """
 
 
-def test_a_rust_std_plugin_builds_and_passes_3_10_through_its_fallbacks(tmp_path,
-                                                                        bullseye_root):
+def test_a_rust_std_plugin_builds_and_passes_3_10_through_its_fallbacks(tmp_path, bullseye_root):
     crate = tmp_path / "stdplugin"
     (crate / "src").mkdir(parents=True)
     (crate / "Cargo.toml").write_text(
         '[package]\nname = "stdplugin"\nversion = "0.1.0"\nedition = "2021"\n\n'
         '[lib]\ncrate-type = ["cdylib"]\n\n[package.metadata.glibc-build]\n'
-        'kernel = "3.10"\nverify-call = "plugin_entry"\n')
+        'kernel = "3.10"\nverify-call = "plugin_entry"\n'
+    )
     (crate / "src" / "lib.rs").write_text(STD_PLUGIN)
     proc = run_tool("--glibc", "2.17", "--verify-on", bullseye_root, "--json", crate)
     assert proc.returncode == 0, proc.stderr
     assert "std plugin: 84 true" in proc.stderr
     assert "simulating Linux 3.10 (seccomp): plugin_entry() was called" in proc.stderr
-    assert "loaded on glibc 2.31, newer than the target 2.17: symbol versions and existence " \
-           "for 2.17 were checked statically" in proc.stderr
+    assert (
+        "loaded on glibc 2.31, newer than the target 2.17: symbol versions and existence "
+        "for 2.17 were checked statically" in proc.stderr
+    )
     manifest = json.loads((crate / "dist" / "glibc-2.17" / "build-manifest.json").read_text())
     verify = manifest["verify"]
-    assert (verify["root_glibc"], verify["kernel"], verify["called"]) == \
-        ("2.31", "3.10", "plugin_entry")
+    assert (verify["root_glibc"], verify["kernel"], verify["called"]) == (
+        "2.31",
+        "3.10",
+        "plugin_entry",
+    )
     assert verify["checked_statically"] == ["symbol versions and existence for glibc 2.17"]
     (load,) = manifest["verify_load"]
     # std met ENOSYS and fell back: the filter was really there and really denied.

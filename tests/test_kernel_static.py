@@ -24,7 +24,7 @@ from orchestrator.zig import zig_binary
 from tests.conftest import REPO, run_tool
 
 BASE = 0x1000
-CALL = b"\xe8\x00\x00\x00\x00"          # call rel32 (target patched by the matcher's caller)
+CALL = b"\xe8\x00\x00\x00\x00"  # call rel32 (target patched by the matcher's caller)
 
 
 def words(*values: int) -> bytes:
@@ -34,7 +34,7 @@ def words(*values: int) -> bytes:
 # -- the pattern matcher (unit) --------------------------------------------------------------
 @pytest.mark.unit
 def test_x86_mov_edi_imm_before_the_call():
-    code = b"\x48\x89\xe6" + b"\xbf\x3e\x01\x00\x00" + b"\x31\xc0" + CALL   # mov rsi,rsp
+    code = b"\x48\x89\xe6" + b"\xbf\x3e\x01\x00\x00" + b"\x31\xc0" + CALL  # mov rsi,rsp
     assert constant_before(code, BASE, BASE + len(code) - 5, "x86_64", "edi") == 318
 
 
@@ -47,7 +47,7 @@ def test_x86_xor_edi_edi_is_zero_and_a_register_copy_is_unknown():
 
 @pytest.mark.unit
 def test_x86_a_branch_between_stops_the_search():
-    code = b"\xbf\x3e\x01\x00\x00" + b"\xeb\x00" + CALL   # mov edi; jmp +0; call
+    code = b"\xbf\x3e\x01\x00\x00" + b"\xeb\x00" + CALL  # mov edi; jmp +0; call
     assert constant_before(code, BASE, BASE + 7, "x86_64", "edi") is None
 
 
@@ -55,15 +55,15 @@ def test_x86_a_branch_between_stops_the_search():
 def test_x86_inline_syscall_number_in_eax_and_madvise_advice_in_edx():
     code = b"\xb8\x3e\x01\x00\x00" + b"\x0f\x05"
     assert constant_before(code, BASE, BASE + 5, "x86_64", "eax") == 318
-    code = b"\xba\x08\x00\x00\x00" + b"\x48\x89\xdf" + CALL   # mov edx,8 (MADV_FREE); mov rdi,rbx
+    code = b"\xba\x08\x00\x00\x00" + b"\x48\x89\xdf" + CALL  # mov edx,8 (MADV_FREE); mov rdi,rbx
     assert constant_before(code, BASE, BASE + 8, "x86_64", "edx") == 8
 
 
 @pytest.mark.unit
 def test_aarch64_mov_w0_before_bl_and_x8_before_svc():
-    code = words(0x528027C0, 0xAA1F03E1, 0x94000000)   # mov w0,#318; mov x1,xzr; bl
+    code = words(0x528027C0, 0xAA1F03E1, 0x94000000)  # mov w0,#318; mov x1,xzr; bl
     assert constant_before(code, BASE, BASE + 8, "aarch64", "x0") == 318
-    code = words(0xD28022C8, 0xD4000001)                # mov x8,#278; svc #0
+    code = words(0xD28022C8, 0xD4000001)  # mov x8,#278; svc #0
     assert constant_before(code, BASE, BASE + 4, "aarch64", "x8") == 278
     assert constant_before(code, BASE, BASE + 4, "aarch64", "x0") is None
 
@@ -72,14 +72,24 @@ def test_aarch64_mov_w0_before_bl_and_x8_before_svc():
 def test_sites_are_found_by_their_bytes():
     stub = BASE + 0x100
     code = Code(sections=[], stubs={stub: "syscall"}, slots={0x3000: "madvise"}, functions=[])
-    x86 = (b"\xbf\x3e\x01\x00\x00" + b"\xe8" + struct.pack("<i", stub - (BASE + 10))
-           + b"\xff\x15" + struct.pack("<i", 0x3000 - (BASE + 16)) + b"\x0f\x05")
-    assert list(_sites_in(x86, BASE, code, "x86_64")) == [(BASE + 5, "syscall"),
-                                                         (BASE + 10, "madvise"),
-                                                         (BASE + 16, "inline")]
+    x86 = (
+        b"\xbf\x3e\x01\x00\x00"
+        + b"\xe8"
+        + struct.pack("<i", stub - (BASE + 10))
+        + b"\xff\x15"
+        + struct.pack("<i", 0x3000 - (BASE + 16))
+        + b"\x0f\x05"
+    )
+    assert list(_sites_in(x86, BASE, code, "x86_64")) == [
+        (BASE + 5, "syscall"),
+        (BASE + 10, "madvise"),
+        (BASE + 16, "inline"),
+    ]
     arm = words(0x528027C0, 0x94000000 | ((stub - (BASE + 4)) >> 2), 0xD4000001)
-    assert list(_sites_in(arm, BASE, code, "aarch64")) == [(BASE + 4, "syscall"),
-                                                          (BASE + 8, "inline")]
+    assert list(_sites_in(arm, BASE, code, "aarch64")) == [
+        (BASE + 4, "syscall"),
+        (BASE + 8, "inline"),
+    ]
 
 
 # -- who made the call (unit) ----------------------------------------------------------------
@@ -98,8 +108,10 @@ def test_fallback_classifier():
     std_fn = "_ZN3std3sys2fs4unix9try_statx17h01E"
     assert fallback_crate("statx", std_fn, False, False, calls) == ("Rust's std", "")
     assert fallback_crate("memfd_create", std_fn, False, False, calls) is None
-    assert fallback_crate("getrandom", "_ZN9getrandom3imp17h01E", False, False,
-                          calls) == ("the getrandom crate", "")
+    assert fallback_crate("getrandom", "_ZN9getrandom3imp17h01E", False, False, calls) == (
+        "the getrandom crate",
+        "",
+    )
     assert fallback_crate("getrandom", "_ZN6plugin5entry17h01E", False, False, calls) is None
     assert fallback_crate("getrandom", "plugin_entry", False, True, calls) is None  # C code
     stripped = fallback_crate("statx", None, True, True, calls)
@@ -141,8 +153,21 @@ def zig_cc(tmp_path: Path, name: str, source: str, glibc: str = "2.17") -> Path:
     src = tmp_path / f"{name}.c"
     src.write_text(source)
     out = tmp_path / f"lib{name}.so"
-    subprocess.run([str(zig_binary()), "cc", "-target", f"x86_64-linux-gnu.{glibc}", "-shared",
-                    "-fPIC", "-O1", "-o", str(out), str(src)], check=True)
+    subprocess.run(
+        [
+            str(zig_binary()),
+            "cc",
+            "-target",
+            f"x86_64-linux-gnu.{glibc}",
+            "-shared",
+            "-fPIC",
+            "-O1",
+            "-o",
+            str(out),
+            str(src),
+        ],
+        check=True,
+    )
     return out
 
 
@@ -155,7 +180,7 @@ def check_json(*args: str | Path) -> tuple[int, dict]:
 def test_a_constant_getrandom_syscall_is_a_warning_for_centos_7(tmp_path):
     lib = zig_cc(tmp_path, "getrandom", GETRANDOM_C)
     code, file = check_json("--glibc", "centos-7", lib)
-    assert code == 0, file   # the file loads; the call fails at run time: a warning
+    assert code == 0, file  # the file loads; the call fails at run time: a warning
     messages = [w["message"] for w in file["warnings"] if w["kind"] == "kernel-syscall"]
     assert len(messages) == 1 and "getrandom (Linux 3.17) has no fallback here" in messages[0]
     assert "centos-7's 3.10" in messages[0]
@@ -176,8 +201,7 @@ def test_a_constant_getrandom_syscall_is_a_warning_for_centos_7(tmp_path):
     code, file = check_json("--glibc", "2.17", lib)
     assert file["loads_on"]["system_calls_read"] is False
     assert "centos-7" in file["loads_on"]["ok"]
-    proc = run_tool("check", "--glibc", "2.17", "--loads-on", "--presets", "centos-7,debian-9",
-                    lib)
+    proc = run_tool("check", "--glibc", "2.17", "--loads-on", "--presets", "centos-7,debian-9", lib)
     assert "loads on: debian-9" in proc.stdout and "not on centos-7: getrandom" in proc.stdout
     assert "loads on:" not in run_tool("check", "--glibc", "2.17", lib).stdout
 
@@ -192,8 +216,9 @@ def test_a_2_28_library_is_listed_as_not_for_centos_7(tmp_path):
     # glibc 2.26. With the glibc met, statx's kernel 4.11 is the reason on a 4.x older kernel.
     assert file["kernel_needs"] == {"statx": "4.11"}
     code, file = check_json("--glibc", "rhel-8", "--kernel", "4.4", lib)
-    assert any(w["kind"] == "kernel-wrapper" and w["symbol"] == "statx"
-               for w in file["warnings"]), file
+    assert any(
+        w["kind"] == "kernel-wrapper" and w["symbol"] == "statx" for w in file["warnings"]
+    ), file
 
 
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc (ld -z x86-64-v3)")
@@ -201,8 +226,20 @@ def test_an_x86_64_v3_library_fails_rhel_9_and_passes_rhel_10(tmp_path):
     src = tmp_path / "v3.c"
     src.write_text("int plugin_entry(void) { return 0; }\n")
     lib = tmp_path / "libv3.so"
-    subprocess.run(["gcc", "-shared", "-fPIC", "-O1", "-Wl,-z,x86-64-v3", "-Wl,-z,noexecstack",
-                    "-o", str(lib), str(src)], check=True)
+    subprocess.run(
+        [
+            "gcc",
+            "-shared",
+            "-fPIC",
+            "-O1",
+            "-Wl,-z,x86-64-v3",
+            "-Wl,-z,noexecstack",
+            "-o",
+            str(lib),
+            str(src),
+        ],
+        check=True,
+    )
     code, file = check_json("--glibc", "rhel-9", lib)
     assert code == 1 and [v["kind"] for v in file["violations"]] == ["isa-level"], file
     assert "x86-64-v3" in file["violations"][0]["message"]
@@ -237,19 +274,33 @@ def test_madv_free_is_named_for_centos_7_and_a_syscall_on_aarch64(tmp_path):
     lib = zig_cc(tmp_path, "madvise", MADVISE_C)
     code, file = check_json("--glibc", "centos-7", lib)
     assert code == 0, file
-    assert [w["symbol"] for w in file["warnings"] if w["kind"] == "kernel-madvise"] == \
-        ["MADV_FREE"]
-    code, file = check_json("--glibc", "debian-9", lib)   # Linux 4.9 has MADV_FREE (4.5)
+    assert [w["symbol"] for w in file["warnings"] if w["kind"] == "kernel-madvise"] == ["MADV_FREE"]
+    code, file = check_json("--glibc", "debian-9", lib)  # Linux 4.9 has MADV_FREE (4.5)
     assert not [w for w in file["warnings"] if w["kind"] == "kernel-madvise"], file
     src = tmp_path / "arm.c"
     src.write_text(GETRANDOM_C)
     arm = tmp_path / "libarm.so"
-    subprocess.run([str(zig_binary()), "cc", "-target", "aarch64-linux-gnu.2.17", "-shared",
-                    "-fPIC", "-O1", "-o", str(arm), str(src)], check=True)
+    subprocess.run(
+        [
+            str(zig_binary()),
+            "cc",
+            "-target",
+            "aarch64-linux-gnu.2.17",
+            "-shared",
+            "-fPIC",
+            "-O1",
+            "-o",
+            str(arm),
+            str(src),
+        ],
+        check=True,
+    )
     code, file = check_json("--glibc", "2.17", "--kernel", "3.10", arm)
     assert file["arch"] == "aarch64" and file["kernel_needs"] == {"getrandom": "3.17"}, file
-    assert any("getrandom (Linux 3.17)" in w["message"] and "Linux 3.10" in w["message"]
-               for w in file["warnings"]), file
+    assert any(
+        "getrandom (Linux 3.17)" in w["message"] and "Linux 3.10" in w["message"]
+        for w in file["warnings"]
+    ), file
 
 
 def test_scout_can_be_checked_and_an_unknown_preset_is_bad_input(tmp_path):
@@ -266,15 +317,19 @@ def test_scout_can_be_checked_and_an_unknown_preset_is_bad_input(tmp_path):
 @pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++ (a GLIBCXX_3.4.21 library)")
 def test_a_preset_s_cxx_ceilings_judge_a_cxx_library(tmp_path):
     src = tmp_path / "cxx.cpp"
-    src.write_text('#include <string>\nextern "C" int plugin_entry(const char *s) '
-                   '{ std::string x(s); x += "a"; return (int)x.size(); }\n')
+    src.write_text(
+        '#include <string>\nextern "C" int plugin_entry(const char *s) '
+        '{ std::string x(s); x += "a"; return (int)x.size(); }\n'
+    )
     lib = tmp_path / "libcxx.so"
-    subprocess.run(["g++", "-shared", "-fPIC", "-O1", "-Wl,-z,noexecstack", "-o", str(lib),
-                    str(src)], check=True)
+    subprocess.run(
+        ["g++", "-shared", "-fPIC", "-O1", "-Wl,-z,noexecstack", "-o", str(lib), str(src)],
+        check=True,
+    )
     code, file = check_json("--glibc", "centos-7", lib)
     assert code == 1, file
     cxx = [v["message"] for v in file["violations"] if v["kind"] == "cxx-too-new"]
-    assert cxx and all("centos-7 (" in m for m in cxx), cxx   # the preset's, not the default
+    assert cxx and all("centos-7 (" in m for m in cxx), cxx  # the preset's, not the default
     assert file["loads_on"]["not"]["centos-7"].startswith("GLIBCXX_3.4.21 above its libstdc++")
     assert "rhel-8" in file["loads_on"]["ok"]
     code, file = check_json("--glibc", "rhel-8", lib)

@@ -75,8 +75,9 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def write_tree(files: dict[str, bytes], dest: Path, as_tar: bool,
-               links: dict[str, str] | None = None) -> Path:
+def write_tree(
+    files: dict[str, bytes], dest: Path, as_tar: bool, links: dict[str, str] | None = None
+) -> Path:
     """The archive's files as a folder, or as one tar of them (LINKS: symlinks in it)."""
     if as_tar:
         with tarfile.open(dest, "w") as tar:
@@ -96,15 +97,22 @@ def write_tree(files: dict[str, bytes], dest: Path, as_tar: bool,
     return dest
 
 
-def docker_save(dest: Path, layers: list[bytes], *, as_tar: bool = True,
-                diff_ids: list[str] | None = None, linked: bool = False) -> Path:
+def docker_save(
+    dest: Path,
+    layers: list[bytes],
+    *,
+    as_tar: bool = True,
+    diff_ids: list[str] | None = None,
+    linked: bool = False,
+) -> Path:
     """The classic `docker save` layout: manifest.json, <config sha>.json, <id>/layer.tar.
 
     LINKED: as Docker 25+ writes it, <id>/layer.tar is a symlink to ../blobs/sha256/<sha>.
     """
     diff_ids = diff_ids or [f"sha256:{sha256(data)}" for data in layers]
-    config = json.dumps({"architecture": "amd64", "os": "linux",
-                         "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
+    config = json.dumps(
+        {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": diff_ids}}
+    ).encode()
     files = {f"{sha256(config)}.json": config}
     links = {}
     names = []
@@ -116,14 +124,20 @@ def docker_save(dest: Path, layers: list[bytes], *, as_tar: bool = True,
         else:
             files[name] = data
         names.append(name)
-    files["manifest.json"] = json.dumps([{"Config": f"{sha256(config)}.json",
-                                          "RepoTags": ["test:latest"],
-                                          "Layers": names}]).encode()
+    files["manifest.json"] = json.dumps(
+        [{"Config": f"{sha256(config)}.json", "RepoTags": ["test:latest"], "Layers": names}]
+    ).encode()
     return write_tree(files, dest, as_tar, links)
 
 
-def oci_layout(dest: Path, layers: list[bytes], *, as_tar: bool = False, gzipped: bool = False,
-               blob_digests: list[str] | None = None) -> Path:
+def oci_layout(
+    dest: Path,
+    layers: list[bytes],
+    *,
+    as_tar: bool = False,
+    gzipped: bool = False,
+    blob_digests: list[str] | None = None,
+) -> Path:
     """An OCI image layout: oci-layout, index.json -> manifest -> config + layer blobs."""
     files: dict[str, bytes] = {"oci-layout": b'{"imageLayoutVersion": "1.0.0"}'}
     descriptors = []
@@ -133,25 +147,51 @@ def oci_layout(dest: Path, layers: list[bytes], *, as_tar: bool = False, gzipped
         files[f"blobs/sha256/{digest.split(':')[1]}"] = blob  # a forged digest names the file
         media = "application/vnd.oci.image.layer.v1.tar" + ("+gzip" if gzipped else "")
         descriptors.append({"mediaType": media, "digest": digest, "size": len(blob)})
-    config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {
-        "type": "layers", "diff_ids": [f"sha256:{sha256(data)}" for data in layers]}}).encode()
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [f"sha256:{sha256(data)}" for data in layers]},
+        }
+    ).encode()
     files[f"blobs/sha256/{sha256(config)}"] = config
-    manifest = json.dumps({"schemaVersion": 2,
-                           "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                                      "digest": f"sha256:{sha256(config)}",
-                                      "size": len(config)},
-                           "layers": descriptors}).encode()
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": f"sha256:{sha256(config)}",
+                "size": len(config),
+            },
+            "layers": descriptors,
+        }
+    ).encode()
     files[f"blobs/sha256/{sha256(manifest)}"] = manifest
-    files["index.json"] = json.dumps({"schemaVersion": 2, "manifests": [{
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "digest": f"sha256:{sha256(manifest)}", "size": len(manifest),
-        "platform": {"architecture": "amd64", "os": "linux"}}]}).encode()
+    files["index.json"] = json.dumps(
+        {
+            "schemaVersion": 2,
+            "manifests": [
+                {
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "digest": f"sha256:{sha256(manifest)}",
+                    "size": len(manifest),
+                    "platform": {"architecture": "amd64", "os": "linux"},
+                }
+            ],
+        }
+    ).encode()
     return write_tree(files, dest, as_tar)
 
 
-FORMATS = ["docker-save-tar", "docker-save-folder", "docker-save-linked-tar", "oci-folder",
-           "oci-tar", "oci-gzip-tar"]
+FORMATS = [
+    "docker-save-tar",
+    "docker-save-folder",
+    "docker-save-linked-tar",
+    "oci-folder",
+    "oci-tar",
+    "oci-gzip-tar",
+]
 
 
 def make_archive(kind: str, where: Path, layers: list[bytes]) -> Path:
@@ -202,35 +242,58 @@ def assert_nothing_written(dest: Path, outside: Path) -> None:
 def test_whiteouts_opaque_dirs_and_links_come_out_right(kind, work):
     archives, dest, _ = work
     lower = layer(
-        folder("etc"), file("etc/keep", b"keep"), file("etc/gone", b"gone"),
-        folder("opt"), file("opt/old", b"old"), folder("opt/sub"), file("opt/sub/deep", b"d"),
-        folder("usr"), folder("usr/lib"), file("usr/lib/libfoo.so.1", b"elf"),
-        symlink("usr/lib/libfoo.so", "libfoo.so.1"), symlink("lib64", "/usr/lib"),
-        folder("usr/bin"), file("usr/bin/python3.9", b"py"),
+        folder("etc"),
+        file("etc/keep", b"keep"),
+        file("etc/gone", b"gone"),
+        folder("opt"),
+        file("opt/old", b"old"),
+        folder("opt/sub"),
+        file("opt/sub/deep", b"d"),
+        folder("usr"),
+        folder("usr/lib"),
+        file("usr/lib/libfoo.so.1", b"elf"),
+        symlink("usr/lib/libfoo.so", "libfoo.so.1"),
+        symlink("lib64", "/usr/lib"),
+        folder("usr/bin"),
+        file("usr/bin/python3.9", b"py"),
         hardlink("usr/bin/python3", "usr/bin/python3.9"),
-        file("var/was-file", b"f"), folder("var/was-dir"), file("var/was-dir/x", b"x"),
+        file("var/was-file", b"f"),
+        folder("var/was-dir"),
+        file("var/was-dir/x", b"x"),
         symlink("var/was-link", "/nowhere"),
     )
     upper = layer(
-        file("etc/.wh.gone"),                      # removes a lower file
-        folder("opt"), file("opt/new", b"new"),    # written before the opaque marker...
-        file("opt/.wh..wh..opq"),                  # ...which must not remove it
-        folder("tmp"), file("tmp/mine", b"mine"), file("tmp/.wh.mine"),  # same layer: kept
-        file("var/.wh.not-there"),                 # hiding nothing is fine
-        folder("var/was-file"),                    # file -> folder
-        symlink("var/was-dir", "../etc"),          # folder -> symlink
-        file("var/was-link", b"now a file"),       # symlink -> file
+        file("etc/.wh.gone"),  # removes a lower file
+        folder("opt"),
+        file("opt/new", b"new"),  # written before the opaque marker...
+        file("opt/.wh..wh..opq"),  # ...which must not remove it
+        folder("tmp"),
+        file("tmp/mine", b"mine"),
+        file("tmp/.wh.mine"),  # same layer: kept
+        file("var/.wh.not-there"),  # hiding nothing is fine
+        folder("var/was-file"),  # file -> folder
+        symlink("var/was-dir", "../etc"),  # folder -> symlink
+        file("var/was-link", b"now a file"),  # symlink -> file
     )
     unpack_image(make_archive(kind, archives, [lower, upper]), dest)
     assert tree(dest) == {
-        "etc": "dir", "etc/keep": "file:keep",
+        "etc": "dir",
+        "etc/keep": "file:keep",
         "lib64": "link:usr/lib",  # `/usr/lib` clamped to the root (issue 11 item 4)
-        "opt": "dir", "opt/new": "file:new",
-        "tmp": "dir", "tmp/mine": "file:mine",
-        "usr": "dir", "usr/bin": "dir", "usr/bin/python3": "file:py",
-        "usr/bin/python3.9": "file:py", "usr/lib": "dir",
-        "usr/lib/libfoo.so": "link:libfoo.so.1", "usr/lib/libfoo.so.1": "file:elf",
-        "var": "dir", "var/was-dir": "link:../etc", "var/was-file": "dir",
+        "opt": "dir",
+        "opt/new": "file:new",
+        "tmp": "dir",
+        "tmp/mine": "file:mine",
+        "usr": "dir",
+        "usr/bin": "dir",
+        "usr/bin/python3": "file:py",
+        "usr/bin/python3.9": "file:py",
+        "usr/lib": "dir",
+        "usr/lib/libfoo.so": "link:libfoo.so.1",
+        "usr/lib/libfoo.so.1": "file:elf",
+        "var": "dir",
+        "var/was-dir": "link:../etc",
+        "var/was-file": "dir",
         "var/was-link": "file:now a file",
     }
     python3, python39 = dest / "usr/bin/python3", dest / "usr/bin/python3.9"
@@ -240,9 +303,20 @@ def test_whiteouts_opaque_dirs_and_links_come_out_right(kind, work):
 
 def test_devices_owners_and_setuid_are_not_applied(work):
     archives, dest, _ = work
-    unpack_image(docker_save(archives / "a.tar", [layer(
-        folder("dev"), chardev("dev/null"), file("usr/bin/su", b"su", mode=0o4755, uid=1234),
-        file("etc/shadow", b"s", mode=0o640, uid=42))]), dest)
+    unpack_image(
+        docker_save(
+            archives / "a.tar",
+            [
+                layer(
+                    folder("dev"),
+                    chardev("dev/null"),
+                    file("usr/bin/su", b"su", mode=0o4755, uid=1234),
+                    file("etc/shadow", b"s", mode=0o640, uid=42),
+                )
+            ],
+        ),
+        dest,
+    )
     assert not (dest / "dev/null").exists()
     su = (dest / "usr/bin/su").stat()
     assert (su.st_uid, stat.S_IMODE(su.st_mode)) == (os.getuid(), 0o755)
@@ -268,21 +342,32 @@ ESCAPES = {
     "absolute-name": lambda out: [layer(file(f"{out}/evil", b"evil"))],
     "planted-symlink": lambda out: [layer(symlink("dir", str(out)), file("dir/evil", b"e"))],
     "planted-relative-symlink": lambda out: [
-        layer(folder("a"), symlink("a/dir", "../../../outside"), file("a/dir/evil", b"e"))],
+        layer(folder("a"), symlink("a/dir", "../../../outside"), file("a/dir/evil", b"e"))
+    ],
     "planted-symlink-across-layers": lambda out: [
-        layer(symlink("dir", str(out))), layer(file("dir/evil", b"e"))],
+        layer(symlink("dir", str(out))),
+        layer(file("dir/evil", b"e")),
+    ],
     "symlink-then-folder-entry": lambda out: [
-        layer(symlink("dir", str(out))), layer(folder("dir/sub"))],
+        layer(symlink("dir", str(out))),
+        layer(folder("dir/sub")),
+    ],
     "whiteout-through-symlink": lambda out: [
-        layer(symlink("dir", str(out))), layer(file("dir/.wh.victim"))],
+        layer(symlink("dir", str(out))),
+        layer(file("dir/.wh.victim")),
+    ],
     "opaque-through-symlink": lambda out: [
-        layer(symlink("dir", str(out))), layer(file("dir/.wh..wh..opq"))],
+        layer(symlink("dir", str(out))),
+        layer(file("dir/.wh..wh..opq")),
+    ],
     "hardlink-outside": lambda out: [layer(hardlink("h", "../outside/victim"))],
     "hardlink-absolute": lambda out: [layer(hardlink("h", f"{out}/victim"))],
     "hardlink-to-planted-symlink": lambda out: [
-        layer(symlink("s", f"{out}/victim"), hardlink("h", "s"))],
+        layer(symlink("s", f"{out}/victim"), hardlink("h", "s"))
+    ],
     "hardlink-through-planted-symlink": lambda out: [
-        layer(symlink("d", str(out)), hardlink("h", "d/victim"))],
+        layer(symlink("d", str(out)), hardlink("h", "d/victim"))
+    ],
     "root-replaced-by-symlink": lambda out: [layer(symlink(".", str(out)), file("evil", b"e"))],
 }
 
@@ -372,14 +457,17 @@ def test_rootfs_image_command_unpacks_and_refuses_escapes(work):
     assert tree(outside) == {"victim": "file:precious"}
 
 
-@pytest.mark.parametrize("args, code, needle", [
-    (["--image", "/no/such/archive.tar"], 2, "no such"),
-    (["--debootstrap", "no-such-suite"], 2, "does not know the suite 'no-such-suite'"),
-    (["--debootstrap", "../../escape"], 2, "not a suite name"),
-    (["--debootstrap", "bullseye", "--variant", "huge"], 2, "no variant 'huge'"),
-    (["--debootstrap", "bullseye", "--image", "x.tar"], 2, "exactly one"),
-    ([], 2, "exactly one"),
-])
+@pytest.mark.parametrize(
+    "args, code, needle",
+    [
+        (["--image", "/no/such/archive.tar"], 2, "no such"),
+        (["--debootstrap", "no-such-suite"], 2, "does not know the suite 'no-such-suite'"),
+        (["--debootstrap", "../../escape"], 2, "not a suite name"),
+        (["--debootstrap", "bullseye", "--variant", "huge"], 2, "no variant 'huge'"),
+        (["--debootstrap", "bullseye", "--image", "x.tar"], 2, "exactly one"),
+        ([], 2, "exactly one"),
+    ],
+)
 def test_rootfs_bad_input_is_one_clean_line(args, code, needle, tmp_path):
     proc = run_tool("rootfs", *args, tmp_path / "dest")
     assert_clean_failure(proc, code, needle)
@@ -390,11 +478,18 @@ def test_rootfs_bad_input_is_one_clean_line(args, code, needle, tmp_path):
 def test_rootfs_suite_missing_from_the_mirror_says_where_to_look(tmp_path):
     """stretch has a debootstrap script but left deb.debian.org for archive.debian.org (asked
     on the main host here, which answers: the archive is out of this machine's reach)."""
-    proc = run_tool("rootfs", "--debootstrap", "stretch", "--mirror",
-                    "http://deb.debian.org/debian", tmp_path / "dest",
-                    env={"GLIBC_BUILD_CACHE": str(tmp_path / "cache")})
-    assert_clean_failure(proc, 2, "'stretch' is not on http://deb.debian.org/debian",
-                         "archive.debian.org")
+    proc = run_tool(
+        "rootfs",
+        "--debootstrap",
+        "stretch",
+        "--mirror",
+        "http://deb.debian.org/debian",
+        tmp_path / "dest",
+        env={"GLIBC_BUILD_CACHE": str(tmp_path / "cache")},
+    )
+    assert_clean_failure(
+        proc, 2, "'stretch' is not on http://deb.debian.org/debian", "archive.debian.org"
+    )
     assert not (tmp_path / "dest").exists()
     # Asked before debootstrap runs and before the lock: nothing left behind.
     assert list((tmp_path / "cache" / "debootstrap").iterdir()) == []
@@ -402,8 +497,13 @@ def test_rootfs_suite_missing_from_the_mirror_says_where_to_look(tmp_path):
 
 def test_rootfs_without_debootstrap_says_what_to_install(tmp_path):
     # debootstrap lives in /usr/sbin; an empty cache, so that no earlier root is reused
-    proc = run_tool("rootfs", "--debootstrap", "bullseye", tmp_path / "dest",
-                    env={"PATH": "/usr/bin:/bin", "GLIBC_BUILD_CACHE": str(tmp_path / "cache")})
+    proc = run_tool(
+        "rootfs",
+        "--debootstrap",
+        "bullseye",
+        tmp_path / "dest",
+        env={"PATH": "/usr/bin:/bin", "GLIBC_BUILD_CACHE": str(tmp_path / "cache")},
+    )
     assert_clean_failure(proc, 3, "debootstrap is not installed", "apt-get install debootstrap")
 
 
@@ -425,8 +525,9 @@ def pax_record(key: str, value: bytes) -> bytes:
     return str(size).encode() + body
 
 
-def raw_pax_layer(records: bytes, *, kind: bytes = tarfile.XHDTYPE, name: str = "f",
-                  data: bytes = b"x") -> bytes:
+def raw_pax_layer(
+    records: bytes, *, kind: bytes = tarfile.XHDTYPE, name: str = "f", data: bytes = b"x"
+) -> bytes:
     """A layer whose first member carries the raw PAX RECORDS (not checked by a writer)."""
     header = tarfile.TarInfo("PaxHeader/f")
     header.type, header.size = kind, len(records)
@@ -487,16 +588,22 @@ def test_a_long_gnu_name_gives_a_short_one_line_error(length, tmp_path):
     assert str(length // 1000) in message  # says how long the name was
 
 
-@pytest.mark.parametrize("records, needle", [
-    (pax_record("mtime", b"nan"), "modification time"),
-    (pax_record("mtime", b"1e300"), "modification time"),
-    (pax_record("mtime", b"-inf"), "modification time"),
-    (pax_record("path", b"etc/a\0b"), "NUL byte"),
-    (pax_record("linkpath", b"a\0b"), "NUL byte"),
-    (b"9" * 5000 + b" comment=x\n", "malformed PAX header"),  # int() refuses 5000 digits
-    (pax_record("GNU.sparse.map", b"words,not,numbers") + pax_record("GNU.sparse.size", b"5"),
-     "malformed PAX header"),
-])
+@pytest.mark.parametrize(
+    "records, needle",
+    [
+        (pax_record("mtime", b"nan"), "modification time"),
+        (pax_record("mtime", b"1e300"), "modification time"),
+        (pax_record("mtime", b"-inf"), "modification time"),
+        (pax_record("path", b"etc/a\0b"), "NUL byte"),
+        (pax_record("linkpath", b"a\0b"), "NUL byte"),
+        (b"9" * 5000 + b" comment=x\n", "malformed PAX header"),  # int() refuses 5000 digits
+        (
+            pax_record("GNU.sparse.map", b"words,not,numbers")
+            + pax_record("GNU.sparse.size", b"5"),
+            "malformed PAX header",
+        ),
+    ],
+)
 def test_odd_pax_metadata_is_bad_input_not_a_crash(records, needle, work):
     archives, dest, outside = work
     kind = tarfile.SYMTYPE if b"linkpath" in records else tarfile.REGTYPE
@@ -528,17 +635,34 @@ def test_odd_pax_metadata_through_the_command_is_one_line_exit_2(work):
 
 def oci_parts(layers: list[bytes]) -> dict[str, object]:
     """The JSON documents of an OCI layout, as data a test can bend before writing."""
-    config = {"architecture": "amd64", "os": "linux", "rootfs": {
-        "type": "layers", "diff_ids": [f"sha256:{sha256(data)}" for data in layers]}}
-    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "config": {"mediaType": "application/vnd.oci.image.config.v1+json"},
-                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
-                            "digest": f"sha256:{sha256(data)}", "size": len(data)}
-                           for data in layers]}
-    descriptor = {"mediaType": "application/vnd.oci.image.manifest.v1+json",
-                  "platform": {"architecture": "amd64", "os": "linux"}}
-    return {"config": config, "manifest": manifest, "descriptor": descriptor,
-            "index": {"schemaVersion": 2}}
+    config = {
+        "architecture": "amd64",
+        "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [f"sha256:{sha256(data)}" for data in layers]},
+    }
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json"},
+        "layers": [
+            {
+                "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                "digest": f"sha256:{sha256(data)}",
+                "size": len(data),
+            }
+            for data in layers
+        ],
+    }
+    descriptor = {
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "platform": {"architecture": "amd64", "os": "linux"},
+    }
+    return {
+        "config": config,
+        "manifest": manifest,
+        "descriptor": descriptor,
+        "index": {"schemaVersion": 2},
+    }
 
 
 def write_oci(dest: Path, layers: list[bytes], parts: dict[str, object]) -> Path:
@@ -624,8 +748,10 @@ def test_a_shared_nested_index_is_read_once(work, monkeypatch):
     archive = write_oci(archives / "layout", [data], parts)
     inner = json.dumps({"schemaVersion": 2, "manifests": [parts["descriptor"]]}).encode()
     (archive / "blobs/sha256" / sha256(inner)).write_bytes(inner)
-    nested = {"mediaType": "application/vnd.oci.image.index.v1+json",
-              "digest": f"sha256:{sha256(inner)}"}
+    nested = {
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "digest": f"sha256:{sha256(inner)}",
+    }
     (archive / "index.json").write_text(json.dumps({"manifests": [nested] * 1000}))
     reads: list[str] = []
     original = image_archive._ArchiveFiles.read_json
@@ -648,17 +774,31 @@ def test_symlinks_that_climb_out_are_clamped_to_the_root(work):
     """As the kernel resolves them, no link in DEST may lead outside it (issue 11 item 4)."""
     archives, dest, outside = work
     depth = "../" * 12
-    unpack_image(docker_save(archives / "a.tar", [layer(
-        folder("usr"), folder("usr/lib"), folder("usr/lib/x86_64-linux-gnu"),
-        file("usr/lib/x86_64-linux-gnu/libc.so.6", b"root's libc"),
-        folder("usr/local"), folder("usr/local/lib"),
-        symlink("usr/local/lib/libc.so.6", "../../../../../usr/lib/x86_64-linux-gnu/libc.so.6"),
-        symlink("lib", "/usr/lib"),
-        symlink("victim", f"{depth}{str(outside).lstrip('/')}/victim"),
-        symlink("abs-victim", f"{outside}/victim"),
-        symlink("usr/up", "x/../../../../.."),
-        symlink("usr/local/lib/chain", "../../up/usr/lib"),
-    )]), dest)
+    unpack_image(
+        docker_save(
+            archives / "a.tar",
+            [
+                layer(
+                    folder("usr"),
+                    folder("usr/lib"),
+                    folder("usr/lib/x86_64-linux-gnu"),
+                    file("usr/lib/x86_64-linux-gnu/libc.so.6", b"root's libc"),
+                    folder("usr/local"),
+                    folder("usr/local/lib"),
+                    symlink(
+                        "usr/local/lib/libc.so.6",
+                        "../../../../../usr/lib/x86_64-linux-gnu/libc.so.6",
+                    ),
+                    symlink("lib", "/usr/lib"),
+                    symlink("victim", f"{depth}{str(outside).lstrip('/')}/victim"),
+                    symlink("abs-victim", f"{outside}/victim"),
+                    symlink("usr/up", "x/../../../../.."),
+                    symlink("usr/local/lib/chain", "../../up/usr/lib"),
+                )
+            ],
+        ),
+        dest,
+    )
     assert os.readlink(dest / "usr/local/lib/libc.so.6") == "../../lib/x86_64-linux-gnu/libc.so.6"
     assert (dest / "usr/local/lib/libc.so.6").read_text() == "root's libc"
     assert (dest / "lib/x86_64-linux-gnu/libc.so.6").read_text() == "root's libc"
@@ -668,19 +808,22 @@ def test_symlinks_that_climb_out_are_clamped_to_the_root(work):
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize("link, target, clamped", [
-    ("usr/local/lib/libc.so.6", "../../../../../usr/lib/x/libc.so.6", "../../lib/x/libc.so.6"),
-    ("lib64", "/usr/lib", "usr/lib"),
-    ("usr/lib/libfoo.so", "libfoo.so.1", "libfoo.so.1"),
-    ("var/was-dir", "../etc", "../etc"),
-    ("a/b/c", "/a/b/d", "d"),
-    ("a/b/c", "/", "../.."),
-    ("a/b/c", "..", ".."),
-    ("a/b/c", ".", "."),
-    ("up", "../../../..", "."),
-    ("a/l", "x/../../../../etc", "../etc"),
-    ("a/b/l", "/../../a/./b//f", "f"),
-])
+@pytest.mark.parametrize(
+    "link, target, clamped",
+    [
+        ("usr/local/lib/libc.so.6", "../../../../../usr/lib/x/libc.so.6", "../../lib/x/libc.so.6"),
+        ("lib64", "/usr/lib", "usr/lib"),
+        ("usr/lib/libfoo.so", "libfoo.so.1", "libfoo.so.1"),
+        ("var/was-dir", "../etc", "../etc"),
+        ("a/b/c", "/a/b/d", "d"),
+        ("a/b/c", "/", "../.."),
+        ("a/b/c", "..", ".."),
+        ("a/b/c", ".", "."),
+        ("up", "../../../..", "."),
+        ("a/l", "x/../../../../etc", "../etc"),
+        ("a/b/l", "/../../a/./b//f", "f"),
+    ],
+)
 def test_clamp_link_target(link, target, clamped):
     from orchestrator.layers import clamp_link_target
 
@@ -690,14 +833,22 @@ def test_clamp_link_target(link, target, clamped):
 # -- two runs into one DEST (issue 11 item 7) ---------------------------------------------------
 def start_tool(*args: str | os.PathLike) -> subprocess.Popen[str]:
     env = dict(os.environ, GLIBC_BUILD_NO_VENV="1", NO_COLOR="1")
-    return subprocess.Popen([sys.executable, str(REPO / "build.py"), *map(str, args)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(REPO / "build.py"), *map(str, args)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def slow_layer(tag: bytes) -> bytes:
     """Enough files that two unpackings overlap in time."""
-    return layer(folder("data"), file("data/tag", tag),
-                 *(file(f"data/f{i:05}", b"x" * 64) for i in range(4000)))
+    return layer(
+        folder("data"),
+        file("data/tag", tag),
+        *(file(f"data/f{i:05}", b"x" * 64) for i in range(4000)),
+    )
 
 
 @pytest.mark.parametrize("same", [True, False], ids=["same-image", "other-image"])
@@ -709,8 +860,9 @@ def test_two_rootfs_runs_into_one_dest_take_turns(same, work):
     runs = [start_tool("rootfs", "--image", archive, dest) for archive in (first, second)]
     results = [(run.wait(timeout=600), run.stderr.read() if run.stderr else "") for run in runs]
     codes = sorted(code for code, _ in results)
-    assert all("Traceback" not in err and "Directory not empty" not in err
-               for _, err in results), results
+    assert all("Traceback" not in err and "Directory not empty" not in err for _, err in results), (
+        results
+    )
     assert codes == ([0, 0] if same else [0, 2]), results
     if not same:
         loser = next(err for code, err in results if code == 2)
@@ -731,18 +883,66 @@ def test_a_second_run_for_the_same_root_is_done_at_once(work):
 
 
 # -- fuzzing archive metadata and resource bounds (issue 11 items 2, 3) -------------------------
-PAX_KEYS = ["path", "linkpath", "mtime", "atime", "ctime", "size", "uid", "gid", "uname",
-            "gname", "comment", "hdrcharset", "GNU.sparse.map", "GNU.sparse.size",
-            "GNU.sparse.major", "GNU.sparse.minor", "GNU.sparse.name", "GNU.sparse.realsize",
-            "GNU.sparse.numblocks", "GNU.sparse.offset", "GNU.sparse.numbytes",
-            "SCHILY.xattr.user.x"]
+PAX_KEYS = [
+    "path",
+    "linkpath",
+    "mtime",
+    "atime",
+    "ctime",
+    "size",
+    "uid",
+    "gid",
+    "uname",
+    "gname",
+    "comment",
+    "hdrcharset",
+    "GNU.sparse.map",
+    "GNU.sparse.size",
+    "GNU.sparse.major",
+    "GNU.sparse.minor",
+    "GNU.sparse.name",
+    "GNU.sparse.realsize",
+    "GNU.sparse.numblocks",
+    "GNU.sparse.offset",
+    "GNU.sparse.numbytes",
+    "SCHILY.xattr.user.x",
+]
 ODD_VALUES = st.one_of(
-    st.sampled_from([b"nan", b"inf", b"-inf", b"1e400", b"-1", b"0", b"9" * 5000, b"", b"\0",
-                     b"a\0b", b"/etc/passwd", b"../../x", b"1,2,3", b"0,0", b"BINARY", b"1.0",
-                     b"\xff\xfe", b"x" * 300, b"-99999999999999999999"]),
-    st.binary(max_size=40), st.text(max_size=40).map(str.encode))
-MEMBER_TYPES = [tarfile.REGTYPE, tarfile.SYMTYPE, tarfile.DIRTYPE, tarfile.LNKTYPE,
-                tarfile.CHRTYPE, tarfile.FIFOTYPE, b"Z"]
+    st.sampled_from(
+        [
+            b"nan",
+            b"inf",
+            b"-inf",
+            b"1e400",
+            b"-1",
+            b"0",
+            b"9" * 5000,
+            b"",
+            b"\0",
+            b"a\0b",
+            b"/etc/passwd",
+            b"../../x",
+            b"1,2,3",
+            b"0,0",
+            b"BINARY",
+            b"1.0",
+            b"\xff\xfe",
+            b"x" * 300,
+            b"-99999999999999999999",
+        ]
+    ),
+    st.binary(max_size=40),
+    st.text(max_size=40).map(str.encode),
+)
+MEMBER_TYPES = [
+    tarfile.REGTYPE,
+    tarfile.SYMTYPE,
+    tarfile.DIRTYPE,
+    tarfile.LNKTYPE,
+    tarfile.CHRTYPE,
+    tarfile.FIFOTYPE,
+    b"Z",
+]
 
 
 @st.composite
@@ -752,16 +952,32 @@ def odd_layers(draw: st.DrawFn) -> bytes:
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
         for number in range(draw(st.integers(1, 4))):
             for _ in range(draw(st.integers(0, 3))):
-                kind = draw(st.sampled_from([tarfile.XHDTYPE, tarfile.XGLTYPE,
-                                             tarfile.GNUTYPE_LONGNAME,
-                                             tarfile.GNUTYPE_LONGLINK]))
+                kind = draw(
+                    st.sampled_from(
+                        [
+                            tarfile.XHDTYPE,
+                            tarfile.XGLTYPE,
+                            tarfile.GNUTYPE_LONGNAME,
+                            tarfile.GNUTYPE_LONGLINK,
+                        ]
+                    )
+                )
                 if kind in (tarfile.XHDTYPE, tarfile.XGLTYPE):
-                    records = b"".join(pax_record(key, value) for key, value in draw(
-                        st.lists(st.tuples(st.sampled_from(PAX_KEYS), ODD_VALUES),
-                                 max_size=4)))
+                    records = b"".join(
+                        pax_record(key, value)
+                        for key, value in draw(
+                            st.lists(st.tuples(st.sampled_from(PAX_KEYS), ODD_VALUES), max_size=4)
+                        )
+                    )
                     if draw(st.booleans()):  # a broken length field
-                        records = draw(st.sampled_from([b"0 a=b\n", b"99 a=b\n", b"x=y\n",
-                                                        b"5000000 a=b\n"])) + records
+                        records = (
+                            draw(
+                                st.sampled_from(
+                                    [b"0 a=b\n", b"99 a=b\n", b"x=y\n", b"5000000 a=b\n"]
+                                )
+                            )
+                            + records
+                        )
                 else:
                     records = draw(ODD_VALUES)
                 header = tarfile.TarInfo(f"ext{number}")
@@ -798,15 +1014,27 @@ def test_fuzz_odd_layer_metadata_never_crashes(data, gzipped):
 
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
-                                                                 max_size=3),
-    max_leaves=8)
-JSON_PLACES = [("config", []), ("config", ["rootfs"]), ("config", ["rootfs", "diff_ids"]),
-               ("manifest", []), ("manifest", ["config"]), ("manifest", ["layers"]),
-               ("manifest", ["config", "mediaType"]), ("descriptor", []),
-               ("descriptor", ["annotations"]), ("descriptor", ["platform"]),
-               ("descriptor", ["mediaType"]), ("descriptor", ["digest"]), ("index", []),
-               ("index", ["manifests"])]
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+JSON_PLACES = [
+    ("config", []),
+    ("config", ["rootfs"]),
+    ("config", ["rootfs", "diff_ids"]),
+    ("manifest", []),
+    ("manifest", ["config"]),
+    ("manifest", ["layers"]),
+    ("manifest", ["config", "mediaType"]),
+    ("descriptor", []),
+    ("descriptor", ["annotations"]),
+    ("descriptor", ["platform"]),
+    ("descriptor", ["mediaType"]),
+    ("descriptor", ["digest"]),
+    ("index", []),
+    ("index", ["manifests"]),
+]
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -836,8 +1064,7 @@ def costly_layer(family: str, count: int, size: int) -> tuple[bytes, int]:
     each SIZE deep (deep-unique) or each after an extension record of SIZE bytes."""
     if family == "deep-unique":  # every entry a new chain of folders
         depth = min(size, MAX_DEPTH)
-        entries = [folder(f"d{number}/" + "/".join(["a"] * (depth - 1)))
-                   for number in range(count)]
+        entries = [folder(f"d{number}/" + "/".join(["a"] * (depth - 1))) for number in range(count)]
         return layer(*entries), count * depth
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
@@ -857,8 +1084,7 @@ def costly_layer(family: str, count: int, size: int) -> tuple[bytes, int]:
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.sampled_from(COST_FAMILIES), st.integers(1, 40), st.integers(1, 8 * 2**20),
-       st.booleans())
+@given(st.sampled_from(COST_FAMILIES), st.integers(1, 40), st.integers(1, 8 * 2**20), st.booleans())
 def test_fuzz_a_layer_costs_bounded_memory_work_and_output(family, count, size, gzipped):
     """Per layer: peak memory <= 16 MiB + 512 B per path component it names (the touched-path
     trie; an extension record is held whole only up to 1 MiB), at most 2 descriptor opens per
@@ -877,6 +1103,7 @@ def test_fuzz_a_layer_costs_bounded_memory_work_and_output(family, count, size, 
 
     errors: list[OrchestratorError] = []
     with tempfile.TemporaryDirectory() as scratch:
+
         def unpack() -> None:
             try:
                 apply_bytes(blob, Path(scratch) / "dest")

@@ -34,7 +34,7 @@ def test_a_call_without_fallback_is_judged_by_each_kernel():
     file = needs(kernel={"statx": KernelVersion.parse("4.11")})
     assert reason(file, preset("centos-7")) == "statx (Linux 4.11) without fallback on 3.10"
     assert reason(file, preset("debian-10")) is None
-    assert reason(file, preset("steam-sniper")) is None   # a runtime promises no kernel
+    assert reason(file, preset("steam-sniper")) is None  # a runtime promises no kernel
 
 
 def test_isa_level_above_the_preset():
@@ -70,10 +70,11 @@ def test_text_groups_presets_by_reason():
     lines = text_lines(matrix, indent="")
     assert lines[0] == "loads on: rhel-8"
     assert lines[1:] == ["not on centos-7, debian-9: needs glibc 2.28"]
-    assert matrix.to_json() == {"ok": ["rhel-8"],
-                                "not": {"centos-7": "needs glibc 2.28",
-                                        "debian-9": "needs glibc 2.28"},
-                                "system_calls_read": True}
+    assert matrix.to_json() == {
+        "ok": ["rhel-8"],
+        "not": {"centos-7": "needs glibc 2.28", "debian-9": "needs glibc 2.28"},
+        "system_calls_read": True,
+    }
 
 
 def test_a_preset_s_cxx_ceilings_replace_the_policy_defaults():
@@ -87,6 +88,5 @@ def test_a_preset_s_cxx_ceilings_replace_the_policy_defaults():
 
 
 def test_each_names_presets_one_by_one():
-    assert [p.name for p in platforms.each("centos-7,buster,centos-7")] == ["centos-7",
-                                                                             "debian-10"]
+    assert [p.name for p in platforms.each("centos-7,buster,centos-7")] == ["centos-7", "debian-10"]
     assert platforms.resolve("2.17").bare and not preset("centos-7").bare

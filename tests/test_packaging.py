@@ -27,8 +27,11 @@ PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 
 
 def _requirement_lines(path: Path) -> list[str]:
-    return [line.strip() for line in path.read_text().splitlines()
-            if line.strip() and not line.lstrip().startswith(("#", "-r"))]
+    return [
+        line.strip()
+        for line in path.read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith(("#", "-r"))
+    ]
 
 
 # -- what the clone and the wheel must agree on ----------------------------------------------
@@ -77,8 +80,9 @@ def test_installed_layout_downloads_into_the_user_cache(tmp_path):
     (package / paths.PACKAGED_DATA).mkdir(parents=True)
     assert paths.is_installed(package)
     assert paths.data_root(package) == package / paths.PACKAGED_DATA
-    rsrc = paths.default_rsrc(True, paths.data_root(package),
-                              environ={"XDG_CACHE_HOME": str(tmp_path / "xdg")})
+    rsrc = paths.default_rsrc(
+        True, paths.data_root(package), environ={"XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    )
     assert rsrc == tmp_path / "xdg" / "glibc-build" / "rsrc"
 
 
@@ -94,8 +98,12 @@ def test_this_clone_is_not_an_installed_package():
 
 # -- the wheel, installed ----------------------------------------------------------------
 def _purelib(python: Path) -> Path:
-    out = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()"
-                          "['purelib'])"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return Path(out.stdout.strip())
 
 
@@ -109,26 +117,53 @@ def installed(tmp_path_factory) -> Path:
     """
     work = tmp_path_factory.mktemp("wheel")
     # from `work`, not the clone: there `-m build` would find build.py first
-    subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(work / "dist"),
-                    str(REPO)], cwd=work, check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--outdir", str(work / "dist"), str(REPO)],
+        cwd=work,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     (wheel,) = (work / "dist").glob("glibc_build-*.whl")
     venv = work / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
-    (_purelib(python) / "project-venv-deps.pth").write_text(
-        sysconfig.get_paths()["purelib"] + "\n")
-    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-index",
-                    "--disable-pip-version-check", str(wheel)], check=True, timeout=600)
+    (_purelib(python) / "project-venv-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    subprocess.run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-index",
+            "--disable-pip-version-check",
+            str(wheel),
+        ],
+        check=True,
+        timeout=600,
+    )
     return venv / "bin"
 
 
-def _run(bin_dir: Path, *args: str | os.PathLike, cwd: Path, env: dict | None = None,
-         path: str | None = None) -> subprocess.CompletedProcess:
+def _run(
+    bin_dir: Path,
+    *args: str | os.PathLike,
+    cwd: Path,
+    env: dict | None = None,
+    path: str | None = None,
+) -> subprocess.CompletedProcess:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("GLIBC_BUILD_")}
     full_env.update(NO_COLOR="1", PATH=path or f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     full_env.update(env or {})
-    return subprocess.run([str(bin_dir / "glibc-build"), *map(str, args)], cwd=cwd,
-                          env=full_env, capture_output=True, text=True, timeout=900)
+    return subprocess.run(
+        [str(bin_dir / "glibc-build"), *map(str, args)],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
 
 @pytest.mark.slow
@@ -141,9 +176,17 @@ def test_installed_tool_builds_the_example_from_any_folder(installed, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert (crate / "dist" / "glibc-2.17" / "build-manifest.json").is_file()
     assert list((crate / "dist" / "glibc-2.17").glob("*.so"))
-    where = subprocess.run([str(installed / "python"), "-c", "import orchestrator.paths as p; "
-                            "print(p.PACKAGE_DIR, p.INSTALLED)"],
-                           cwd=elsewhere, capture_output=True, text=True, check=True)
+    where = subprocess.run(
+        [
+            str(installed / "python"),
+            "-c",
+            "import orchestrator.paths as p; print(p.PACKAGE_DIR, p.INSTALLED)",
+        ],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert where.stdout.split() == [str(_purelib(installed / "python") / "orchestrator"), "True"]
 
 
@@ -159,8 +202,15 @@ def test_installed_tool_finds_recipes_as_package_data(installed, tmp_path):
 def test_installed_fetch_defaults_to_the_user_cache(installed, tmp_path):
     """No --rsrc: the download folder is the cache's rsrc/, not a folder in site-packages."""
     cache = tmp_path / "cache"
-    proc = _run(installed, "fetch", "--recipe", "debian-bullseye-zig", "--offline",
-                cwd=tmp_path, env={"GLIBC_BUILD_CACHE": str(cache)})
+    proc = _run(
+        installed,
+        "fetch",
+        "--recipe",
+        "debian-bullseye-zig",
+        "--offline",
+        cwd=tmp_path,
+        env={"GLIBC_BUILD_CACHE": str(cache)},
+    )
     assert_clean_failure(proc, 6, f"missing from {cache / 'rsrc'}")
     assert "site-packages" not in proc.stderr
 
@@ -174,27 +224,55 @@ def test_installed_without_docker_or_debootstrap(installed, tmp_path):
     bare_path = os.pathsep.join([str(installed), str(Path(cargo).parent), "/usr/bin", "/bin"])
     if shutil.which("debootstrap", path=bare_path):
         pytest.skip("debootstrap sits in /usr/bin or /bin here; cannot hide it")
-    env = {"DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock",
-           "GLIBC_BUILD_CACHE": str(tmp_path / "cache")}  # no cached root to fall back on
+    env = {
+        "DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock",
+        "GLIBC_BUILD_CACHE": str(tmp_path / "cache"),
+    }  # no cached root to fall back on
 
     crate = tmp_path / "plugin"
     shutil.copytree(EXAMPLES / "plugin", crate, ignore=shutil.ignore_patterns("target", "dist"))
     built = _run(installed, "--glibc", "2.17", crate, cwd=tmp_path, env=env, path=bare_path)
     assert built.returncode == 0, built.stderr
-    checked = _run(installed, "check", "--glibc", "2.17", crate / "dist", cwd=tmp_path, env=env,
-                   path=bare_path)
+    checked = _run(
+        installed, "check", "--glibc", "2.17", crate / "dist", cwd=tmp_path, env=env, path=bare_path
+    )
     assert checked.returncode == 0, checked.stderr
 
-    rootfs = _run(installed, "rootfs", "--debootstrap", "bullseye", tmp_path / "root",
-                  cwd=tmp_path, env=env, path=bare_path)
+    rootfs = _run(
+        installed,
+        "rootfs",
+        "--debootstrap",
+        "bullseye",
+        tmp_path / "root",
+        cwd=tmp_path,
+        env=env,
+        path=bare_path,
+    )
     assert_clean_failure(rootfs, 3, "debootstrap", "apt-get install debootstrap")
-    docker = _run(installed, "--backend", "docker", "--recipe", "debian-bullseye", "--glibc",
-                  "2.31", crate, cwd=tmp_path, env=env, path=bare_path)
+    docker = _run(
+        installed,
+        "--backend",
+        "docker",
+        "--recipe",
+        "debian-bullseye",
+        "--glibc",
+        "2.31",
+        crate,
+        cwd=tmp_path,
+        env=env,
+        path=bare_path,
+    )
     assert_clean_failure(docker, 5, "no Docker engine", "--backend zig")
 
 
 @pytest.mark.slow
 def test_installed_recipes_find_the_pinned_keys(installed, tmp_path):
-    proc = _run(installed, "render", "--recipe", "centos7", cwd=tmp_path,
-                env={"GLIBC_BUILD_CACHE": str(tmp_path / "cache")})
+    proc = _run(
+        installed,
+        "render",
+        "--recipe",
+        "centos7",
+        cwd=tmp_path,
+        env={"GLIBC_BUILD_CACHE": str(tmp_path / "cache")},
+    )
     assert proc.returncode == 0, proc.stderr

@@ -33,13 +33,29 @@ POLICY = json.loads((REPO / "orchestrator" / "resources" / "policy.json").read_t
 RUST_FLOOR = GlibcVersion(2, 17)
 
 # What issue 12 asks the table to hold, by the names people write.
-REQUIRED = ["centos-7", "rhel-8", "rhel-9", "rhel-10",
-            *(f"debian-{n}" for n in range(8, 14)),
-            *(f"ubuntu-{v}" for v in ("14.04", "16.04", "18.04", "20.04", "22.04", "24.04")),
-            "sles-12-sp5", "sles-15-sp3", "amazonlinux-2", "amazonlinux-2023",
-            "manylinux2014", "manylinux_2_28", "manylinux_2_34",
-            "steam-scout", "steam-soldier", "steam-sniper", "steamrt4", "godot-4",
-            "buster", "bionic", "jessie"]
+REQUIRED = [
+    "centos-7",
+    "rhel-8",
+    "rhel-9",
+    "rhel-10",
+    *(f"debian-{n}" for n in range(8, 14)),
+    *(f"ubuntu-{v}" for v in ("14.04", "16.04", "18.04", "20.04", "22.04", "24.04")),
+    "sles-12-sp5",
+    "sles-15-sp3",
+    "amazonlinux-2",
+    "amazonlinux-2023",
+    "manylinux2014",
+    "manylinux_2_28",
+    "manylinux_2_34",
+    "steam-scout",
+    "steam-soldier",
+    "steam-sniper",
+    "steamrt4",
+    "godot-4",
+    "buster",
+    "bionic",
+    "jessie",
+]
 
 
 def k(text: str) -> KernelVersion:
@@ -68,7 +84,7 @@ def test_names_and_aliases_are_unique_and_never_collide() -> None:
 @pytest.mark.parametrize("row", ROWS, ids=[row["name"] for row in ROWS])
 def test_each_row_matches_what_is_loaded_and_cites_a_source_per_fact(row: dict) -> None:
     loaded = resolve(row["name"])
-    assert str(loaded.glibc) == row["glibc"]           # parses, and round-trips
+    assert str(loaded.glibc) == row["glibc"]  # parses, and round-trips
     assert (str(loaded.kernel) if loaded.kernel else None) == row.get("kernel")
     assert str(loaded.isa) == row.get("isa", "x86-64-v1")
     for ns in platforms.CXX_NAMESPACES:
@@ -77,7 +93,7 @@ def test_each_row_matches_what_is_loaded_and_cites_a_source_per_fact(row: dict) 
     facts = set(platforms.FACTS) & ({*row} | ({"cxx"} if "GLIBCXX" in row else set()))
     assert facts <= set(row["sources"]), f"{row['name']}: unsourced {facts - set(row['sources'])}"
     assert all(url.startswith("https://") for url in row["sources"].values())
-    assert loaded.what and loaded.source("isa")        # the baseline cites the psABI
+    assert loaded.what and loaded.source("isa")  # the baseline cites the psABI
 
 
 @pytest.mark.unit
@@ -110,8 +126,8 @@ def test_node_versions_ignore_trailing_zeros_but_print_as_written() -> None:
 def test_known_facts_of_well_known_presets() -> None:
     assert (resolve("centos-7").glibc, resolve("centos-7").kernel) == (RUST_FLOOR, k("3.10"))
     assert resolve("rhel-9").isa == IsaLevel(2) and resolve("rhel-10").isa == IsaLevel(3)
-    assert resolve("steam-scout").glibc < RUST_FLOOR     # checkable, not buildable
-    assert resolve("steam-sniper").kernel is None        # the container runs on the host kernel
+    assert resolve("steam-scout").glibc < RUST_FLOOR  # checkable, not buildable
+    assert resolve("steam-sniper").kernel is None  # the container runs on the host kernel
     assert resolve("godot-4").glibc == GlibcVersion(2, 28)
     assert resolve("manylinux2014").cxx_ceiling("GLIBCXX") == node("3.4.19")
 
@@ -132,7 +148,7 @@ def test_resolve_bare_glibc_version() -> None:
 
 @pytest.mark.unit
 def test_combination_takes_the_strictest_of_each_fact() -> None:
-    both = resolve("rhel-9,debian-12")        # 2.34/5.14/v2/GCC_7 vs 2.36/6.1/v1/GCC_12
+    both = resolve("rhel-9,debian-12")  # 2.34/5.14/v2/GCC_7 vs 2.36/6.1/v1/GCC_12
     assert both.glibc == GlibcVersion(2, 34)
     assert both.kernel == k("5.14")
     assert both.isa == IsaLevel(1)
@@ -146,12 +162,12 @@ def test_combination_takes_the_strictest_of_each_fact() -> None:
 def test_combination_keeps_a_fact_only_one_member_knows() -> None:
     mixed = resolve("steam-sniper,centos-7")
     assert mixed.glibc == RUST_FLOOR
-    assert mixed.kernel == k("3.10")                       # sniper promises no kernel
-    assert mixed.cxx_ceiling("CXXABI") is None             # sniper's are unknown: defaults
+    assert mixed.kernel == k("3.10")  # sniper promises no kernel
+    assert mixed.cxx_ceiling("CXXABI") is None  # sniper's are unknown: defaults
     # debian-8's C++ runtime is not in the table: debian-10's GLIBCXX_3.4.24 would be too lax.
     assert resolve("debian-8,debian-10").cxx == ()
     assert resolve("debian-8,debian-10").cxx_arch == ()
-    assert resolve("centos-7,rhel-7") == resolve("centos-7")   # one preset twice is itself
+    assert resolve("centos-7,rhel-7") == resolve("centos-7")  # one preset twice is itself
     assert resolve("2.12,centos-7").glibc == GlibcVersion(2, 12)
 
 
@@ -170,9 +186,15 @@ def test_strictest_is_taken_per_architecture_too() -> None:
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize("text, close", [("centos7", "centos-7"), ("ubuntu-18.4", "ubuntu-18.04"),
-                                         ("steam-snipper", "steam-sniper"),
-                                         ("centos-7,bustr", "buster")])
+@pytest.mark.parametrize(
+    "text, close",
+    [
+        ("centos7", "centos-7"),
+        ("ubuntu-18.4", "ubuntu-18.04"),
+        ("steam-snipper", "steam-sniper"),
+        ("centos-7,bustr", "buster"),
+    ],
+)
 def test_unknown_platform_is_bad_input_naming_the_closest(text: str, close: str) -> None:
     with pytest.raises(UsageError) as caught:
         resolve(text)
@@ -181,8 +203,10 @@ def test_unknown_platform_is_bad_input_naming_the_closest(text: str, close: str)
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize("text, needle", [("", "--glibc is empty"), (" , ", "--glibc is empty"),
-                                          ("qnx-7", "unknown platform 'qnx-7'")])
+@pytest.mark.parametrize(
+    "text, needle",
+    [("", "--glibc is empty"), (" , ", "--glibc is empty"), ("qnx-7", "unknown platform 'qnx-7'")],
+)
 def test_empty_or_far_off_names_are_bad_input(text: str, needle: str) -> None:
     with pytest.raises(UsageError) as caught:
         resolve(text)
@@ -201,9 +225,14 @@ def _lib_whitelist(policy_name: str) -> set[str]:
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize("preset, policy_name", [
-    ("manylinux2014", "manylinux_2_17"), ("manylinux_2_28", "manylinux_2_28"),
-    ("manylinux_2_34", "manylinux_2_34")])
+@pytest.mark.parametrize(
+    "preset, policy_name",
+    [
+        ("manylinux2014", "manylinux_2_17"),
+        ("manylinux_2_28", "manylinux_2_28"),
+        ("manylinux_2_34", "manylinux_2_34"),
+    ],
+)
 def test_manylinux_base_libraries_are_auditwheels_list(preset: str, policy_name: str) -> None:
     loaded = resolve(preset)
     assert loaded.libraries == _lib_whitelist(policy_name)
@@ -221,7 +250,7 @@ def test_base_libraries_are_only_given_where_known() -> None:
 @pytest.mark.unit
 def test_combination_base_libraries_are_the_intersection_of_the_known_lists() -> None:
     both = resolve("manylinux_2_34,manylinux2014")
-    assert both.libraries == resolve("manylinux2014").libraries   # no libmvec.so.1 on 2014
+    assert both.libraries == resolve("manylinux2014").libraries  # no libmvec.so.1 on 2014
     assert "libmvec.so.1" in (resolve("manylinux_2_34").libraries or set())
     assert both.libraries_of == ("manylinux_2_34", "manylinux2014")
     with_unknown = resolve("steam-sniper,manylinux_2_28")
@@ -238,36 +267,59 @@ def _broken(change) -> dict:
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize("change, needle", [
-    (lambda d: d["platform"][1]["aliases"].append("rhel-7"), "names both"),
-    (lambda d: d["platform"][0]["sources"].pop("kernel"), "no source for kernel"),
-    (lambda d: d["platform"][0].update(glibc="2.x"), "not a glibc version"),
-    (lambda d: d["platform"][0].update(kernel="3"), "not a Linux kernel version"),
-    (lambda d: (d["platform"][0].update(isa="x86-64-v9"),
-                d["platform"][0]["sources"].update(isa="https://example.org")),
-     "not an x86-64 level"),
-    (lambda d: d["platform"][0].update(isa="x86-64-v2"), "no source for isa"),
-    (lambda d: d["platform"][0].pop("GCC"), "give all of"),
-    (lambda d: d["platform"][0]["aliases"].append("2.17"), "read as a glibc version"),
-    (lambda d: d["platform"][0].update(glibc=2.17), "quoted string"),
-    (lambda d: d["platform"][0]["sources"].update(glibc="vault.centos.org"), "https URL"),
-    (lambda d: d["platform"][0].update(colour="red"), "unknown keys colour"),
-    (lambda d: d["platform"][0].update(arch={"aarch64": {"GCC": "4.7.0"}}), "arch 'aarch64'"),
-    (lambda d: d["platform"][0].update(arch={"aarch64-linux-gnu": {"GCC": 4.7}}),
-     "quoted strings"),
-    (lambda d: d["platform"][4].update(arch={"aarch64-linux-gnu": {"GCC": "4.7.0"}}),
-     "need the row's own"),
-    (lambda d: d["platform"][0].update(libraries=["libz.so.1"]), "no source for libraries"),
-    (lambda d: (d["platform"][0].update(libraries=["zlib"]),
-                d["platform"][0]["sources"].update(libraries="https://example.org")),
-     "list of sonames"),
-    (lambda d: (d["platform"][0].update(libraries="libz.so.1"),
-                d["platform"][0]["sources"].update(libraries="https://example.org")),
-     "list of sonames"),
-    (lambda d: (d["platform"][0].update(libraries=["libz.so.1", "libz.so.1"]),
-                d["platform"][0]["sources"].update(libraries="https://example.org")),
-     "twice"),
-])
+@pytest.mark.parametrize(
+    "change, needle",
+    [
+        (lambda d: d["platform"][1]["aliases"].append("rhel-7"), "names both"),
+        (lambda d: d["platform"][0]["sources"].pop("kernel"), "no source for kernel"),
+        (lambda d: d["platform"][0].update(glibc="2.x"), "not a glibc version"),
+        (lambda d: d["platform"][0].update(kernel="3"), "not a Linux kernel version"),
+        (
+            lambda d: (
+                d["platform"][0].update(isa="x86-64-v9"),
+                d["platform"][0]["sources"].update(isa="https://example.org"),
+            ),
+            "not an x86-64 level",
+        ),
+        (lambda d: d["platform"][0].update(isa="x86-64-v2"), "no source for isa"),
+        (lambda d: d["platform"][0].pop("GCC"), "give all of"),
+        (lambda d: d["platform"][0]["aliases"].append("2.17"), "read as a glibc version"),
+        (lambda d: d["platform"][0].update(glibc=2.17), "quoted string"),
+        (lambda d: d["platform"][0]["sources"].update(glibc="vault.centos.org"), "https URL"),
+        (lambda d: d["platform"][0].update(colour="red"), "unknown keys colour"),
+        (lambda d: d["platform"][0].update(arch={"aarch64": {"GCC": "4.7.0"}}), "arch 'aarch64'"),
+        (
+            lambda d: d["platform"][0].update(arch={"aarch64-linux-gnu": {"GCC": 4.7}}),
+            "quoted strings",
+        ),
+        (
+            lambda d: d["platform"][4].update(arch={"aarch64-linux-gnu": {"GCC": "4.7.0"}}),
+            "need the row's own",
+        ),
+        (lambda d: d["platform"][0].update(libraries=["libz.so.1"]), "no source for libraries"),
+        (
+            lambda d: (
+                d["platform"][0].update(libraries=["zlib"]),
+                d["platform"][0]["sources"].update(libraries="https://example.org"),
+            ),
+            "list of sonames",
+        ),
+        (
+            lambda d: (
+                d["platform"][0].update(libraries="libz.so.1"),
+                d["platform"][0]["sources"].update(libraries="https://example.org"),
+            ),
+            "list of sonames",
+        ),
+        (
+            lambda d: (
+                d["platform"][0].update(libraries=["libz.so.1", "libz.so.1"]),
+                d["platform"][0]["sources"].update(libraries="https://example.org"),
+            ),
+            "twice",
+        ),
+    ],
+)
 def test_table_is_validated_on_load(change, needle: str) -> None:
     with pytest.raises(UsageError) as caught:
         platforms.parse_table(_broken(change))
@@ -292,10 +344,19 @@ def test_kernel_version_error_names_the_input(text: str) -> None:
 
 # -- system calls -------------------------------------------------------------------------
 @pytest.mark.unit
-@pytest.mark.parametrize("name, first", [("getrandom", "3.17"), ("memfd_create", "3.17"),
-                                         ("copy_file_range", "4.5"), ("statx", "4.11"),
-                                         ("pidfd_open", "5.3"), ("clone3", "5.3"),
-                                         ("close_range", "5.9"), ("getxattr", "2.4.18")])
+@pytest.mark.parametrize(
+    "name, first",
+    [
+        ("getrandom", "3.17"),
+        ("memfd_create", "3.17"),
+        ("copy_file_range", "4.5"),
+        ("statx", "4.11"),
+        ("pidfd_open", "5.3"),
+        ("clone3", "5.3"),
+        ("close_range", "5.9"),
+        ("getxattr", "2.4.18"),
+    ],
+)
 def test_first_kernel(name: str, first: str) -> None:
     assert syscalls.first_kernel(name) == k(first)
 
@@ -304,8 +365,8 @@ def test_first_kernel(name: str, first: str) -> None:
 def test_syscall_numbers_both_ways() -> None:
     assert syscalls.number("getrandom", "x86_64") == 318
     assert syscalls.number("getrandom", "aarch64") == 278
-    assert syscalls.number("fcntl", "aarch64") == 25          # via __NR3264_fcntl
-    assert syscalls.number("arch_prctl", "aarch64") is None    # x86 only
+    assert syscalls.number("fcntl", "aarch64") == 25  # via __NR3264_fcntl
+    assert syscalls.number("arch_prctl", "aarch64") is None  # x86 only
     assert syscalls.name_of(318, "x86_64") == "getrandom"
     assert syscalls.name_of(435, "aarch64") == "clone3"
     assert syscalls.name_of(9999, "x86_64") is None
@@ -337,16 +398,16 @@ def test_missing_on_centos7_kernel() -> None:
 @pytest.mark.unit
 def test_allowed_numbers_is_an_allow_list_for_the_floor() -> None:
     on_310 = syscalls.allowed_numbers(k("3.10"), "x86_64")
-    assert {0, 1, 2, 9, 56, 202} <= on_310                 # read write open mmap clone futex
-    assert 318 not in on_310 and 332 not in on_310          # getrandom (3.17), statx (4.11)
+    assert {0, 1, 2, 9, 56, 202} <= on_310  # read write open mmap clone futex
+    assert 318 not in on_310 and 332 not in on_310  # getrandom (3.17), statx (4.11)
     assert 318 in syscalls.allowed_numbers(k("3.17"), "x86_64")
-    assert 183 not in syscalls.allowed_numbers(k("6.1"), "x86_64")   # afs_syscall: no age
+    assert 183 not in syscalls.allowed_numbers(k("6.1"), "x86_64")  # afs_syscall: no age
 
 
 @pytest.mark.unit
 def test_syscall_table_is_validated_on_load() -> None:
     data = json.loads(syscalls.SYSCALLS_JSON.read_text())
-    data["syscalls"]["statx"]["numbers"]["x86_64"] = 318      # getrandom's number
+    data["syscalls"]["statx"]["numbers"]["x86_64"] = 318  # getrandom's number
     with pytest.raises(UsageError, match="both"):
         syscalls.parse_table(data)
 
@@ -372,9 +433,11 @@ def test_platforms_command_text(capsys) -> None:
 def test_generator_gives_the_committed_table() -> None:
     """Re-running tools/gen_syscalls.py on this machine's manpages-dev and linux-libc-dev gives
     the committed JSON (so the data is reproducible from what it names as its sources)."""
-    missing = [path for path in ("/usr/share/man/man2/syscalls.2.gz",
-                                 "/usr/include/asm-generic/unistd.h")
-               if not Path(path).is_file()] + ([] if shutil.which("cpp") else ["cpp"])
+    missing = [
+        path
+        for path in ("/usr/share/man/man2/syscalls.2.gz", "/usr/include/asm-generic/unistd.h")
+        if not Path(path).is_file()
+    ] + ([] if shutil.which("cpp") else ["cpp"])
     if missing:
         if IN_CI:
             pytest.fail(f"CI=true and {', '.join(missing)} missing (manpages-dev, linux-libc-dev)")

@@ -25,8 +25,13 @@ def copy_tree(source: Path, dest: Path) -> Path:
 
 
 def findings(summary: dict, symbol: str) -> list[dict]:
-    return [f for file in summary["files"] for key in ("violations", "warnings")
-            for f in file[key] if f["symbol"] == symbol]
+    return [
+        f
+        for file in summary["files"]
+        for key in ("violations", "warnings")
+        for f in file[key]
+        if f["symbol"] == symbol
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -35,15 +40,22 @@ def deep_build(tmp_path_factory) -> dict:
     built by build.py for glibc 2.17: the check fails (the library stays in cargo's target)."""
     workspace = copy_tree(FIXTURES / "deep-workspace", tmp_path_factory.mktemp("deep") / "ws")
     proc = run_tool("--glibc", "2.17", workspace / "plugin")
-    library = (workspace / "target" / "glibc-build" / f"{TRIPLE}-glibc-2.17-zig" / TRIPLE
-               / "release" / "libprov_plugin.so")
+    library = (
+        workspace
+        / "target"
+        / "glibc-build"
+        / f"{TRIPLE}-glibc-2.17-zig"
+        / TRIPLE
+        / "release"
+        / "libprov_plugin.so"
+    )
     return {"workspace": workspace, "proc": proc, "library": library}
 
 
 def test_the_build_for_2_17_fails_the_check_on_getrandom(deep_build):
     proc = deep_build["proc"]
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "getrandom" in proc.stdout + proc.stderr   # the build's report goes to stderr
+    assert "getrandom" in proc.stdout + proc.stderr  # the build's report goes to stderr
     assert deep_build["library"].is_file()
 
 
@@ -51,8 +63,9 @@ def test_the_build_names_the_deep_crate_behind_getrandom(deep_build):
     """Issue 15: the build's own report ties the finding to deep-entropy (from cargo's JSON
     messages of that build), in its text and in its --json findings."""
     proc = deep_build["proc"]
-    assert "getrandom \u2190 deep-entropy 0.1.7 (deep_entropy\u2026rcgu.o)" in proc.stderr, \
+    assert "getrandom \u2190 deep-entropy 0.1.7 (deep_entropy\u2026rcgu.o)" in proc.stderr, (
         proc.stderr
+    )
     assert "without deep-entropy this file would load on 2.17" in proc.stderr
     again = run_tool("--glibc", "2.17", "--json", deep_build["workspace"] / "plugin")
     assert again.returncode == 1, again.stderr
@@ -62,8 +75,9 @@ def test_the_build_names_the_deep_crate_behind_getrandom(deep_build):
 
 def test_check_names_the_deep_crate_not_the_cdylib_or_the_crate_between(deep_build):
     workspace, library = deep_build["workspace"], deep_build["library"]
-    proc = run_tool("check", "--glibc", "2.17", "--json", "--crate-dir", workspace / "plugin",
-                    library)
+    proc = run_tool(
+        "check", "--glibc", "2.17", "--json", "--crate-dir", workspace / "plugin", library
+    )
     assert proc.returncode == 1, proc.stderr
     summary = json.loads(proc.stdout)
     (finding,) = findings(summary, "getrandom")
@@ -106,8 +120,9 @@ def test_c_object_of_the_cc_crate_is_named_with_its_package(tmp_path):
 
 def test_a_library_of_another_build_is_reported_without_provenance(deep_build, tmp_path):
     other = copy_tree(EXAMPLES / "plugin", tmp_path / "plugin")
-    proc = run_tool("check", "--glibc", "2.17", "--json", "--crate-dir", other,
-                    deep_build["library"])
+    proc = run_tool(
+        "check", "--glibc", "2.17", "--json", "--crate-dir", other, deep_build["library"]
+    )
     assert proc.returncode == 1
     assert "not made by the last build in" in proc.stderr
     assert len([line for line in proc.stderr.splitlines() if line.strip()]) == 1
@@ -117,8 +132,12 @@ def test_a_library_of_another_build_is_reported_without_provenance(deep_build, t
 def test_lto_rlibs_of_bitcode_say_provenance_unavailable(tmp_path):
     workspace = copy_tree(FIXTURES / "deep-workspace", tmp_path / "ws")
     env = dict(os.environ, CARGO_PROFILE_RELEASE_LTO="true")
-    subprocess.run(["cargo", "build", "--release", "--quiet", "--target", TRIPLE],
-                   cwd=workspace, env=env, check=True)
+    subprocess.run(
+        ["cargo", "build", "--release", "--quiet", "--target", TRIPLE],
+        cwd=workspace,
+        env=env,
+        check=True,
+    )
     library = workspace / "target" / TRIPLE / "release" / "libprov_plugin.so"
     proc = run_tool("check", "--glibc", "2.17", "--json", "--crate-dir", workspace, library)
     assert proc.returncode == 1, proc.stderr
@@ -142,19 +161,25 @@ def test_jemalloc_static_tls_names_tikv_jemalloc_sys(tmp_path):
     target_dir = cache_dir("test-provenance", "jemalloc")
     crate = copy_tree(FIXTURES / "jemalloc-plugin", tmp_path / "jemalloc-plugin")
     env = {"CARGO_TARGET_DIR": str(target_dir)}
-    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=crate,
-                   env=dict(os.environ, **env), check=True)
+    subprocess.run(
+        ["cargo", "build", "--release", "--quiet"],
+        cwd=crate,
+        env=dict(os.environ, **env),
+        check=True,
+    )
     library = target_dir / "release" / "libprov_jemalloc.so"
     proc = run_tool("check", "--glibc", "2.17", "--json", "--crate-dir", crate, library, env=env)
     assert proc.returncode == 1, proc.stderr
     (file,) = json.loads(proc.stdout)["files"]
-    (static,) = [f for key in ("violations", "warnings") for f in file[key]
-                 if f["kind"] == "static-tls"]
+    (static,) = [
+        f for key in ("violations", "warnings") for f in file[key] if f["kind"] == "static-tls"
+    ]
     assert {c["name"] for c in static["crates"]} == {"tikv-jemalloc-sys"}
     assert all(c["object"].endswith(".pic.o") for c in static["crates"]), static["crates"]
     # The known-crates table's fix is named on the finding and in the text report.
     assert "disable_initial_exec_tls" in static["remedies"]["tikv-jemalloc-sys"]
     text = run_tool("check", "--glibc", "2.17", "--crate-dir", crate, library, env=env)
     assert text.returncode == 1
-    assert "tikv-jemalloc-sys: enable tikv-jemallocator's `disable_initial_exec_tls`" in \
-        text.stdout, text.stdout
+    assert (
+        "tikv-jemalloc-sys: enable tikv-jemallocator's `disable_initial_exec_tls`" in text.stdout
+    ), text.stdout

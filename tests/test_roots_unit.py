@@ -31,27 +31,39 @@ from orchestrator.prove import RootInfo, _interpret, outside_root
 pytestmark = pytest.mark.unit
 
 ROOT = Path("/nonexistent-test-root")  # realpath of paths below it is lexical
-INFO = RootInfo(root=ROOT, ld_so=ROOT / "lib/ld-2.31.so", library_path=(ROOT / "lib",),
-                glibc="2.31")
+INFO = RootInfo(
+    root=ROOT, ld_so=ROOT / "lib/ld-2.31.so", library_path=(ROOT / "lib",), glibc="2.31"
+)
 LIB = Path("/nonexistent-build/libplugin.so")
 LOADER = Path("/nonexistent-cache/loader")
 ARCHIVE = Path("image.tar")
 DIGEST = "sha256:" + "ab" * 32
 
 
-def interpret(report: str, returncode: int = 0, *, call: str | None = None,
-              timed_out: bool = False, output: str = ""):
-    return _interpret(INFO, LIB, call, returncode, report, output, timed_out, 60.0,
-                      loader=LOADER)
+def interpret(
+    report: str,
+    returncode: int = 0,
+    *,
+    call: str | None = None,
+    timed_out: bool = False,
+    output: str = "",
+):
+    return _interpret(INFO, LIB, call, returncode, report, output, timed_out, 60.0, loader=LOADER)
 
 
 def lines(*pairs: tuple[str, str]) -> str:
     return "".join(f"{key}\t{value}\n" for key, value in pairs)
 
 
-LOADED = lines(("start", ""), ("loaded", str(LIB)), ("object", str(ROOT / "lib/libc.so.6")),
-               ("mapped", str(LOADER)), ("mapped", str(LIB)),
-               ("mapped", str(ROOT / "lib/libc-2.31.so")), ("object", "linux-vdso.so.1"))
+LOADED = lines(
+    ("start", ""),
+    ("loaded", str(LIB)),
+    ("object", str(ROOT / "lib/libc.so.6")),
+    ("mapped", str(LOADER)),
+    ("mapped", str(LIB)),
+    ("mapped", str(ROOT / "lib/libc-2.31.so")),
+    ("object", "linux-vdso.so.1"),
+)
 
 
 # -- the loader-report interpreter -------------------------------------------------------------
@@ -82,8 +94,11 @@ def test_a_crash_in_a_constructor_is_not_a_load():
 
 def test_an_object_whose_real_path_leaves_the_root_fails_the_load():
     """Named inside the root, mapped from the host: a symlink that climbs out."""
-    report = LOADED + lines(("object", str(ROOT / "usr/local/lib/libleak.so")),
-                            ("mapped", "/home/build/libleak.so"), ("done", ""))
+    report = LOADED + lines(
+        ("object", str(ROOT / "usr/local/lib/libleak.so")),
+        ("mapped", "/home/build/libleak.so"),
+        ("done", ""),
+    )
     result = interpret(report)
     assert not result.ok and not result.loaded
     assert "outside the root" in result.message and "/home/build/libleak.so" in result.message
@@ -93,8 +108,10 @@ def test_an_object_from_the_hosts_default_folders_is_named_as_such():
     report = LOADED + lines(("object", "/usr/lib/nonexistent-libffi.so.8"), ("done", ""))
     result = interpret(report)
     assert not result.ok
-    assert result.message == ("needs libraries the root does not have: nonexistent-libffi.so.8 "
-                               "(found only on this host, as /usr/lib/nonexistent-libffi.so.8)")
+    assert result.message == (
+        "needs libraries the root does not have: nonexistent-libffi.so.8 "
+        "(found only on this host, as /usr/lib/nonexistent-libffi.so.8)"
+    )
 
 
 def test_many_outside_objects_give_one_bounded_message():
@@ -120,16 +137,30 @@ def test_a_missing_symbol_is_reported_with_dlerrors_text():
 
 
 def test_outside_root_keeps_the_first_name_and_skips_own_files():
-    found = outside_root(["linux-vdso.so.1", str(LOADER), "/host/a.so", "/host/a.so (deleted)",
-                          str(ROOT / "lib/x.so")], ROOT, (LOADER,))
+    found = outside_root(
+        [
+            "linux-vdso.so.1",
+            str(LOADER),
+            "/host/a.so",
+            "/host/a.so (deleted)",
+            str(ROOT / "lib/x.so"),
+        ],
+        ROOT,
+        (LOADER,),
+    )
     assert found == {Path("/host/a.so"): "/host/a.so"}
 
 
 # -- layer members -------------------------------------------------------------------------------
-@pytest.mark.parametrize("name, needle", [
-    ("/etc/passwd", "absolute"), ("a/../../b", "climbs out"), ("a\0b", "NUL byte"),
-    ("a/" * 201, "nested more than 200"),
-])
+@pytest.mark.parametrize(
+    "name, needle",
+    [
+        ("/etc/passwd", "absolute"),
+        ("a/../../b", "climbs out"),
+        ("a\0b", "NUL byte"),
+        ("a/" * 201, "nested more than 200"),
+    ],
+)
 def test_member_names_that_are_refused(name, needle):
     with pytest.raises(UnsafeArchive, match=needle):
         member_parts(name, "layer")
@@ -149,7 +180,7 @@ def test_long_names_are_shortened_in_messages():
     assert len(str(caught.value)) < 400
 
 
-@pytest.mark.parametrize("mtime", [float("nan"), float("inf"), -float("inf"), 1e300, -2.0**41])
+@pytest.mark.parametrize("mtime", [float("nan"), float("inf"), -float("inf"), 1e300, -(2.0**41)])
 def test_member_times_no_file_can_have_are_refused(mtime):
     member = tarfile.TarInfo("f")
     member.mtime = mtime  # type: ignore[assignment]
@@ -182,9 +213,14 @@ def config(ids: object) -> dict[str, object]:
 
 def test_diff_ids_must_be_a_list_of_sha256_digests_one_per_layer():
     assert diff_ids(config([DIGEST]), 1, ARCHIVE) == [DIGEST]
-    for bad, needle in [(DIGEST, "is a string, not a JSON list"), (5, "is a number"),
-                        ({"a": 1}, "is an object"), ([DIGEST, DIGEST], "2 layer digests"),
-                        (["md5:00"], "malformed digest"), ([7], "malformed digest")]:
+    for bad, needle in [
+        (DIGEST, "is a string, not a JSON list"),
+        (5, "is a number"),
+        ({"a": 1}, "is an object"),
+        ([DIGEST, DIGEST], "2 layer digests"),
+        (["md5:00"], "malformed digest"),
+        ([7], "malformed digest"),
+    ]:
         with pytest.raises(BadInput, match=needle):
             diff_ids(config(bad), 1, ARCHIVE)
     with pytest.raises(BadInput, match="no rootfs.diff_ids"):
@@ -196,10 +232,14 @@ def test_diff_ids_must_be_a_list_of_sha256_digests_one_per_layer():
 def test_docker_save_manifest_shapes():
     entry = {"Config": "c.json", "Layers": ["a/layer.tar"]}
     assert docker_save_entry([entry], ARCHIVE) == ("c.json", ["a/layer.tar"])
-    for bad, needle in [({"a": 1}, "is an object, not a JSON list"), ([], "lists no image"),
-                        ([entry, entry], "holds 2 images"), (["x"], "is a string"),
-                        ([{"Config": "c", "Layers": [1]}], "no Config and Layers"),
-                        ([{"Config": 1, "Layers": []}], "no Config and Layers")]:
+    for bad, needle in [
+        ({"a": 1}, "is an object, not a JSON list"),
+        ([], "lists no image"),
+        ([entry, entry], "holds 2 images"),
+        (["x"], "is a string"),
+        ([{"Config": "c", "Layers": [1]}], "no Config and Layers"),
+        ([{"Config": 1, "Layers": []}], "no Config and Layers"),
+    ]:
         with pytest.raises(BadInput, match=needle):
             docker_save_entry(bad, ARCHIVE)
 
@@ -207,8 +247,9 @@ def test_docker_save_manifest_shapes():
 def test_descriptor_annotations_and_platform_must_be_objects():
     assert _wanted({"platform": {"architecture": "amd64", "os": "linux"}}, "amd64", ARCHIVE)
     assert not _wanted({"platform": {"architecture": "arm64"}}, "amd64", ARCHIVE)
-    assert not _wanted({"annotations": {"vnd.docker.reference.type": "attestation-manifest"}},
-                       "amd64", ARCHIVE)
+    assert not _wanted(
+        {"annotations": {"vnd.docker.reference.type": "attestation-manifest"}}, "amd64", ARCHIVE
+    )
     assert _wanted({"annotations": None, "platform": None}, "amd64", ARCHIVE)
     for field in ("annotations", "platform"):
         for value in (["a"], "linux/amd64", 3):
@@ -224,4 +265,11 @@ def test_digests_and_json_type_names():
         blob_name("sha256:" + "0" * 10_000, ARCHIVE)
     assert len(str(caught.value)) < 300
     assert [json_type(v) for v in (None, True, 1, 1.5, "s", [], {})] == [
-        "null", "a boolean", "a number", "a number", "a string", "a list", "an object"]
+        "null",
+        "a boolean",
+        "a number",
+        "a number",
+        "a string",
+        "a list",
+        "an object",
+    ]

@@ -23,8 +23,13 @@ CRATES = [EXAMPLES / "plugin", EXAMPLES / "plugin-c"]
 
 
 def _sbom(crate: Path, metadata: dict | None = None, **changes) -> bytes:
-    arguments = dict(cargo_lock=crate / "Cargo.lock", cargo_metadata=metadata or {},
-                     toolchain=TOOLCHAIN, libraries=LIBRARIES, source_date_epoch=SDE)
+    arguments = dict(
+        cargo_lock=crate / "Cargo.lock",
+        cargo_metadata=metadata or {},
+        toolchain=TOOLCHAIN,
+        libraries=LIBRARIES,
+        source_date_epoch=SDE,
+    )
     arguments.update(changes)
     return make_sbom(**arguments)
 
@@ -48,11 +53,15 @@ def test_valid_cyclonedx_listing_every_locked_package(crate):
         purl = f"pkg:cargo/{package.name}@{package.version}"
         component = components[purl]
         assert (component["name"], component["version"], component["purl"]) == (
-            package.name, package.version, purl)
+            package.name,
+            package.version,
+            purl,
+        )
         if package.checksum:
             assert component["hashes"] == [{"alg": "SHA-256", "content": package.checksum}]
             assert component["properties"] == [
-                {"name": "glibc-build:cargo:source", "value": package.source}]
+                {"name": "glibc-build:cargo:source", "value": package.source}
+            ]
 
 
 @pytest.mark.unit
@@ -71,17 +80,22 @@ def test_toolchain_libraries_timestamp_and_dependencies():
 
 @pytest.mark.unit
 def test_licenses_from_cargo_metadata():
-    metadata = {"packages": [{"name": "libc", "version": "0.2.191", "license": "MIT OR Apache-2.0",
-                              "source": "registry+https://github.com/rust-lang/crates.io-index"},
-                             {"name": "example-plugin", "version": "0.1.0", "license": "MIT",
-                              "source": None}]}
+    metadata = {
+        "packages": [
+            {
+                "name": "libc",
+                "version": "0.2.191",
+                "license": "MIT OR Apache-2.0",
+                "source": "registry+https://github.com/rust-lang/crates.io-index",
+            },
+            {"name": "example-plugin", "version": "0.1.0", "license": "MIT", "source": None},
+        ]
+    }
     document = _sbom(EXAMPLES / "plugin", metadata)
     _assert_valid(document)
     components = _components(document)
-    assert components["pkg:cargo/libc@0.2.191"]["licenses"] == [
-        {"expression": "MIT OR Apache-2.0"}]
-    assert components["pkg:cargo/example-plugin@0.1.0"]["licenses"] == [
-        {"license": {"id": "MIT"}}]
+    assert components["pkg:cargo/libc@0.2.191"]["licenses"] == [{"expression": "MIT OR Apache-2.0"}]
+    assert components["pkg:cargo/example-plugin@0.1.0"]["licenses"] == [{"license": {"id": "MIT"}}]
 
 
 @pytest.mark.unit
@@ -98,15 +112,20 @@ def test_two_calls_give_the_same_bytes_and_other_inputs_another_serial():
 @pytest.mark.unit
 def test_purls_keep_other_sources_apart():
     def purl(source):
-        return cargo_purl(LockedPackage(name="foo", version="1.0.0", source=source,
-                                        checksum=None, dependencies=())).to_string()
+        return cargo_purl(
+            LockedPackage(
+                name="foo", version="1.0.0", source=source, checksum=None, dependencies=()
+            )
+        ).to_string()
 
     assert purl(None) == "pkg:cargo/foo@1.0.0"
     assert purl("sparse+https://index.crates.io/") == "pkg:cargo/foo@1.0.0"
     assert purl("git+https://github.com/o/foo?branch=main#0123abc") == (
-        "pkg:cargo/foo@1.0.0?vcs_url=git%2Bhttps://github.com/o/foo%400123abc")
+        "pkg:cargo/foo@1.0.0?vcs_url=git%2Bhttps://github.com/o/foo%400123abc"
+    )
     assert purl("sparse+https://my.registry/index/").startswith(
-        "pkg:cargo/foo@1.0.0?repository_url=")
+        "pkg:cargo/foo@1.0.0?repository_url="
+    )
 
 
 @pytest.mark.unit
@@ -125,8 +144,13 @@ def test_valid_with_real_cargo_metadata(crate, tmp_path):
         pytest.skip("no cargo")
     copy = tmp_path / crate.name
     shutil.copytree(crate, copy, ignore=shutil.ignore_patterns("target", "dist"))
-    proc = subprocess.run([cargo, "metadata", "--format-version", "1", "--locked", "--offline"],
-                          cwd=copy, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [cargo, "metadata", "--format-version", "1", "--locked", "--offline"],
+        cwd=copy,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     document = _sbom(copy, json.loads(proc.stdout))
     _assert_valid(document)
@@ -154,8 +178,7 @@ def test_every_build_puts_a_valid_reproducible_sbom_in_out(tmp_path):
     shutil.copytree(EXAMPLES / "plugin", crate, ignore=shutil.ignore_patterns("target", "dist"))
     documents = []
     for out in (tmp_path / "one", tmp_path / "two"):
-        proc = run_tool("--glibc", "2.17", "--out", out, crate,
-                        env={"SOURCE_DATE_EPOCH": str(SDE)})
+        proc = run_tool("--glibc", "2.17", "--out", out, crate, env={"SOURCE_DATE_EPOCH": str(SDE)})
         assert proc.returncode == 0, proc.stderr[-3000:]
         written = json.loads((out / "build-manifest.json").read_text())
         assert written["sbom"] == "sbom.cdx.json"
@@ -164,8 +187,11 @@ def test_every_build_puts_a_valid_reproducible_sbom_in_out(tmp_path):
     _assert_valid(documents[0])
     assert documents[0] == documents[1]
     components = _components(documents[0])
-    assert len([c for c in components.values() if c["purl"].startswith("pkg:cargo/")]) == \
-        len(read_cargo_lock(crate / "Cargo.lock"))
+    assert len([c for c in components.values() if c["purl"].startswith("pkg:cargo/")]) == len(
+        read_cargo_lock(crate / "Cargo.lock")
+    )
     library = written["artifacts"][0]
-    assert any(c["name"] == library["name"] and c["hashes"][0]["content"] == library["sha256"]
-               for c in components.values())
+    assert any(
+        c["name"] == library["name"] and c["hashes"][0]["content"] == library["sha256"]
+        for c in components.values()
+    )

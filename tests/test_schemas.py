@@ -16,10 +16,12 @@ from orchestrator.paths import SCHEMAS_DIR
 from tests.conftest import EXAMPLES, REPO, have, run_tool
 
 SCHEMA_FILES = sorted(SCHEMAS_DIR.glob("*.schema.json"))
-SCHEMAS = {path.name.removesuffix(".schema.json"): json.loads(path.read_text())
-           for path in SCHEMA_FILES}
+SCHEMAS = {
+    path.name.removesuffix(".schema.json"): json.loads(path.read_text()) for path in SCHEMA_FILES
+}
 REGISTRY: Registry = Registry().with_resources(
-    (schema["$id"], Resource.from_contents(schema)) for schema in SCHEMAS.values())
+    (schema["$id"], Resource.from_contents(schema)) for schema in SCHEMAS.values()
+)
 CHECK_SRC = REPO / "tests" / "fixtures" / "check" / "src"
 
 
@@ -50,11 +52,20 @@ def test_schema_is_valid_draft_2020_12_and_resolves(name):
 
 @pytest.mark.unit
 def test_permissive_for_added_fields_strict_for_existing_ones():
-    report = {"schema": 1, "glibc": "2.17", "ok": True, "files": [], "errors": [],
-              "new_field": {"x": 1}}
+    report = {
+        "schema": 1,
+        "glibc": "2.17",
+        "ok": True,
+        "files": [],
+        "errors": [],
+        "new_field": {"x": 1},
+    }
     assert_valid("check", report)
-    for broken in ({**report, "ok": "yes"}, {**report, "glibc": "2.17.1"},
-                   {k: v for k, v in report.items() if k != "errors"}):
+    for broken in (
+        {**report, "ok": "yes"},
+        {**report, "glibc": "2.17.1"},
+        {k: v for k, v in report.items() if k != "errors"},
+    ):
         assert list(validator("check").iter_errors(broken)), broken
 
 
@@ -93,8 +104,11 @@ def test_check_json_with_violations_and_input_errors(tmp_path):
     if not have("gcc"):
         pytest.skip("no gcc")
     library = tmp_path / "libreallocarray.so"
-    subprocess.run(["gcc", "-shared", "-fPIC", "-O2", "-o", str(library),
-                    str(CHECK_SRC / "reallocarray.c")], check=True, timeout=300)
+    subprocess.run(
+        ["gcc", "-shared", "-fPIC", "-O2", "-o", str(library), str(CHECK_SRC / "reallocarray.c")],
+        check=True,
+        timeout=300,
+    )
     (tmp_path / "notes.txt").write_text("not ELF")
     proc = run_tool("check", "--glibc", "2.17", "--json", library, tmp_path / "notes.txt")
     assert proc.returncode == 2, proc.stderr
@@ -115,8 +129,9 @@ def test_verify_load_json(built, bullseye_root):
 @pytest.mark.slow
 def test_build_json_with_verify_on(built, bullseye_root, tmp_path):
     crate, _ = built
-    proc = run_tool("--glibc", "2.17", "--json", "--verify-on", bullseye_root,
-                    "--out", tmp_path / "out", crate)
+    proc = run_tool(
+        "--glibc", "2.17", "--json", "--verify-on", bullseye_root, "--out", tmp_path / "out", crate
+    )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     assert summary["verify_load"]

@@ -25,14 +25,21 @@ LIB = "libexample_plugin.so"
 def sections(path: Path) -> dict[str, bytes]:
     with path.open("rb") as stream:
         elf = ELFFile(stream)
-        return {s.name: (s.data() if s["sh_type"] != "SHT_NOBITS" else b"")
-                for s in elf.iter_sections()}
+        return {
+            s.name: (s.data() if s["sh_type"] != "SHT_NOBITS" else b"") for s in elf.iter_sections()
+        }
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize(("profile", "variable"), [
-    ("release", "CARGO_PROFILE_RELEASE_DEBUG"), ("dev", "CARGO_PROFILE_DEV_DEBUG"),
-    ("debug", "CARGO_PROFILE_DEV_DEBUG"), ("my-ship", "CARGO_PROFILE_MY_SHIP_DEBUG")])
+@pytest.mark.parametrize(
+    ("profile", "variable"),
+    [
+        ("release", "CARGO_PROFILE_RELEASE_DEBUG"),
+        ("dev", "CARGO_PROFILE_DEV_DEBUG"),
+        ("debug", "CARGO_PROFILE_DEV_DEBUG"),
+        ("my-ship", "CARGO_PROFILE_MY_SHIP_DEBUG"),
+    ],
+)
 def test_the_profile_keeps_debug_info(profile, variable):
     assert splitdebug.profile_env(profile) == {variable: "true"}
 
@@ -48,8 +55,19 @@ def test_a_library_without_build_id_is_refused(tmp_path):
         pytest.skip("no gcc")
     (tmp_path / "a.c").write_text("int f(int x) { return x * 2; }\n")
     lib = tmp_path / "liba.so"
-    subprocess.run(["gcc", "-g", "-shared", "-fPIC", "-Wl,--build-id=none", "-o", str(lib),
-                    str(tmp_path / "a.c")], check=True)
+    subprocess.run(
+        [
+            "gcc",
+            "-g",
+            "-shared",
+            "-fPIC",
+            "-Wl,--build-id=none",
+            "-o",
+            str(lib),
+            str(tmp_path / "a.c"),
+        ],
+        check=True,
+    )
     with pytest.raises(ToolchainError, match="no GNU build-id"):
         splitdebug.split(lib, tmp_path / "out")
     assert not (tmp_path / "out" / "liba.so.debug").exists()
@@ -60,8 +78,7 @@ def test_split_debug_ships_a_stripped_library_and_its_debug_file(tmp_path, bulls
     out = tmp_path / "out"
     proc = run_tool("--glibc", "2.17", "--split-debug", "--json", "--out", out, PLUGIN)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert sorted(p.name for p in out.iterdir()) == [
-        "build-manifest.json", LIB, LIB + ".debug"]
+    assert sorted(p.name for p in out.iterdir()) == ["build-manifest.json", LIB, LIB + ".debug"]
     lib, debug = out / LIB, out / (LIB + ".debug")
     shipped, kept = sections(lib), sections(debug)
     assert ".debug_info" not in shipped and ".debug_info" in kept
@@ -91,7 +108,8 @@ def test_the_crate_setting_turns_it_on_and_the_flag_wins(tmp_path):
     (crate_dir / "Cargo.toml").write_text(
         '[package]\nname = "c"\nversion = "0.1.0"\nedition = "2021"\n'
         '[lib]\ncrate-type = ["cdylib"]\n'
-        '[package.metadata.glibc-build]\nsplit-debug = true\n')
+        "[package.metadata.glibc-build]\nsplit-debug = true\n"
+    )
     crate = cargo.locate(crate_dir, None)
     request = build.resolve(build.BuildOptions(crate_dir=crate_dir), crate)
     assert request.split_debug

@@ -44,16 +44,25 @@ def alsa_build() -> dict:
     from orchestrator.paths import cache_dir
 
     crate = alsa_crate(None)
-    proc = run_tool("--glibc", "2.17", "--system-package", "libasound2-dev", "--json", crate,
-                    env={"CARGO_TARGET_DIR": str(cache_dir("test-real-crates",
-                                                           "x86_64-unknown-linux-gnu-2.17"))})
+    proc = run_tool(
+        "--glibc",
+        "2.17",
+        "--system-package",
+        "libasound2-dev",
+        "--json",
+        crate,
+        env={
+            "CARGO_TARGET_DIR": str(cache_dir("test-real-crates", "x86_64-unknown-linux-gnu-2.17"))
+        },
+    )
     assert proc.returncode == 0, proc.stderr[-5000:]
     return {"crate": crate, "summary": json.loads(proc.stdout)}
 
 
 def readelf(lib: Path, *flags: str) -> str:
-    return subprocess.run(["readelf", *flags, "--wide", str(lib)], capture_output=True,
-                          text=True, check=True).stdout
+    return subprocess.run(
+        ["readelf", *flags, "--wide", str(lib)], capture_output=True, text=True, check=True
+    ).stdout
 
 
 def test_an_alsa_plugin_needs_libasound_by_soname_and_glibc_2_17(alsa_build):
@@ -61,8 +70,10 @@ def test_an_alsa_plugin_needs_libasound_by_soname_and_glibc_2_17(alsa_build):
     needed = re.findall(r"\(NEEDED\)\s+Shared library: \[(.+?)\]", readelf(artifact, "-d"))
     assert "libasound.so.2" in needed
     assert not any("/" in name for name in needed)  # by soname, no sysroot path
-    glibc = [tuple(map(int, v.split("."))) for v in
-             re.findall(r"Name: GLIBC_([\d.]+)", readelf(artifact, "-V"))]
+    glibc = [
+        tuple(map(int, v.split(".")))
+        for v in re.findall(r"Name: GLIBC_([\d.]+)", readelf(artifact, "-V"))
+    ]
     assert glibc and max(glibc) <= (2, 17)
     assert "sysroots" not in readelf(artifact, "-d")  # no RUNPATH into the cache
 
@@ -93,21 +104,32 @@ def test_the_alsa_plugin_loads_on_bullseye_with_libasound2(alsa_build):
 
 # --- bad input ------------------------------------------------------------------------------
 
+
 def made(folder: Path) -> list[Path]:
     """What a failed run left in a cache folder, its lock files aside."""
     return [p for p in folder.iterdir() if not p.name.endswith(".lock")]
 
 
 def test_an_unknown_package_is_exit_2(tmp_path):
-    proc = run_tool("--system-package", "libno-such-thing-dev", alsa_crate(tmp_path),
-                    env={"GLIBC_BUILD_CACHE": str(tmp_path / "cache")})
+    proc = run_tool(
+        "--system-package",
+        "libno-such-thing-dev",
+        alsa_crate(tmp_path),
+        env={"GLIBC_BUILD_CACHE": str(tmp_path / "cache")},
+    )
     assert_clean_failure(proc, 2, "libno-such-thing-dev")
     assert not made(tmp_path / "cache" / "sysroots")
 
 
 def test_an_unknown_suite_is_exit_2(tmp_path):
-    proc = run_tool("--system-package", "libasound2-dev", "--system-suite", "no-such-suite",
-                    alsa_crate(tmp_path), env={"GLIBC_BUILD_CACHE": str(tmp_path / "cache")})
+    proc = run_tool(
+        "--system-package",
+        "libasound2-dev",
+        "--system-suite",
+        "no-such-suite",
+        alsa_crate(tmp_path),
+        env={"GLIBC_BUILD_CACHE": str(tmp_path / "cache")},
+    )
     assert_clean_failure(proc, 2, "no-such-suite")
 
 
@@ -118,9 +140,15 @@ def _closed_port() -> int:
 
 
 def test_a_mirror_that_does_not_answer_is_exit_6(tmp_path):
-    proc = run_tool("--system-package", "libasound2-dev", alsa_crate(tmp_path),
-                    env={"GLIBC_BUILD_CACHE": str(tmp_path / "cache"),
-                         "GLIBC_BUILD_DEBIAN_MIRROR": f"http://127.0.0.1:{_closed_port()}"})
+    proc = run_tool(
+        "--system-package",
+        "libasound2-dev",
+        alsa_crate(tmp_path),
+        env={
+            "GLIBC_BUILD_CACHE": str(tmp_path / "cache"),
+            "GLIBC_BUILD_DEBIAN_MIRROR": f"http://127.0.0.1:{_closed_port()}",
+        },
+    )
     assert_clean_failure(proc, 6, "does not answer")
 
 
@@ -133,8 +161,9 @@ def tampered_mirror(tmp_path):
     for name in ("Release", "Release.gpg"):
         with urllib.request.urlopen(f"{MIRROR}/dists/bullseye/{name}", timeout=60) as response:
             (dists / name).write_bytes(response.read())
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler,
-                                directory=str(tmp_path / "mirror"))
+    handler = functools.partial(
+        http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "mirror")
+    )
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
@@ -147,9 +176,15 @@ def tampered_mirror(tmp_path):
 def test_a_release_that_does_not_match_its_signature_is_exit_4(tmp_path, tampered_mirror):
     release = tampered_mirror["dists"] / "Release"
     release.write_bytes(release.read_bytes().replace(b"Debian", b"Debiam", 1))
-    proc = run_tool("--system-package", "libasound2-dev", alsa_crate(tmp_path),
-                    env={"GLIBC_BUILD_CACHE": str(tmp_path / "cache"),
-                         "GLIBC_BUILD_DEBIAN_MIRROR": tampered_mirror["url"]})
+    proc = run_tool(
+        "--system-package",
+        "libasound2-dev",
+        alsa_crate(tmp_path),
+        env={
+            "GLIBC_BUILD_CACHE": str(tmp_path / "cache"),
+            "GLIBC_BUILD_DEBIAN_MIRROR": tampered_mirror["url"],
+        },
+    )
     assert_clean_failure(proc, 4, "Release")
 
 
@@ -157,9 +192,12 @@ def test_an_index_that_does_not_match_its_release_hash_is_exit_4(tmp_path, tampe
     packages = tampered_mirror["dists"] / "main" / "binary-amd64" / "Packages.xz"
     packages.write_bytes(b"not the index Release vouches for")
     cache = tmp_path / "cache"
-    proc = run_tool("--system-package", "libasound2-dev", alsa_crate(tmp_path),
-                    env={"GLIBC_BUILD_CACHE": str(cache),
-                         "GLIBC_BUILD_DEBIAN_MIRROR": tampered_mirror["url"]})
+    proc = run_tool(
+        "--system-package",
+        "libasound2-dev",
+        alsa_crate(tmp_path),
+        env={"GLIBC_BUILD_CACHE": str(cache), "GLIBC_BUILD_DEBIAN_MIRROR": tampered_mirror["url"]},
+    )
     assert_clean_failure(proc, 4, "sha256")
     assert not list((cache / "debian" / "index").glob("*"))
     assert not made(cache / "sysroots")
@@ -170,11 +208,19 @@ def test_without_the_system_package_the_error_names_it(tmp_path):
     line above cargo's says which --system-package to add."""
     from orchestrator.paths import cache_dir
 
-    proc = run_tool("--glibc", "2.17", alsa_crate(tmp_path),
-                    env={"CARGO_TARGET_DIR": str(cache_dir("test-real-crates", "no-sysroot"))})
+    proc = run_tool(
+        "--glibc",
+        "2.17",
+        alsa_crate(tmp_path),
+        env={"CARGO_TARGET_DIR": str(cache_dir("test-real-crates", "no-sysroot"))},
+    )
     assert_clean_failure(proc, 3, "--system-package libasound2-dev")
-    ours = [line for line in proc.stderr.splitlines() if line.startswith("error:")
-            and "alsa-sys needs the system library alsa" in line]
+    ours = [
+        line
+        for line in proc.stderr.splitlines()
+        if line.startswith("error:") and "alsa-sys needs the system library alsa" in line
+    ]
     assert len(ours) == 1, proc.stderr
-    assert ours[0].endswith("error: failed to run custom build command for `alsa-sys v0.3.1`"), \
-        ours[0]   # then cargo's own last error, not its "waiting for other jobs" warning
+    assert ours[0].endswith("error: failed to run custom build command for `alsa-sys v0.3.1`"), (
+        ours[0]
+    )  # then cargo's own last error, not its "waiting for other jobs" warning

@@ -67,8 +67,11 @@ def test_release_gives_each_index_its_sha256_and_size():
 
 
 def test_relations_keep_names_and_alternatives_only():
-    assert debian.relation_names("a (>= 1) | b:any, c [amd64], d:native (<< 2)") == \
-        (("a", "b"), ("c",), ("d",))
+    assert debian.relation_names("a (>= 1) | b:any, c [amd64], d:native (<< 2)") == (
+        ("a", "b"),
+        ("c",),
+        ("d",),
+    )
 
 
 def test_closure_follows_depends_and_skips_what_zig_provides():
@@ -86,24 +89,32 @@ def test_closure_resolves_a_virtual_package_by_its_provider():
 
 def test_an_unknown_package_is_refused_naming_it():
     with pytest.raises(BadInput, match="libnope-dev: no such package in Debian x"):
-        debian.closure(["libnope-dev"], debian.parse_packages(PACKAGES), frozenset(),
-                       where="Debian x")
+        debian.closure(
+            ["libnope-dev"], debian.parse_packages(PACKAGES), frozenset(), where="Debian x"
+        )
 
 
-@pytest.mark.parametrize("suite, package", [("Bullseye", "libasound2-dev"),
-                                            ("bullseye", "../etc"), ("bullseye", "-x")])
+@pytest.mark.parametrize(
+    "suite, package", [("Bullseye", "libasound2-dev"), ("bullseye", "../etc"), ("bullseye", "-x")]
+)
 def test_malformed_names_are_refused_before_any_download(suite, package):
     with pytest.raises(BadInput):
         debian.check_names(suite, [package])
 
 
-@pytest.mark.parametrize("link, target, expected", [
-    ("usr/lib/x86_64-linux-gnu/libz.so", "/lib/x86_64-linux-gnu/libz.so.1",
-     "../../../lib/x86_64-linux-gnu/libz.so.1"),
-    ("usr/lib/x86_64-linux-gnu/libasound.so", "libasound.so.2.0.0", "libasound.so.2.0.0"),
-    ("usr/lib/a.so", "../../../etc/passwd", None),   # would leave the sysroot
-    ("usr/lib/b.so", "/", "../.."),
-])
+@pytest.mark.parametrize(
+    "link, target, expected",
+    [
+        (
+            "usr/lib/x86_64-linux-gnu/libz.so",
+            "/lib/x86_64-linux-gnu/libz.so.1",
+            "../../../lib/x86_64-linux-gnu/libz.so.1",
+        ),
+        ("usr/lib/x86_64-linux-gnu/libasound.so", "libasound.so.2.0.0", "libasound.so.2.0.0"),
+        ("usr/lib/a.so", "../../../etc/passwd", None),  # would leave the sysroot
+        ("usr/lib/b.so", "/", "../.."),
+    ],
+)
 def test_symlinks_are_made_relative_and_kept_inside(link, target, expected):
     assert sysroot.link_inside(PurePosixPath(link), target) == expected
 
@@ -126,8 +137,7 @@ def _deb(members: dict[str, bytes]) -> bytes:
 def test_a_deb_is_unpacked_with_its_absolute_links_rewritten(tmp_path):
     payload = io.BytesIO()
     with tarfile.open(fileobj=payload, mode="w:xz") as tar:
-        for name, data in (("./usr/include/alsa/asoundlib.h", b"/* h */"),
-                           ("./../escape", b"x")):
+        for name, data in (("./usr/include/alsa/asoundlib.h", b"/* h */"), ("./../escape", b"x")):
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
@@ -135,15 +145,17 @@ def test_a_deb_is_unpacked_with_its_absolute_links_rewritten(tmp_path):
         link.type, link.linkname = tarfile.SYMTYPE, "/lib/x86_64-linux-gnu/libz.so.1"
         tar.addfile(link)
     deb = tmp_path / "p.deb"
-    deb.write_bytes(_deb({"debian-binary": b"2.0\n", "control.tar.xz": b"",
-                          "data.tar.xz": payload.getvalue()}))
+    deb.write_bytes(
+        _deb({"debian-binary": b"2.0\n", "control.tar.xz": b"", "data.tar.xz": payload.getvalue()})
+    )
     root = tmp_path / "root"
     root.mkdir()
     sysroot.unpack_deb(deb, root)
     assert (root / "usr/include/alsa/asoundlib.h").read_bytes() == b"/* h */"
     assert not (tmp_path / "escape").exists()
-    assert (root / "usr/lib/x86_64-linux-gnu/libz.so").readlink() == \
-        Path("../../../lib/x86_64-linux-gnu/libz.so.1")
+    assert (root / "usr/lib/x86_64-linux-gnu/libz.so").readlink() == Path(
+        "../../../lib/x86_64-linux-gnu/libz.so.1"
+    )
 
 
 def test_the_cache_key_is_the_suite_the_architecture_and_the_package_set():
@@ -154,8 +166,9 @@ def test_the_cache_key_is_the_suite_the_architecture_and_the_package_set():
 
 
 def test_pkg_config_and_zig_look_in_the_sysroot_only():
-    root = sysroot.Sysroot(path=Path("/s"), suite="bullseye", multiarch="x86_64-linux-gnu",
-                           packages=())
+    root = sysroot.Sysroot(
+        path=Path("/s"), suite="bullseye", multiarch="x86_64-linux-gnu", packages=()
+    )
     env = sysroot.pkg_config_env(root)
     assert env["PKG_CONFIG_SYSROOT_DIR"] == "/s" and env["PKG_CONFIG_PATH"] == ""
     assert all(d.startswith("/s/") for d in env["PKG_CONFIG_LIBDIR"].split(":"))

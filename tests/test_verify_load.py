@@ -45,13 +45,13 @@ int plugin_entry(void) {
 }
 """
 MISBEHAVING = {
-    "returns3": "int plugin_entry(void) { puts(\"returning 3\"); return 3; }",
-    "crashes": "int plugin_entry(void) { puts(\"about to crash\");"
-               " *(volatile int *)0 = 1; return 0; }",
+    "returns3": 'int plugin_entry(void) { puts("returning 3"); return 3; }',
+    "crashes": 'int plugin_entry(void) { puts("about to crash");'
+    " *(volatile int *)0 = 1; return 0; }",
     "ctor_aborts": "__attribute__((constructor)) static void init(void) { abort(); }\n"
-                   "int plugin_entry(void) { return 0; }",
+    "int plugin_entry(void) { return 0; }",
     "hangs": "int plugin_entry(void) { for (;;) pause(); }",
-    "exits": "int plugin_entry(void) { puts(\"bye\"); exit(7); }",
+    "exits": 'int plugin_entry(void) { puts("bye"); exit(7); }',
 }
 HEADERS = "#include <stdio.h>\n#include <stdlib.h>\n#include <unistd.h>\n"
 
@@ -59,14 +59,29 @@ HEADERS = "#include <stdio.h>\n#include <stdlib.h>\n#include <unistd.h>\n"
 def zig_cc(source: str, out: Path, *extra: str) -> Path:
     src = out.with_suffix(".c")
     src.write_text(source)
-    subprocess.run([str(zig_binary()), "cc", "-target", "x86_64-linux-gnu.2.17", "-shared",
-                    "-fPIC", "-O1", "-o", str(out), str(src), *extra], check=True)
+    subprocess.run(
+        [
+            str(zig_binary()),
+            "cc",
+            "-target",
+            "x86_64-linux-gnu.2.17",
+            "-shared",
+            "-fPIC",
+            "-O1",
+            "-o",
+            str(out),
+            str(src),
+            *extra,
+        ],
+        check=True,
+    )
     return out
 
 
 def glibc_versions_needed(lib: Path) -> set[str]:
-    out = subprocess.run(["readelf", "-V", "-W", str(lib)], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        ["readelf", "-V", "-W", str(lib)], capture_output=True, text=True, check=True
+    ).stdout
     return {word for word in out.split() if word.startswith("GLIBC_")}
 
 
@@ -76,8 +91,9 @@ def libs(tmp_path_factory) -> dict[str, Path]:
     built = {"zig": zig_cc(PLUGIN, folder / "libplugin_zig.so", "-lpthread")}
     host = folder / "libplugin_host.so"
     (folder / "host.c").write_text(PLUGIN)
-    subprocess.run(["gcc", "-shared", "-fPIC", "-pthread", "-o", str(host),
-                    str(folder / "host.c")], check=True)
+    subprocess.run(
+        ["gcc", "-shared", "-fPIC", "-pthread", "-o", str(host), str(folder / "host.c")], check=True
+    )
     built["host"] = host
     for name, body in MISBEHAVING.items():
         built[name] = zig_cc(HEADERS + body, folder / f"lib{name}.so")
@@ -88,14 +104,16 @@ def test_the_two_builds_differ_as_the_test_needs(libs):
     """Preconditions: zig's build needs nothing past 2.17, gcc's needs GLIBC_2.34."""
     assert "GLIBC_2.34" in glibc_versions_needed(libs["host"])
     zig_needs = glibc_versions_needed(libs["zig"])
-    assert zig_needs and all(v in ("GLIBC_2.2.5", "GLIBC_2.3.2", "GLIBC_2.17") or
-                             tuple(map(int, v[6:].split("."))) <= (2, 17) for v in zig_needs)
+    assert zig_needs and all(
+        v in ("GLIBC_2.2.5", "GLIBC_2.3.2", "GLIBC_2.17")
+        or tuple(map(int, v[6:].split("."))) <= (2, 17)
+        for v in zig_needs
+    )
 
 
 # -- the proof -------------------------------------------------------------------------------
 def test_zig_plugin_loads_and_runs_in_bullseye(libs, bullseye_root):
-    proc = run_tool("verify-load", "--rootfs", bullseye_root, "--call", "plugin_entry",
-                    libs["zig"])
+    proc = run_tool("verify-load", "--rootfs", bullseye_root, "--call", "plugin_entry", libs["zig"])
     assert proc.returncode == 0, proc.stderr
     assert "libplugin_zig.so: loaded" in proc.stderr
     assert "hello from plugin, thread said 42" in proc.stderr
@@ -105,8 +123,9 @@ def test_zig_plugin_loads_and_runs_in_bullseye(libs, bullseye_root):
 
 
 def test_host_gcc_plugin_is_refused_with_glibcs_own_message(libs, bullseye_root):
-    proc = run_tool("verify-load", "--rootfs", bullseye_root, "--call", "plugin_entry",
-                    libs["host"])
+    proc = run_tool(
+        "verify-load", "--rootfs", bullseye_root, "--call", "plugin_entry", libs["host"]
+    )
     assert_clean_failure(proc, 1, GLIBC_234_REFUSAL, "libplugin_host.so")
     error_lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(error_lines) == 1 and GLIBC_234_REFUSAL in error_lines[0]
@@ -114,8 +133,16 @@ def test_host_gcc_plugin_is_refused_with_glibcs_own_message(libs, bullseye_root)
 
 
 def test_json_summary_and_api_agree(libs, bullseye_root):
-    proc = run_tool("verify-load", "--rootfs", bullseye_root, "--call", "plugin_entry", "--json",
-                    libs["zig"], libs["host"])
+    proc = run_tool(
+        "verify-load",
+        "--rootfs",
+        bullseye_root,
+        "--call",
+        "plugin_entry",
+        "--json",
+        libs["zig"],
+        libs["host"],
+    )
     assert proc.returncode == 1
     summary = json.loads(proc.stdout)
     assert summary["glibc"] == "2.31" and summary["ok"] is False
@@ -126,8 +153,9 @@ def test_json_summary_and_api_agree(libs, bullseye_root):
     zig, host = verify_load(bullseye_root, [libs["zig"], libs["host"]], call="plugin_entry")
     assert zig.ok and zig.loaded and zig.called and zig.returned == 0
     assert "hello from plugin, thread said 42\n" in zig.output
-    assert any(obj.endswith("/libc.so.6") and obj.startswith(str(bullseye_root))
-               for obj in zig.objects)
+    assert any(
+        obj.endswith("/libc.so.6") and obj.startswith(str(bullseye_root)) for obj in zig.objects
+    )
     assert not host.ok and not host.loaded and host.returned is None
     assert GLIBC_234_REFUSAL in host.message and "libplugin_host.so" in host.message
 
@@ -137,17 +165,41 @@ def test_load_without_call_runs_no_code(libs, bullseye_root):
     assert result.ok and result.loaded and not result.called and result.output == ""
 
 
-@pytest.mark.parametrize("name, check", [
-    ("returns3", lambda r: r.called and r.returned == 3 and "returned 3" in r.message
-     and "returning 3" in r.output),
-    ("crashes", lambda r: r.loaded and r.called and r.signal == "SIGSEGV"
-     and "crashed with SIGSEGV" in r.message and "about to crash" in r.output),
-    ("ctor_aborts", lambda r: not r.loaded and r.signal == "SIGABRT"
-     and "while loading" in r.message),
-    ("hangs", lambda r: r.called and r.returned is None and "within 3s" in r.message),
-    ("exits", lambda r: r.called and r.returned is None and "status 7" in r.message
-     and "bye" in r.output),
-])
+@pytest.mark.parametrize(
+    "name, check",
+    [
+        (
+            "returns3",
+            lambda r: (
+                r.called
+                and r.returned == 3
+                and "returned 3" in r.message
+                and "returning 3" in r.output
+            ),
+        ),
+        (
+            "crashes",
+            lambda r: (
+                r.loaded
+                and r.called
+                and r.signal == "SIGSEGV"
+                and "crashed with SIGSEGV" in r.message
+                and "about to crash" in r.output
+            ),
+        ),
+        (
+            "ctor_aborts",
+            lambda r: not r.loaded and r.signal == "SIGABRT" and "while loading" in r.message,
+        ),
+        ("hangs", lambda r: r.called and r.returned is None and "within 3s" in r.message),
+        (
+            "exits",
+            lambda r: (
+                r.called and r.returned is None and "status 7" in r.message and "bye" in r.output
+            ),
+        ),
+    ],
+)
 def test_misbehaving_plugins_are_reported(name, check, libs, bullseye_root):
     (result,) = verify_load(bullseye_root, [libs[name]], call="plugin_entry", timeout=3)
     assert not result.ok
@@ -155,11 +207,13 @@ def test_misbehaving_plugins_are_reported(name, check, libs, bullseye_root):
 
 
 def test_missing_symbol_and_failed_call_exit_1(libs, bullseye_root):
-    proc = run_tool("verify-load", "--rootfs", bullseye_root, "--call", "no_such_entry",
-                    libs["zig"])
+    proc = run_tool(
+        "verify-load", "--rootfs", bullseye_root, "--call", "no_such_entry", libs["zig"]
+    )
     assert_clean_failure(proc, 1, "undefined symbol: no_such_entry")
-    proc = run_tool("verify-load", "--rootfs", bullseye_root, "--call", "plugin_entry",
-                    libs["crashes"])
+    proc = run_tool(
+        "verify-load", "--rootfs", bullseye_root, "--call", "plugin_entry", libs["crashes"]
+    )
     assert_clean_failure(proc, 1, "SIGSEGV")
 
 
@@ -170,9 +224,12 @@ HOST_LIBFFI = Path("/usr/lib/x86_64-linux-gnu/libffi.so.8")
 def test_a_dependency_found_only_on_the_host_is_not_a_pass(tmp_path, bullseye_root):
     """ld.so also searches the *host's* /lib for what the root lacks: that must not count."""
     assert not list(bullseye_root.glob("usr/lib/x86_64-linux-gnu/libffi.so.8*"))
-    lib = zig_cc("extern void ffi_call(void);\n"
-                 "void *plugin_entry(void) { return (void *)ffi_call; }",
-                 tmp_path / "libuses_ffi.so", "-L/usr/lib/x86_64-linux-gnu", "-l:libffi.so.8")
+    lib = zig_cc(
+        "extern void ffi_call(void);\nvoid *plugin_entry(void) { return (void *)ffi_call; }",
+        tmp_path / "libuses_ffi.so",
+        "-L/usr/lib/x86_64-linux-gnu",
+        "-l:libffi.so.8",
+    )
     (result,) = verify_load(bullseye_root, [lib])
     assert not result.ok and not result.loaded
     assert "libffi.so.8" in result.message and "only on this host" in result.message
@@ -188,10 +245,14 @@ def test_absolute_symlinks_resolve_inside_the_root(tmp_path):
     (root / "up").symlink_to("../../../../..")
     (root / "loop").symlink_to("loop")
     assert resolve_in_root(root, "lib64/marker") == root / "usr/lib/x86_64-linux-gnu/marker"
-    assert resolve_in_root(root, "/lib64/../x86_64-linux-gnu/marker") == \
-        root / "usr/lib/x86_64-linux-gnu/marker"
-    assert resolve_in_root(root, "up/usr/lib/x86_64-linux-gnu/marker") == \
-        root / "usr/lib/x86_64-linux-gnu/marker"  # `..` stops at the root
+    assert (
+        resolve_in_root(root, "/lib64/../x86_64-linux-gnu/marker")
+        == root / "usr/lib/x86_64-linux-gnu/marker"
+    )
+    assert (
+        resolve_in_root(root, "up/usr/lib/x86_64-linux-gnu/marker")
+        == root / "usr/lib/x86_64-linux-gnu/marker"
+    )  # `..` stops at the root
     assert resolve_in_root(root, "up/etc/passwd") is None  # not the host's /etc/passwd
     assert resolve_in_root(root, "loop/x") is None
 
@@ -226,26 +287,30 @@ def truncated(tmp_path, libs) -> Path:
     return path
 
 
-@pytest.mark.parametrize("make_args, needle", [
-    (lambda t, r, lib: ["--rootfs", t / "nope", lib], "no such folder"),
-    (lambda t, r, lib: ["--rootfs", t, lib], "is not a glibc root"),
-    (lambda t, r, lib: ["--rootfs", r, t / "missing.so"], "missing.so: no such file"),
-    (lambda t, r, lib: ["--rootfs", r, t / "libnot.so"], "not an ELF file"),
-    (lambda t, r, lib: ["--rootfs", r, "/bin/true"], "not a shared library"),
-    (lambda t, r, lib: ["--rootfs", r, "--image", t / "x.tar", lib], "exactly one"),
-    (lambda t, r, lib: [lib], "exactly one"),
-    (lambda t, r, lib: ["--image", r, lib], "not an image archive"),
-    (lambda t, r, lib: ["--rootfs", r, "--call", "x; rm -rf /", lib], "not a symbol name"),
-    (lambda t, r, lib: ["--rootfs", r, "--target", "mips-unknown-linux-gnu", lib], "--target"),
-    (lambda t, r, lib: ["--rootfs", r, "--timeout", "nan", lib], "--timeout nan"),
-    (lambda t, r, lib: ["--rootfs", r, "--timeout", "inf", lib], "--timeout inf"),
-    (lambda t, r, lib: ["--rootfs", r, "--timeout", "1e300", lib], "--timeout 1e+300"),
-    (lambda t, r, lib: ["--rootfs", r, "--timeout", "0", lib], "--timeout 0"),
-    (lambda t, r, lib: ["--rootfs", r, "--timeout", "-1", lib], "--timeout -1"),
-    (lambda t, r, lib: ["--rootfs", r, t / "libtrunc.so"], "libtrunc.so: "),
-])
-def test_bad_input_is_one_clean_line_exit_2(make_args, needle, tmp_path, not_elf, truncated,
-                                            libs, bullseye_root):
+@pytest.mark.parametrize(
+    "make_args, needle",
+    [
+        (lambda t, r, lib: ["--rootfs", t / "nope", lib], "no such folder"),
+        (lambda t, r, lib: ["--rootfs", t, lib], "is not a glibc root"),
+        (lambda t, r, lib: ["--rootfs", r, t / "missing.so"], "missing.so: no such file"),
+        (lambda t, r, lib: ["--rootfs", r, t / "libnot.so"], "not an ELF file"),
+        (lambda t, r, lib: ["--rootfs", r, "/bin/true"], "not a shared library"),
+        (lambda t, r, lib: ["--rootfs", r, "--image", t / "x.tar", lib], "exactly one"),
+        (lambda t, r, lib: [lib], "exactly one"),
+        (lambda t, r, lib: ["--image", r, lib], "not an image archive"),
+        (lambda t, r, lib: ["--rootfs", r, "--call", "x; rm -rf /", lib], "not a symbol name"),
+        (lambda t, r, lib: ["--rootfs", r, "--target", "mips-unknown-linux-gnu", lib], "--target"),
+        (lambda t, r, lib: ["--rootfs", r, "--timeout", "nan", lib], "--timeout nan"),
+        (lambda t, r, lib: ["--rootfs", r, "--timeout", "inf", lib], "--timeout inf"),
+        (lambda t, r, lib: ["--rootfs", r, "--timeout", "1e300", lib], "--timeout 1e+300"),
+        (lambda t, r, lib: ["--rootfs", r, "--timeout", "0", lib], "--timeout 0"),
+        (lambda t, r, lib: ["--rootfs", r, "--timeout", "-1", lib], "--timeout -1"),
+        (lambda t, r, lib: ["--rootfs", r, t / "libtrunc.so"], "libtrunc.so: "),
+    ],
+)
+def test_bad_input_is_one_clean_line_exit_2(
+    make_args, needle, tmp_path, not_elf, truncated, libs, bullseye_root
+):
     proc = run_tool("verify-load", *make_args(tmp_path, bullseye_root, libs["zig"]))
     assert_clean_failure(proc, 2, needle)
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
@@ -262,7 +327,7 @@ def test_a_truncated_library_is_bad_input_as_in_check(truncated, bullseye_root):
     assert_clean_failure(run_tool("check", truncated), 2, str(truncated), "truncated")
     proc = run_tool("verify-load", "--rootfs", bullseye_root, truncated)
     assert_clean_failure(proc, 2, str(truncated), "truncated")
-    assert "loading" not in proc.stderr   # refused before anything ran
+    assert "loading" not in proc.stderr  # refused before anything ran
     with pytest.raises(BadInput, match="truncated"):
         verify_load(bullseye_root, [truncated])
 
@@ -295,12 +360,17 @@ def sha256_file(path: Path) -> str:
 def bullseye_docker_save(bullseye_layer, tmp_path_factory) -> Path:
     """A `docker save`-style tarball written here: manifest.json, config, one layer."""
     diff_id = sha256_file(bullseye_layer)
-    config = json.dumps({"architecture": "amd64", "os": "linux",
-                         "rootfs": {"type": "layers", "diff_ids": [f"sha256:{diff_id}"]}}
-                        ).encode()
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [f"sha256:{diff_id}"]},
+        }
+    ).encode()
     config_name = f"{hashlib.sha256(config).hexdigest()}.json"
-    manifest = json.dumps([{"Config": config_name, "RepoTags": ["bullseye:test"],
-                            "Layers": [f"{diff_id}/layer.tar"]}]).encode()
+    manifest = json.dumps(
+        [{"Config": config_name, "RepoTags": ["bullseye:test"], "Layers": [f"{diff_id}/layer.tar"]}]
+    ).encode()
     archive = tmp_path_factory.mktemp("archive") / "bullseye.tar"
     with tarfile.open(archive, "w") as tar:
         for name, data in ((config_name, config), ("manifest.json", manifest)):
@@ -312,8 +382,9 @@ def bullseye_docker_save(bullseye_layer, tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
-def test_root_unpacked_from_docker_save_archive_loads_too(bullseye_docker_save, bullseye_root,
-                                                          libs, tmp_path):
+def test_root_unpacked_from_docker_save_archive_loads_too(
+    bullseye_docker_save, bullseye_root, libs, tmp_path
+):
     dest = tmp_path / "root"
     cache = {"GLIBC_BUILD_CACHE": str(tmp_path / "cache")}
     proc = run_tool("rootfs", "--image", bullseye_docker_save, dest, env=cache)
@@ -322,17 +393,20 @@ def test_root_unpacked_from_docker_save_archive_loads_too(bullseye_docker_save, 
     # Clamped to DEST (issue 11 item 4; it was verbatim, absolute): the kernel finds the
     # root's own loader, not the host's.
     assert os.readlink(dest / link) == "../../lib/x86_64-linux-gnu/ld-2.31.so"
-    assert os.path.realpath(dest / link) == \
-        os.path.realpath(dest / "usr/lib/x86_64-linux-gnu/ld-2.31.so")
+    assert os.path.realpath(dest / link) == os.path.realpath(
+        dest / "usr/lib/x86_64-linux-gnu/ld-2.31.so"
+    )
     assert not (dest / "dev/null").exists()  # device nodes are skipped
-    proc = run_tool("verify-load", "--rootfs", dest, "--call", "plugin_entry", libs["zig"],
-                    env=cache)
+    proc = run_tool(
+        "verify-load", "--rootfs", dest, "--call", "plugin_entry", libs["zig"], env=cache
+    )
     assert proc.returncode == 0, proc.stderr
     assert "hello from plugin, thread said 42" in proc.stderr
     proc = run_tool("verify-load", "--image", bullseye_docker_save, libs["host"], env=cache)
     assert_clean_failure(proc, 1, GLIBC_234_REFUSAL)
-    assert [p.name for p in (tmp_path / "cache" / "images").iterdir()
-            if not p.name.startswith(".")], "the archive was not unpacked into the cache"
+    assert [
+        p.name for p in (tmp_path / "cache" / "images").iterdir() if not p.name.startswith(".")
+    ], "the archive was not unpacked into the cache"
 
 
 @pytest.mark.slow
@@ -350,8 +424,16 @@ def test_real_docker_import_and_save_is_read(docker_client, bullseye_layer, libs
         docker_client.images.remove(ref, force=True)
     with tarfile.open(saved) as tar:
         assert "manifest.json" in tar.getnames()
-    proc = run_tool("verify-load", "--image", saved, "--call", "plugin_entry", libs["zig"],
-                    libs["host"], env={"GLIBC_BUILD_CACHE": str(tmp_path / "cache")})
+    proc = run_tool(
+        "verify-load",
+        "--image",
+        saved,
+        "--call",
+        "plugin_entry",
+        libs["zig"],
+        libs["host"],
+        env={"GLIBC_BUILD_CACHE": str(tmp_path / "cache")},
+    )
     assert_clean_failure(proc, 1, GLIBC_234_REFUSAL)
     assert "libplugin_zig.so: loaded" in proc.stderr
     assert "hello from plugin, thread said 42" in proc.stderr
@@ -384,8 +466,12 @@ def test_a_symlink_that_climbs_out_of_the_root_is_not_a_pass(leaky_root, tmp_pat
     outside = tmp_path / "host-only"
     outside.mkdir()
     zig_cc("int leak(void) { return 0; }", outside / "libleak.so")
-    lib = zig_cc("extern int leak(void);\nint plugin_entry(void) { return leak(); }",
-                 tmp_path / "libuses_leak.so", f"-L{outside}", "-lleak")
+    lib = zig_cc(
+        "extern int leak(void);\nint plugin_entry(void) { return leak(); }",
+        tmp_path / "libuses_leak.so",
+        f"-L{outside}",
+        "-lleak",
+    )
     climb = "../" * 12 + str(outside / "libleak.so").lstrip("/")
     (leaky_root / "usr/local/lib/libleak.so").symlink_to(climb)
     assert (leaky_root / "usr/local/lib/libleak.so").resolve() == outside / "libleak.so"
@@ -418,10 +504,14 @@ def test_the_same_link_unpacked_from_an_image_stays_inside(tmp_path):
     config_name = hashlib.sha256(config.encode()).hexdigest() + ".json"
     archive = tmp_path / "image.tar"
     with tarfile.open(archive, "w") as tar:
-        for name, content in ((config_name, config.encode()), (f"{digest}/layer.tar", data),
-                              ("manifest.json", json.dumps([{"Config": config_name,
-                                                             "Layers": [f"{digest}/layer.tar"]}
-                                                            ]).encode())):
+        for name, content in (
+            (config_name, config.encode()),
+            (f"{digest}/layer.tar", data),
+            (
+                "manifest.json",
+                json.dumps([{"Config": config_name, "Layers": [f"{digest}/layer.tar"]}]).encode(),
+            ),
+        ):
             info = tarfile.TarInfo(name)
             info.size = len(content)
             tar.addfile(info, io.BytesIO(content))

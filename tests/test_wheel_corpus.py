@@ -27,8 +27,20 @@ from orchestrator.paths import cache_dir
 from .conftest import run_tool
 
 CORPUS = Path(__file__).resolve().parent / "data" / "wheel-corpus.txt"
-PLATFORM = ["--platform", "manylinux2014_x86_64", "--python-version", "311",
-            "--implementation", "cp", "--abi", "cp311", "--abi", "abi3", "--abi", "none"]
+PLATFORM = [
+    "--platform",
+    "manylinux2014_x86_64",
+    "--python-version",
+    "311",
+    "--implementation",
+    "cp",
+    "--abi",
+    "cp311",
+    "--abi",
+    "abi3",
+    "--abi",
+    "none",
+]
 
 pytestmark = pytest.mark.slow
 
@@ -45,10 +57,26 @@ def corpus() -> Path:
             shutil.rmtree(staging, ignore_errors=True)
             wheels = staging / "wheels"
             proc = subprocess.run(
-                [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-                 "--disable-pip-version-check", "--only-binary=:all:", *PLATFORM,
-                 "--require-hashes", "-r", str(CORPUS), "-d", str(wheels)],
-                capture_output=True, text=True, timeout=900)
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "download",
+                    "--quiet",
+                    "--no-deps",
+                    "--disable-pip-version-check",
+                    "--only-binary=:all:",
+                    *PLATFORM,
+                    "--require-hashes",
+                    "-r",
+                    str(CORPUS),
+                    "-d",
+                    str(wheels),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=900,
+            )
             if proc.returncode != 0:
                 pytest.fail(f"downloading the wheel corpus failed:\n{proc.stderr[-2000:]}")
             for wheel in sorted(wheels.glob("*.whl")):
@@ -92,12 +120,13 @@ def test_a_missing_libm_or_libdl_is_a_warning_that_states_the_condition(corpus: 
     report = check_paths([brotli], GlibcVersion(2, 17))
     assert report.ok
     missing = [w for w in report.files[0].warnings if w.kind == "missing-library"]
-    assert missing and all("only in a host process that already has libm.so.6 loaded"
-                           in w.message for w in missing), missing
+    assert missing and all(
+        "only in a host process that already has libm.so.6 loaded" in w.message for w in missing
+    ), missing
     strict = run_tool("check", "--glibc", "2.17", "--strict", brotli)
     assert strict.returncode == 1, strict.stdout + strict.stderr
     assert "log2" in strict.stdout
-    assert "lowest glibc it can load on: none" in strict.stdout   # libm never merged into libc
+    assert "lowest glibc it can load on: none" in strict.stdout  # libm never merged into libc
     named = run_tool("check", "--glibc", "2.17", "--host-libraries", "libm.so.6", brotli)
     assert named.returncode == 0, named.stdout + named.stderr
     other = run_tool("check", "--glibc", "2.17", "--host-libraries", "libdl.so.2", brotli)

@@ -28,30 +28,30 @@ class BuildContext:
     crate: Crate
     target: Target
     glibc: GlibcVersion
-    profile: str                  # release | debug
+    profile: str  # release | debug
     features: str | None = None
-    recipe: Recipe | None = None   # docker backend: the loaded recipe
+    recipe: Recipe | None = None  # docker backend: the loaded recipe
     # Added to the user's RUSTFLAGS by every backend (GC_SECTIONS).
     rustflags: tuple[str, ...] = GC_SECTIONS
     # (host folder, fixed name) pairs for --remap-path-prefix and -ffile-prefix-map, most
     # general first; a backend that moves the build elsewhere maps its own folders instead.
     path_remaps: tuple[tuple[str, str], ...] = ()
-    env: Mapping[str, str] = field(default_factory=dict)   # extra environment for cargo
+    env: Mapping[str, str] = field(default_factory=dict)  # extra environment for cargo
     # zig backend: Debian packages for a target sysroot (sysroot.py), from this suite.
     system_packages: tuple[str, ...] = ()
-    system_suite: str | None = None   # None: debian.py's default suite (data)
-    cargo_args: tuple[str, ...] = ()   # the user's own cargo flags (--locked, after `--`...)
+    system_suite: str | None = None  # None: debian.py's default suite (data)
+    cargo_args: tuple[str, ...] = ()  # the user's own cargo flags (--locked, after `--`...)
 
 
 @dataclass(frozen=True)
 class Toolchain:
     """What compiled and linked: enough to name the same toolchain again."""
 
-    rustc: str                          # `rustc -vV`
-    zig: str | None = None           # zig backend: `zig version`
-    recipe: str | None = None        # docker backend: the recipe's name...
+    rustc: str  # `rustc -vV`
+    zig: str | None = None  # zig backend: `zig version`
+    recipe: str | None = None  # docker backend: the recipe's name...
     recipe_sha256: str | None = None  # ...its digest (recipe file and template)...
-    image: str | None = None         # ...and the image it built, tagged by a content hash
+    image: str | None = None  # ...and the image it built, tagged by a content hash
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ class BuildResult:
     # target.'cfg(...)' tables are joined by cargo itself and not listed.
     rustflags: tuple[str, ...]
     path_remaps: tuple[tuple[str, str], ...]
-    env: Mapping[str, str]     # the variables set for cargo on top of the user's environment
+    env: Mapping[str, str]  # the variables set for cargo on top of the user's environment
     toolchain: Toolchain
     # The target sysroot's suite and packages (name, version, sha256), when one was used.
     system_packages: Mapping[str, Any] | None = None

@@ -87,8 +87,9 @@ def toolchain_file_text(target: Target, wrappers: Mapping[str, Path], find_root:
     return "\n".join(lines) + "\n"
 
 
-def write_toolchain_file(target: Target, wrappers: Mapping[str, Path],
-                         find_root: Path | None = None) -> Path:
+def write_toolchain_file(
+    target: Target, wrappers: Mapping[str, Path], find_root: Path | None = None
+) -> Path:
     """The toolchain file beside the wrappers (their folder is named by their content, so one
     file per target and glibc); `find_root` defaults to an empty folder there."""
     folder = wrappers["cc"].parent
@@ -103,15 +104,20 @@ def write_toolchain_file(target: Target, wrappers: Mapping[str, Path],
     return path
 
 
-def cmake_env(target: Target, toolchain_file: Path, tools: Mapping[str, Path],
-              host_env: Mapping[str, str]) -> dict[str, str]:
+def cmake_env(
+    target: Target, toolchain_file: Path, tools: Mapping[str, Path], host_env: Mapping[str, str]
+) -> dict[str, str]:
     """PATH with our CMake and Ninja first (`tools`, those installed), the toolchain file for
     the target, Ninja as the generator; a toolchain file or generator the user chose is kept."""
     env = {}
     if tools:
         env["PATH"] = os.pathsep.join([str(tools_dir(tools)), host_env.get("PATH", os.defpath)])
-    chosen = ("CMAKE_TOOLCHAIN_FILE", f"CMAKE_TOOLCHAIN_FILE_{target.env_suffix}",
-              f"CMAKE_TOOLCHAIN_FILE_{target.rust}", "TARGET_CMAKE_TOOLCHAIN_FILE")
+    chosen = (
+        "CMAKE_TOOLCHAIN_FILE",
+        f"CMAKE_TOOLCHAIN_FILE_{target.env_suffix}",
+        f"CMAKE_TOOLCHAIN_FILE_{target.rust}",
+        "TARGET_CMAKE_TOOLCHAIN_FILE",
+    )
     if not any(host_env.get(name) for name in chosen):
         env[f"CMAKE_TOOLCHAIN_FILE_{target.env_suffix}"] = str(toolchain_file)
     if "ninja" in tools and not host_env.get("CMAKE_GENERATOR"):

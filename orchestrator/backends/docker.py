@@ -32,8 +32,8 @@ if TYPE_CHECKING:
     from ..recipe import Recipe
 
 WORKSPACE = PurePosixPath("/build")
-CARGO_HOME = "/cargo"          # the cargo home kept between runs is mounted here
-ZIG_CACHE = "/tmp/zig-cache"   # zig recipes: zig's global cache, kept between runs
+CARGO_HOME = "/cargo"  # the cargo home kept between runs is mounted here
+ZIG_CACHE = "/tmp/zig-cache"  # zig recipes: zig's global cache, kept between runs
 DEFAULT_RUST_MOUNT = "/opt/rust"
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -41,11 +41,17 @@ SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 def fetch_crates(ctx: BuildContext, host_rust: Path, cargo_home: Path) -> None:
     """Download the crate's dependencies on the host into the container's cargo home."""
     env = dict(os.environ, CARGO_HOME=str(cargo_home))
-    proc = subprocess.run([str(host_rust / "bin" / "cargo"), "fetch", "--manifest-path",
-                           str(ctx.crate.manifest)], env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [str(host_rust / "bin" / "cargo"), "fetch", "--manifest-path", str(ctx.crate.manifest)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
-        raise ToolchainError("cargo fetch failed on the host (the container builds offline); "
-                             "cargo's last lines:", details=cargo.tail_lines(proc.stderr))
+        raise ToolchainError(
+            "cargo fetch failed on the host (the container builds offline); cargo's last lines:",
+            details=cargo.tail_lines(proc.stderr),
+        )
 
 
 def rust_mount(recipe: Recipe) -> str | None:
@@ -70,23 +76,33 @@ def container_remaps(recipe: Recipe, target_dir: PurePosixPath) -> tuple[tuple[s
     """The path remapping for the container's folders, in `reproducible.path_remaps`' order."""
     mount = rust_mount(recipe)
     remaps = [(mount, reproducible.SYSROOT_AS)] if mount else []
-    remaps += [(str(WORKSPACE), reproducible.WORKSPACE_AS),
-               (str(target_dir), reproducible.TARGET_DIR_AS)]
+    remaps += [
+        (str(WORKSPACE), reproducible.WORKSPACE_AS),
+        (str(target_dir), reproducible.TARGET_DIR_AS),
+    ]
     return tuple(remaps)
 
 
-def container_env(recipe: Recipe, *, target: Target, glibc: GlibcVersion,
-                  target_dir: PurePosixPath, source_date_epoch: str | None) -> dict[str, str]:
+def container_env(
+    recipe: Recipe,
+    *,
+    target: Target,
+    glibc: GlibcVersion,
+    target_dir: PurePosixPath,
+    source_date_epoch: str | None,
+) -> dict[str, str]:
     """The recipe's environment (its image's), with what this backend owns set on top of it:
     the cargo home it mounts, PATH to the host's Rust it mounts, the zig wrappers as compilers
     for the target glibc (not the image's own), and the build's settings."""
     env = {k: v for k, v in recipe.env.items() if k != "RUSTFLAGS"}  # handed over separately
-    env.update({
-        "HOME": "/tmp",
-        "CARGO_HOME": CARGO_HOME,
-        "CARGO_TARGET_DIR": str(target_dir),
-        "CARGO_INCREMENTAL": "0",
-    })
+    env.update(
+        {
+            "HOME": "/tmp",
+            "CARGO_HOME": CARGO_HOME,
+            "CARGO_TARGET_DIR": str(target_dir),
+            "CARGO_INCREMENTAL": "0",
+        }
+    )
     mount = rust_mount(recipe)
     if mount:
         path = recipe.env.get("PATH", SYSTEM_PATH)
@@ -107,8 +123,11 @@ def container_env(recipe: Recipe, *, target: Target, glibc: GlibcVersion,
 def overridden(recipe: Recipe, env: dict[str, str]) -> list[str]:
     """The recipe's [env] keys that `container_env` set otherwise (a recipe written before
     the backend owned them): the image keeps the recipe's value, the build gets ours."""
-    return sorted(key for key, value in recipe.env.items()
-                  if key != "RUSTFLAGS" and env.get(key, value) != value)
+    return sorted(
+        key
+        for key, value in recipe.env.items()
+        if key != "RUSTFLAGS" and env.get(key, value) != value
+    )
 
 
 def build(ctx: BuildContext) -> BuildResult:
@@ -127,24 +146,48 @@ def build(ctx: BuildContext) -> BuildResult:
     member = ctx.crate.manifest.parent.relative_to(ctx.crate.source_root)
     workspace = WORKSPACE / ctx.crate.workspace_root.relative_to(ctx.crate.source_root)
     target_dir = workspace / "target" / f"glibc-build-{recipe.name}-glibc-{ctx.glibc}"
-    subcommand, *args = cargo.build_args(WORKSPACE / member / "Cargo.toml", ctx.crate.packages,
-                                         ctx.target.rust, ctx.profile, ctx.features)
-    env = container_env(recipe, target=ctx.target, glibc=ctx.glibc, target_dir=target_dir,
-                        source_date_epoch=ctx.env.get("SOURCE_DATE_EPOCH"))
+    subcommand, *args = cargo.build_args(
+        WORKSPACE / member / "Cargo.toml",
+        ctx.crate.packages,
+        ctx.target.rust,
+        ctx.profile,
+        ctx.features,
+    )
+    env = container_env(
+        recipe,
+        target=ctx.target,
+        glibc=ctx.glibc,
+        target_dir=target_dir,
+        source_date_epoch=ctx.env.get("SOURCE_DATE_EPOCH"),
+    )
     for key in overridden(recipe, env):
-        logger.warn(f"recipe {recipe.name}: [env] {key} is set by the docker backend for the "
-                    f"build ({env[key]}); drop it from {recipe.path.name}")
+        logger.warn(
+            f"recipe {recipe.name}: [env] {key} is set by the docker backend for the "
+            f"build ({env[key]}); drop it from {recipe.path.name}"
+        )
     remaps = container_remaps(recipe, target_dir)
     # The user's flags are read on the host (the container sees the workspace's
     # .cargo/config.toml, not the host's cargo home); handed over the same way as on the host.
     flags = cargo.hand_over_rustflags(
-        ctx.crate.root.resolve(), ctx.target.rust, dict(os.environ),
-        container_rustflags(recipe, ctx.rustflags) + reproducible.remap_rustflags(remaps))
+        ctx.crate.root.resolve(),
+        ctx.target.rust,
+        dict(os.environ),
+        container_rustflags(recipe, ctx.rustflags) + reproducible.remap_rustflags(remaps),
+    )
     env.update(flags.env)
     # The image's ENV RUSTFLAGS (the recipe's) would override every config file in the
     # container; they are in `container_rustflags` already, so the variable itself goes.
-    cmd = ["env", "-u", "RUSTFLAGS", "cargo", subcommand, *flags.args, *args, "--offline",
-           *(arg for arg in ctx.cargo_args if arg != "--offline")]
+    cmd = [
+        "env",
+        "-u",
+        "RUSTFLAGS",
+        "cargo",
+        subcommand,
+        *flags.args,
+        *args,
+        "--offline",
+        *(arg for arg in ctx.cargo_args if arg != "--offline"),
+    ]
     volumes = {
         str(ctx.crate.source_root): {"bind": str(WORKSPACE), "mode": "rw"},
         str(cargo_home): {"bind": CARGO_HOME, "mode": "rw"},
@@ -152,31 +195,47 @@ def build(ctx: BuildContext) -> BuildResult:
     if mount:
         volumes[str(host_rust)] = {"bind": mount, "mode": "ro"}
     if uses_zig(recipe):  # zig builds libunwind & co. once, not on every run
-        volumes[str(cache_dir("docker-zig-cache", recipe.name))] = {
-            "bind": ZIG_CACHE, "mode": "rw"}
-    links_for = (f"zig, glibc {ctx.glibc}" if uses_zig(recipe)
-                 else f"its glibc {recipe.glibc}")
-    logger.step(f"building {', '.join(ctx.crate.packages)} in {ref} ({links_for}, "
-                f"{ctx.target.rust}, {ctx.profile})")
-    built = run_in_container(ref, cmd, env, volumes, workdir=str(WORKSPACE / member),
-                             label=f"cargo in {ref}")
-    rustc = (toolchain.version_verbose(ctx.crate.root) if mount
-             else image_rustc_version(ref, env))
+        volumes[str(cache_dir("docker-zig-cache", recipe.name))] = {"bind": ZIG_CACHE, "mode": "rw"}
+    links_for = f"zig, glibc {ctx.glibc}" if uses_zig(recipe) else f"its glibc {recipe.glibc}"
+    logger.step(
+        f"building {', '.join(ctx.crate.packages)} in {ref} ({links_for}, "
+        f"{ctx.target.rust}, {ctx.profile})"
+    )
+    built = run_in_container(
+        ref, cmd, env, volumes, workdir=str(WORKSPACE / member), label=f"cargo in {ref}"
+    )
+    rustc = toolchain.version_verbose(ctx.crate.root) if mount else image_rustc_version(ref, env)
     return BuildResult(
-        artifacts=tuple(ctx.crate.source_root / PurePosixPath(p).relative_to(WORKSPACE)
-                        for p in built),
+        artifacts=tuple(
+            ctx.crate.source_root / PurePosixPath(p).relative_to(WORKSPACE) for p in built
+        ),
         rustflags=tuple(f for f in flags.flags if not f.startswith(reproducible.REMAP_FLAG)),
-        path_remaps=remaps, env=env,
-        toolchain=Toolchain(rustc=rustc, recipe=recipe.name, recipe_sha256=recipe.digest(),
-                            image=ref))
+        path_remaps=remaps,
+        env=env,
+        toolchain=Toolchain(
+            rustc=rustc, recipe=recipe.name, recipe_sha256=recipe.digest(), image=ref
+        ),
+    )
 
 
-def _container(image: str, cmd: list[str], env: dict[str, str],
-               volumes: dict[str, dict[str, str]], workdir: str) -> Any:
+def _container(
+    image: str,
+    cmd: list[str],
+    env: dict[str, str],
+    volumes: dict[str, dict[str, str]],
+    workdir: str,
+) -> Any:
     """A fresh container as the invoking user, labelled so that a leftover one can be found."""
     return engine.client().containers.create(
-        image, cmd, environment=env, volumes=volumes, working_dir=workdir,
-        user=f"{os.getuid()}:{os.getgid()}", labels={engine.LABEL: "1"}, detach=True)
+        image,
+        cmd,
+        environment=env,
+        volumes=volumes,
+        working_dir=workdir,
+        user=f"{os.getuid()}:{os.getgid()}",
+        labels={engine.LABEL: "1"},
+        detach=True,
+    )
 
 
 def image_rustc_version(image: str, env: dict[str, str]) -> str:
@@ -195,16 +254,23 @@ def image_rustc_version(image: str, env: dict[str, str]) -> str:
     return text if status == 0 else f"unknown (`rustc -vV` in {image} exited {status})"
 
 
-def run_in_container(image: str, cmd: list[str], env: dict[str, str],
-                     volumes: dict[str, dict[str, str]], *, workdir: str,
-                     label: str) -> list[Path]:
+def run_in_container(
+    image: str,
+    cmd: list[str],
+    env: dict[str, str],
+    volumes: dict[str, dict[str, str]],
+    *,
+    workdir: str,
+    label: str,
+) -> list[Path]:
     """Run a cargo JSON build in a fresh container; return the artifact paths it reported."""
     container = _container(image, cmd, env, volumes, workdir)
     output = cargo.CargoOutput(cmd, label)
     try:
         container.start()
-        for out, err in container.attach(stdout=True, stderr=True, stream=True, logs=True,
-                                         demux=True):
+        for out, err in container.attach(
+            stdout=True, stderr=True, stream=True, logs=True, demux=True
+        ):
             if out:
                 output.feed("out", out.decode(errors="replace"))
             if err:

@@ -45,8 +45,11 @@ def write_wrappers(ctx: BuildContext, target_args: tuple[str, ...] = ()) -> dict
         host[TARGET_ARGS_VAR] = "\n".join(target_args)
     exports = "".join(f"export {name}={shlex.quote(value)}\n" for name, value in host.items())
     scripts = {
-        mode: "#!/bin/sh\n" + exports + "exec " + shlex.join(
-            [sys.executable, "-I", "-S", str(ZIGWRAP), mode, zig_target(ctx), zig]) + ' "$@"\n'
+        mode: "#!/bin/sh\n"
+        + exports
+        + "exec "
+        + shlex.join([sys.executable, "-I", "-S", str(ZIGWRAP), mode, zig_target(ctx), zig])
+        + ' "$@"\n'
         for mode in MODES
     }
     key = hashlib.sha256("".join(scripts.values()).encode()).hexdigest()[:16]
@@ -83,8 +86,9 @@ def compiler_env(target: Target, tools: Mapping[str, str]) -> dict[str, str]:
     }
 
 
-def build_env(ctx: BuildContext, wrappers: dict[str, Path],
-              host_env: Mapping[str, str]) -> dict[str, str]:
+def build_env(
+    ctx: BuildContext, wrappers: dict[str, Path], host_env: Mapping[str, str]
+) -> dict[str, str]:
     """The variables this backend sets for cargo (on top of `host_env`, the user's)."""
     env = compiler_env(ctx.target, {mode: str(path) for mode, path in wrappers.items()})
     cxxstdlib = f"CXXSTDLIB_{ctx.target.env_suffix}"
@@ -97,36 +101,45 @@ def build_env(ctx: BuildContext, wrappers: dict[str, Path],
 def build(ctx: BuildContext) -> BuildResult:
     """Build every cdylib of the crate; return the .so files cargo made and how."""
     version = zig_version()
-    logger.step(f"building {', '.join(ctx.crate.packages)} with zig {version} for "
-                f"glibc {ctx.glibc} ({ctx.target.rust}, {ctx.profile})")
+    logger.step(
+        f"building {', '.join(ctx.crate.packages)} with zig {version} for "
+        f"glibc {ctx.glibc} ({ctx.target.rust}, {ctx.profile})"
+    )
     host_env = dict(os.environ)
     root = None
     if ctx.system_packages:
         from ..debian import archive
         from ..sysroot import compiler_args, make_sysroot, pkg_config_env
 
-        root = make_sysroot(ctx.system_suite or archive().default_suite, ctx.target,
-                            ctx.system_packages)
+        root = make_sysroot(
+            ctx.system_suite or archive().default_suite, ctx.target, ctx.system_packages
+        )
     wrappers = write_wrappers(ctx, tuple(compiler_args(root)) if root else ())
     ours = build_env(ctx, wrappers, host_env)
-    toolchain_file = cmake.write_toolchain_file(ctx.target, wrappers,
-                                                root.path if root else None)
-    for name, value in cmake.cmake_env(ctx.target, toolchain_file, cmake.tool_binaries(),
-                                       host_env).items():
+    toolchain_file = cmake.write_toolchain_file(ctx.target, wrappers, root.path if root else None)
+    for name, value in cmake.cmake_env(
+        ctx.target, toolchain_file, cmake.tool_binaries(), host_env
+    ).items():
         ours.setdefault(name, value)
     if root is not None:
         ours.update(pkg_config_env(root))
     flags = cargo.hand_over_rustflags(
-        ctx.crate.root.resolve(), ctx.target.rust, {**host_env, **ours},
-        [*ctx.rustflags, *reproducible.remap_rustflags(ctx.path_remaps)])
+        ctx.crate.root.resolve(),
+        ctx.target.rust,
+        {**host_env, **ours},
+        [*ctx.rustflags, *reproducible.remap_rustflags(ctx.path_remaps)],
+    )
     ours.update(flags.env)
-    subcommand, *args = cargo.build_args(ctx.crate.manifest, ctx.crate.packages, ctx.target.rust,
-                                         ctx.profile, ctx.features)
+    subcommand, *args = cargo.build_args(
+        ctx.crate.manifest, ctx.crate.packages, ctx.target.rust, ctx.profile, ctx.features
+    )
     cmd = [cargo.cargo_binary(), subcommand, *flags.args, *args, *ctx.cargo_args]
     artifacts = cargo.run_build(cmd, env={**host_env, **ours}, cwd=ctx.crate.root)
     return BuildResult(
         artifacts=tuple(artifacts),
         rustflags=tuple(f for f in flags.flags if not f.startswith(REMAP_FLAG)),
-        path_remaps=ctx.path_remaps, env=ours,
+        path_remaps=ctx.path_remaps,
+        env=ours,
         toolchain=Toolchain(rustc=toolchain.version_verbose(ctx.crate.root), zig=version),
-        system_packages=root.manifest_entry() if root else None)
+        system_packages=root.manifest_entry() if root else None,
+    )

@@ -19,6 +19,20 @@ from .driver import check_file, check_paths, parse_host_libraries, read_host_sym
 from .policy import DEFAULT_POLICY, Policy, load_policy
 from .report import CrateRef, FileReport, Finding, InputError, Report, Requirement
 
-__all__ = ["DEFAULT_POLICY", "CrateRef", "ElfKind", "FileReport", "Finding", "InputError",
-           "Policy", "Report", "Requirement", "check_file", "check_paths", "elf_kind",
-           "load_policy", "parse_host_libraries", "read_host_symbols"]
+__all__ = [
+    "DEFAULT_POLICY",
+    "CrateRef",
+    "ElfKind",
+    "FileReport",
+    "Finding",
+    "InputError",
+    "Policy",
+    "Report",
+    "Requirement",
+    "check_file",
+    "check_paths",
+    "elf_kind",
+    "load_policy",
+    "parse_host_libraries",
+    "read_host_symbols",
+]

@@ -42,8 +42,12 @@ class ElfKind(enum.Enum):
         return self not in (ElfKind.OBJECT, ElfKind.CORE, ElfKind.NOT_ELF)
 
 
-_BY_TYPE = {ET_DYN: ElfKind.SHARED_LIBRARY, ET_EXEC: ElfKind.EXECUTABLE, ET_REL: ElfKind.OBJECT,
-            ET_CORE: ElfKind.CORE}
+_BY_TYPE = {
+    ET_DYN: ElfKind.SHARED_LIBRARY,
+    ET_EXEC: ElfKind.EXECUTABLE,
+    ET_REL: ElfKind.OBJECT,
+    ET_CORE: ElfKind.CORE,
+}
 
 
 def elf_kind(source: Path | ElfFile) -> ElfKind:
@@ -83,8 +87,9 @@ def collect(paths: Iterable[Path], errors: list[InputError]) -> list[tuple[str, 
             errors_before = len(errors)
             found = search(path, errors)
             if not found and len(errors) == errors_before:
-                errors.append(InputError(shown, "no ELF shared objects or executables in this "
-                                                "folder"))
+                errors.append(
+                    InputError(shown, "no ELF shared objects or executables in this folder")
+                )
             out.extend((str(p), p) for p in found)
         elif stat.S_ISREG(st.st_mode):
             out.append((shown, path))
@@ -109,13 +114,16 @@ def search(folder: Path, errors: list[InputError]) -> list[Path]:
 
     regular: list[Path] = []
     links: list[Path] = []
-    for root, dirs, files in os.walk(folder,
-                                     onerror=lambda exc: unreadable(exc, folder, "this folder")):
+    for root, dirs, files in os.walk(
+        folder, onerror=lambda exc: unreadable(exc, folder, "this folder")
+    ):
         dirs.sort()
         for name in sorted(files):
-            if name.startswith(("build-script-", "build_script_")) and \
-                    Path(root).parent.name == "build":
-                continue   # cargo's build-script executables (target/*/build/*/): never shipped
+            if (
+                name.startswith(("build-script-", "build_script_"))
+                and Path(root).parent.name == "build"
+            ):
+                continue  # cargo's build-script executables (target/*/build/*/): never shipped
             path = Path(root, name)
             (links if path.is_symlink() else regular).append(path)
     seen: set[tuple[int, int]] = set()
@@ -124,7 +132,7 @@ def search(folder: Path, errors: list[InputError]) -> list[Path]:
         try:
             st = path.stat()
         except FileNotFoundError:
-            continue   # a dangling symlink: nothing to check
+            continue  # a dangling symlink: nothing to check
         except OSError as exc:
             unreadable(exc, path, "it")
             continue

@@ -22,14 +22,18 @@ from ..glibc import GlibcVersion
 DEFAULT_POLICY = Path(__file__).resolve().parent.parent / "resources" / "policy.json"
 
 T = TypeVar("T")
-_TYPE_NAMES: dict[type, str] = {dict: "a JSON object", list: "a JSON array", str: "a string",
-                                int: "an integer"}
+_TYPE_NAMES: dict[type, str] = {
+    dict: "a JSON object",
+    list: "a JSON array",
+    str: "a string",
+    int: "an integer",
+}
 
 
 class Marker(NamedTuple):
     """A GLIBC_ABI_* version node: a loader feature, not symbols."""
 
-    glibc: GlibcVersion   # the first release that defines it
+    glibc: GlibcVersion  # the first release that defines it
     why: str
     fix: str
 
@@ -38,14 +42,14 @@ class CxxCeiling(NamedTuple):
     """The C++ runtime of the reference distro of a glibc: highest version per namespace."""
 
     glibc: GlibcVersion
-    reference: str                                    # "CentOS 7 (GCC 4.8.5)"
-    versions: Mapping[str, GlibcVersion]              # "GLIBCXX" -> 3.4.19
+    reference: str  # "CentOS 7 (GCC 4.8.5)"
+    versions: Mapping[str, GlibcVersion]  # "GLIBCXX" -> 3.4.19
     per_arch: Mapping[str, Mapping[str, GlibcVersion]]  # zig target -> overrides
 
 
 class CxxRuntime(NamedTuple):
-    namespaces: Mapping[str, str]          # "GLIBCXX" -> "libstdc++.so.6"
-    ceilings: tuple[CxxCeiling, ...]       # ascending by glibc
+    namespaces: Mapping[str, str]  # "GLIBCXX" -> "libstdc++.so.6"
+    ceilings: tuple[CxxCeiling, ...]  # ascending by glibc
     # The choice per (target glibc, zig target), filled as asked: once per version need.
     memo: dict[tuple[GlibcVersion, str], dict[str, tuple[GlibcVersion, str]]]
 
@@ -82,12 +86,12 @@ class LoaderPolicy(NamedTuple):
     x86_64_plt_addend_ignored_from: GlibcVersion
     x86_isa_level_refused_from: GlibcVersion
     page_size_64k_targets: frozenset[str]
-    abi_versions: Mapping[str, GlibcVersion]   # EI_ABIVERSION (as text) -> first glibc
+    abi_versions: Mapping[str, GlibcVersion]  # EI_ABIVERSION (as text) -> first glibc
 
 
 class NeededPolicy(NamedTuple):
     allowed: frozenset[str]
-    forbidden: tuple[tuple[str, str], ...]   # (fnmatch pattern, why), first match wins
+    forbidden: tuple[tuple[str, str], ...]  # (fnmatch pattern, why), first match wins
 
 
 class MergedIntoLibc(NamedTuple):
@@ -96,9 +100,9 @@ class MergedIntoLibc(NamedTuple):
 
 
 class Policy(NamedTuple):
-    glibc_libraries: Mapping[str, str]        # zig's library name -> soname
-    loaders: Mapping[str, str]                # zig target -> ld.so soname
-    not_in_database: frozenset[str]           # glibc sonames zig's database does not cover
+    glibc_libraries: Mapping[str, str]  # zig's library name -> soname
+    loaders: Mapping[str, str]  # zig target -> ld.so soname
+    not_in_database: frozenset[str]  # glibc sonames zig's database does not cover
     merged_into_libc: MergedIntoLibc
     markers: Mapping[str, Marker]
     cxx_runtime: CxxRuntime
@@ -142,22 +146,27 @@ def load_policy(path: Path | None = None) -> Policy:
     except ValueError as exc:
         raise BadInput(f"--policy {path}: not valid JSON ({exc})") from None
     if not isinstance(override, dict):
-        raise BadInput(f"--policy {path}: must hold one JSON object (see "
-                       f"{DEFAULT_POLICY} for the keys)")
+        raise BadInput(
+            f"--policy {path}: must hold one JSON object (see {DEFAULT_POLICY} for the keys)"
+        )
     try:
         return parse_policy(merge(data, override))
     except UsageError as exc:
         raise BadInput(f"--policy {path}: {exc.message}") from None
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise BadInput(f"--policy {path}: a key has the wrong shape ({type(exc).__name__}: "
-                       f"{exc}); compare with {DEFAULT_POLICY}") from None
+        raise BadInput(
+            f"--policy {path}: a key has the wrong shape ({type(exc).__name__}: "
+            f"{exc}); compare with {DEFAULT_POLICY}"
+        ) from None
 
 
 def _typed(value: object, kind: type[T], where: str) -> T:
     """`value` if it is a `kind` (bool is not an int here), else UsageError naming the key."""
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise UsageError(f"{where} must be {_TYPE_NAMES[kind]}, not {json.dumps(value)[:60]}; "
-                         f"compare with {DEFAULT_POLICY}")
+        raise UsageError(
+            f"{where} must be {_TYPE_NAMES[kind]}, not {json.dumps(value)[:60]}; "
+            f"compare with {DEFAULT_POLICY}"
+        )
     return value
 
 
@@ -200,25 +209,42 @@ def _data_keys(table: Mapping[str, T]) -> dict[str, T]:
 
 def _cxx_runtime(policy: dict[str, Any]) -> CxxRuntime:
     runtime = _item(policy, "cxx_runtime", dict, "policy")
-    namespaces = _string_map(_item(runtime, "namespaces", dict, "cxx_runtime"),
-                             "cxx_runtime.namespaces")
+    namespaces = _string_map(
+        _item(runtime, "namespaces", dict, "cxx_runtime"), "cxx_runtime.namespaces"
+    )
     ceilings: list[CxxCeiling] = []
     for index, entry in enumerate(_item(runtime, "ceilings", list, "cxx_runtime")):
         where = f"cxx_runtime.ceilings[{index}]"
         _typed(entry, dict, where)
         glibc = _glibc(entry, "glibc", where)
-        reference = (_item(entry, "reference", str, where) if "reference" in entry
-                     else f"glibc {entry['glibc']}")
+        reference = (
+            _item(entry, "reference", str, where)
+            if "reference" in entry
+            else f"glibc {entry['glibc']}"
+        )
         per_arch = _item(entry, "arch", dict, where) if "arch" in entry else {}
         tables: list[tuple[str, dict[str, Any]]] = [(where, entry)] + [
             (f"{where}.arch.{arch}", _typed(values, dict, f"{where}.arch.{arch}"))
-            for arch, values in per_arch.items()]
-        parsed = [{ns: _dotted(_item(values, ns, str, place), f"{place}.{ns}")
-                   for ns in namespaces if ns in values} for place, values in tables]
-        ceilings.append(CxxCeiling(
-            glibc=glibc, reference=reference, versions=_frozen(parsed[0]),
-            per_arch=_frozen({arch: _frozen(values)
-                              for arch, values in zip(per_arch, parsed[1:])})))
+            for arch, values in per_arch.items()
+        ]
+        parsed = [
+            {
+                ns: _dotted(_item(values, ns, str, place), f"{place}.{ns}")
+                for ns in namespaces
+                if ns in values
+            }
+            for place, values in tables
+        ]
+        ceilings.append(
+            CxxCeiling(
+                glibc=glibc,
+                reference=reference,
+                versions=_frozen(parsed[0]),
+                per_arch=_frozen(
+                    {arch: _frozen(values) for arch, values in zip(per_arch, parsed[1:])}
+                ),
+            )
+        )
     ceilings.sort(key=lambda ceiling: ceiling.glibc)
     return CxxRuntime(namespaces=_frozen(namespaces), ceilings=tuple(ceilings), memo={})
 
@@ -228,26 +254,41 @@ def _markers(policy: dict[str, Any]) -> dict[str, Marker]:
     for name, marker in _data_keys(_item(policy, "markers", dict, "policy")).items():
         where = f"markers.{name}"
         _typed(marker, dict, where)
-        markers[name] = Marker(glibc=_glibc(marker, "glibc", where),
-                               why=_item(marker, "why", str, where),
-                               fix=_item(marker, "fix", str, where))
+        markers[name] = Marker(
+            glibc=_glibc(marker, "glibc", where),
+            why=_item(marker, "why", str, where),
+            fix=_item(marker, "fix", str, where),
+        )
     return markers
 
 
 def _loader(policy: dict[str, Any]) -> LoaderPolicy:
     loader = _item(policy, "loader", dict, "policy")
-    first = {key: _glibc(loader, key, "loader") for key in (
-        "relr_glibc", "execstack_refused_from", "pie_dlopen_refused_from", "gnu_hash_from",
-        "tlsdesc_fixed_in", "x86_64_plt_addend_ignored_from", "x86_isa_level_refused_from")}
+    first = {
+        key: _glibc(loader, key, "loader")
+        for key in (
+            "relr_glibc",
+            "execstack_refused_from",
+            "pie_dlopen_refused_from",
+            "gnu_hash_from",
+            "tlsdesc_fixed_in",
+            "x86_64_plt_addend_ignored_from",
+            "x86_isa_level_refused_from",
+        )
+    }
     surplus = _item(loader, "static_tls_surplus_bytes", int, "loader")
     if surplus < 0:
         raise UsageError("loader.static_tls_surplus_bytes must not be negative")
-    lists = {key: frozenset(_strings(_item(loader, key, list, "loader"), f"loader.{key}"))
-             for key in ("stack_not_executable_by_default", "page_size_64k_targets")}
-    abi_versions = {key: GlibcVersion.parse(value, what=f"loader.abi_versions.{key}")
-                    for key, value in _data_keys(_string_map(
-                        _item(loader, "abi_versions", dict, "loader"),
-                        "loader.abi_versions")).items()}
+    lists = {
+        key: frozenset(_strings(_item(loader, key, list, "loader"), f"loader.{key}"))
+        for key in ("stack_not_executable_by_default", "page_size_64k_targets")
+    }
+    abi_versions = {
+        key: GlibcVersion.parse(value, what=f"loader.abi_versions.{key}")
+        for key, value in _data_keys(
+            _string_map(_item(loader, "abi_versions", dict, "loader"), "loader.abi_versions")
+        ).items()
+    }
     return LoaderPolicy(
         relr_glibc=first["relr_glibc"],
         execstack_refused_from=first["execstack_refused_from"],
@@ -259,7 +300,8 @@ def _loader(policy: dict[str, Any]) -> LoaderPolicy:
         x86_64_plt_addend_ignored_from=first["x86_64_plt_addend_ignored_from"],
         x86_isa_level_refused_from=first["x86_isa_level_refused_from"],
         page_size_64k_targets=lists["page_size_64k_targets"],
-        abi_versions=_frozen(abi_versions))
+        abi_versions=_frozen(abi_versions),
+    )
 
 
 def parse_policy(policy: dict[str, Any]) -> Policy:
@@ -268,21 +310,24 @@ def parse_policy(policy: dict[str, Any]) -> Policy:
     cxx_runtime = _cxx_runtime(policy)
     markers = _markers(policy)
     loader = _loader(policy)
-    glibc_libraries = _string_map(_item(policy, "glibc_libraries", dict, "policy"),
-                                  "glibc_libraries")
+    glibc_libraries = _string_map(
+        _item(policy, "glibc_libraries", dict, "policy"), "glibc_libraries"
+    )
     loaders = _string_map(_item(policy, "loaders", dict, "policy"), "loaders")
     not_in_db = _item(policy, "glibc_libraries_not_in_database", dict, "policy")
-    not_in_database = _strings(_item(not_in_db, "sonames", list,
-                                     "glibc_libraries_not_in_database"),
-                               "glibc_libraries_not_in_database.sonames")
+    not_in_database = _strings(
+        _item(not_in_db, "sonames", list, "glibc_libraries_not_in_database"),
+        "glibc_libraries_not_in_database.sonames",
+    )
     needed = _item(policy, "needed", dict, "policy")
     allowed = _strings(_item(needed, "allowed", list, "needed"), "needed.allowed")
     forbidden = _string_map(_item(needed, "forbidden", dict, "needed"), "needed.forbidden")
     symbol_hints = _string_map(_item(policy, "symbol_hints", dict, "policy"), "symbol_hints")
     merged = _item(policy, "merged_into_libc", dict, "policy")
     merged_glibc = _glibc(merged, "glibc", "merged_into_libc")
-    merged_sonames = _strings(_item(merged, "sonames", list, "merged_into_libc"),
-                              "merged_into_libc.sonames")
+    merged_sonames = _strings(
+        _item(merged, "sonames", list, "merged_into_libc"), "merged_into_libc.sonames"
+    )
     return Policy(
         glibc_libraries=_frozen(_data_keys(glibc_libraries)),
         loaders=_frozen(loaders),
@@ -290,10 +335,12 @@ def parse_policy(policy: dict[str, Any]) -> Policy:
         merged_into_libc=MergedIntoLibc(glibc=merged_glibc, sonames=frozenset(merged_sonames)),
         markers=_frozen(markers),
         cxx_runtime=cxx_runtime,
-        needed=NeededPolicy(allowed=frozenset(allowed),
-                            forbidden=tuple(_data_keys(forbidden).items())),
+        needed=NeededPolicy(
+            allowed=frozenset(allowed), forbidden=tuple(_data_keys(forbidden).items())
+        ),
         loader=loader,
-        symbol_hints=_frozen(symbol_hints))
+        symbol_hints=_frozen(symbol_hints),
+    )
 
 
 def with_platform_cxx(policy: Policy, platform: Any) -> Policy:
@@ -304,10 +351,16 @@ def with_platform_cxx(policy: Policy, platform: Any) -> Policy:
         return policy
     namespaces = policy.cxx_runtime.namespaces
     versions = {ns: GlibcVersion.of(str(node)) for ns, node in platform.cxx if ns in namespaces}
-    per_arch = {arch: _frozen({ns: GlibcVersion.of(str(node)) for ns, node in nodes
-                               if ns in namespaces})
-                for arch, nodes in platform.cxx_arch}
-    ceiling = CxxCeiling(glibc=platform.glibc, reference=f"{platform.name} ({platform.what})",
-                         versions=_frozen(versions), per_arch=_frozen(per_arch))
-    return policy._replace(cxx_runtime=CxxRuntime(namespaces=namespaces, ceilings=(ceiling,),
-                                                  memo={}))
+    per_arch = {
+        arch: _frozen({ns: GlibcVersion.of(str(node)) for ns, node in nodes if ns in namespaces})
+        for arch, nodes in platform.cxx_arch
+    }
+    ceiling = CxxCeiling(
+        glibc=platform.glibc,
+        reference=f"{platform.name} ({platform.what})",
+        versions=_frozen(versions),
+        per_arch=_frozen(per_arch),
+    )
+    return policy._replace(
+        cxx_runtime=CxxRuntime(namespaces=namespaces, ceilings=(ceiling,), memo={})
+    )

@@ -40,8 +40,8 @@ class Finding(NamedTuple):
     library: str | None = None
     hint: str = ""
     severity: str = VIOLATION
-    crates: tuple[CrateRef, ...] = ()   # provenance, when the build is known
-    omitted: int = 0   # more findings of its group, left out of the report (Bounded)
+    crates: tuple[CrateRef, ...] = ()  # provenance, when the build is known
+    omitted: int = 0  # more findings of its group, left out of the report (Bounded)
 
     @property
     def message(self) -> str:
@@ -94,16 +94,16 @@ class FileReport:
 
     path: str
     arch: str | None = None
-    required: dict[str, str] = field(default_factory=dict)   # namespace -> highest need
+    required: dict[str, str] = field(default_factory=dict)  # namespace -> highest need
     violations: list[Finding] = field(default_factory=list)
     warnings: list[Finding] = field(default_factory=list)
     unresolved: list[str] = field(default_factory=list)
-    min_glibc: str | None = None   # lowest glibc it loads on; None: no glibc version does
+    min_glibc: str | None = None  # lowest glibc it loads on; None: no glibc version does
     needed: list[str] = field(default_factory=list)
     # Version needs on libraries that are not glibc's or the C++ runtime's: not judged.
     other_version_needs: dict[str, list[str]] = field(default_factory=dict)
-    findings_omitted: int = 0      # findings of groups beyond Bounded.GROUPS, not listed
-    unresolved_omitted: int = 0    # undefined symbols beyond Bounded.NAMES, not listed
+    findings_omitted: int = 0  # findings of groups beyond Bounded.GROUPS, not listed
+    unresolved_omitted: int = 0  # undefined symbols beyond Bounded.NAMES, not listed
     notes: list[Finding] = field(default_factory=list)
     # What the loads-on matrix judges presets by (rules/kernel.py): system calls made without
     # a fallback -> first kernel; the x86-64 level asked for (None: not x86-64).
@@ -126,7 +126,7 @@ def clip(text: str, limit: int) -> str:
     from the file's string table, and many entries may share one long string."""
     if len(text) <= limit:
         return text
-    return f"{text[:limit - 32]}... ({len(text)} characters)"
+    return f"{text[: limit - 32]}... ({len(text)} characters)"
 
 
 class Bounded:
@@ -155,8 +155,9 @@ class Bounded:
     def __init__(self) -> None:
         self.kept: dict[str, list[Finding]] = {VIOLATION: [], WARNING: [], NOTE: []}
         # group -> (its findings kept, for duplicates; [omitted, index of its last kept])
-        self.groups: dict[tuple[str, str, str | None, str | None],
-                          tuple[set[Finding], list[int]]] = {}
+        self.groups: dict[
+            tuple[str, str, str | None, str | None], tuple[set[Finding], list[int]]
+        ] = {}
         self.group_count = {VIOLATION: 0, WARNING: 0, NOTE: 0}
         self.chars = 0
         self.omitted = 0
@@ -174,8 +175,7 @@ class Bounded:
             self.group_count[severity] += 1
             group = self.groups[key] = (set(), [0, -1])
         seen, counts = group
-        if (finding in seen or len(seen) >= self.PER_GROUP
-                or self.chars + cost > self.CHARS):
+        if finding in seen or len(seen) >= self.PER_GROUP or self.chars + cost > self.CHARS:
             counts[0] += 1
             return
         seen.add(finding)
@@ -186,15 +186,21 @@ class Bounded:
 
     def _clipped(self, finding: Finding) -> Finding:
         name, text = self.NAME, self.TEXT
-        if (len(finding.text) <= text and len(finding.hint) <= text
-                and len(finding.symbol or "") <= name and len(finding.version or "") <= name
-                and len(finding.library or "") <= name):
+        if (
+            len(finding.text) <= text
+            and len(finding.hint) <= text
+            and len(finding.symbol or "") <= name
+            and len(finding.version or "") <= name
+            and len(finding.library or "") <= name
+        ):
             return finding
         return finding._replace(
-            text=clip(finding.text, text), hint=clip(finding.hint, text),
+            text=clip(finding.text, text),
+            hint=clip(finding.hint, text),
             symbol=finding.symbol and clip(finding.symbol, name),
             version=finding.version and clip(finding.version, name),
-            library=finding.library and clip(finding.library, name))
+            library=finding.library and clip(finding.library, name),
+        )
 
     def findings(self, severity: str) -> list[Finding]:
         """The kept findings of `severity`, each group's last one carrying its omitted count."""
@@ -210,7 +216,7 @@ class Bounded:
         NAMES_CHARS characters in all; and how many were left out."""
         out: list[str] = []
         chars = 0
-        for name in names[:cls.NAMES]:
+        for name in names[: cls.NAMES]:
             name = clip(name, cls.NAME)
             chars += len(name)
             if chars > cls.NAMES_CHARS:
@@ -220,8 +226,13 @@ class Bounded:
 
 
 def _cost(finding: Finding) -> int:
-    return (len(finding.text) + len(finding.hint) + len(finding.symbol or "")
-            + len(finding.version or "") + len(finding.library or ""))
+    return (
+        len(finding.text)
+        + len(finding.hint)
+        + len(finding.symbol or "")
+        + len(finding.version or "")
+        + len(finding.library or "")
+    )
 
 
 @dataclass(frozen=True)
@@ -240,7 +251,7 @@ class Report:
     glibc: GlibcVersion
     files: list[FileReport] = field(default_factory=list)
     errors: list[InputError] = field(default_factory=list)
-    show_loads_on: bool = False   # the text lists each file's loads-on matrix (check --loads-on)
+    show_loads_on: bool = False  # the text lists each file's loads-on matrix (check --loads-on)
 
     @property
     def ok(self) -> bool:

@@ -16,11 +16,15 @@ from ..report import WARNING, Finding, Requirement, Unresolved
 Item = Union[Finding, Requirement, Unresolved]
 Items = Iterator[Item]
 
-UNUSED_NEED = ("no symbol uses this version need; it is harmless at this version but still "
-               "checked by the loader (left by patchelf --clear-symbol-version or a version "
-               "script)")
-REBUILD = ("rebuild with `build.py --glibc {glibc}` (zig links against glibc {glibc} stubs) or "
-           "inside a glibc-{glibc} image")
+UNUSED_NEED = (
+    "no symbol uses this version need; it is harmless at this version but still "
+    "checked by the loader (left by patchelf --clear-symbol-version or a version "
+    "script)"
+)
+REBUILD = (
+    "rebuild with `build.py --glibc {glibc}` (zig links against glibc {glibc} stubs) or "
+    "inside a glibc-{glibc} image"
+)
 
 
 class Context(NamedTuple):
@@ -29,10 +33,10 @@ class Context(NamedTuple):
     target: Target
     glibc: GlibcVersion
     policy: Policy
-    table: SymbolTable | None        # glibc's symbols on the target; None: wrong architecture
+    table: SymbolTable | None  # glibc's symbols on the target; None: wrong architecture
     host_symbols: frozenset[str]
-    sonames: Mapping[str, str]    # zig library name -> soname
-    rebuild_advice: str           # how to rebuild for the target glibc (REBUILD)
+    sonames: Mapping[str, str]  # zig library name -> soname
+    rebuild_advice: str  # how to rebuild for the target glibc (REBUILD)
     # Whether a symbol whose glibc library is not in DT_NEEDED may come from the host process:
     # --strict says never; --host-libraries names the sonames the host has loaded (None: not
     # named, so such a symbol is a warning stating the condition).
@@ -45,28 +49,49 @@ class Context(NamedTuple):
     isa: int | None = None
     platform_name: str | None = None
     scan_code: bool = False
-    floor_from_platform: bool = False   # the floor is the preset's (not --kernel's)
+    floor_from_platform: bool = False  # the floor is the preset's (not --kernel's)
     # The sonames the preset's base system has (platforms.Platform.libraries; None: not
     # known), and whose base system that is, for messages (rules/needed.py).
     base_libraries: frozenset[str] | None = None
     base_system: str | None = None
 
     @classmethod
-    def make(cls, *, target: Target, glibc: GlibcVersion, policy: Policy,
-             table: SymbolTable | None, host_symbols: frozenset[str] = frozenset(),
-             strict: bool = False, host_libraries: frozenset[str] | None = None,
-             kernel: KernelVersion | None = None, isa: int | None = None,
-             platform_name: str | None = None, scan_code: bool = False,
-             floor_from_platform: bool = False,
-             base_libraries: frozenset[str] | None = None,
-             base_system: str | None = None) -> Context:
-        return cls(target=target, glibc=glibc, policy=policy, table=table,
-                   host_symbols=host_symbols, sonames=policy.glibc_sonames(target.zig),
-                   rebuild_advice=REBUILD.format(glibc=glibc), strict=strict,
-                   host_libraries=host_libraries, kernel=kernel, isa=isa,
-                   platform_name=platform_name, scan_code=scan_code,
-                   floor_from_platform=floor_from_platform, base_libraries=base_libraries,
-                   base_system=base_system)
+    def make(
+        cls,
+        *,
+        target: Target,
+        glibc: GlibcVersion,
+        policy: Policy,
+        table: SymbolTable | None,
+        host_symbols: frozenset[str] = frozenset(),
+        strict: bool = False,
+        host_libraries: frozenset[str] | None = None,
+        kernel: KernelVersion | None = None,
+        isa: int | None = None,
+        platform_name: str | None = None,
+        scan_code: bool = False,
+        floor_from_platform: bool = False,
+        base_libraries: frozenset[str] | None = None,
+        base_system: str | None = None,
+    ) -> Context:
+        return cls(
+            target=target,
+            glibc=glibc,
+            policy=policy,
+            table=table,
+            host_symbols=host_symbols,
+            sonames=policy.glibc_sonames(target.zig),
+            rebuild_advice=REBUILD.format(glibc=glibc),
+            strict=strict,
+            host_libraries=host_libraries,
+            kernel=kernel,
+            isa=isa,
+            platform_name=platform_name,
+            scan_code=scan_code,
+            floor_from_platform=floor_from_platform,
+            base_libraries=base_libraries,
+            base_system=base_system,
+        )
 
     def host_has(self, soname: str) -> bool | None:
         """Does the host process have `soname` loaded? True/False when --host-libraries named
@@ -98,5 +123,6 @@ def names_of(users: Iterable[tuple[str, bool]]) -> list[str | None]:
 
 def unused_need(need: VersionNeed) -> Finding:
     """A version need no symbol uses: the loader still checks it (elf/dl-version.c)."""
-    return Finding("unused-version-need", UNUSED_NEED, version=need.name, library=need.file,
-                   severity=WARNING)
+    return Finding(
+        "unused-version-need", UNUSED_NEED, version=need.name, library=need.file, severity=WARNING
+    )

@@ -10,12 +10,16 @@ from ..report import Finding
 from .context import Context, Items, names_of, unused_need
 
 TEXT = {
-    "too-new": ("needs {runtime} {ns} {version}, but {reference}, the reference for glibc "
-                "{glibc}, has at most {ns}_{ceiling}: the loader fails with \"version `{node}' "
-                "not found\"; {fix}"),
+    "too-new": (
+        "needs {runtime} {ns} {version}, but {reference}, the reference for glibc "
+        "{glibc}, has at most {ns}_{ceiling}: the loader fails with \"version `{node}' "
+        'not found"; {fix}'
+    ),
     "fix-gcc": "link libgcc statically (-static-libgcc) or build with zig (compiler-rt)",
-    "fix-cxx": ("build the C++ code in a glibc-{glibc} image (its own libstdc++), link it with "
-                "-static-libstdc++, or build with zig (static libc++)"),
+    "fix-cxx": (
+        "build the C++ code in a glibc-{glibc} image (its own libstdc++), link it with "
+        "-static-libstdc++, or build with zig (static libc++)"
+    ),
 }
 
 
@@ -28,8 +32,9 @@ def ceilings(ctx: Context) -> dict[str, tuple[GlibcVersion, str]]:
     return ctx.policy.cxx_runtime.ceilings_for(ctx.glibc, ctx.target.zig)
 
 
-def check_cxx_need(ctx: Context, need: VersionNeed, namespace: str, version: str,
-                   users: list[tuple[str, bool]]) -> Items:
+def check_cxx_need(
+    ctx: Context, need: VersionNeed, namespace: str, version: str, users: list[tuple[str, bool]]
+) -> Items:
     """One GLIBCXX/CXXABI/GCC need: within the reference distro's runtime, or not."""
     ceiling, reference = ceilings(ctx)[namespace]
     if GlibcVersion.of(version) <= ceiling:
@@ -38,8 +43,15 @@ def check_cxx_need(ctx: Context, need: VersionNeed, namespace: str, version: str
         return
     runtime = ctx.policy.cxx_runtime.namespaces.get(namespace, need.file)
     fix = TEXT["fix-gcc"] if namespace == "GCC" else TEXT["fix-cxx"].format(glibc=ctx.glibc)
-    text = TEXT["too-new"].format(runtime=runtime, ns=namespace, version=version,
-                                  reference=reference, glibc=ctx.glibc, ceiling=ceiling,
-                                  node=need.name, fix=fix)
+    text = TEXT["too-new"].format(
+        runtime=runtime,
+        ns=namespace,
+        version=version,
+        reference=reference,
+        glibc=ctx.glibc,
+        ceiling=ceiling,
+        node=need.name,
+        fix=fix,
+    )
     for name in names_of(users):
         yield Finding("cxx-too-new", text, symbol=name, version=need.name, library=need.file)

@@ -11,24 +11,32 @@ from ..report import NO_GLIBC, WARNING, Finding, Requirement, Unresolved
 from .context import Context, Items, needs
 
 TEXT = {
-    "no-such-version": ("glibc never had this symbol version on {arch} (it has {others}): the "
-                        "loader fails with \"undefined symbol\"; the file was edited (patchelf) "
-                        "or linked against wrong stubs; {rebuild}"),
-    "symbol-too-new": ("undefined and unversioned, but glibc only has it from {first} "
-                       "({soname}); target {glibc}: the loader fails with \"undefined symbol\" "
-                       "on older glibc. The link did not bind a version (stub or linker script); "
-                       "avoid the function or {rebuild}{others}"),
+    "no-such-version": (
+        "glibc never had this symbol version on {arch} (it has {others}): the "
+        'loader fails with "undefined symbol"; the file was edited (patchelf) '
+        "or linked against wrong stubs; {rebuild}"
+    ),
+    "symbol-too-new": (
+        "undefined and unversioned, but glibc only has it from {first} "
+        '({soname}); target {glibc}: the loader fails with "undefined symbol" '
+        "on older glibc. The link did not bind a version (stub or linker script); "
+        "avoid the function or {rebuild}{others}"
+    ),
     "other-providers": (" (unless {names}{more} defines it: then name it in --host-symbols)"),
-    "missing-library": ("on glibc {glibc} it lives in {soname}{moved}, which is not in "
-                        "DT_NEEDED{why}: the load fails with \"undefined symbol\" unless the "
-                        "host process already has {soname} loaded; link with -l{short} (zig's "
-                        "glibc {glibc} stubs add it) or {rebuild}"),
-    "missing-library-host": ("on glibc {glibc} it lives in {soname}{moved}, which is not in "
-                             "DT_NEEDED: the file loads only in a host process that already has "
-                             "{soname} loaded (Python and most programs do), elsewhere the load "
-                             "fails with \"undefined symbol\"; link with -l{short} to load "
-                             "anywhere, or name the host's libraries with --host-libraries "
-                             "(--strict makes this an error)"),
+    "missing-library": (
+        "on glibc {glibc} it lives in {soname}{moved}, which is not in "
+        'DT_NEEDED{why}: the load fails with "undefined symbol" unless the '
+        "host process already has {soname} loaded; link with -l{short} (zig's "
+        "glibc {glibc} stubs add it) or {rebuild}"
+    ),
+    "missing-library-host": (
+        "on glibc {glibc} it lives in {soname}{moved}, which is not in "
+        "DT_NEEDED: the file loads only in a host process that already has "
+        "{soname} loaded (Python and most programs do), elsewhere the load "
+        'fails with "undefined symbol"; link with -l{short} to load '
+        "anywhere, or name the host's libraries with --host-libraries "
+        "(--strict makes this an error)"
+    ),
     "why-strict": " (--strict: the host process is not trusted to load it)",
     "why-host": " and --host-libraries does not name it",
     "moved": " (it moved into libc only in {glibc})",
@@ -41,7 +49,7 @@ _HAVING: dict[str, dict[tuple[str, str], tuple[str, ...] | None]] = {}
 def check_existence(elf: ElfFile, ctx: Context) -> Items:
     table = ctx.table
     assert table is not None, "existence is judged only for the target's architecture"
-    lowest = GlibcVersion.of(table.floor)   # no glibc below the database's first node
+    lowest = GlibcVersion.of(table.floor)  # no glibc below the database's first node
     unresolved: list[str] = []
     symbols = table.symbols
     sonames = ctx.sonames
@@ -49,8 +57,8 @@ def check_existence(elf: ElfFile, ctx: Context) -> Items:
     needed = set(elf.needed)
     available = {"c", "ld"} | {lib for lib, so in sonames.items() if so in needed}
     host = ctx.host_symbols
-    judged_files = covered & needed   # others: need-without-needed, or not glibc's
-    node_versions: dict[str, str | None] = {}   # node -> its version if <= target
+    judged_files = covered & needed  # others: need-without-needed, or not glibc's
+    node_versions: dict[str, str | None] = {}  # node -> its version if <= target
     having_memo = _HAVING.setdefault(table.target, {})
     for name, weak, node, vfile in elf.undefined_symbols:
         if node is not None:
@@ -61,7 +69,7 @@ def check_existence(elf: ElfFile, ctx: Context) -> Items:
             else:
                 version = node[6:] if node.startswith("GLIBC_") else ""
                 if not version[:1].isdigit() or ctx.above(GlibcVersion.of(version)):
-                    version = None   # judged per version need (versions.py)
+                    version = None  # judged per version need (versions.py)
                 node_versions[node] = version
             if version is None:
                 continue
@@ -70,24 +78,36 @@ def check_existence(elf: ElfFile, ctx: Context) -> Items:
                 having = having_memo[memo_key]
             else:
                 providers = symbols.get(name)
-                having = having_memo[memo_key] = None if providers is None else tuple(
-                    lib for lib, versions in providers.items() if version in versions)
+                having = having_memo[memo_key] = (
+                    None
+                    if providers is None
+                    else tuple(lib for lib, versions in providers.items() if version in versions)
+                )
             if having is None:
                 unresolved.append(f"{name}@{node}")
             elif not having:
                 yield NO_GLIBC
-                others = ", ".join(f"{name}@GLIBC_{v} ({sonames.get(lib, lib)})"
-                                   for lib, vs in symbols[name].items() for v in vs)
-                yield Finding("no-such-version", TEXT["no-such-version"].format(
-                    arch=ctx.arch, others=others, rebuild=ctx.rebuild_advice),
-                    symbol=name, version=node, library=vfile)
-            elif available.isdisjoint(having):   # none of its libraries is loaded
+                others = ", ".join(
+                    f"{name}@GLIBC_{v} ({sonames.get(lib, lib)})"
+                    for lib, vs in symbols[name].items()
+                    for v in vs
+                )
+                yield Finding(
+                    "no-such-version",
+                    TEXT["no-such-version"].format(
+                        arch=ctx.arch, others=others, rebuild=ctx.rebuild_advice
+                    ),
+                    symbol=name,
+                    version=node,
+                    library=vfile,
+                )
+            elif available.isdisjoint(having):  # none of its libraries is loaded
                 in_host = [ctx.host_has(sonames.get(lib, lib)) for lib in having]
                 if True in in_host:
                     continue
                 lib = having[0]
                 strict = False in in_host
-                if strict:   # no library the file loads has it at this version, ever
+                if strict:  # no library the file loads has it at this version, ever
                     yield NO_GLIBC
                 yield missing_library(ctx, name, node, sonames.get(lib, lib), strict=strict)
             continue
@@ -105,13 +125,14 @@ def check_existence(elf: ElfFile, ctx: Context) -> Items:
                 lowest = requirement.glibc
         if finding is not None:
             yield finding
-    yield needs(lowest)   # the highest of this family's requirements stands for all
+    yield needs(lowest)  # the highest of this family's requirements stands for all
     if unresolved:
         yield Unresolved(tuple(unresolved))
 
 
-def _unversioned(elf: ElfFile, ctx: Context, name: str, providers: dict[str, list[str]],
-                 available: set[str]) -> tuple[Requirement | None, Finding | None]:
+def _unversioned(
+    elf: ElfFile, ctx: Context, name: str, providers: dict[str, list[str]], available: set[str]
+) -> tuple[Requirement | None, Finding | None]:
     """An unversioned reference binds to any version glibc has; does the target have one in a
     library the file loads? (the requirement it makes, if any; a finding, if any)
 
@@ -122,7 +143,7 @@ def _unversioned(elf: ElfFile, ctx: Context, name: str, providers: dict[str, lis
     (libc from 2.34 for libdl/libpthread/librt/libutil functions, `merged_into_libc`; never
     for libm's)."""
     sonames = ctx.sonames
-    first_available: GlibcVersion | None = None   # earliest version in a library it loads
+    first_available: GlibcVersion | None = None  # earliest version in a library it loads
     missing: list[tuple[str, GlibcVersion]] = []  # libraries not loaded that have it in time
     earliest: tuple[str, GlibcVersion] | None = None
     for lib, versions in providers.items():
@@ -143,15 +164,28 @@ def _unversioned(elf: ElfFile, ctx: Context, name: str, providers: dict[str, lis
     # Both are requirements; first_available (if any) is never below the earliest.
     required = first if first_available is None else max(first, first_available)
     soname = sonames.get(lib, lib)
-    return needs(required), Finding("symbol-too-new", TEXT["symbol-too-new"].format(
-        first=first, soname=soname, glibc=ctx.glibc, rebuild=ctx.rebuild_advice,
-        others=_other_providers(elf, ctx)),
-        symbol=name, version=None, library=soname, hint=ctx.policy.symbol_hints.get(name, ""))
+    return needs(required), Finding(
+        "symbol-too-new",
+        TEXT["symbol-too-new"].format(
+            first=first,
+            soname=soname,
+            glibc=ctx.glibc,
+            rebuild=ctx.rebuild_advice,
+            others=_other_providers(elf, ctx),
+        ),
+        symbol=name,
+        version=None,
+        library=soname,
+        hint=ctx.policy.symbol_hints.get(name, ""),
+    )
 
 
-def _from_the_host(ctx: Context, name: str, missing: list[tuple[str, GlibcVersion]],
-                   first_available: GlibcVersion | None
-                   ) -> tuple[Requirement | None, Finding | None]:
+def _from_the_host(
+    ctx: Context,
+    name: str,
+    missing: list[tuple[str, GlibcVersion]],
+    first_available: GlibcVersion | None,
+) -> tuple[Requirement | None, Finding | None]:
     """The symbol is only in glibc libraries the file does not load (`missing`, each with its
     first version <= the target): the verdict depends on what the host process loaded."""
     sonames = ctx.sonames
@@ -161,7 +195,7 @@ def _from_the_host(ctx: Context, name: str, missing: list[tuple[str, GlibcVersio
         return needs(min(in_host)), None
     lib, first = missing[0]
     soname = sonames.get(lib, lib)
-    if known[0][1] is None:   # the host is unknown: loads where the host has it loaded
+    if known[0][1] is None:  # the host is unknown: loads where the host has it loaded
         return needs(first), missing_library(ctx, name, None, soname, strict=False)
     requirement = NO_GLIBC if first_available is None else needs(first_available)
     return requirement, missing_library(ctx, name, None, soname, strict=True)
@@ -173,26 +207,46 @@ def _other_providers(elf: ElfFile, ctx: Context) -> str:
     others = [n for n in elf.needed if n not in glibc]
     if not others:
         return ""
-    return TEXT["other-providers"].format(names=", ".join(others[:3]),
-                                          more=" ..." if len(others) > 3 else "")
+    return TEXT["other-providers"].format(
+        names=", ".join(others[:3]), more=" ..." if len(others) > 3 else ""
+    )
 
 
-def missing_library(ctx: Context, name: str, node: str | None, soname: str, *,
-                    strict: bool) -> Finding:
+def missing_library(
+    ctx: Context, name: str, node: str | None, soname: str, *, strict: bool
+) -> Finding:
     """A glibc symbol whose library is not in DT_NEEDED: a violation when the host is known
     not to have it loaded (`strict`), else a warning stating that condition."""
     merged = ctx.policy.merged_into_libc
     moved = TEXT["moved"].format(glibc=merged.glibc) if soname in merged.sonames else ""
     short = short_name(soname)
     if not strict:
-        return Finding("missing-library", TEXT["missing-library-host"].format(
-            glibc=ctx.glibc, soname=soname, moved=moved, short=short),
-            symbol=name, version=node, library=soname, severity=WARNING)
+        return Finding(
+            "missing-library",
+            TEXT["missing-library-host"].format(
+                glibc=ctx.glibc, soname=soname, moved=moved, short=short
+            ),
+            symbol=name,
+            version=node,
+            library=soname,
+            severity=WARNING,
+        )
     why = TEXT["why-host"] if ctx.host_libraries is not None else TEXT["why-strict"]
-    return Finding("missing-library", TEXT["missing-library"].format(
-        glibc=ctx.glibc, soname=soname, moved=moved, short=short, why=why,
-        rebuild=ctx.rebuild_advice),
-        symbol=name, version=node, library=soname, hint=ctx.policy.symbol_hints.get(name, ""))
+    return Finding(
+        "missing-library",
+        TEXT["missing-library"].format(
+            glibc=ctx.glibc,
+            soname=soname,
+            moved=moved,
+            short=short,
+            why=why,
+            rebuild=ctx.rebuild_advice,
+        ),
+        symbol=name,
+        version=node,
+        library=soname,
+        hint=ctx.policy.symbol_hints.get(name, ""),
+    )
 
 
 def short_name(soname: str) -> str:

@@ -43,39 +43,56 @@ from ...syscalls import table as syscall_table
 from ..report import NOTE, VIOLATION, WARNING, Finding
 from .context import Context
 
-MAX_CODE_BYTES = 32 << 20   # executable bytes searched for call sites
-MAX_SITES = 4096            # call sites decoded
-MAX_SYMBOLS = 1 << 21       # entries read per symbol table
-WINDOW = 48                 # bytes decoded before a site (x86 instructions are <= 15 bytes)
+MAX_CODE_BYTES = 32 << 20  # executable bytes searched for call sites
+MAX_SITES = 4096  # call sites decoded
+MAX_SYMBOLS = 1 << 21  # entries read per symbol table
+WINDOW = 48  # bytes decoded before a site (x86 instructions are <= 15 bytes)
 
-SYSCALL_NUMBER = {"x86_64": "edi", "aarch64": "x0"}    # syscall(long number, ...)
+SYSCALL_NUMBER = {"x86_64": "edi", "aarch64": "x0"}  # syscall(long number, ...)
 INLINE_NUMBER = {"x86_64": "eax", "aarch64": "x8"}
-MADVISE_ADVICE = {"x86_64": "edx", "aarch64": "x2"}    # madvise(addr, length, advice)
+MADVISE_ADVICE = {"x86_64": "edx", "aarch64": "x2"}  # madvise(addr, length, advice)
 _FAMILIES = {
-    "edi": frozenset({"edi", "rdi", "di", "dil"}), "eax": frozenset({"eax", "rax", "ax", "al"}),
-    "edx": frozenset({"edx", "rdx", "dx", "dl"}), "x0": frozenset({"x0", "w0"}),
-    "x8": frozenset({"x8", "w8"}), "x2": frozenset({"x2", "w2"}),
+    "edi": frozenset({"edi", "rdi", "di", "dil"}),
+    "eax": frozenset({"eax", "rax", "ax", "al"}),
+    "edx": frozenset({"edx", "rdx", "dx", "dl"}),
+    "x0": frozenset({"x0", "w0"}),
+    "x8": frozenset({"x8", "w8"}),
+    "x2": frozenset({"x2", "w2"}),
 }
 _V0_CRATE = re.compile(r"C(?:s[0-9A-Za-z]*_)?(\d+)")
 _LEGACY = re.compile(r"_ZN(\d+)")
 
 TEXT = {
-    "unread": ("could not read the code for system call sites ({why}); the kernel floor was "
-               "judged by the imported glibc wrappers only"),
-    "call": ("{call} (Linux {first}) has no fallback here; on {on} it fails with "
-             "ENOSYS (the file loads, the call fails); keep a fallback for ENOSYS or raise the "
-             "kernel floor"),
-    "wrapper": ("imports glibc's {symbol}, a wrapper of {call} (Linux {first}); on {on} "
-                "glibc's wrapper returns ENOSYS (the file loads, the call fails)"),
-    "weak-wrapper": ("weak reference to glibc's {symbol}, a wrapper of {call} (Linux {first}): "
-                     "the code can do without it; on {on} the call gives ENOSYS"),
-    "fallback": ("{call} (Linux {first}) is called by {crate}, which falls back when the kernel "
-                 "answers ENOSYS ({on} lacks it){how}"),
-    "madvise": ("madvise advice {advice} (Linux {first}) fails with EINVAL on {on}; "
-                "check the result and fall back (e.g. MADV_DONTNEED)"),
-    "isa": ("marked as needing x86-64-v{level} (GNU_PROPERTY_X86_ISA_1_NEEDED), above "
-            "{where}'s x86-64-v{allowed}: glibc refuses to load it on the CPUs it allows (\"CPU "
-            "ISA level is lower than required\"); build for x86-64-v{allowed}"),
+    "unread": (
+        "could not read the code for system call sites ({why}); the kernel floor was "
+        "judged by the imported glibc wrappers only"
+    ),
+    "call": (
+        "{call} (Linux {first}) has no fallback here; on {on} it fails with "
+        "ENOSYS (the file loads, the call fails); keep a fallback for ENOSYS or raise the "
+        "kernel floor"
+    ),
+    "wrapper": (
+        "imports glibc's {symbol}, a wrapper of {call} (Linux {first}); on {on} "
+        "glibc's wrapper returns ENOSYS (the file loads, the call fails)"
+    ),
+    "weak-wrapper": (
+        "weak reference to glibc's {symbol}, a wrapper of {call} (Linux {first}): "
+        "the code can do without it; on {on} the call gives ENOSYS"
+    ),
+    "fallback": (
+        "{call} (Linux {first}) is called by {crate}, which falls back when the kernel "
+        "answers ENOSYS ({on} lacks it){how}"
+    ),
+    "madvise": (
+        "madvise advice {advice} (Linux {first}) fails with EINVAL on {on}; "
+        "check the result and fall back (e.g. MADV_DONTNEED)"
+    ),
+    "isa": (
+        "marked as needing x86-64-v{level} (GNU_PROPERTY_X86_ISA_1_NEEDED), above "
+        "{where}'s x86-64-v{allowed}: glibc refuses to load it on the CPUs it allows (\"CPU "
+        'ISA level is lower than required"); build for x86-64-v{allowed}'
+    ),
 }
 
 
@@ -134,7 +151,7 @@ def constant_before(code: bytes, base: int, site: int, arch: str, register: str)
     insns: list[capstone.CsInsn] = []
     if arch == "x86_64":
         starts = range(max(0, end - WINDOW), end)
-    else:   # fixed 4-byte instructions: eight of them
+    else:  # fixed 4-byte instructions: eight of them
         starts = range(end - min(32, end // 4 * 4), end, 4)
     for start in starts:
         decoded = list(md.disasm(code[start:end], base + start))
@@ -143,8 +160,15 @@ def constant_before(code: bytes, base: int, site: int, arch: str, register: str)
             break
     family = _FAMILIES[register]
     for insn in reversed(insns):
-        if any(insn.group(g) for g in (capstone.CS_GRP_JUMP, capstone.CS_GRP_CALL,
-                                       capstone.CS_GRP_RET, capstone.CS_GRP_INT)):
+        if any(
+            insn.group(g)
+            for g in (
+                capstone.CS_GRP_JUMP,
+                capstone.CS_GRP_CALL,
+                capstone.CS_GRP_RET,
+                capstone.CS_GRP_INT,
+            )
+        ):
             return None
         written = {insn.reg_name(r) for r in insn.regs_access()[1]}
         if not written & family:
@@ -152,8 +176,12 @@ def constant_before(code: bytes, base: int, site: int, arch: str, register: str)
         ops = insn.operands
         if insn.mnemonic in ("mov", "movz") and len(ops) == 2 and ops[1].type == 2:  # IMM
             return int(ops[1].imm) & 0xFFFFFFFFFFFFFFFF
-        if insn.mnemonic == "xor" and len(ops) == 2 and ops[0].type == ops[1].type == 1 \
-                and ops[0].reg == ops[1].reg:
+        if (
+            insn.mnemonic == "xor"
+            and len(ops) == 2
+            and ops[0].type == ops[1].type == 1
+            and ops[0].reg == ops[1].reg
+        ):
             return 0
         return None
     return None
@@ -161,10 +189,10 @@ def constant_before(code: bytes, base: int, site: int, arch: str, register: str)
 
 # -- finding the sites ---------------------------------------------------------------------------
 class Code(NamedTuple):
-    sections: list[tuple[int, bytes]]    # (address, bytes) of executable sections
-    stubs: dict[int, str]                # PLT entry address -> imported function
-    slots: dict[int, str]                # GOT slot address -> imported function
-    functions: list[tuple[int, int, str]]   # (start, end, mangled name), sorted; [] if stripped
+    sections: list[tuple[int, bytes]]  # (address, bytes) of executable sections
+    stubs: dict[int, str]  # PLT entry address -> imported function
+    slots: dict[int, str]  # GOT slot address -> imported function
+    functions: list[tuple[int, int, str]]  # (start, end, mangled name), sorted; [] if stripped
 
 
 def read_code(elf: ElfFile, arch: str, wanted: frozenset[str]) -> Code:
@@ -191,44 +219,53 @@ def read_code(elf: ElfFile, arch: str, wanted: frozenset[str]) -> Code:
     def raw(header: Any) -> bytes:
         if header["sh_type"] == "SHT_NOBITS":
             return b""
-        return bytes(data[header["sh_offset"]:header["sh_offset"] + header["sh_size"]])
+        return bytes(data[header["sh_offset"] : header["sh_offset"] + header["sh_size"]])
 
     def table(index: int) -> tuple[bytes, bytes]:
         """A symbol table's entries and its string table."""
-        if not 0 < index < len(headers) or headers[index]["sh_type"] not in ("SHT_DYNSYM",
-                                                                              "SHT_SYMTAB"):
+        if not 0 < index < len(headers) or headers[index]["sh_type"] not in (
+            "SHT_DYNSYM",
+            "SHT_SYMTAB",
+        ):
             return b"", b""
         link = headers[index]["sh_link"]
         strings = raw(headers[link]) if 0 < link < len(headers) else b""
-        return raw(headers[index])[:MAX_SYMBOLS * 24], strings
+        return raw(headers[index])[: MAX_SYMBOLS * 24], strings
 
     for index, (header, name) in enumerate(zip(headers, names)):
         kind = header["sh_type"]
-        if kind == "SHT_PROGBITS" and header["sh_flags"] & 0x4 and budget > 0:   # SHF_EXECINSTR
+        if kind == "SHT_PROGBITS" and header["sh_flags"] & 0x4 and budget > 0:  # SHF_EXECINSTR
             code = raw(header)[:budget]
             budget -= len(code)
             (plts if name.startswith(".plt") else sections).append((header["sh_addr"], code))
         elif kind == "SHT_RELA":
             symbols, strings = table(header["sh_link"])
-            indices = {i: sym for i, sym in enumerate(_symbol_names(symbols, strings, wanted))
-                       if sym}
+            indices = {
+                i: sym for i, sym in enumerate(_symbol_names(symbols, strings, wanted)) if sym
+            }
             if not indices:
                 continue
             entries = raw(header)
-            for offset, info, _addend in struct.iter_unpack("<QQq", entries[:len(entries)
-                                                                              // 24 * 24]):
+            for offset, info, _addend in struct.iter_unpack(
+                "<QQq", entries[: len(entries) // 24 * 24]
+            ):
                 sym = indices.get(info >> 32)
                 if sym:
                     slots[offset] = sym
         elif kind == "SHT_SYMTAB":
             symbols, strings = table(index)
             for st_name, info, _other, _shndx, value, size in struct.iter_unpack(
-                    "<IBBHQQ", symbols[:len(symbols) // 24 * 24]):
-                if info & 0xF == 2 and value and st_name:   # STT_FUNC
+                "<IBBHQQ", symbols[: len(symbols) // 24 * 24]
+            ):
+                if info & 0xF == 2 and value and st_name:  # STT_FUNC
                     end = strings.find(b"\0", st_name)
-                    functions.append((value, value + max(size, 1),
-                                      strings[st_name:end if end >= 0 else None]
-                                      .decode(errors="replace")))
+                    functions.append(
+                        (
+                            value,
+                            value + max(size, 1),
+                            strings[st_name : end if end >= 0 else None].decode(errors="replace"),
+                        )
+                    )
     functions.sort()
     stubs: dict[int, str] = {}
     for addr, code in plts:
@@ -240,9 +277,10 @@ def _symbol_names(symbols: bytes, strings: bytes, wanted: frozenset[str]) -> lis
     """Per symbol index, its name when it is one of `wanted`, else None."""
     targets = {name.encode() + b"\0": name for name in wanted}
     out: list[str | None] = []
-    for (st_name,) in struct.iter_unpack("<I20x", symbols[:len(symbols) // 24 * 24]):
-        out.append(next((name for key, name in targets.items()
-                         if strings.startswith(key, st_name)), None))
+    for (st_name,) in struct.iter_unpack("<I20x", symbols[: len(symbols) // 24 * 24]):
+        out.append(
+            next((name for key, name in targets.items() if strings.startswith(key, st_name)), None)
+        )
     return out
 
 
@@ -256,16 +294,28 @@ def plt_stubs(data: bytes, addr: int, arch: str, slots: dict[int, str]) -> dict[
     stubs: dict[int, str] = {}
     previous: list[capstone.CsInsn] = []
     for insn in md.disasm(data, addr):
-        if arch == "x86_64" and insn.mnemonic == "jmp" and insn.operands \
-                and insn.operands[0].type == 3 \
-                and insn.reg_name(insn.operands[0].mem.base) == "rip":
+        if (
+            arch == "x86_64"
+            and insn.mnemonic == "jmp"
+            and insn.operands
+            and insn.operands[0].type == 3
+            and insn.reg_name(insn.operands[0].mem.base) == "rip"
+        ):
             slot = insn.address + insn.size + insn.operands[0].mem.disp
             if slot in slots:
-                start = previous[-1].address if previous and previous[-1].mnemonic == "endbr64" \
+                start = (
+                    previous[-1].address
+                    if previous and previous[-1].mnemonic == "endbr64"
                     else insn.address
+                )
                 stubs[start] = slots[slot]
-        elif arch == "aarch64" and insn.mnemonic == "ldr" and previous \
-                and previous[-1].mnemonic == "adrp" and len(insn.operands) == 2:
+        elif (
+            arch == "aarch64"
+            and insn.mnemonic == "ldr"
+            and previous
+            and previous[-1].mnemonic == "adrp"
+            and len(insn.operands) == 2
+        ):
             page = previous[-1].operands[1].imm
             slot = page + insn.operands[1].mem.disp
             if slot in slots:
@@ -294,8 +344,9 @@ def call_sites(code: Code, arch: str) -> Iterator[tuple[str, int, bytes, int]]:
 def _sites_in(data: bytes, base: int, code: Code, arch: str) -> Iterator[tuple[int, str]]:
     if arch == "x86_64":
         for match in _X86_CALL.finditer(data):
-            target = base + match.start() + 5 + int.from_bytes(match.group(2), "little",
-                                                               signed=True)
+            target = (
+                base + match.start() + 5 + int.from_bytes(match.group(2), "little", signed=True)
+            )
             if target in code.stubs:
                 yield base + match.start(), code.stubs[target]
         for match in _X86_INDIRECT.finditer(data):
@@ -305,11 +356,11 @@ def _sites_in(data: bytes, base: int, code: Code, arch: str) -> Iterator[tuple[i
         for match in _X86_SYSCALL.finditer(data):
             yield base + match.start(), "inline"
         return
-    words = memoryview(data)[:len(data) // 4 * 4].cast("I")
+    words = memoryview(data)[: len(data) // 4 * 4].cast("I")
     for index, word in enumerate(words):
-        if word == 0xD4000001:   # svc #0
+        if word == 0xD4000001:  # svc #0
             yield base + 4 * index, "inline"
-        elif word & 0x7C000000 == 0x14000000:   # b / bl imm26
+        elif word & 0x7C000000 == 0x14000000:  # b / bl imm26
             offset = (word & 0x3FFFFFF) << 2
             if offset & (1 << 27):
                 offset -= 1 << 28
@@ -323,8 +374,9 @@ def constant_sites(code: Code, arch: str) -> Iterator[Site]:
         what = {"syscall": "syscall", "madvise": "madvise", "inline": "inline"}.get(name)
         if what is None:
             continue
-        register = {"syscall": SYSCALL_NUMBER, "madvise": MADVISE_ADVICE,
-                    "inline": INLINE_NUMBER}[what][arch]
+        register = {"syscall": SYSCALL_NUMBER, "madvise": MADVISE_ADVICE, "inline": INLINE_NUMBER}[
+            what
+        ][arch]
         value = constant_before(data, base, address, arch, register)
         if value is not None:
             yield Site(what, address, value)
@@ -338,14 +390,14 @@ def crate_of(mangled: str) -> str | None:
         match = _LEGACY.match(mangled)
         if match:
             length = int(match.group(1))
-            return mangled[match.end():match.end() + length] or None
+            return mangled[match.end() : match.end() + length] or None
         return None
     if mangled.startswith("_R"):
         match = _V0_CRATE.search(mangled, 2)
         if match:
             length = int(match.group(1))
-            start = match.end() + (mangled[match.end():match.end() + 1] == "_")
-            return mangled[start:start + length] or None
+            start = match.end() + (mangled[match.end() : match.end() + 1] == "_")
+            return mangled[start : start + length] or None
     return None
 
 
@@ -356,8 +408,9 @@ def function_at(functions: list[tuple[int, int, str]], address: int) -> str | No
     return None
 
 
-def fallback_crate(call: str, function: str | None, stripped: bool, has_std_markers: bool,
-                   calls: KernelCalls) -> tuple[str, str] | None:
+def fallback_crate(
+    call: str, function: str | None, stripped: bool, has_std_markers: bool, calls: KernelCalls
+) -> tuple[str, str] | None:
     """(crate, how it was decided) when the call is made by a Rust crate with a fallback for
     it; None: no known fallback (a warning)."""
     if function is not None:
@@ -366,8 +419,11 @@ def fallback_crate(call: str, function: str | None, stripped: bool, has_std_mark
             return f"Rust's {crate}" if crate == "std" else f"the {crate} crate", ""
         return None
     if stripped and has_std_markers and call in calls.rust_fallbacks.get("std", frozenset()):
-        return ("Rust's std", "; the file has no symbol table, so this is attributed to std by "
-                "its panic-location strings")
+        return (
+            "Rust's std",
+            "; the file has no symbol table, so this is attributed to std by "
+            "its panic-location strings",
+        )
     return None
 
 
@@ -379,14 +435,21 @@ def check_kernel(elf: ElfFile, ctx: Context) -> Iterator[Finding | KernelNeed | 
         level = isa.bit_length() if isa else 1
         yield IsaNeed(level)
         if ctx.isa is not None and level > ctx.isa:
-            yield Finding("isa-level", TEXT["isa"].format(level=level, allowed=ctx.isa,
-                                                          where=ctx.platform_name or "the target"),
-                          severity=VIOLATION)
+            yield Finding(
+                "isa-level",
+                TEXT["isa"].format(
+                    level=level, allowed=ctx.isa, where=ctx.platform_name or "the target"
+                ),
+                severity=VIOLATION,
+            )
     calls = kernel_calls()
     known = syscall_table()
     floor = ctx.kernel
-    on = (f"{ctx.platform_name}'s {floor}" if ctx.platform_name and ctx.floor_from_platform
-          else f"Linux {floor}")
+    on = (
+        f"{ctx.platform_name}'s {floor}"
+        if ctx.platform_name and ctx.floor_from_platform
+        else f"Linux {floor}"
+    )
     severity = VIOLATION if ctx.strict else WARNING
     for symbol in elf.undefined_symbols:
         call = calls.wrappers.get(symbol.name)
@@ -396,17 +459,26 @@ def check_kernel(elf: ElfFile, ctx: Context) -> Iterator[Finding | KernelNeed | 
         yield KernelNeed(call, first, symbol.weak)
         if floor is not None and first > floor:
             text = TEXT["weak-wrapper" if symbol.weak else "wrapper"].format(
-                symbol=symbol.name, call=call, first=first, on=on)
-            yield Finding("kernel-wrapper", text, symbol=symbol.name, version=symbol.version,
-                          severity=NOTE if symbol.weak else severity)
+                symbol=symbol.name, call=call, first=first, on=on
+            )
+            yield Finding(
+                "kernel-wrapper",
+                text,
+                symbol=symbol.name,
+                version=symbol.version,
+                severity=NOTE if symbol.weak else severity,
+            )
     arch = {"EM_X86_64": "x86_64", "EM_AARCH64": "aarch64"}.get(elf.machine)
     if arch is None or not elf.is64 or not ctx.scan_code:
         return
     try:
         code = read_code(elf, arch, frozenset({"syscall", "madvise"}))
-    except Exception as exc:   # noqa: BLE001 - pyelftools on a crafted file: one warning
-        yield Finding("kernel-unread", TEXT["unread"].format(
-            why=f"{type(exc).__name__}: {exc}"[:200]), severity=WARNING)
+    except Exception as exc:  # noqa: BLE001 - pyelftools on a crafted file: one warning
+        yield Finding(
+            "kernel-unread",
+            TEXT["unread"].format(why=f"{type(exc).__name__}: {exc}"[:200]),
+            severity=WARNING,
+        )
         return
     stripped = not code.functions
     markers = stripped and any(elf.data.find(m, 0) >= 0 for m in calls.rust_std_markers)
@@ -416,26 +488,36 @@ def check_kernel(elf: ElfFile, ctx: Context) -> Iterator[Finding | KernelNeed | 
             advice = next((n for n, v in known.madvise_values.items() if v == site.value), None)
             first = known.madvise.get(advice) if advice else None
             if advice and first and floor is not None and first > floor:
-                yield Finding("kernel-madvise", TEXT["madvise"].format(
-                    advice=advice, first=first, on=on), symbol=advice,
-                    severity=severity)
+                yield Finding(
+                    "kernel-madvise",
+                    TEXT["madvise"].format(advice=advice, first=first, on=on),
+                    symbol=advice,
+                    severity=severity,
+                )
             continue
         name = known.by_number[arch].get(site.value)
         first = known.syscalls[name].kernel if name else None
         if name is None or first is None:
             continue
-        decided = fallback_crate(name, function_at(code.functions, site.address), stripped,
-                                 markers, calls)
+        decided = fallback_crate(
+            name, function_at(code.functions, site.address), stripped, markers, calls
+        )
         yield KernelNeed(name, first, decided is not None)
         if floor is None or first <= floor or (name, decided is None) in reported:
             continue
-        reported.add((name, decided is None))   # one finding per call and verdict
+        reported.add((name, decided is None))  # one finding per call and verdict
         if decided is not None:
             crate, how = decided
-            yield Finding("kernel-fallback", TEXT["fallback"].format(
-                call=name, first=first, crate=crate, on=on, how=how),
-                symbol=name, severity=NOTE)
+            yield Finding(
+                "kernel-fallback",
+                TEXT["fallback"].format(call=name, first=first, crate=crate, on=on, how=how),
+                symbol=name,
+                severity=NOTE,
+            )
         else:
-            yield Finding("kernel-syscall", TEXT["call"].format(
-                call=name, first=first, on=on), symbol=name,
-                severity=severity)
+            yield Finding(
+                "kernel-syscall",
+                TEXT["call"].format(call=name, first=first, on=on),
+                symbol=name,
+                severity=severity,
+            )
