@@ -21,7 +21,9 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 
 def leftover_containers(client) -> list:
-    return client.containers.list(all=True, filters={"label": "org.glibc-build"})
+    """The tool's containers; sparse: no per-container inspect, which races with a short-lived
+    container being removed between the listing and the inspect (404)."""
+    return client.containers.list(all=True, sparse=True, filters={"label": "org.glibc-build"})
 
 
 @pytest.fixture(scope="module")

@@ -78,7 +78,12 @@ def test_split_debug_ships_a_stripped_library_and_its_debug_file(tmp_path, bulls
     out = tmp_path / "out"
     proc = run_tool("--glibc", "2.17", "--split-debug", "--json", "--out", out, PLUGIN)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert sorted(p.name for p in out.iterdir()) == ["build-manifest.json", LIB, LIB + ".debug"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "build-manifest.json",
+        LIB,
+        LIB + ".debug",
+        "sbom.cdx.json",
+    ]
     lib, debug = out / LIB, out / (LIB + ".debug")
     shipped, kept = sections(lib), sections(debug)
     assert ".debug_info" not in shipped and ".debug_info" in kept

@@ -225,17 +225,34 @@ def _container(
     volumes: dict[str, dict[str, str]],
     workdir: str,
 ) -> Any:
-    """A fresh container as the invoking user, labelled so that a leftover one can be found."""
-    return engine.client().containers.create(
-        image,
-        cmd,
-        environment=env,
-        volumes=volumes,
-        working_dir=workdir,
-        user=f"{os.getuid()}:{os.getgid()}",
-        labels={engine.LABEL: "1"},
-        detach=True,
-    )
+    """A fresh container as the invoking user, labelled so that a leftover one can be found.
+
+    Named by us before it exists: a Ctrl-C or SIGTERM that lands while the engine is creating
+    it (the call has not returned, so no handle to remove) still removes it by that name."""
+    import uuid
+
+    from docker.errors import DockerException
+
+    client = engine.client()
+    name = f"glibc-build-{uuid.uuid4().hex[:16]}"
+    try:
+        return client.containers.create(
+            image,
+            cmd,
+            name=name,
+            environment=env,
+            volumes=volumes,
+            working_dir=workdir,
+            user=f"{os.getuid()}:{os.getgid()}",
+            labels={engine.LABEL: "1"},
+            detach=True,
+        )
+    except BaseException:
+        try:
+            client.api.remove_container(name, force=True)
+        except DockerException:  # never made (the create failed), or gone already
+            pass
+        raise
 
 
 def image_rustc_version(image: str, env: dict[str, str]) -> str:
