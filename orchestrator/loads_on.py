@@ -12,7 +12,7 @@ in the check's own report.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 
 from .glibc import GlibcVersion
@@ -50,6 +50,17 @@ class Needs:
     kernel: Mapping[str, KernelVersion]  # system call without a fallback -> first kernel
     isa_level: int | None  # x86-64 level asked for; None: not x86-64
     zig: str | None = None  # zig target, for per-architecture C++ ceilings
+
+    def key(self) -> Hashable:
+        """Equal for needs that every preset judges alike: most libraries of a folder share
+        a few, so a run computes each matrix once (driver.check_paths)."""
+        return (
+            self.min_glibc,
+            tuple(sorted(self.cxx.items())),
+            tuple(sorted(self.kernel.items())),
+            self.isa_level,
+            self.zig,
+        )
 
 
 def reason(needs: Needs, platform: Platform, cxx_defaults: CxxDefaults | None = None) -> str | None:

@@ -6,14 +6,14 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from pathlib import Path
 
 from .. import abilist
 from ..elffile import ElfError, ElfFile, open_elf
 from ..errors import BadInput
 from ..glibc import OLDEST_GLIBC, GlibcVersion, require_for_check
-from ..loads_on import Needs, loads_on
+from ..loads_on import LoadsOn, Needs, loads_on
 from ..platforms import Platform
 from ..syscalls import KernelVersion
 from ..targets import TARGETS, Target, by_elf_machine
@@ -105,12 +105,14 @@ def check_file(
     presets: tuple[Platform, ...] = (),
     scan_code: bool = False,
     base_policy: Policy | None = None,
+    matrices: dict[Hashable, LoadsOn] | None = None,
 ) -> FileReport:
     """Every rule family over one file, in report order. `contexts`: the contexts of earlier
     files of the same run, to reuse. `strict`, `host_libraries`: see Context. `platform`,
     `kernel`: the preset and kernel floor judged (rules/kernel.py); `presets`: those of the
     loads-on matrix (judged with `base_policy`'s C++ defaults); `scan_code`: read the code
-    for system call sites."""
+    for system call sites; `matrices`: the matrices of earlier files of the same run, by
+    `Needs.key`, to reuse."""
     target = file_target(elf, target)
     matches = arch_matches(elf, target)
     ctx = None if contexts is None else contexts.get((target.rust, matches))
@@ -178,19 +180,25 @@ def check_file(
     if presets:
         defaults = base_policy or policy
         zig = target.zig
-        matrix = loads_on(
-            Needs(
-                min_glibc=lowest, cxx=required, kernel=kernel_needs, isa_level=isa_level, zig=zig
-            ),
-            presets,
-            lambda glibc: {
-                ns: ceiling
-                for ns, (ceiling, _reference) in defaults.cxx_runtime.ceilings_for(
-                    glibc, zig
-                ).items()
-            },
-            system_calls_read=scan_code,
+        needs = Needs(
+            min_glibc=lowest, cxx=required, kernel=kernel_needs, isa_level=isa_level, zig=zig
         )
+        key = needs.key()
+        matrix = None if matrices is None else matrices.get(key)
+        if matrix is None:
+            matrix = loads_on(
+                needs,
+                presets,
+                lambda glibc: {
+                    ns: ceiling
+                    for ns, (ceiling, _reference) in defaults.cxx_runtime.ceilings_for(
+                        glibc, zig
+                    ).items()
+                },
+                system_calls_read=scan_code,
+            )
+            if matrices is not None:
+                matrices[key] = matrix
     return FileReport(
         path=shown,
         arch=target.arch,
@@ -267,6 +275,7 @@ def check_paths(
     errors: list[InputError] = []
     done: dict[tuple[int, int, int, int], FileReport] = {}  # hard links are checked once
     contexts: dict[tuple[str, bool], Context] = {}
+    matrices: dict[Hashable, LoadsOn] = {}
     for shown, path in collect(paths, errors):
         try:
             st = os.stat(path)
@@ -308,6 +317,7 @@ def check_paths(
                         presets=loads_on_presets,
                         scan_code=scan_code,
                         base_policy=base_policy,
+                        matrices=matrices,
                     )
                 )
             done[identity] = files[-1]

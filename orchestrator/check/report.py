@@ -214,6 +214,12 @@ class Bounded:
     def names(cls, names: list[str]) -> tuple[list[str], int]:
         """The first names, each clipped to NAME characters, up to NAMES of them and
         NAMES_CHARS characters in all; and how many were left out."""
+        if (
+            len(names) <= cls.NAMES
+            and sum(map(len, names)) <= cls.NAMES_CHARS
+            and max(map(len, names), default=0) <= cls.NAME
+        ):
+            return list(names), 0  # every real library
         out: list[str] = []
         chars = 0
         for name in names[: cls.NAMES]:

@@ -451,10 +451,13 @@ def check_kernel(elf: ElfFile, ctx: Context) -> Iterator[Finding | KernelNeed | 
         else f"Linux {floor}"
     )
     severity = VIOLATION if ctx.strict else WARNING
+    wrappers = calls.wrappers
     for symbol in elf.undefined_symbols:
-        call = calls.wrappers.get(symbol.name)
-        first = known.syscalls[call].kernel if call else None
-        if call is None or first is None:
+        if symbol.name not in wrappers:
+            continue  # nearly every symbol: one set lookup
+        call = wrappers[symbol.name]
+        first = known.syscalls[call].kernel
+        if first is None:
             continue
         yield KernelNeed(call, first, symbol.weak)
         if floor is not None and first > floor:
