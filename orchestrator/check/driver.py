@@ -141,7 +141,8 @@ def check_file(
     required: dict[str, str] = {}
     needed: list[str] = []
     others: dict[str, list[str]] = {}
-    if is_dynamic_object(elf):
+    dynamic = is_dynamic_object(elf)
+    if dynamic:
         needed = [clip(name, Bounded.NAME) for name in elf.needed]
         required = bounded_required(required_versions(elf))
         others = bounded_others(other_version_needs(elf, ctx))
@@ -157,7 +158,7 @@ def check_file(
     unresolved: list[str] = []
     kernel_needs: dict[str, KernelVersion] = {}
     isa_level: int | None = None
-    if is_dynamic_object(elf) and matches:
+    if dynamic and matches:
         for need in check_kernel(elf, ctx):
             if isinstance(need, KernelNeed):
                 if not need.fallback:

@@ -163,11 +163,13 @@ class Bounded:
         self.omitted = 0
 
     def add(self, finding: Finding) -> None:
-        finding = self._clipped(finding)
+        cost = _cost(finding)
+        if cost > min(self.TEXT, self.NAME):  # else no field can be over its limit
+            finding = self._clipped(finding)
+            cost = _cost(finding)
         severity = finding.severity if finding.severity in self.kept else VIOLATION
         key = (severity, finding.kind, finding.version, finding.library)
         group = self.groups.get(key)
-        cost = _cost(finding)
         if group is None:
             if self.group_count[severity] >= self.GROUPS or self.chars + cost > self.CHARS:
                 self.omitted += 1
@@ -241,8 +243,7 @@ def _cost(finding: Finding) -> int:
     )
 
 
-@dataclass(frozen=True)
-class InputError:
+class InputError(NamedTuple):
     """An input that could not be analysed (missing, unreadable, not ELF, malformed)."""
 
     path: str
