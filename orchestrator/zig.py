@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import os
-import subprocess
 from pathlib import Path
 
 from .errors import ToolchainError
@@ -42,6 +41,8 @@ def abilists_path() -> Path:
 
 @functools.cache
 def zig_version() -> str:
+    import subprocess  # here: every check reads the ABI database path, few ask zig itself
+
     try:
         out = subprocess.run(
             [str(zig_binary()), "version"], capture_output=True, text=True, check=True, timeout=60
