@@ -7,6 +7,7 @@ line and a documented exit code (see errors.py).
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sys
@@ -752,6 +753,12 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the process exit code. Never lets a traceback reach the user."""
     from . import jsonout
 
+    if argv is None:  # the process's own command line (build.py, the console script)
+        # What is imported by now (modules, classes, functions: most of the heap) lives until
+        # the process exits; gc.freeze keeps the collector from walking it again at every
+        # full collection (https://docs.python.org/3/library/gc.html#gc.freeze). Not for an
+        # in-process caller (tests), whose later garbage would be kept too.
+        gc.freeze()
     signal.signal(signal.SIGTERM, _terminate)
     jsonout.reset()
     _last_error.clear()
