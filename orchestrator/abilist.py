@@ -8,15 +8,14 @@ exist; the checker reads the symbol tables too.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from .glibc import GlibcVersion
 from .zig import abilists_path
 
 
-@dataclass(frozen=True)
-class Header:
+class Header(NamedTuple):
     libraries: tuple[str, ...]  # in file order, e.g. ("m", "c", "ld", ...)
     versions: tuple[GlibcVersion, ...]  # ascending
     targets: tuple[str, ...]  # "x86_64-linux-gnu", ...
@@ -72,13 +71,20 @@ def newest_glibc() -> GlibcVersion:
 _TABLE_FORMAT = 1
 
 
-@dataclass(frozen=True)
 class SymbolTable:
-    """What glibc provides on one target: which library has which version nodes of a symbol."""
+    """What glibc provides on one target: which library has which version nodes of a symbol.
+    A plain class (not a dataclass, costly to define on every run; nor a NamedTuple, which
+    has no room for the cached properties); not to be changed once made."""
 
-    target: str  # zig's name, e.g. "x86_64-linux-gnu"
-    symbols: dict[str, dict[str, list[str]]]  # name -> {"c": ["2.2.5", "2.14"], ...}
-    versions: tuple[str, ...]  # every glibc version of the database, ascending
+    def __init__(
+        self,
+        target: str,  # zig's name, e.g. "x86_64-linux-gnu"
+        symbols: dict[str, dict[str, list[str]]],  # name -> {"c": ["2.2.5", "2.14"], ...}
+        versions: tuple[str, ...],  # every glibc version of the database, ascending
+    ) -> None:
+        self.target = target
+        self.symbols = symbols
+        self.versions = versions
 
     def providers(self, name: str) -> dict[str, list[str]] | None:
         return self.symbols.get(name)

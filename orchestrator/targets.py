@@ -1,8 +1,11 @@
-"""Rust target triples and what each means for zig, the ELF checker and Debian roots."""
+"""Rust target triples and what each means for zig, the ELF checker and Debian roots.
+
+Records are NamedTuples: every run of build.py imports this table, and a NamedTuple costs a
+fraction of a dataclass to define.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from .errors import UsageError
@@ -17,8 +20,7 @@ class EFlagsRule(NamedTuple):
     meaning: str  # what the bits say, for the message
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(NamedTuple):
     rust: str  # x86_64-unknown-linux-gnu
     zig: str  # x86_64-linux-gnu (also the target name in zig's abilists)
     elf_machine: str  # pyelftools' e_machine name
