@@ -8,12 +8,15 @@ runtime (the loader refuses it), the x86-64 level (glibc refuses it on the CPUs 
 allows), the kernel (the file loads, a call fails with ENOSYS). What it does not model: a
 violation that stops the file on every glibc (an executable stack, a missing library); those are
 in the check's own report.
+
+The records are NamedTuples (cheaper to define than dataclasses, and `check` imports this module
+on every run).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .glibc import GlibcVersion
 from .platforms import CXX_NAMESPACES, Platform
@@ -25,8 +28,7 @@ CXX_RUNTIME = {"GLIBCXX": "libstdc++", "CXXABI": "libstdc++", "GCC": "libgcc_s"}
 CxxDefaults = Callable[[GlibcVersion], Mapping[str, GlibcVersion]]
 
 
-@dataclass(frozen=True, kw_only=True)
-class LoadsOn:
+class LoadsOn(NamedTuple):
     ok: tuple[str, ...]
     not_on: tuple[tuple[str, str], ...]  # (preset, reason), in table order
     # Whether the code was read for system call sites (else the kernel reasons are only
@@ -41,8 +43,7 @@ class LoadsOn:
         }
 
 
-@dataclass(frozen=True, kw_only=True)
-class Needs:
+class Needs(NamedTuple):
     """What a file needs, as the check found it."""
 
     min_glibc: GlibcVersion | None  # None: no glibc loads it
@@ -69,18 +70,13 @@ def reason(needs: Needs, platform: Platform, cxx_defaults: CxxDefaults | None = 
         return "no glibc loads it"
     if needs.min_glibc > platform.glibc:
         return f"needs glibc {needs.min_glibc}"
-    defaults = cxx_defaults(platform.glibc) if cxx_defaults and not platform.cxx else {}
-    for ns in CXX_NAMESPACES:
-        need = needs.cxx.get(ns)
-        if need is None:
-            continue
-        node = platform.cxx_ceiling(ns, needs.zig)
-        ceiling = GlibcVersion.of(str(node)) if node is not None else defaults.get(ns)
-        if ceiling is not None and GlibcVersion.of(need) > ceiling:
-            return f"{ns}_{need} above its {CXX_RUNTIME[ns]} ({ns}_{ceiling})"
+    if needs.cxx:
+        why = _cxx_reason(needs, platform, cxx_defaults)
+        if why is not None:
+            return why
     if needs.isa_level is not None and needs.isa_level > platform.isa.level:
         return f"x86-64-v{needs.isa_level} code"
-    if platform.kernel is not None:
+    if platform.kernel is not None and needs.kernel:
         newer = sorted(
             ((first, call) for call, first in needs.kernel.items() if first > platform.kernel),
             reverse=True,
@@ -89,6 +85,24 @@ def reason(needs: Needs, platform: Platform, cxx_defaults: CxxDefaults | None = 
             first, call = newer[0]
             more = f" (+{len(newer) - 1} more)" if len(newer) > 1 else ""
             return f"{call} (Linux {first}) without fallback on {platform.kernel}{more}"
+    return None
+
+
+def _cxx_reason(needs: Needs, platform: Platform, cxx_defaults: CxxDefaults | None) -> str | None:
+    """The first C++ runtime need above the platform's ceiling: its own, else (a preset without
+    ceilings) the defaults for its glibc, asked for only when a need has to be judged."""
+    defaults: Mapping[str, GlibcVersion] | None = None
+    for ns in CXX_NAMESPACES:
+        need = needs.cxx.get(ns)
+        if need is None:
+            continue
+        ceiling = platform.cxx_ceiling(ns, needs.zig)
+        if ceiling is None and cxx_defaults is not None and not platform.cxx:
+            if defaults is None:
+                defaults = cxx_defaults(platform.glibc)
+            ceiling = defaults.get(ns)
+        if ceiling is not None and GlibcVersion.of(need) > ceiling:
+            return f"{ns}_{need} above its {CXX_RUNTIME[ns]} ({ns}_{ceiling})"
     return None
 
 
