@@ -66,12 +66,27 @@ class Needs(NamedTuple):
 
 def reason(needs: Needs, platform: Platform, cxx_defaults: CxxDefaults | None = None) -> str | None:
     """Why the file does not load (or run) on `platform`; None: it does."""
+    return _reason(needs, _runtime_needs(needs), platform, cxx_defaults)
+
+
+def _runtime_needs(needs: Needs) -> tuple[tuple[str, str], ...]:
+    """(namespace, node) of the C++ runtime among all the file's version needs, in the order
+    they are judged: found once for the whole matrix."""
+    return tuple((ns, needs.cxx[ns]) for ns in CXX_NAMESPACES if ns in needs.cxx)
+
+
+def _reason(
+    needs: Needs,
+    runtime: tuple[tuple[str, str], ...],
+    platform: Platform,
+    cxx_defaults: CxxDefaults | None,
+) -> str | None:
     if needs.min_glibc is None:
         return "no glibc loads it"
     if needs.min_glibc > platform.glibc:
         return f"needs glibc {needs.min_glibc}"
-    if needs.cxx:
-        why = _cxx_reason(needs, platform, cxx_defaults)
+    if runtime:
+        why = _cxx_reason(runtime, needs.zig, platform, cxx_defaults)
         if why is not None:
             return why
     if needs.isa_level is not None and needs.isa_level > platform.isa.level:
@@ -88,15 +103,17 @@ def reason(needs: Needs, platform: Platform, cxx_defaults: CxxDefaults | None = 
     return None
 
 
-def _cxx_reason(needs: Needs, platform: Platform, cxx_defaults: CxxDefaults | None) -> str | None:
+def _cxx_reason(
+    runtime: tuple[tuple[str, str], ...],
+    zig: str | None,
+    platform: Platform,
+    cxx_defaults: CxxDefaults | None,
+) -> str | None:
     """The first C++ runtime need above the platform's ceiling: its own, else (a preset without
     ceilings) the defaults for its glibc, asked for only when a need has to be judged."""
     defaults: Mapping[str, GlibcVersion] | None = None
-    for ns in CXX_NAMESPACES:
-        need = needs.cxx.get(ns)
-        if need is None:
-            continue
-        ceiling = platform.cxx_ceiling(ns, needs.zig)
+    for ns, need in runtime:
+        ceiling = platform.cxx_ceiling(ns, zig)
         if ceiling is None and cxx_defaults is not None and not platform.cxx:
             if defaults is None:
                 defaults = cxx_defaults(platform.glibc)
@@ -115,8 +132,9 @@ def loads_on(
 ) -> LoadsOn:
     ok: list[str] = []
     not_on: list[tuple[str, str]] = []
+    runtime = _runtime_needs(needs)
     for platform in presets:
-        why = reason(needs, platform, cxx_defaults)
+        why = _reason(needs, runtime, platform, cxx_defaults)
         if why is None:
             ok.append(platform.name)
         else:
