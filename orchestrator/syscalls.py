@@ -80,21 +80,18 @@ def parse_table(data: dict[str, Any]) -> SyscallTable:
         kernels: dict[str, KernelVersion] = {}  # ~100 distinct versions for ~480 calls
         for name, entry in raw_calls.items():
             text = entry.get("kernel")
-            kernel = None
-            if text:
-                kernel = kernels.get(text)
-                if kernel is None:
-                    kernel = kernels[text] = KernelVersion.parse(text, what=f"syscall {name}")
+            kernel = kernels.get(text) if isinstance(text, str) else None
+            if kernel is None and text:  # parse fails on anything but a string
+                kernel = kernels[text] = KernelVersion.parse(text, what=f"syscall {name}")
             numbers = {arch: int(num) for arch, num in entry.get("numbers", {}).items()}
             for arch, num in numbers.items():
-                if arch not in by_number:
+                taken = by_number.get(arch)
+                if taken is None:
                     raise _fail(f"{name} has a number for unknown architecture {arch!r}")
-                if num in by_number[arch]:
-                    raise _fail(f"{arch} number {num} is both {by_number[arch][num]} and {name}")
-                by_number[arch][num] = name
-            syscalls[name] = Syscall(
-                name=name, kernel=kernel, numbers=numbers, notes=str(entry.get("notes", ""))
-            )
+                if num in taken:
+                    raise _fail(f"{arch} number {num} is both {taken[num]} and {name}")
+                taken[num] = name
+            syscalls[name] = Syscall(name, kernel, numbers, str(entry.get("notes", "")))
         madvise = {
             name: KernelVersion.parse(entry["kernel"], what=f"madvise {name}")
             for name, entry in data["madvise"].items()
