@@ -47,17 +47,18 @@ class Needs(NamedTuple):
     """What a file needs, as the check found it."""
 
     min_glibc: GlibcVersion | None  # None: no glibc loads it
-    cxx: Mapping[str, str]  # GLIBCXX/CXXABI/GCC -> highest node needed
+    cxx: Mapping[str, str]  # namespace (GLIBCXX/CXXABI/GCC, others unused) -> highest node
     kernel: Mapping[str, KernelVersion]  # system call without a fallback -> first kernel
     isa_level: int | None  # x86-64 level asked for; None: not x86-64
     zig: str | None = None  # zig target, for per-architecture C++ ceilings
 
     def key(self) -> Hashable:
-        """Equal for needs that every preset judges alike: most libraries of a folder share
+        """Equal for needs that every preset judges alike (what `reason` reads: version needs
+        outside the C++ runtime, OPENSSL_3.0, play no part): most libraries of a folder share
         a few, so a run computes each matrix once (driver.check_paths)."""
         return (
             self.min_glibc,
-            tuple(sorted(self.cxx.items())),
+            _runtime_needs(self),
             tuple(sorted(self.kernel.items())),
             self.isa_level,
             self.zig,
