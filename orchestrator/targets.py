@@ -143,9 +143,10 @@ def lookup(triple: str) -> Target:
         ) from None
 
 
+# e_machine -> the first target listed with it (each has its own today; the check asks per file)
+_BY_MACHINE = {t.elf_machine: t for t in reversed(TARGETS.values())}
+
+
 def by_elf_machine(machine: str) -> Target | None:
     """The target of an ELF file's e_machine (first match; i686/x86_64 differ by machine)."""
-    for target in TARGETS.values():
-        if target.elf_machine == machine:
-            return target
-    return None
+    return _BY_MACHINE.get(machine)
