@@ -67,7 +67,7 @@ def newest_glibc() -> GlibcVersion:
 # -- symbol tables ----------------------------------------------------------------------------
 # Per target: symbol -> {library: version strings ("2.2.5", "2.34"), ascending}. Walking the
 # 37,000 inclusions takes ~40 ms in Python, so each target's table is kept as JSON in the cache,
-# keyed by a hash of the database (a new ziglang wheel makes a new key) and this format number.
+# keyed by the database's sha256 (a new ziglang wheel makes a new key) and this format number.
 # Most of x86_64's ~3,900 symbols share one of ~120 provider maps ({"c": ["2.2.5"]}): the file
 # holds each map once and each symbol as an index into them (`_grouped`), so that loading it
 # makes ~120 maps, not 3,900.
