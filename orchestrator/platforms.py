@@ -348,7 +348,7 @@ def _cache_file(text: str) -> Path | None:
     key = hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
     try:
         return cache_dir("platforms") / f"{key}-v{_CACHE_FORMAT}.json"
-    except OSError:  # no writable cache: parse every time, still correct
+    except (OSError, RuntimeError):  # no writable cache, or no home for one: parse every time
         return None
 
 

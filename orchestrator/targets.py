@@ -1,6 +1,6 @@
 """Rust target triples and what each means for zig, the ELF checker and Debian roots.
 
-Records are NamedTuples: every run of build.py imports this table, and a NamedTuple costs a
+Records are NamedTuples: every check and build imports this table, and a NamedTuple costs a
 fraction of a dataclass to define.
 """
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import platforms, syscalls
+from orchestrator import paths, platforms, syscalls
 from orchestrator.cli import main
 from orchestrator.errors import UsageError
 from orchestrator.glibc import GlibcVersion
@@ -383,6 +383,19 @@ def test_without_a_writable_cache_the_table_still_loads(tmp_path, monkeypatch) -
     blocker = tmp_path / "file"
     blocker.write_text("")
     monkeypatch.setenv("GLIBC_BUILD_CACHE", str(blocker))  # a file: no folder can be made
+    platforms.table.cache_clear()
+    try:
+        assert resolve("centos-7").glibc == GlibcVersion(2, 17)
+    finally:
+        platforms.table.cache_clear()
+
+
+@pytest.mark.unit
+def test_without_a_home_for_the_cache_the_table_still_loads(monkeypatch) -> None:
+    def no_home(*parts: str) -> Path:
+        raise RuntimeError("Could not determine home directory.")  # Path.home() without one
+
+    monkeypatch.setattr(paths, "cache_dir", no_home)
     platforms.table.cache_clear()
     try:
         assert resolve("centos-7").glibc == GlibcVersion(2, 17)
