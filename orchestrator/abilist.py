@@ -180,7 +180,7 @@ def symbol_table(target: str, path: Path | None = None) -> SymbolTable:
     key = hashlib.sha256(data).hexdigest()[:24]
     try:
         cache_file: Path | None = cache_dir("abilists") / f"{key}-{target}-v{_TABLE_FORMAT}.json"
-    except OSError:  # no writable cache: parse every time, still correct
+    except (OSError, RuntimeError):  # no writable cache, or no home for one: parse every time
         cache_file = None
     if cache_file is not None:
         try:
