@@ -22,9 +22,10 @@ from typing import Any, NamedTuple
 
 from .errors import BadInput, UsageError
 from .glibc import GlibcVersion
+from .paths import RESOURCES_DIR
 from .syscalls import KernelVersion
 
-PLATFORMS_TOML = Path(__file__).resolve().parent / "resources" / "platforms.toml"
+PLATFORMS_TOML = RESOURCES_DIR / "platforms.toml"
 
 CXX_NAMESPACES = ("GLIBCXX", "CXXABI", "GCC")  # libstdc++.so.6, libstdc++.so.6, libgcc_s.so.1
 FACTS = ("glibc", "kernel", "isa", "cxx", "libraries")  # what a row may carry, each sourced

@@ -18,12 +18,12 @@ from __future__ import annotations
 import json
 import re
 from functools import lru_cache
-from pathlib import Path
 from typing import Any, NamedTuple
 
 from .errors import UsageError
+from .paths import RESOURCES_DIR
 
-SYSCALLS_JSON = Path(__file__).resolve().parent / "resources" / "syscalls.json"
+SYSCALLS_JSON = RESOURCES_DIR / "syscalls.json"
 
 _KERNEL = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?$")
 
@@ -176,7 +176,7 @@ def allowed_numbers(kernel: KernelVersion, arch: str) -> frozenset[int]:
     )
 
 
-KERNEL_CALLS_JSON = Path(__file__).resolve().parent / "resources" / "kernel_calls.json"
+KERNEL_CALLS_JSON = RESOURCES_DIR / "kernel_calls.json"
 
 
 class KernelCalls(NamedTuple):
