@@ -58,8 +58,8 @@ class Needs(NamedTuple):
         a few, so a run computes each matrix once (driver.check_paths)."""
         return (
             self.min_glibc,
-            _runtime_needs(self),
-            tuple(sorted(self.kernel.items())),
+            _runtime_needs(self.cxx),
+            tuple(sorted(self.kernel.items())) if self.kernel else (),
             self.isa_level,
             self.zig,
         )
@@ -67,13 +67,15 @@ class Needs(NamedTuple):
 
 def reason(needs: Needs, platform: Platform, cxx_defaults: CxxDefaults | None = None) -> str | None:
     """Why the file does not load (or run) on `platform`; None: it does."""
-    return _reason(needs, _runtime_needs(needs), platform, cxx_defaults)
+    return _reason(needs, _runtime_needs(needs.cxx), platform, cxx_defaults)
 
 
-def _runtime_needs(needs: Needs) -> tuple[tuple[str, str], ...]:
+def _runtime_needs(cxx: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
     """(namespace, node) of the C++ runtime among all the file's version needs, in the order
     they are judged: found once for the whole matrix."""
-    return tuple((ns, needs.cxx[ns]) for ns in CXX_NAMESPACES if ns in needs.cxx)
+    if cxx.keys().isdisjoint(CXX_NAMESPACES):
+        return ()  # most libraries: no C++ runtime at all
+    return tuple([(ns, cxx[ns]) for ns in CXX_NAMESPACES if ns in cxx])
 
 
 def _reason(
@@ -133,7 +135,7 @@ def loads_on(
 ) -> LoadsOn:
     ok: list[str] = []
     not_on: list[tuple[str, str]] = []
-    runtime = _runtime_needs(needs)
+    runtime = _runtime_needs(needs.cxx)
     for platform in presets:
         why = _reason(needs, runtime, platform, cxx_defaults)
         if why is None:
