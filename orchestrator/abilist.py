@@ -8,15 +8,14 @@ exist; the checker reads the symbol tables too.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from .glibc import GlibcVersion
 from .zig import abilists_path
 
 
-@dataclass(frozen=True)
-class Header:
+class Header(NamedTuple):
     libraries: tuple[str, ...]  # in file order, e.g. ("m", "c", "ld", ...)
     versions: tuple[GlibcVersion, ...]  # ascending
     targets: tuple[str, ...]  # "x86_64-linux-gnu", ...
@@ -69,18 +68,33 @@ def newest_glibc() -> GlibcVersion:
 # Per target: symbol -> {library: version strings ("2.2.5", "2.34"), ascending}. Walking the
 # 37,000 inclusions takes ~40 ms in Python, so each target's table is kept as JSON in the cache,
 # keyed by the database's sha256 (a new ziglang wheel makes a new key) and this format number.
-_TABLE_FORMAT = 1
+# Most of x86_64's ~3,900 symbols share one of ~120 provider maps ({"c": ["2.2.5"]}): the file
+# holds each map once and each symbol as an index into them (`_grouped`), so that loading it
+# makes ~120 maps, not 3,900.
+_TABLE_FORMAT = 2
+Providers = dict[str, list[str]]  # library -> version nodes of a symbol: {"c": ["2.2.5", "2.14"]}
+Table = dict[str, Providers]  # symbol -> its providers
 
 
-@dataclass(frozen=True)
 class SymbolTable:
-    """What glibc provides on one target: which library has which version nodes of a symbol."""
+    """What glibc provides on one target: which library has which version nodes of a symbol.
+    A plain class (not a dataclass, costly to define on every run; nor a NamedTuple, which
+    has no room for the cached properties); not to be changed once made: symbols may share
+    their provider maps."""
 
-    target: str  # zig's name, e.g. "x86_64-linux-gnu"
-    symbols: dict[str, dict[str, list[str]]]  # name -> {"c": ["2.2.5", "2.14"], ...}
-    versions: tuple[str, ...]  # every glibc version of the database, ascending
+    def __init__(
+        self,
+        target: str,  # zig's name, e.g. "x86_64-linux-gnu"
+        symbols: Table,  # name -> {"c": ["2.2.5", "2.14"], ...}
+        versions: tuple[str, ...],  # every glibc version of the database, ascending
+        maps: list[Providers] | None = None,  # the distinct values of symbols, if known
+    ) -> None:
+        self.target = target
+        self.symbols = symbols
+        self.versions = versions
+        self._maps = maps
 
-    def providers(self, name: str) -> dict[str, list[str]] | None:
+    def providers(self, name: str) -> Providers | None:
         return self.symbols.get(name)
 
     @functools.cached_property
@@ -92,7 +106,8 @@ class SymbolTable:
         The union over the libraries, not per library: glibc also defines nodes without symbols
         (x86_64 libm.so.6 and ld.so define GLIBC_2.4, empty), which the database cannot see;
         every such node checked (bullseye's 2.31 libraries) has symbols in another library."""
-        return frozenset(v for libs in self.symbols.values() for vs in libs.values() for v in vs)
+        maps = self.symbols.values() if self._maps is None else self._maps
+        return frozenset(v for libs in maps for vs in libs.values() for v in vs)
 
     @functools.cached_property
     def floor(self) -> str:
@@ -165,13 +180,14 @@ def symbol_table(target: str, path: Path | None = None) -> SymbolTable:
     key = hashlib.sha256(data).hexdigest()[:24]
     try:
         cache_file: Path | None = cache_dir("abilists") / f"{key}-{target}-v{_TABLE_FORMAT}.json"
-    except OSError:  # no writable cache: parse every time, still correct
+    except (OSError, RuntimeError):  # no writable cache, or no home for one: parse every time
         cache_file = None
     if cache_file is not None:
         try:
-            cached = json.loads(cache_file.read_text())
-            if isinstance(cached, dict):
-                return SymbolTable(target, cached, versions)
+            cached = _ungrouped(json.loads(cache_file.read_text()))
+            if cached is not None:
+                table, maps = cached
+                return SymbolTable(target, table, versions, maps)
         except (OSError, ValueError):
             pass
     table = parse_symbols(data, target)
@@ -180,7 +196,37 @@ def symbol_table(target: str, path: Path | None = None) -> SymbolTable:
         from .files import write_atomically
 
         try:  # a reader never sees half a file; a cache that cannot be written is no error
-            write_atomically(cache_file, json.dumps(table, separators=(",", ":")))
+            write_atomically(cache_file, json.dumps(_grouped(table), separators=(",", ":")))
         except BadInput:
             pass
     return SymbolTable(target, table, versions)
+
+
+def _grouped(table: Table) -> dict[str, Any]:
+    """The cache file's form of a table: each distinct provider map once, in "maps", and each
+    symbol as the index of its map, in "symbols"."""
+    import json
+
+    index: dict[str, int] = {}
+    maps: list[Providers] = []
+    symbols: dict[str, int] = {}
+    for name, libs in table.items():
+        key = json.dumps(libs)
+        if key not in index:
+            index[key] = len(maps)
+            maps.append(libs)
+        symbols[name] = index[key]
+    return {"maps": maps, "symbols": symbols}
+
+
+def _ungrouped(data: Any) -> tuple[Table, list[Providers]] | None:
+    """(the table, the maps its symbols use) from the cache file's form; None for anything
+    else (a damaged file, or one of an older format), which is then made again."""
+    try:
+        maps, symbols = data["maps"], data["symbols"]
+        if not all(isinstance(libs, dict) for libs in maps) or not isinstance(symbols, dict):
+            return None
+        table = {name: maps[at] for name, at in symbols.items()}
+        return table, [maps[at] for at in set(symbols.values())]
+    except (KeyError, TypeError, IndexError):
+        return None

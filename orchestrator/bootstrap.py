@@ -2,17 +2,15 @@
 
 Standard library only: this runs before any dependency is importable. The venv lives in
 `.venv/` beside build.py; a stamp file holds the hash of requirements.txt so that a changed
-pin re-installs, and an unchanged one costs a single stat and read.
+pin re-installs, and an unchanged one costs a single stat and read. What only the install
+needs (shutil, subprocess) is imported there: every run of build.py imports this module.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 from .paths import REPO as ROOT  # standard library only, like this module
@@ -45,6 +43,10 @@ def _inside_venv() -> bool:
 def _install() -> None:
     """Make the venv beside the old one and swap it in only once pip has succeeded, so a
     failed install (offline, say) leaves a working venv as it was and nothing half-made."""
+    import shutil
+    import subprocess
+    import time
+
     if VENV.exists() and not (VENV / "pyvenv.cfg").is_file():
         _fail(
             f"{VENV} exists and is not a Python venv; remove it or point GLIBC_BUILD_VENV "

@@ -11,7 +11,6 @@ import gc
 import os
 import signal
 import sys
-import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -805,6 +804,8 @@ def _main(argv: list[str] | None) -> int:
         return 0
     except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
         if os.environ.get("GLIBC_BUILD_DEBUG") == "1":
+            import traceback
+
             traceback.print_exc()
         _error(
             f"internal error: {type(exc).__name__}: {exc}; this is a bug, please report it "

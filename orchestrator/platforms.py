@@ -5,28 +5,27 @@ The table is data (resources/platforms.toml, each fact with its public source) a
 as it is loaded, as auditwheel validates its policy JSON on load (src/auditwheel/policy). Several
 presets at once (`centos-7,steam-sniper`) mean the strictest of each fact: a plugin must load on
 every one of them.
+
+Every `check` reads the whole table (its loads-on matrix names each preset), so loading is kept
+cheap: the TOML parser (tomllib) is pure Python and costs more than the rest of the load, so the
+parsed table is kept as JSON in the user's cache (`_cached_data`), and the records are
+NamedTuples, which cost a fraction of a dataclass to define.
 """
 
 from __future__ import annotations
 
-import difflib
+import json
 import re
-import sys
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from .errors import UsageError
+from .errors import BadInput, UsageError
 from .glibc import GlibcVersion
+from .paths import RESOURCES_DIR
 from .syscalls import KernelVersion
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # Python < 3.11
-    import tomli as tomllib
-
-PLATFORMS_TOML = Path(__file__).resolve().parent / "resources" / "platforms.toml"
+PLATFORMS_TOML = RESOURCES_DIR / "platforms.toml"
 
 CXX_NAMESPACES = ("GLIBCXX", "CXXABI", "GCC")  # libstdc++.so.6, libstdc++.so.6, libgcc_s.so.1
 FACTS = ("glibc", "kernel", "isa", "cxx", "libraries")  # what a row may carry, each sourced
@@ -61,8 +60,7 @@ def parse_node(text: str, *, what: str = "version node") -> GlibcVersion:
     return GlibcVersion.of(text)
 
 
-@dataclass(frozen=True, order=True)
-class IsaLevel:
+class IsaLevel(NamedTuple):
     """An x86-64 microarchitecture level (x86-64 psABI: v1 baseline, v2, v3, v4)."""
 
     level: int
@@ -81,8 +79,7 @@ class IsaLevel:
 BASELINE_ISA = IsaLevel(1)
 
 
-@dataclass(frozen=True)
-class Platform:
+class Platform(NamedTuple):
     """What a system guarantees to a plugin. None: not known (or not promised, as a kernel by a
     container runtime); a consumer then falls back to its defaults for the glibc."""
 
@@ -105,8 +102,13 @@ class Platform:
     def cxx_ceiling(self, namespace: str, arch: str | None = None) -> GlibcVersion | None:
         """The highest `namespace` node (GLIBCXX, CXXABI, GCC) on zig target `arch`
         (e.g. aarch64-linux-gnu; None: x86_64, the table's default)."""
-        override = dict(dict(self.cxx_arch).get(arch or "", ())).get(namespace)
-        return override or dict(self.cxx).get(namespace)
+        if arch:
+            for name, nodes in self.cxx_arch:
+                if name == arch:
+                    override = _node(nodes, namespace)
+                    if override is not None:
+                        return override
+        return _node(self.cxx, namespace)
 
     def source(self, fact: str) -> str | None:
         return dict(self.sources).get(fact)
@@ -130,8 +132,15 @@ class Platform:
         }
 
 
-@dataclass(frozen=True)
-class PlatformTable:
+def _node(nodes: tuple[tuple[str, GlibcVersion], ...], namespace: str) -> GlibcVersion | None:
+    """The ceiling of `namespace` among (namespace, node) pairs (a few: no dict is built)."""
+    for name, node in nodes:
+        if name == namespace:
+            return node
+    return None
+
+
+class PlatformTable(NamedTuple):
     platforms: tuple[Platform, ...]
     by_name: dict[str, Platform]  # names and aliases
     isa_baseline_source: str
@@ -294,11 +303,78 @@ def parse_table(data: dict[str, Any]) -> PlatformTable:
 
 @lru_cache(maxsize=1)
 def table() -> PlatformTable:
+    """The presets, validated: from the cached parse of this very file when there is one,
+    else from the TOML (then cached)."""
+    text = PLATFORMS_TOML.read_text(encoding="utf-8")
+    cache_file = _cache_file(text)
+    cached = _cached_data(cache_file)
+    if cached is not None:
+        try:
+            return parse_table(cached)
+        except UsageError:
+            pass  # a damaged cache, not a bad table: parse the file again and re-make it
+    data = _parse_toml(text)
+    parsed = parse_table(data)
+    if cache_file is not None:
+        _write_cache(cache_file, data)
+    return parsed
+
+
+def _parse_toml(text: str) -> dict[str, Any]:
+    import sys
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # Python < 3.11
+        import tomli as tomllib
     try:
-        data = tomllib.loads(PLATFORMS_TOML.read_text(encoding="utf-8"))
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise _fail(f"not valid TOML ({exc})") from None
-    return parse_table(data)
+
+
+# -- the parsed table in the cache ------------------------------------------------------------
+# tomllib's parse costs ~25 M instructions, more than the rest of loading the table; the JSON of
+# the same data loads in C. Keyed by the sha256 of the file's text (an edited table makes
+# a new key) and this format number; what is read back goes through parse_table like a fresh
+# parse, and one that fails it is parsed again from the TOML (abilist.py keeps its tables alike).
+_CACHE_FORMAT = 1
+
+
+def _cache_file(text: str) -> Path | None:
+    import hashlib
+
+    from .paths import cache_dir
+
+    key = hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
+    try:
+        return cache_dir("platforms") / f"{key}-v{_CACHE_FORMAT}.json"
+    except (OSError, RuntimeError):  # no writable cache, or no home for one: parse every time
+        return None
+
+
+def _cached_data(cache_file: Path | None) -> dict[str, Any] | None:
+    if cache_file is None:
+        return None
+    try:
+        cached = json.loads(cache_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # absent, unreadable or not JSON: made again
+        return None
+    return cached if isinstance(cached, dict) else None
+
+
+def _write_cache(cache_file: Path, data: dict[str, Any]) -> None:
+    """TOML's own types (dates) have no JSON form; a table with one is simply not cached."""
+    from .files import write_atomically
+
+    try:
+        text = json.dumps(data, separators=(",", ":"))
+    except (TypeError, ValueError):
+        return
+    try:  # a reader never sees half a file; a cache that cannot be written is no error
+        write_atomically(cache_file, text)
+    except BadInput:
+        pass
 
 
 def presets() -> tuple[Platform, ...]:
@@ -318,6 +394,8 @@ def _one(text: str, what: str = "--glibc") -> Platform:
             glibc=version,
             bare=True,
         )
+    import difflib  # only for this message
+
     close = difflib.get_close_matches(key, list(table().by_name), n=3, cutoff=0.5)
     hint = f"did you mean {', '.join(close)}?" if close else "see `build.py platforms` for the list"
     raise UsageError(

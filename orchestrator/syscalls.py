@@ -8,27 +8,29 @@ A kernel floor (`--kernel 3.10`, a platform preset) is judged against this table
 resources/kernel_calls.json (hand-kept, each fact with its source) adds what the static check
 needs: glibc wrapper -> system call, and which Rust crates call which system calls with a
 fallback for ENOSYS.
+
+The records are NamedTuples, not dataclasses: every run of `check` loads this module, and a
+dataclass costs several times more to create (its methods are generated and exec'd).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import UsageError
+from .paths import RESOURCES_DIR
 
-SYSCALLS_JSON = Path(__file__).resolve().parent / "resources" / "syscalls.json"
+SYSCALLS_JSON = RESOURCES_DIR / "syscalls.json"
 
 _KERNEL = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?$")
 
 
-@dataclass(frozen=True, order=True)
-class KernelVersion:
-    """A mainline Linux version: `3.10`, or `2.6.16` where the third number matters."""
+class KernelVersion(NamedTuple):
+    """A mainline Linux version: `3.10`, or `2.6.16` where the third number matters; ordered
+    as the tuple (major, minor, patch)."""
 
     major: int
     minor: int
@@ -49,16 +51,14 @@ class KernelVersion:
         return f"{base}.{self.patch}" if self.patch else base
 
 
-@dataclass(frozen=True)
-class Syscall:
+class Syscall(NamedTuple):
     name: str
     kernel: KernelVersion | None  # None: in the headers, not in man-pages' table
     numbers: dict[str, int]  # architecture -> number
     notes: str = ""
 
 
-@dataclass(frozen=True)
-class SyscallTable:
+class SyscallTable(NamedTuple):
     syscalls: dict[str, Syscall]
     by_number: dict[str, dict[int, str]]
     madvise: dict[str, KernelVersion]  # MADV_* -> first kernel
@@ -77,22 +77,21 @@ def parse_table(data: dict[str, Any]) -> SyscallTable:
         arches = data["architectures"]
         syscalls: dict[str, Syscall] = {}
         by_number: dict[str, dict[int, str]] = {arch: {} for arch in arches}
+        kernels: dict[str, KernelVersion] = {}  # ~100 distinct versions for ~480 calls
         for name, entry in raw_calls.items():
-            kernel = (
-                KernelVersion.parse(entry["kernel"], what=f"syscall {name}")
-                if entry.get("kernel")
-                else None
-            )
+            text = entry.get("kernel")
+            kernel = kernels.get(text) if isinstance(text, str) else None
+            if kernel is None and text:  # parse fails on anything but a string
+                kernel = kernels[text] = KernelVersion.parse(text, what=f"syscall {name}")
             numbers = {arch: int(num) for arch, num in entry.get("numbers", {}).items()}
             for arch, num in numbers.items():
-                if arch not in by_number:
+                taken = by_number.get(arch)
+                if taken is None:
                     raise _fail(f"{name} has a number for unknown architecture {arch!r}")
-                if num in by_number[arch]:
-                    raise _fail(f"{arch} number {num} is both {by_number[arch][num]} and {name}")
-                by_number[arch][num] = name
-            syscalls[name] = Syscall(
-                name=name, kernel=kernel, numbers=numbers, notes=str(entry.get("notes", ""))
-            )
+                if num in taken:
+                    raise _fail(f"{arch} number {num} is both {taken[num]} and {name}")
+                taken[num] = name
+            syscalls[name] = Syscall(name, kernel, numbers, str(entry.get("notes", "")))
         madvise = {
             name: KernelVersion.parse(entry["kernel"], what=f"madvise {name}")
             for name, entry in data["madvise"].items()
@@ -177,11 +176,10 @@ def allowed_numbers(kernel: KernelVersion, arch: str) -> frozenset[int]:
     )
 
 
-KERNEL_CALLS_JSON = Path(__file__).resolve().parent / "resources" / "kernel_calls.json"
+KERNEL_CALLS_JSON = RESOURCES_DIR / "kernel_calls.json"
 
 
-@dataclass(frozen=True)
-class KernelCalls:
+class KernelCalls(NamedTuple):
     """What the static kernel-floor rule knows besides the system call table (kernel_calls.json):
     glibc wrapper -> system call, per Rust crate the calls it makes with a fallback, and the
     strings that mark a Rust std build."""

@@ -1,8 +1,11 @@
-"""Rust target triples and what each means for zig, the ELF checker and Debian roots."""
+"""Rust target triples and what each means for zig, the ELF checker and Debian roots.
+
+Records are NamedTuples: every check and build imports this table, and a NamedTuple costs a
+fraction of a dataclass to define.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from .errors import UsageError
@@ -17,8 +20,7 @@ class EFlagsRule(NamedTuple):
     meaning: str  # what the bits say, for the message
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(NamedTuple):
     rust: str  # x86_64-unknown-linux-gnu
     zig: str  # x86_64-linux-gnu (also the target name in zig's abilists)
     elf_machine: str  # pyelftools' e_machine name
@@ -141,9 +143,10 @@ def lookup(triple: str) -> Target:
         ) from None
 
 
+# e_machine -> the first target listed with it (each has its own today; the check asks per file)
+_BY_MACHINE = {t.elf_machine: t for t in reversed(TARGETS.values())}
+
+
 def by_elf_machine(machine: str) -> Target | None:
     """The target of an ELF file's e_machine (first match; i686/x86_64 differ by machine)."""
-    for target in TARGETS.values():
-        if target.elf_machine == machine:
-            return target
-    return None
+    return _BY_MACHINE.get(machine)

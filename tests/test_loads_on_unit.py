@@ -90,3 +90,16 @@ def test_a_preset_s_cxx_ceilings_replace_the_policy_defaults():
 def test_each_names_presets_one_by_one():
     assert [p.name for p in platforms.each("centos-7,buster,centos-7")] == ["centos-7", "debian-10"]
     assert platforms.resolve("2.17").bare and not preset("centos-7").bare
+
+
+def test_needs_judged_alike_share_a_key_and_others_do_not():
+    """The key holds what a matrix reads: other version needs (OPENSSL_3.0) do not split it."""
+    plain = needs(cxx={"GLIBC": "2.17"})
+    assert plain.key() == needs(cxx={"GLIBC": "2.14", "OPENSSL": "3.0.0"}).key()
+    assert plain.key() != needs(cxx={"GLIBC": "2.17", "GCC": "4.2.0"}).key()
+    cxx = needs(cxx={"GLIBCXX": "3.4.21", "CXXABI": "1.3.9"})
+    assert cxx.key() == needs(cxx={"CXXABI": "1.3.9", "GLIBCXX": "3.4.21", "ZLIB": "1.2"}).key()
+    assert cxx.key() != needs(cxx={"GLIBCXX": "3.4.22", "CXXABI": "1.3.9"}).key()
+    assert plain.key() != needs(kernel={"statx": KernelVersion.parse("4.11")}).key()
+    assert plain.key() != needs(isa_level=3).key() != needs(isa_level=3, zig="x").key()
+    assert plain.key() != needs("2.28").key()

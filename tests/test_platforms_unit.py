@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import platforms, syscalls
+from orchestrator import paths, platforms, syscalls
 from orchestrator.cli import main
 from orchestrator.errors import UsageError
 from orchestrator.glibc import GlibcVersion
@@ -324,6 +324,83 @@ def test_table_is_validated_on_load(change, needle: str) -> None:
     with pytest.raises(UsageError) as caught:
         platforms.parse_table(_broken(change))
     assert needle in caught.value.message and "platforms.toml" in caught.value.message
+
+
+# -- the parsed table in the cache ----------------------------------------------------------
+@pytest.fixture
+def fresh_table(tmp_path, monkeypatch):
+    """table() loaded anew with the cache in `tmp_path`."""
+    monkeypatch.setenv("GLIBC_BUILD_CACHE", str(tmp_path))
+    platforms.table.cache_clear()
+    yield tmp_path / "platforms"
+    platforms.table.cache_clear()
+
+
+def _no_toml(text: str) -> dict:
+    raise AssertionError("the TOML was parsed although the cache holds it")
+
+
+@pytest.mark.unit
+def test_the_parsed_table_is_cached_and_read_back(fresh_table: Path, monkeypatch) -> None:
+    first = platforms.table()
+    (cached,) = fresh_table.iterdir()
+    assert json.loads(cached.read_text()) == RAW
+    platforms.table.cache_clear()
+    monkeypatch.setattr(platforms, "_parse_toml", _no_toml)
+    assert platforms.table() == first
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    "damage", ["", "{not json", "[]", json.dumps({"platform": []}), json.dumps({**RAW, "about": 1})]
+)
+def test_a_damaged_cache_is_made_again_never_trusted(fresh_table: Path, damage: str) -> None:
+    """A cache that is not JSON, or whose data fails the table's validation, is parsed again
+    from the TOML (never an error naming platforms.toml for a file that is fine)."""
+    first = platforms.table()
+    (cached,) = fresh_table.iterdir()
+    cached.write_text(damage)
+    platforms.table.cache_clear()
+    assert platforms.table() == first
+    assert json.loads(cached.read_text()) == RAW
+
+
+@pytest.mark.unit
+def test_an_edited_table_is_parsed_under_a_new_key(fresh_table: Path, tmp_path, monkeypatch):
+    platforms.table()
+    edited = tmp_path / "platforms.toml"
+    edited.write_text(
+        platforms.PLATFORMS_TOML.read_text().replace('what = "RHEL / CentOS 7"', 'what = "EL 7"', 1)
+    )
+    monkeypatch.setattr(platforms, "PLATFORMS_TOML", edited)
+    platforms.table.cache_clear()
+    assert platforms.resolve("centos-7").what == "EL 7"
+    assert len(list(fresh_table.iterdir())) == 2
+
+
+@pytest.mark.unit
+def test_without_a_writable_cache_the_table_still_loads(tmp_path, monkeypatch) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("GLIBC_BUILD_CACHE", str(blocker))  # a file: no folder can be made
+    platforms.table.cache_clear()
+    try:
+        assert resolve("centos-7").glibc == GlibcVersion(2, 17)
+    finally:
+        platforms.table.cache_clear()
+
+
+@pytest.mark.unit
+def test_without_a_home_for_the_cache_the_table_still_loads(monkeypatch) -> None:
+    def no_home(*parts: str) -> Path:
+        raise RuntimeError("Could not determine home directory.")  # Path.home() without one
+
+    monkeypatch.setattr(paths, "cache_dir", no_home)
+    platforms.table.cache_clear()
+    try:
+        assert resolve("centos-7").glibc == GlibcVersion(2, 17)
+    finally:
+        platforms.table.cache_clear()
 
 
 # -- kernel versions ------------------------------------------------------------------------
