@@ -32,6 +32,7 @@ KINDS = {
     "docker-cargo-home": "crates fetched for the docker backend",
     "docker-zig-cache": "zig's cache in docker builds",
     "abilists": "zig's glibc symbol database, parsed",
+    "platforms": "the platform presets table, parsed",
     "keyrings": "pinned GPG keyring",
     "build-tools": "tools built for the tests",
 }
