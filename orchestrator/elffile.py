@@ -787,45 +787,47 @@ class ElfFile:
 
         At most one per symbol-table entry, and the table must fit in the file (`_dynsym`):
         a file of N bytes yields at most N/24 symbols (N/16 for 32-bit), whose names together
-        stay within the name budget (_NAME_BUDGET_FACTOR)."""
+        stay within the name budget (_NAME_BUDGET_FACTOR). The columns and tables are read
+        with C-level slices and copies, so that only the imports cost Python work."""
         start, count = self._dynsym
         if count < 2:
             return []
         entsize = self.layout.sym.size
-        table = self._slice(start, count * entsize, "the dynamic symbols")
+        end = start + count * entsize
+        data = self.data
         shndx_at, info_at = (6, 4) if self.is64 else (14, 12)
-        low, high = table[shndx_at::entsize], table[shndx_at + 1 :: entsize]
+        low = data[start + shndx_at : end : entsize]  # st_shndx, one byte column each
+        high = data[start + shndx_at + 1 : end : entsize]
+        infos = data[start + info_at : end : entsize]
+        names_at = self._words(start, end)  # st_name is word 0 of each entry
+        stride = entsize // 4
         versions = self._version_of_index
         versym = self._versym_offset(count)
         if versym is not None:
-            versym_table = array("H", self._slice(versym, 2 * count, ".gnu.version"))
+            versym_table = array("H", data[versym : versym + 2 * count])
             if self.little != _HOST_LITTLE:
                 versym_table.byteswap()
-        u32 = self.layout.u32
         str_start, str_size = self._strtab
-        str_end = str_start + str_size
-        data = self.data
+        strtab = data[str_start : str_start + str_size]
         out = []
         names = 0  # bytes of names decoded, held under the name budget as they grow
         budget = _NAME_BUDGET_FACTOR * self.size + _NAME_BUDGET_FLOOR - self._name_bytes
         index = low.find(0, 1)
         while index >= 0:  # C-speed scan: only st_shndx == SHN_UNDEF (0) reaches Python
-            if high[index] == 0:
-                base = index * entsize
-                info = table[base + info_at]
-                bind = info >> 4
-                name_off = u32.unpack_from(table, base)[0]
+            if not high[index]:
+                info = infos[index]
                 if info & 0xF == STT_TLS:
                     self._imports_tls = True
+                bind = info >> 4
                 if bind != STB_LOCAL:  # st_name 0 is the name "", which ld.so looks up
-                    name_at = str_start + name_off
-                    end = data.find(b"\0", name_at, str_end)
-                    if name_off >= str_size or end < 0:
+                    name_off = names_at[index * stride]
+                    name_end = strtab.find(0, name_off)
+                    if name_end < 0:  # also when st_name is past DT_STRSZ
                         raise ElfError(f"the name of symbol {index} is outside DT_STRTAB")
-                    names += end - name_at
+                    names += name_end - name_off
                     if names > budget:
                         self._charge_names(names)  # raises
-                    name = data[name_at:end].decode("utf-8", "backslashreplace")
+                    name = strtab[name_off:name_end].decode("utf-8", "backslashreplace")
                     version = file = None
                     if versym is not None:
                         ndx = versym_table[index] & 0x7FFF
@@ -841,6 +843,13 @@ class ElfFile:
             index = low.find(0, index + 1)
         self._charge_names(names)
         return out
+
+    def _words(self, start: int, end: int) -> array[int]:
+        """The file's bytes start..end (inside it) as 32-bit words in host order."""
+        words = array("I", self.data[start:end])
+        if self.little != _HOST_LITTLE:
+            words.byteswap()
+        return words
 
     @property
     def uses_tls(self) -> bool:
