@@ -1025,8 +1025,9 @@ class ElfFile:
         return out
 
     # -- relocations ----------------------------------------------------------------------
-    def _relocation_tables(self) -> Iterator[tuple[bytes, bool]]:
-        """(raw entries, is_rela) of DT_RELA, DT_REL and DT_JMPREL."""
+    def _relocation_tables(self) -> Iterator[tuple[int, int, struct.Struct]]:
+        """(file offset, size, entry format) of DT_RELA, DT_REL and DT_JMPREL, each inside
+        the file (`_offset_of`)."""
         lay = self.layout
         tables = [(DT_RELA, DT_RELASZ, True), (DT_REL, DT_RELSZ, False)]
         if DT_JMPREL in self._tags:
@@ -1034,51 +1035,45 @@ class ElfFile:
         for addr_tag, size_tag, is_rela in tables:
             if addr_tag not in self._tags or not self._tags.get(size_tag):
                 continue
-            entsize = (lay.rela if is_rela else lay.rel).size
+            st = lay.rela if is_rela else lay.rel
             size = self._tags[size_tag]
-            size -= size % entsize
-            offset = self._offset_of(self._tags[addr_tag], size, "a relocation table")
-            yield self._slice(offset, size, "a relocation table"), is_rela
-
-    def _types_column(self, raw: bytes, is_rela: bool) -> array[int] | bytes:
-        """r_type of every entry, without a Python-level loop."""
-        entsize = (self.layout.rela if is_rela else self.layout.rel).size
-        if not self.is64:  # r_info = sym << 8 | type: the type is one byte
-            return raw[(4 if self.little else 7) :: entsize]
-        words = array("I", raw)
-        if self.little != _HOST_LITTLE:
-            words.byteswap()
-        return words[(2 if self.little else 3) :: entsize // 4]
+            size -= size % st.size
+            yield self._offset_of(self._tags[addr_tag], size, "a relocation table"), size, st
 
     @cached_property
-    def _reloc_columns(self) -> list[tuple[bytes, bool, bytes, int]]:
-        """(raw table, is_rela, r_type column as bytes, bytes per type) of each table."""
-        out = []
-        for raw, is_rela in self._relocation_tables():
-            column = self._types_column(raw, is_rela)
-            if isinstance(column, array):
-                out.append((raw, is_rela, column.tobytes(), column.itemsize))
-            else:
-                out.append((raw, is_rela, column, 1))
-        return out
+    def _reloc_columns(self) -> list[tuple[int, struct.Struct, bytes]]:
+        """(file offset, entry format, low byte of every entry's r_type) of each table. One
+        strided slice of the file per table: no copy of the table, no per-entry loop."""
+        r_info = 8 if self.is64 else 4
+        low_byte = r_info if self.little else r_info + (7 if self.is64 else 3)
+        return [
+            (offset, st, self.data[offset + low_byte : offset + size : st.size])
+            for offset, size, st in self._relocation_tables()
+        ]
 
-    def _type_positions(self, column: bytes, width: int, rtype: int) -> Iterator[int]:
-        """Entry indexes whose r_type is `rtype`, found with bytes.find (no per-entry loop)."""
-        if width == 1 and rtype > 0xFF:
+    def _type_positions(
+        self, offset: int, st: struct.Struct, column: bytes, rtype: int
+    ) -> Iterator[tuple[int, int]]:
+        """(entry index, r_info) of the entries whose r_type is `rtype`: bytes.find picks the
+        entries whose r_type has its low byte, and each one's whole r_info decides (r_type
+        is r_info's low 32 bits in ELF64, its low byte in ELF32)."""
+        type_mask = 0xFFFFFFFF if self.is64 else 0xFF
+        if rtype > type_mask:
             return
-        needle = rtype.to_bytes(width, sys.byteorder)
-        pos = column.find(needle)
+        low, data, size = rtype & 0xFF, self.data, st.size
+        pos = column.find(low)
         while pos >= 0:
-            if pos % width == 0:
-                yield pos // width
-            pos = column.find(needle, pos + 1)
+            info = st.unpack_from(data, offset + pos * size)[1]
+            if info & type_mask == rtype:
+                yield pos, info
+            pos = column.find(low, pos + 1)
 
     def relocation_types_among(self, wanted: frozenset[int]) -> frozenset[int]:
         """Which of the `wanted` r_type values the dynamic relocations use."""
         found: set[int] = set()
-        for _raw, _is_rela, column, width in self._reloc_columns:
+        for offset, st, column in self._reloc_columns:
             for rtype in wanted - found:
-                if next(self._type_positions(column, width, rtype), None) is not None:
+                if next(self._type_positions(offset, st, column, rtype), None) is not None:
                     found.add(rtype)
         return frozenset(found)
 
@@ -1086,11 +1081,10 @@ class ElfFile:
         """(r_type, symbol index) of the dynamic relocations whose type is in `wanted`."""
         shift = 32 if self.is64 else 8
         out = []
-        for raw, is_rela, column, width in self._reloc_columns:
-            st = self.layout.rela if is_rela else self.layout.rel
+        for offset, st, column in self._reloc_columns:
             for rtype in wanted:
-                for index in self._type_positions(column, width, rtype):
-                    out.append((rtype, st.unpack_from(raw, index * st.size)[1] >> shift))
+                for _index, info in self._type_positions(offset, st, column, rtype):
+                    out.append((rtype, info >> shift))
         return sorted(out)
 
     def plt_addends_nonzero(self, jump_slot: int) -> bool:
