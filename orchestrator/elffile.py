@@ -775,11 +775,11 @@ class ElfFile:
         return self._symbol(index)[0]
 
     def _column(self, field_offset: int) -> bytes:
-        """One byte of every dynamic symbol (e.g. st_info), as one bytes object."""
+        """One byte of every dynamic symbol (e.g. st_info), as one bytes object: a strided
+        slice of the file (`_dynsym` checked that the table fits), not a copy of the table."""
         start, count = self._dynsym
         entsize = self.layout.sym.size
-        table = self._slice(start, count * entsize, "the dynamic symbols")
-        return table[field_offset::entsize]
+        return self.data[start + field_offset : start + count * entsize : entsize]
 
     @cached_property
     def undefined_symbols(self) -> list[UndefinedSymbol]:
