@@ -608,7 +608,7 @@ class ElfFile:
     def tag(self, tag: int, default: int = 0) -> int:
         return self._tags.get(tag, default)
 
-    @property
+    @cached_property
     def has_dynamic(self) -> bool:
         return bool(self.dynamic)
 
@@ -669,11 +669,11 @@ class ElfFile:
         """DT_RUNPATH, the last entry (l_info[DT_RUNPATH])."""
         return self._last_string(DT_RUNPATH)
 
-    @property
+    @cached_property
     def dt_flags(self) -> int:
         return self.tag(DT_FLAGS)
 
-    @property
+    @cached_property
     def dt_flags_1(self) -> int:
         return self.tag(DT_FLAGS_1)
 
