@@ -209,6 +209,8 @@ class _Layout:
         self.verdaux = struct.Struct(e + "II")
         self.note = struct.Struct(e + "III")
         self.prop = struct.Struct(e + "II")
+        self.hash = struct.Struct(e + "II")  # DT_HASH: nbucket, nchain
+        self.gnu_hash = struct.Struct(e + "III")  # nbuckets, symoffset, bloom_size
 
 
 _LAYOUTS = {
@@ -506,10 +508,7 @@ class ElfFile:
             _ = self._gnu_hash_header  # its assertion on the Bloom filter size, the tables
         if DT_HASH in tags:
             at = self._offset_of(tags[DT_HASH], 8, "DT_HASH")
-            nbucket, nchain = (
-                self._unpack(self.layout.u32, at, "DT_HASH")[0],
-                self._unpack(self.layout.u32, at + 4, "DT_HASH")[0],
-            )
+            nbucket, nchain = self.layout.hash.unpack_from(self.data, at)
             self._offset_of(tags[DT_HASH], 8 + 4 * (nbucket + nchain), "the DT_HASH table")
         # Strings the loader reads while loading: the dependencies (elf/dl-deps.c), DT_SONAME
         # (compared by _dl_map_object with each later name), the search paths.
@@ -689,7 +688,7 @@ class ElfFile:
             counts.append(self._gnu_hash_count())
         if DT_HASH in self._tags:
             off = self._offset_of(self._tags[DT_HASH], 8, "DT_HASH")
-            counts.append(self._unpack(self.layout.u32, off + 4, "DT_HASH")[0])
+            counts.append(self.layout.hash.unpack_from(self.data, off)[1])  # nchain
         if counts:
             return max(counts)
         symtab = self._tags.get(DT_SYMTAB)
@@ -704,11 +703,8 @@ class ElfFile:
 
         _dl_setup_hash (elf/dl-lookup.c) asserts that the Bloom filter's word count is a
         power of two; a file that fails it aborts the loader, so it is malformed here."""
-        u32 = self.layout.u32
         off = self._offset_of(self._tags[DT_GNU_HASH], 16, "DT_GNU_HASH")
-        nbuckets, symoffset, bloom_size = (
-            self._unpack(u32, off + 4 * i, "DT_GNU_HASH")[0] for i in range(3)
-        )
+        nbuckets, symoffset, bloom_size = self.layout.gnu_hash.unpack_from(self.data, off)
         if bloom_size & (bloom_size - 1) or (nbuckets and not bloom_size):
             raise ElfError(
                 f"DT_GNU_HASH's Bloom filter has {bloom_size} words, not a power "
@@ -722,9 +718,9 @@ class ElfFile:
     def _gnu_hash_count(self) -> int:
         """Highest symbol index reachable through DT_GNU_HASH, plus one. The chain walk reads
         one 4-byte word per step, each inside the file, so it ends within size/4 steps."""
-        u32 = self.layout.u32
-        _off, nbuckets, symoffset, buckets_at = self._gnu_hash_header
-        buckets = array("I", self._slice(buckets_at, 4 * nbuckets, "the GNU hash buckets"))
+        u32, data, size = self.layout.u32, self.data, self.size
+        _off, nbuckets, symoffset, buckets_at = self._gnu_hash_header  # they are in the file
+        buckets = array("I", data[buckets_at : buckets_at + 4 * nbuckets])
         if self.little != _HOST_LITTLE:
             buckets.byteswap()
         last = max(buckets, default=0)
@@ -734,10 +730,12 @@ class ElfFile:
             raise ElfError("a GNU hash bucket points below the first hashed symbol")
         chain_at = buckets_at + 4 * nbuckets
         index = last
-        while True:  # _unpack raises once the walk leaves the file
-            value = self._unpack(u32, chain_at + 4 * (index - symoffset), "the GNU hash chain")[0]
+        while True:
+            at = chain_at + 4 * (index - symoffset)
+            if at + 4 > size:
+                self._unpack(u32, at, "the GNU hash chain")  # raises: the walk left the file
             index += 1
-            if value & 1:
+            if u32.unpack_from(data, at)[0] & 1:
                 return index
 
     @cached_property
