@@ -28,7 +28,6 @@ import struct
 import sys
 from array import array
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Generic, NamedTuple, TypeVar, overload
 
@@ -256,7 +255,7 @@ class ElfFile:
             self._shnum,
             _shstrndx,
         ) = self._unpack(self.layout.ehdr, 16, "the ELF header")
-        self.machine = MACHINES.get(self.machine_number, f"EM_{self.machine_number}")
+        self.machine = MACHINES.get(self.machine_number) or f"EM_{self.machine_number}"
         if phnum == 0xFFFF:  # PN_XNUM: the real count is in section 0's sh_info
             first = self._section_headers(shentsize, limit=1)
             if not first:
@@ -1190,25 +1189,41 @@ def describe_non_elf(head: bytes) -> str:
     return "not an ELF file (no \\x7fELF magic)"
 
 
-@contextmanager
-def open_elf(path: Path) -> Iterator[ElfFile]:
-    """Map `path` read-only and parse its header. Raises ElfError or OSError."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        size = os.fstat(fd).st_size
-        if size < 16:
-            head = os.read(fd, 16)
-            raise ElfError(
-                describe_non_elf(head)
-                if head[:4] != b"\x7fELF"
-                else f"truncated ELF file ({size} bytes)"
-            )
-        data = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
-    finally:
-        os.close(fd)
-    try:
-        if data[:4] != b"\x7fELF":
-            raise ElfError(describe_non_elf(data[:64]))
-        yield ElfFile(data)
-    finally:
-        data.close()
+class _MappedElf:
+    """The context manager `open_elf` returns: maps the file on entry, unmaps it on exit.
+    A class, not @contextmanager: `check` opens every file it reads, and a generator-based
+    context manager costs several Python calls more per file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> ElfFile:
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            size = os.fstat(fd).st_size
+            if size < 16:
+                head = os.read(fd, 16)
+                raise ElfError(
+                    describe_non_elf(head)
+                    if head[:4] != b"\x7fELF"
+                    else f"truncated ELF file ({size} bytes)"
+                )
+            self.data = data = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+        finally:
+            os.close(fd)
+        try:
+            if data[:4] != b"\x7fELF":
+                raise ElfError(describe_non_elf(data[:64]))
+            return ElfFile(data)
+        except BaseException:
+            data.close()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.data.close()
+
+
+def open_elf(path: Path) -> _MappedElf:
+    """Map `path` read-only and parse its header: `with open_elf(path) as elf:`; the mapping
+    is closed when the block ends. Raises ElfError or OSError."""
+    return _MappedElf(path)
