@@ -28,7 +28,6 @@ import struct
 import sys
 from array import array
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Generic, NamedTuple, TypeVar, overload
 
@@ -209,6 +208,8 @@ class _Layout:
         self.verdaux = struct.Struct(e + "II")
         self.note = struct.Struct(e + "III")
         self.prop = struct.Struct(e + "II")
+        self.hash = struct.Struct(e + "II")  # DT_HASH: nbucket, nchain
+        self.gnu_hash = struct.Struct(e + "III")  # nbuckets, symoffset, bloom_size
 
 
 _LAYOUTS = {
@@ -254,7 +255,7 @@ class ElfFile:
             self._shnum,
             _shstrndx,
         ) = self._unpack(self.layout.ehdr, 16, "the ELF header")
-        self.machine = MACHINES.get(self.machine_number, f"EM_{self.machine_number}")
+        self.machine = MACHINES.get(self.machine_number) or f"EM_{self.machine_number}"
         if phnum == 0xFFFF:  # PN_XNUM: the real count is in section 0's sh_info
             first = self._section_headers(shentsize, limit=1)
             if not first:
@@ -506,10 +507,7 @@ class ElfFile:
             _ = self._gnu_hash_header  # its assertion on the Bloom filter size, the tables
         if DT_HASH in tags:
             at = self._offset_of(tags[DT_HASH], 8, "DT_HASH")
-            nbucket, nchain = (
-                self._unpack(self.layout.u32, at, "DT_HASH")[0],
-                self._unpack(self.layout.u32, at + 4, "DT_HASH")[0],
-            )
+            nbucket, nchain = self.layout.hash.unpack_from(self.data, at)
             self._offset_of(tags[DT_HASH], 8 + 4 * (nbucket + nchain), "the DT_HASH table")
         # Strings the loader reads while loading: the dependencies (elf/dl-deps.c), DT_SONAME
         # (compared by _dl_map_object with each later name), the search paths.
@@ -608,7 +606,7 @@ class ElfFile:
     def tag(self, tag: int, default: int = 0) -> int:
         return self._tags.get(tag, default)
 
-    @property
+    @cached_property
     def has_dynamic(self) -> bool:
         return bool(self.dynamic)
 
@@ -669,11 +667,11 @@ class ElfFile:
         """DT_RUNPATH, the last entry (l_info[DT_RUNPATH])."""
         return self._last_string(DT_RUNPATH)
 
-    @property
+    @cached_property
     def dt_flags(self) -> int:
         return self.tag(DT_FLAGS)
 
-    @property
+    @cached_property
     def dt_flags_1(self) -> int:
         return self.tag(DT_FLAGS_1)
 
@@ -689,7 +687,7 @@ class ElfFile:
             counts.append(self._gnu_hash_count())
         if DT_HASH in self._tags:
             off = self._offset_of(self._tags[DT_HASH], 8, "DT_HASH")
-            counts.append(self._unpack(self.layout.u32, off + 4, "DT_HASH")[0])
+            counts.append(self.layout.hash.unpack_from(self.data, off)[1])  # nchain
         if counts:
             return max(counts)
         symtab = self._tags.get(DT_SYMTAB)
@@ -704,11 +702,8 @@ class ElfFile:
 
         _dl_setup_hash (elf/dl-lookup.c) asserts that the Bloom filter's word count is a
         power of two; a file that fails it aborts the loader, so it is malformed here."""
-        u32 = self.layout.u32
         off = self._offset_of(self._tags[DT_GNU_HASH], 16, "DT_GNU_HASH")
-        nbuckets, symoffset, bloom_size = (
-            self._unpack(u32, off + 4 * i, "DT_GNU_HASH")[0] for i in range(3)
-        )
+        nbuckets, symoffset, bloom_size = self.layout.gnu_hash.unpack_from(self.data, off)
         if bloom_size & (bloom_size - 1) or (nbuckets and not bloom_size):
             raise ElfError(
                 f"DT_GNU_HASH's Bloom filter has {bloom_size} words, not a power "
@@ -722,9 +717,9 @@ class ElfFile:
     def _gnu_hash_count(self) -> int:
         """Highest symbol index reachable through DT_GNU_HASH, plus one. The chain walk reads
         one 4-byte word per step, each inside the file, so it ends within size/4 steps."""
-        u32 = self.layout.u32
-        _off, nbuckets, symoffset, buckets_at = self._gnu_hash_header
-        buckets = array("I", self._slice(buckets_at, 4 * nbuckets, "the GNU hash buckets"))
+        u32, data, size = self.layout.u32, self.data, self.size
+        _off, nbuckets, symoffset, buckets_at = self._gnu_hash_header  # they are in the file
+        buckets = array("I", data[buckets_at : buckets_at + 4 * nbuckets])
         if self.little != _HOST_LITTLE:
             buckets.byteswap()
         last = max(buckets, default=0)
@@ -734,10 +729,12 @@ class ElfFile:
             raise ElfError("a GNU hash bucket points below the first hashed symbol")
         chain_at = buckets_at + 4 * nbuckets
         index = last
-        while True:  # _unpack raises once the walk leaves the file
-            value = self._unpack(u32, chain_at + 4 * (index - symoffset), "the GNU hash chain")[0]
+        while True:
+            at = chain_at + 4 * (index - symoffset)
+            if at + 4 > size:
+                self._unpack(u32, at, "the GNU hash chain")  # raises: the walk left the file
             index += 1
-            if value & 1:
+            if u32.unpack_from(data, at)[0] & 1:
                 return index
 
     @cached_property
@@ -775,11 +772,11 @@ class ElfFile:
         return self._symbol(index)[0]
 
     def _column(self, field_offset: int) -> bytes:
-        """One byte of every dynamic symbol (e.g. st_info), as one bytes object."""
+        """One byte of every dynamic symbol (e.g. st_info), as one bytes object: a strided
+        slice of the file (`_dynsym` checked that the table fits), not a copy of the table."""
         start, count = self._dynsym
         entsize = self.layout.sym.size
-        table = self._slice(start, count * entsize, "the dynamic symbols")
-        return table[field_offset::entsize]
+        return self.data[start + field_offset : start + count * entsize : entsize]
 
     @cached_property
     def undefined_symbols(self) -> list[UndefinedSymbol]:
@@ -787,45 +784,47 @@ class ElfFile:
 
         At most one per symbol-table entry, and the table must fit in the file (`_dynsym`):
         a file of N bytes yields at most N/24 symbols (N/16 for 32-bit), whose names together
-        stay within the name budget (_NAME_BUDGET_FACTOR)."""
+        stay within the name budget (_NAME_BUDGET_FACTOR). The columns and tables are read
+        with C-level slices and copies, so that only the imports cost Python work."""
         start, count = self._dynsym
         if count < 2:
             return []
         entsize = self.layout.sym.size
-        table = self._slice(start, count * entsize, "the dynamic symbols")
+        end = start + count * entsize
+        data = self.data
         shndx_at, info_at = (6, 4) if self.is64 else (14, 12)
-        low, high = table[shndx_at::entsize], table[shndx_at + 1 :: entsize]
+        low = data[start + shndx_at : end : entsize]  # st_shndx, one byte column each
+        high = data[start + shndx_at + 1 : end : entsize]
+        infos = data[start + info_at : end : entsize]
+        names_at = self._words(start, end)  # st_name is word 0 of each entry
+        stride = entsize // 4
         versions = self._version_of_index
         versym = self._versym_offset(count)
         if versym is not None:
-            versym_table = array("H", self._slice(versym, 2 * count, ".gnu.version"))
+            versym_table = array("H", data[versym : versym + 2 * count])
             if self.little != _HOST_LITTLE:
                 versym_table.byteswap()
-        u32 = self.layout.u32
         str_start, str_size = self._strtab
-        str_end = str_start + str_size
-        data = self.data
+        strtab = data[str_start : str_start + str_size]
         out = []
         names = 0  # bytes of names decoded, held under the name budget as they grow
         budget = _NAME_BUDGET_FACTOR * self.size + _NAME_BUDGET_FLOOR - self._name_bytes
         index = low.find(0, 1)
         while index >= 0:  # C-speed scan: only st_shndx == SHN_UNDEF (0) reaches Python
-            if high[index] == 0:
-                base = index * entsize
-                info = table[base + info_at]
-                bind = info >> 4
-                name_off = u32.unpack_from(table, base)[0]
+            if not high[index]:
+                info = infos[index]
                 if info & 0xF == STT_TLS:
                     self._imports_tls = True
+                bind = info >> 4
                 if bind != STB_LOCAL:  # st_name 0 is the name "", which ld.so looks up
-                    name_at = str_start + name_off
-                    end = data.find(b"\0", name_at, str_end)
-                    if name_off >= str_size or end < 0:
+                    name_off = names_at[index * stride]
+                    name_end = strtab.find(0, name_off)
+                    if name_end < 0:  # also when st_name is past DT_STRSZ
                         raise ElfError(f"the name of symbol {index} is outside DT_STRTAB")
-                    names += end - name_at
+                    names += name_end - name_off
                     if names > budget:
                         self._charge_names(names)  # raises
-                    name = data[name_at:end].decode("utf-8", "backslashreplace")
+                    name = strtab[name_off:name_end].decode("utf-8", "backslashreplace")
                     version = file = None
                     if versym is not None:
                         ndx = versym_table[index] & 0x7FFF
@@ -841,6 +840,13 @@ class ElfFile:
             index = low.find(0, index + 1)
         self._charge_names(names)
         return out
+
+    def _words(self, start: int, end: int) -> array[int]:
+        """The file's bytes start..end (inside it) as 32-bit words in host order."""
+        words = array("I", self.data[start:end])
+        if self.little != _HOST_LITTLE:
+            words.byteswap()
+        return words
 
     @property
     def uses_tls(self) -> bool:
@@ -1016,8 +1022,9 @@ class ElfFile:
         return out
 
     # -- relocations ----------------------------------------------------------------------
-    def _relocation_tables(self) -> Iterator[tuple[bytes, bool]]:
-        """(raw entries, is_rela) of DT_RELA, DT_REL and DT_JMPREL."""
+    def _relocation_tables(self) -> Iterator[tuple[int, int, struct.Struct]]:
+        """(file offset, size, entry format) of DT_RELA, DT_REL and DT_JMPREL, each inside
+        the file (`_offset_of`)."""
         lay = self.layout
         tables = [(DT_RELA, DT_RELASZ, True), (DT_REL, DT_RELSZ, False)]
         if DT_JMPREL in self._tags:
@@ -1025,51 +1032,45 @@ class ElfFile:
         for addr_tag, size_tag, is_rela in tables:
             if addr_tag not in self._tags or not self._tags.get(size_tag):
                 continue
-            entsize = (lay.rela if is_rela else lay.rel).size
+            st = lay.rela if is_rela else lay.rel
             size = self._tags[size_tag]
-            size -= size % entsize
-            offset = self._offset_of(self._tags[addr_tag], size, "a relocation table")
-            yield self._slice(offset, size, "a relocation table"), is_rela
-
-    def _types_column(self, raw: bytes, is_rela: bool) -> array[int] | bytes:
-        """r_type of every entry, without a Python-level loop."""
-        entsize = (self.layout.rela if is_rela else self.layout.rel).size
-        if not self.is64:  # r_info = sym << 8 | type: the type is one byte
-            return raw[(4 if self.little else 7) :: entsize]
-        words = array("I", raw)
-        if self.little != _HOST_LITTLE:
-            words.byteswap()
-        return words[(2 if self.little else 3) :: entsize // 4]
+            size -= size % st.size
+            yield self._offset_of(self._tags[addr_tag], size, "a relocation table"), size, st
 
     @cached_property
-    def _reloc_columns(self) -> list[tuple[bytes, bool, bytes, int]]:
-        """(raw table, is_rela, r_type column as bytes, bytes per type) of each table."""
-        out = []
-        for raw, is_rela in self._relocation_tables():
-            column = self._types_column(raw, is_rela)
-            if isinstance(column, array):
-                out.append((raw, is_rela, column.tobytes(), column.itemsize))
-            else:
-                out.append((raw, is_rela, column, 1))
-        return out
+    def _reloc_columns(self) -> list[tuple[int, struct.Struct, bytes]]:
+        """(file offset, entry format, low byte of every entry's r_type) of each table. One
+        strided slice of the file per table: no copy of the table, no per-entry loop."""
+        r_info = 8 if self.is64 else 4
+        low_byte = r_info if self.little else r_info + (7 if self.is64 else 3)
+        return [
+            (offset, st, self.data[offset + low_byte : offset + size : st.size])
+            for offset, size, st in self._relocation_tables()
+        ]
 
-    def _type_positions(self, column: bytes, width: int, rtype: int) -> Iterator[int]:
-        """Entry indexes whose r_type is `rtype`, found with bytes.find (no per-entry loop)."""
-        if width == 1 and rtype > 0xFF:
+    def _type_positions(
+        self, offset: int, st: struct.Struct, column: bytes, rtype: int
+    ) -> Iterator[tuple[int, int]]:
+        """(entry index, r_info) of the entries whose r_type is `rtype`: bytes.find picks the
+        entries whose r_type has its low byte, and each one's whole r_info decides (r_type
+        is r_info's low 32 bits in ELF64, its low byte in ELF32)."""
+        type_mask = 0xFFFFFFFF if self.is64 else 0xFF
+        if rtype > type_mask:
             return
-        needle = rtype.to_bytes(width, sys.byteorder)
-        pos = column.find(needle)
+        low, data, size = rtype & 0xFF, self.data, st.size
+        pos = column.find(low)
         while pos >= 0:
-            if pos % width == 0:
-                yield pos // width
-            pos = column.find(needle, pos + 1)
+            info = st.unpack_from(data, offset + pos * size)[1]
+            if info & type_mask == rtype:
+                yield pos, info
+            pos = column.find(low, pos + 1)
 
     def relocation_types_among(self, wanted: frozenset[int]) -> frozenset[int]:
         """Which of the `wanted` r_type values the dynamic relocations use."""
         found: set[int] = set()
-        for _raw, _is_rela, column, width in self._reloc_columns:
+        for offset, st, column in self._reloc_columns:
             for rtype in wanted - found:
-                if next(self._type_positions(column, width, rtype), None) is not None:
+                if next(self._type_positions(offset, st, column, rtype), None) is not None:
                     found.add(rtype)
         return frozenset(found)
 
@@ -1077,11 +1078,10 @@ class ElfFile:
         """(r_type, symbol index) of the dynamic relocations whose type is in `wanted`."""
         shift = 32 if self.is64 else 8
         out = []
-        for raw, is_rela, column, width in self._reloc_columns:
-            st = self.layout.rela if is_rela else self.layout.rel
+        for offset, st, column in self._reloc_columns:
             for rtype in wanted:
-                for index in self._type_positions(column, width, rtype):
-                    out.append((rtype, st.unpack_from(raw, index * st.size)[1] >> shift))
+                for _index, info in self._type_positions(offset, st, column, rtype):
+                    out.append((rtype, info >> shift))
         return sorted(out)
 
     def plt_addends_nonzero(self, jump_slot: int) -> bool:
@@ -1189,25 +1189,41 @@ def describe_non_elf(head: bytes) -> str:
     return "not an ELF file (no \\x7fELF magic)"
 
 
-@contextmanager
-def open_elf(path: Path) -> Iterator[ElfFile]:
-    """Map `path` read-only and parse its header. Raises ElfError or OSError."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        size = os.fstat(fd).st_size
-        if size < 16:
-            head = os.read(fd, 16)
-            raise ElfError(
-                describe_non_elf(head)
-                if head[:4] != b"\x7fELF"
-                else f"truncated ELF file ({size} bytes)"
-            )
-        data = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
-    finally:
-        os.close(fd)
-    try:
-        if data[:4] != b"\x7fELF":
-            raise ElfError(describe_non_elf(data[:64]))
-        yield ElfFile(data)
-    finally:
-        data.close()
+class _MappedElf:
+    """The context manager `open_elf` returns: maps the file on entry, unmaps it on exit.
+    A class, not @contextmanager: `check` opens every file it reads, and a generator-based
+    context manager costs several Python calls more per file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> ElfFile:
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            size = os.fstat(fd).st_size
+            if size < 16:
+                head = os.read(fd, 16)
+                raise ElfError(
+                    describe_non_elf(head)
+                    if head[:4] != b"\x7fELF"
+                    else f"truncated ELF file ({size} bytes)"
+                )
+            self.data = data = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+        finally:
+            os.close(fd)
+        try:
+            if data[:4] != b"\x7fELF":
+                raise ElfError(describe_non_elf(data[:64]))
+            return ElfFile(data)
+        except BaseException:
+            data.close()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.data.close()
+
+
+def open_elf(path: Path) -> _MappedElf:
+    """Map `path` read-only and parse its header: `with open_elf(path) as elf:`; the mapping
+    is closed when the block ends. Raises ElfError or OSError."""
+    return _MappedElf(path)

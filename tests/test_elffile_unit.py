@@ -663,3 +663,18 @@ def test_versym_without_version_tables_is_refused():
     b.dynamic = [(DT_VERSYM, v) if t == DT_VERNEED else (t, v) for t, v in b.dynamic]
     with pytest.raises(ElfError, match="DT_VERSYM without version needs"):
         loaded(b.finish())
+
+
+def test_relocation_types_compare_the_whole_r_type():
+    """The types are found through the low byte of r_type; an entry whose r_type only shares
+    that byte with a wanted one (6 and 0x10406 against R_AARCH64_TLS_TPREL64, 0x406) is not
+    a match, and each match reports its symbol (r_info >> 32)."""
+    b = glibc_lib(("GLIBC_2.2.5", 0, 2))
+    rela = struct.Struct("<QQq")  # r_offset, r_info, r_addend
+    entries = [(5 << 32) | 6, (7 << 32) | 0x10406, (9 << 32) | 0x406]
+    table = b"".join(rela.pack(BASE, info, 0) for info in entries)
+    b.dynamic += [(DT_RELA, b.place(table)), (8, len(table)), (9, rela.size)]  # RELASZ, RELAENT
+    elf = loaded(b.finish())
+    assert elf.relocation_types_among(frozenset({0x406, 0x506, 0x10407})) == {0x406}
+    assert elf.relocations_of(frozenset({0x406, 6})) == [(6, 5), (0x406, 9)]
+    assert elf.relocations_of(frozenset({0x10406})) == [(0x10406, 7)]
