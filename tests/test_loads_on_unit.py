@@ -103,3 +103,21 @@ def test_needs_judged_alike_share_a_key_and_others_do_not():
     assert plain.key() != needs(kernel={"statx": KernelVersion.parse("4.11")}).key()
     assert plain.key() != needs(isa_level=3).key() != needs(isa_level=3, zig="x").key()
     assert plain.key() != needs("2.28").key()
+
+
+def test_files_whose_needs_are_judged_alike_share_one_matrix(tmp_path):
+    """check_paths computes each distinct matrix once per run (driver.py): two copies of one
+    real ELF file (two inodes, so not the hard-link shortcut) get the same LoadsOn object."""
+    import shutil
+    import sys
+    from pathlib import Path
+
+    from orchestrator.check.driver import check_paths
+
+    first, second = tmp_path / "a.bin", tmp_path / "b.bin"
+    shutil.copy(Path(sys.executable).resolve(), first)
+    shutil.copy(first, second)
+    report = check_paths([first, second], GlibcVersion.of("2.17"))
+    a, b = report.files
+    assert a.loads_on is not None and a.loads_on is b.loads_on
+    assert a.loads_on.ok or a.loads_on.not_on
