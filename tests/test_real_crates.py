@@ -19,6 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator import targets
+from orchestrator.build import build_target_dir
+from orchestrator.glibc import GlibcVersion
+
 from .conftest import run_tool
 
 pytestmark = pytest.mark.slow
@@ -136,9 +140,10 @@ def test_build_scripts_run_with_a_glibc_newer_than_this_machines(target_dirs):
     summary = build(crate, target_dirs(newer), "--glibc", newer)
     (artifact,) = map(Path, summary["artifacts"])
     assert b"the build script" in artifact.read_bytes()
-    scripts = list(
-        (target_dirs(newer) / "release" / "build").glob("script_plugin-*/build-script-build")
+    cargo_dir = build_target_dir(
+        target_dirs(newer), targets.lookup(TRIPLE), GlibcVersion.of(newer), "zig"
     )
+    scripts = list((cargo_dir / "release" / "build").glob("script_plugin-*/build-script-build"))
     assert scripts and max(glibc_needs(scripts[0])) <= (major, minor)
 
 
