@@ -28,6 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_check import shared_objects
+from compare_check import unpack_revision
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -61,12 +62,7 @@ def main() -> int:
         sys.exit(f"no ELF shared objects under {args.dir}")
     work = Path(tempfile.mkdtemp(prefix="check-vs-revision-"))
     try:
-        old = work / "old"
-        old.mkdir()
-        archive = subprocess.run(
-            ["git", "-C", str(REPO), "archive", args.old], capture_output=True, check=True
-        ).stdout
-        subprocess.run(["tar", "-x", "-C", str(old)], input=archive, check=True)
+        old = unpack_revision(args.old, work / "old")
         env = dict(
             os.environ, GLIBC_BUILD_NO_VENV="1", GLIBC_BUILD_CACHE=str(work / "cache"), NO_COLOR="1"
         )

@@ -125,6 +125,16 @@ def build_fixtures(out: Path) -> list[Path]:
     return built
 
 
+def unpack_revision(revision: str, dest: Path) -> Path:
+    """The tree of `revision` of this repository, unpacked into `dest` (git archive)."""
+    dest.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", revision], capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return dest
+
+
 def run_check(root: Path, args: list[str], env: dict[str, str]) -> tuple[int, str, str]:
     proc = subprocess.run(
         [sys.executable, str(root / "build.py"), "check", *args],
@@ -143,12 +153,7 @@ def main() -> int:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="compare-check-"))
     try:
-        old = work / "old"
-        old.mkdir()
-        archive = subprocess.run(
-            ["git", "-C", str(REPO), "archive", args.old], capture_output=True, check=True
-        ).stdout
-        subprocess.run(["tar", "-x", "-C", str(old)], input=archive, check=True)
+        old = unpack_revision(args.old, work / "old")
         fixtures = work / "fixtures"
         fixtures.mkdir()
         built = build_fixtures(fixtures)

@@ -98,6 +98,19 @@ def cli() -> None:
     """
 
 
+# Shared by build and check (build's --strict also takes --no-strict, over crate metadata).
+STRICT_HELP = (
+    "A glibc symbol whose library is not in DT_NEEDED fails the check (by default a "
+    "warning: it loads in a host that has that library loaded)."
+)
+HOST_LIBRARIES_OPTION = click.option(
+    "--host-libraries",
+    default=None,
+    metavar="LIST",
+    help="Sonames the host process has loaded (comma-separated), e.g. libm.so.6.",
+)
+
+
 def glibc_help(default: str) -> str:
     """One description of --glibc for every command."""
     return (
@@ -248,15 +261,9 @@ GLIBC_HELP = glibc_help("2.17 (Rust's floor)")
 @click.option(
     "--strict/--no-strict",
     default=None,
-    help="A glibc symbol whose library is not in DT_NEEDED fails the check (by "
-    "default a warning: it loads in a host that has that library loaded).",
+    help=STRICT_HELP,
 )
-@click.option(
-    "--host-libraries",
-    default=None,
-    metavar="LIST",
-    help="Sonames the host process has loaded (comma-separated), e.g. libm.so.6.",
-)
+@HOST_LIBRARIES_OPTION
 @click.argument("crate_dir", required=False, type=click.Path(path_type=Path))
 def build(**options: object) -> int:
     """Build every cdylib of CRATE_DIR (default: this folder; or its Cargo.toml) for an old
@@ -353,15 +360,9 @@ def build(**options: object) -> int:
 @click.option(
     "--strict",
     is_flag=True,
-    help="A glibc symbol whose library is not in DT_NEEDED fails the check (by "
-    "default a warning: it loads in a host that has that library loaded).",
+    help=STRICT_HELP,
 )
-@click.option(
-    "--host-libraries",
-    default=None,
-    metavar="LIST",
-    help="Sonames the host process has loaded (comma-separated), e.g. libm.so.6.",
-)
+@HOST_LIBRARIES_OPTION
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 def check(
     glibc: str | None,

@@ -34,6 +34,40 @@ def run_tool(
     )
 
 
+def zig_shared_library(
+    source: str, out: Path, *extra: str, target: str = "x86_64-linux-gnu.2.17"
+) -> Path:
+    """`out`, a shared library built by zig's cc from C `source` (written beside it as .c) for
+    zig's `target` (with its glibc stubs), -O1, with `extra` compiler flags."""
+    from orchestrator.zig import zig_binary
+
+    src = out.with_suffix(".c")
+    src.write_text(source)
+    subprocess.run(
+        [str(zig_binary()), "cc", "-target", target, "-shared", "-fPIC", "-O1", "-o", str(out)]
+        + [str(src), *extra],
+        check=True,
+    )
+    return out
+
+
+def library_using_libasound(folder: Path, *sound_flags: str) -> Path:
+    """folder/user.so, built by gcc, linked against a small libasound.so.2 of our own (made with
+    `sound_flags`, e.g. a version script) for its one function, snd_open."""
+    (folder / "sound.c").write_text("int snd_open(void) { return 1; }\n")
+    (folder / "user.c").write_text("int snd_open(void);\nint use(void) { return snd_open(); }\n")
+    sound = ["-o", "libasound.so.2", "-Wl,-soname,libasound.so.2", *sound_flags, "sound.c"]
+    for argv in (sound, ["-o", "user.so", "user.c", "./libasound.so.2"]):
+        subprocess.run(
+            ["gcc", "-shared", "-fPIC", *argv],
+            cwd=folder,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+    return folder / "user.so"
+
+
 def assert_clean_failure(proc: subprocess.CompletedProcess, code: int, *needles: str) -> None:
     """A bad input: the documented exit code, one `error:` line naming the culprit, no traceback."""
     assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)

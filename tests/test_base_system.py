@@ -5,7 +5,6 @@ runtime never are, and a preset without a known list keeps the general warning."
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -19,7 +18,7 @@ from orchestrator.glibc import GlibcVersion
 from orchestrator.platforms import resolve
 from orchestrator.targets import lookup
 
-from .conftest import run_tool
+from .conftest import library_using_libasound, run_tool
 from .test_check import need_tool
 
 OUTSIDE = "is not part of manylinux2014's base system: every target machine must install it"
@@ -81,22 +80,8 @@ def test_a_combination_names_the_presets_whose_lists_are_known():
 
 def test_check_warns_about_libasound_under_manylinux2014_only(tmp_path: Path):
     need_tool("gcc")
-    (tmp_path / "sound.c").write_text("int snd_open(void) { return 1; }\n")
-    (tmp_path / "user.c").write_text("int snd_open(void);\nint use(void) { return snd_open(); }\n")
-    for argv in (
-        [
-            "gcc",
-            "-shared",
-            "-fPIC",
-            "-o",
-            "libasound.so.2",
-            "-Wl,-soname,libasound.so.2",
-            "sound.c",
-        ],
-        ["gcc", "-shared", "-fPIC", "-o", "user.so", "user.c", "./libasound.so.2"],
-    ):
-        subprocess.run(argv, cwd=tmp_path, check=True, capture_output=True, timeout=120)
-    warned = run_tool("check", "--json", "--glibc", "manylinux2014", tmp_path / "user.so")
+    user = library_using_libasound(tmp_path)
+    warned = run_tool("check", "--json", "--glibc", "manylinux2014", user)
     assert warned.returncode == 0, warned.stdout + warned.stderr
     assert f"libasound.so.2 {OUTSIDE}" in warned.stdout, warned.stdout
     quiet = run_tool("check", "--json", "--glibc", "centos-7", tmp_path / "user.so")

@@ -23,7 +23,7 @@ from orchestrator.elffile import ElfError, open_elf
 from orchestrator.glibc import GlibcVersion
 from orchestrator.targets import lookup
 
-from .conftest import IN_CI, assert_clean_failure, have, run_tool
+from .conftest import IN_CI, assert_clean_failure, have, library_using_libasound, run_tool
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "check"
 SRC = FIXTURES / "src"
@@ -421,24 +421,9 @@ def test_needs_on_other_libraries_are_reported_not_judged(tmp_path: Path):
     """ALSA_0.9 of libasound.so.2: what such a library defines depends on the machine, so
     the need is listed (JSON other_version_needs, a text line), not judged."""
     need_tool("gcc")
-    (tmp_path / "sound.c").write_text("int snd_open(void) { return 1; }\n")
     (tmp_path / "sound.map").write_text("ALSA_0.9 { global: snd_open; local: *; };\n")
-    (tmp_path / "user.c").write_text("int snd_open(void);\nint use(void) { return snd_open(); }\n")
-    for argv in (
-        [
-            "gcc",
-            "-shared",
-            "-fPIC",
-            "-o",
-            "libasound.so.2",
-            "-Wl,-soname,libasound.so.2",
-            "-Wl,--version-script=sound.map",
-            "sound.c",
-        ],
-        ["gcc", "-shared", "-fPIC", "-o", "user.so", "user.c", "./libasound.so.2"],
-    ):
-        subprocess.run(argv, cwd=tmp_path, check=True, capture_output=True, timeout=120)
-    report = check_one(tmp_path / "user.so")
+    user = library_using_libasound(tmp_path, "-Wl,--version-script=sound.map")
+    report = check_one(user)
     assert report.ok, report.violations
     assert report.other_version_needs == {"libasound.so.2": ["ALSA_0.9"]}
     proc = run_tool("check", "--json", tmp_path / "user.so")

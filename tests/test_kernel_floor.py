@@ -28,8 +28,7 @@ from orchestrator.prove import (
     verify_load,
 )
 from orchestrator.syscalls import KernelVersion, allowed_numbers, number
-from orchestrator.zig import zig_binary
-from tests.conftest import REPO, assert_clean_failure, run_tool
+from tests.conftest import REPO, assert_clean_failure, run_tool, zig_shared_library
 
 K310 = KernelVersion(3, 10)
 ARCH_OFFSET, NR_OFFSET = 4, 0
@@ -244,25 +243,9 @@ int unknown(void) { return syscall(1000) == -1 ? 0 : 1; }
 
 @pytest.fixture(scope="module")
 def getrandom_lib(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("kernel-floor")
-    (folder / "getrandom.c").write_text(GETRANDOM)
-    out = folder / "libgetrandom.so"
-    subprocess.run(
-        [
-            str(zig_binary()),
-            "cc",
-            "-target",
-            "x86_64-linux-gnu.2.17",
-            "-shared",
-            "-fPIC",
-            "-O1",
-            "-o",
-            str(out),
-            str(folder / "getrandom.c"),
-        ],
-        check=True,
+    return zig_shared_library(
+        GETRANDOM, tmp_path_factory.mktemp("kernel-floor") / "libgetrandom.so"
     )
-    return out
 
 
 def test_getrandom_without_fallback_runs_on_this_kernel(getrandom_lib, bullseye_root):

@@ -20,8 +20,7 @@ from orchestrator.check.rules.kernel import (
     function_at,
 )
 from orchestrator.syscalls import kernel_calls
-from orchestrator.zig import zig_binary
-from tests.conftest import REPO, run_tool
+from tests.conftest import REPO, run_tool, zig_shared_library
 
 BASE = 0x1000
 CALL = b"\xe8\x00\x00\x00\x00"  # call rel32 (target patched by the matcher's caller)
@@ -150,25 +149,9 @@ int plugin_entry(void) {
 
 
 def zig_cc(tmp_path: Path, name: str, source: str, glibc: str = "2.17") -> Path:
-    src = tmp_path / f"{name}.c"
-    src.write_text(source)
-    out = tmp_path / f"lib{name}.so"
-    subprocess.run(
-        [
-            str(zig_binary()),
-            "cc",
-            "-target",
-            f"x86_64-linux-gnu.{glibc}",
-            "-shared",
-            "-fPIC",
-            "-O1",
-            "-o",
-            str(out),
-            str(src),
-        ],
-        check=True,
+    return zig_shared_library(
+        source, tmp_path / f"lib{name}.so", target=f"x86_64-linux-gnu.{glibc}"
     )
-    return out
 
 
 def check_json(*args: str | Path) -> tuple[int, dict]:
@@ -277,24 +260,7 @@ def test_madv_free_is_named_for_centos_7_and_a_syscall_on_aarch64(tmp_path):
     assert [w["symbol"] for w in file["warnings"] if w["kind"] == "kernel-madvise"] == ["MADV_FREE"]
     code, file = check_json("--glibc", "debian-9", lib)  # Linux 4.9 has MADV_FREE (4.5)
     assert not [w for w in file["warnings"] if w["kind"] == "kernel-madvise"], file
-    src = tmp_path / "arm.c"
-    src.write_text(GETRANDOM_C)
-    arm = tmp_path / "libarm.so"
-    subprocess.run(
-        [
-            str(zig_binary()),
-            "cc",
-            "-target",
-            "aarch64-linux-gnu.2.17",
-            "-shared",
-            "-fPIC",
-            "-O1",
-            "-o",
-            str(arm),
-            str(src),
-        ],
-        check=True,
-    )
+    arm = zig_shared_library(GETRANDOM_C, tmp_path / "libarm.so", target="aarch64-linux-gnu.2.17")
     code, file = check_json("--glibc", "2.17", "--kernel", "3.10", arm)
     assert file["arch"] == "aarch64" and file["kernel_needs"] == {"getrandom": "3.17"}, file
     assert any(

@@ -24,8 +24,7 @@ from orchestrator.elffile import PT_LOAD, open_elf
 from orchestrator.errors import BadInput, UsageError
 from orchestrator.prove import inspect_root, resolve_in_root, verify_load
 from orchestrator.targets import TARGETS
-from orchestrator.zig import zig_binary
-from tests.conftest import assert_clean_failure, run_tool
+from tests.conftest import assert_clean_failure, run_tool, zig_shared_library
 
 X86_64 = TARGETS["x86_64-unknown-linux-gnu"]
 GLIBC_234_REFUSAL = "version `GLIBC_2.34' not found"
@@ -56,28 +55,6 @@ MISBEHAVING = {
 HEADERS = "#include <stdio.h>\n#include <stdlib.h>\n#include <unistd.h>\n"
 
 
-def zig_cc(source: str, out: Path, *extra: str) -> Path:
-    src = out.with_suffix(".c")
-    src.write_text(source)
-    subprocess.run(
-        [
-            str(zig_binary()),
-            "cc",
-            "-target",
-            "x86_64-linux-gnu.2.17",
-            "-shared",
-            "-fPIC",
-            "-O1",
-            "-o",
-            str(out),
-            str(src),
-            *extra,
-        ],
-        check=True,
-    )
-    return out
-
-
 def glibc_versions_needed(lib: Path) -> set[str]:
     out = subprocess.run(
         ["readelf", "-V", "-W", str(lib)], capture_output=True, text=True, check=True
@@ -88,7 +65,7 @@ def glibc_versions_needed(lib: Path) -> set[str]:
 @pytest.fixture(scope="module")
 def libs(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("libs")
-    built = {"zig": zig_cc(PLUGIN, folder / "libplugin_zig.so", "-lpthread")}
+    built = {"zig": zig_shared_library(PLUGIN, folder / "libplugin_zig.so", "-lpthread")}
     host = folder / "libplugin_host.so"
     (folder / "host.c").write_text(PLUGIN)
     subprocess.run(
@@ -96,7 +73,7 @@ def libs(tmp_path_factory) -> dict[str, Path]:
     )
     built["host"] = host
     for name, body in MISBEHAVING.items():
-        built[name] = zig_cc(HEADERS + body, folder / f"lib{name}.so")
+        built[name] = zig_shared_library(HEADERS + body, folder / f"lib{name}.so")
     return built
 
 
@@ -224,7 +201,7 @@ HOST_LIBFFI = Path("/usr/lib/x86_64-linux-gnu/libffi.so.8")
 def test_a_dependency_found_only_on_the_host_is_not_a_pass(tmp_path, bullseye_root):
     """ld.so also searches the *host's* /lib for what the root lacks: that must not count."""
     assert not list(bullseye_root.glob("usr/lib/x86_64-linux-gnu/libffi.so.8*"))
-    lib = zig_cc(
+    lib = zig_shared_library(
         "extern void ffi_call(void);\nvoid *plugin_entry(void) { return (void *)ffi_call; }",
         tmp_path / "libuses_ffi.so",
         "-L/usr/lib/x86_64-linux-gnu",
@@ -465,8 +442,8 @@ def test_a_symlink_that_climbs_out_of_the_root_is_not_a_pass(leaky_root, tmp_pat
     """usr/local/lib (first in the root's ld.so.conf) links out to a host file: a failure."""
     outside = tmp_path / "host-only"
     outside.mkdir()
-    zig_cc("int leak(void) { return 0; }", outside / "libleak.so")
-    lib = zig_cc(
+    zig_shared_library("int leak(void) { return 0; }", outside / "libleak.so")
+    lib = zig_shared_library(
         "extern int leak(void);\nint plugin_entry(void) { return leak(); }",
         tmp_path / "libuses_leak.so",
         f"-L{outside}",

@@ -454,7 +454,7 @@ def check_kernel(elf: ElfFile, ctx: Context) -> Iterator[Finding | KernelNeed | 
     wrappers = calls.wrappers
     for symbol in elf.undefined_symbols:
         if symbol.name not in wrappers:
-            continue  # nearly every symbol: one set lookup
+            continue  # nearly every symbol: one dict lookup
         call = wrappers[symbol.name]
         first = known.syscalls[call].kernel
         if first is None:
